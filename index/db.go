@@ -1,0 +1,287 @@
+package index
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/logmesh/logmesh/record"
+)
+
+// Errors.
+var (
+	ErrClosed   = errors.New("index: closed")
+	ErrNotFound = errors.New("index: record not found")
+)
+
+// DB is a peer's record store. It is safe for concurrent use.
+type DB struct {
+	cfg Config
+	bdb *badger.DB
+	dig *digests
+
+	reqCh  chan *writeReq
+	exclCh chan func() // work run exclusively in the committer (retention)
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+	closed    atomic.Bool
+
+	nextSeq atomic.Uint64 // next journal sequence (used by the committer only, read by others)
+	// journalFloor is the lowest journal sequence someone still needs
+	// (replication cursors); entries below it and below the checkpoint are pruned.
+	journalFloor atomic.Uint64
+	floorSet     atomic.Bool
+	ckptSeq      atomic.Uint64
+
+	stats stats
+}
+
+// Open opens (or creates) the DB in cfg.Dir, rebuilds its digests from the
+// last checkpoint and the journal, and starts its background work. A
+// directory that Badger cannot open fails with an error naming it; the
+// runbook is to move it aside and let anti-entropy refill the peer.
+func Open(cfg Config) (*DB, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("cannot create data directory %s: %w", cfg.Dir, err)
+	}
+	log := cfg.Logger.With("component", "index")
+	opts := badger.DefaultOptions(filepath.Join(cfg.Dir, "badger")).
+		WithLogger(badgerLogger{log.With("lib", "badger")}).
+		WithSyncWrites(false). // syncs are explicit: per group commit or per interval
+		WithDetectConflicts(false).
+		WithCompression(options.ZSTD).WithZSTDCompressionLevel(1).
+		WithMemTableSize(cfg.MemTableBytes).
+		WithNumMemtables(cfg.NumMemTables).
+		WithNumLevelZeroTables(cfg.NumMemTables + 2).
+		WithNumLevelZeroTablesStall(cfg.NumMemTables + 8).
+		WithBlockCacheSize(cfg.BlockCacheBytes).
+		WithIndexCacheSize(cfg.IndexCacheBytes).
+		WithBlockSize(cfg.BlockBytes).
+		WithNumCompactors(2).
+		WithValueThreshold(valueThreshold(cfg.MemTableBytes)).
+		WithValueLogFileSize(256 << 20).
+		WithMetricsEnabled(false)
+	bdb, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open store in %s (if it is corrupt, move it aside; anti-entropy refills the peer): %w", cfg.Dir, err)
+	}
+	cfg.Logger = log
+	db := &DB{
+		cfg:    cfg,
+		bdb:    bdb,
+		dig:    newDigests(),
+		reqCh:  make(chan *writeReq, 1024),
+		exclCh: make(chan func()),
+	}
+	db.ctx, db.cancel = context.WithCancel(context.Background())
+	if err := db.recover(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	db.wg.Add(3)
+	go db.commitLoop()
+	go db.checkpointLoop()
+	go db.maintenanceLoop()
+	if cfg.FsyncInterval > 0 {
+		db.wg.Add(1)
+		go db.syncLoop()
+	}
+	return db, nil
+}
+
+// recover loads the digest checkpoint and replays the journal after it.
+func (db *DB) recover() error {
+	start := time.Now()
+	cutoff := db.cutoff()
+	var ckpt uint64
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		if item, err := txn.Get(metaKey("ckpt")); err == nil {
+			v, _ := item.ValueCopy(nil)
+			if len(v) != 8 {
+				return fmt.Errorf("index: corrupt checkpoint sequence")
+			}
+			ckpt = binary.BigEndian.Uint64(v)
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixCheckpoint}})
+		defer it.Close()
+		db.dig.mu.Lock()
+		defer db.dig.mu.Unlock()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) != 5 {
+				continue
+			}
+			w := record.Window(binary.BigEndian.Uint32(k[1:]))
+			if w < cutoff {
+				continue
+			}
+			var wd *windowDigests
+			err := it.Item().Value(func(v []byte) (err error) { wd, err = decodeWindowDigests(v); return err })
+			if err != nil {
+				return fmt.Errorf("window %d: %w", w, err)
+			}
+			db.dig.mu.windows[w] = wd
+		}
+		db.dig.mu.applied = ckpt
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cannot load digest checkpoint from %s: %w", db.cfg.Dir, err)
+	}
+	replayed, last := 0, ckpt
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixJournal}})
+		defer it.Close()
+		db.dig.mu.Lock()
+		defer db.dig.mu.Unlock()
+		for it.Seek(journalKey(ckpt + 1)); it.Valid(); it.Next() {
+			seq := binary.BigEndian.Uint64(it.Item().Key()[1:])
+			var e JournalEntry
+			err := it.Item().Value(func(v []byte) (err error) { e, err = decodeJournal(seq, v); return err })
+			if err != nil {
+				return err
+			}
+			db.dig.applyLocked(&e, cutoff)
+			replayed++
+			last = seq
+		}
+		// the last journal entry may lie below the checkpoint when all after it were pruned
+		it2 := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixJournal}, Reverse: true})
+		defer it2.Close()
+		it2.Seek(journalKey(^uint64(0)))
+		if it2.Valid() {
+			if s := binary.BigEndian.Uint64(it2.Item().Key()[1:]); s > last {
+				last = s
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cannot replay journal in %s: %w", db.cfg.Dir, err)
+	}
+	db.nextSeq.Store(last + 1)
+	db.ckptSeq.Store(ckpt)
+	var n uint64
+	db.dig.mu.Lock()
+	for _, wd := range db.dig.mu.windows {
+		for i := range wd.buckets {
+			n += wd.buckets[i].Count
+		}
+	}
+	db.dig.mu.Unlock()
+	db.cfg.Logger.Info("store opened", "dir", db.cfg.Dir, "records", n, "journal_replayed", replayed,
+		"took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// cutoff returns the first window that has not expired.
+func (db *DB) cutoff() record.Window {
+	return record.WindowOf(db.cfg.Now().Add(-db.cfg.Retention).UnixMilli())
+}
+
+// Cutoff returns the first time window that has not expired; records in
+// earlier windows are refused and never compared.
+func (db *DB) Cutoff() record.Window { return db.cutoff() }
+
+// Close stops background work, checkpoints the digests and closes the store.
+// It is idempotent; writes after Close fail with ErrClosed.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		db.closed.Store(true)
+		db.cancel()
+		db.wg.Wait()
+		err1 := db.writeCheckpoint()
+		err2 := db.bdb.Sync()
+		err3 := db.bdb.Close()
+		db.closeErr = errors.Join(err1, err2, err3)
+	})
+	return db.closeErr
+}
+
+// Sync makes every committed write durable now.
+func (db *DB) Sync() error {
+	if err := db.bdb.Sync(); err != nil {
+		return fmt.Errorf("index: sync: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) syncLoop() {
+	defer db.wg.Done()
+	t := time.NewTicker(db.cfg.FsyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.ctx.Done():
+			return
+		case <-t.C:
+			if err := db.Sync(); err != nil {
+				db.cfg.Logger.Error("periodic sync failed", "err", err)
+			}
+		}
+	}
+}
+
+func (db *DB) checkpointLoop() {
+	defer db.wg.Done()
+	t := time.NewTicker(db.cfg.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.ctx.Done():
+			return
+		case <-t.C:
+			if err := db.writeCheckpoint(); err != nil {
+				db.cfg.Logger.Error("digest checkpoint failed", "err", err)
+			}
+		}
+	}
+}
+
+// writeCheckpoint writes the windows changed since the last checkpoint and the
+// journal sequence they cover, in one transaction.
+func (db *DB) writeCheckpoint() error {
+	cp := db.dig.takeCheckpoint()
+	if len(cp.windows) == 0 && cp.seq == db.ckptSeq.Load() {
+		return nil
+	}
+	err := db.bdb.Update(func(txn *badger.Txn) error {
+		for w, v := range cp.windows {
+			if err := txn.Set(checkpointKey(w), v); err != nil {
+				return err
+			}
+		}
+		return txn.Set(metaKey("ckpt"), binary.BigEndian.AppendUint64(nil, cp.seq))
+	})
+	if err != nil {
+		db.dig.markDirty(cp.windows)
+		return fmt.Errorf("index: write checkpoint: %w", err)
+	}
+	db.ckptSeq.Store(cp.seq)
+	return nil
+}
+
+// valueThreshold keeps records and journal entries in the LSM tree (where they
+// are compressed and need no value-log GC) while staying below Badger's limit
+// of 15% of a memtable.
+func valueThreshold(memTableBytes int64) int64 {
+	return min(256<<10, memTableBytes*15/100/2)
+}

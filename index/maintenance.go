@@ -1,0 +1,170 @@
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/logmesh/logmesh/record"
+)
+
+func (db *DB) maintenanceLoop() {
+	defer db.wg.Done()
+	t := time.NewTicker(db.cfg.MaintenanceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.ctx.Done():
+			return
+		case <-t.C:
+			db.Maintain()
+		}
+	}
+}
+
+// Maintain runs retention, journal pruning and value-log garbage collection
+// once. It runs periodically on its own; tests and tools may call it.
+func (db *DB) Maintain() {
+	log := db.cfg.Logger
+	if err := db.expire(); err != nil {
+		log.Error("retention failed", "err", err)
+	}
+	if err := db.writeCheckpoint(); err != nil {
+		log.Error("digest checkpoint failed", "err", err)
+	}
+	if err := db.pruneJournal(); err != nil {
+		log.Error("journal pruning failed", "err", err)
+	}
+	for i := 0; i < 16 && db.ctx.Err() == nil; i++ { // rewrite until nothing is worth it
+		err := db.bdb.RunValueLogGC(0.5)
+		if err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				log.Warn("value-log GC failed", "err", err)
+			}
+			break
+		}
+		db.stats.vlogGCRuns.Add(1)
+	}
+}
+
+// expire drops every window before the retention cutoff: records and digest
+// checkpoints together, with the digests forgotten in memory first so that
+// nothing compares or serves a window that is going.
+func (db *DB) expire() error {
+	cutoff := db.cutoff()
+	dropped := db.dig.dropWindows(cutoff)
+	var stale [][]byte // checkpoint keys of expired windows
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixCheckpoint}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) == 5 && record.Window(binary.BigEndian.Uint32(k[1:])) < cutoff {
+				stale = append(stale, it.Item().KeyCopy(nil))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// records of windows before the cutoff, including any without digests
+	var prefixes [][]byte
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); {
+			k := it.Item().Key()
+			if len(k) < 5 {
+				it.Next()
+				continue
+			}
+			w := record.Window(binary.BigEndian.Uint32(k[1:]))
+			if w >= cutoff {
+				break
+			}
+			prefixes = append(prefixes, windowPrefix(w))
+			it.Seek(windowPrefix(w + 1))
+		}
+		return nil
+	})
+	if err != nil || (len(prefixes) == 0 && len(stale) == 0) {
+		return err
+	}
+	// DropPrefix blocks writes while it runs, so it runs inside the committer.
+	done := make(chan error, 1)
+	select {
+	case db.exclCh <- func() {
+		var err error
+		if len(prefixes) > 0 {
+			err = db.bdb.DropPrefix(prefixes...)
+		}
+		if err == nil && len(stale) > 0 {
+			err = db.bdb.Update(func(txn *badger.Txn) error {
+				for _, k := range stale {
+					if err := txn.Delete(k); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		done <- err
+	}:
+	case <-db.ctx.Done():
+		return ErrClosed
+	}
+	if err := <-done; err != nil {
+		return fmt.Errorf("drop expired windows: %w", err)
+	}
+	db.stats.windowsDropped.Add(uint64(len(prefixes)))
+	if len(prefixes) > 0 || len(dropped) > 0 {
+		db.cfg.Logger.Info("retention dropped expired windows", "windows", len(prefixes), "before", time.UnixMilli(cutoff.Start()).UTC())
+	}
+	return nil
+}
+
+// SetJournalFloor tells the DB the lowest journal sequence still needed by
+// replication; entries below it (and below the digest checkpoint) may be pruned.
+func (db *DB) SetJournalFloor(seq uint64) {
+	db.journalFloor.Store(seq)
+	db.floorSet.Store(true)
+}
+
+// pruneJournal deletes journal entries that the checkpoint covers and no
+// replication cursor needs.
+func (db *DB) pruneJournal() error {
+	limit := db.ckptSeq.Load() + 1 // entries <= ckpt are covered
+	if db.floorSet.Load() {
+		limit = min(limit, db.journalFloor.Load())
+	}
+	wb := db.bdb.NewWriteBatch()
+	defer wb.Cancel()
+	n := 0
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixJournal}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if binary.BigEndian.Uint64(k[1:]) >= limit {
+				break
+			}
+			if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := wb.Flush(); err != nil {
+		return err
+	}
+	db.stats.journalPruned.Add(uint64(n))
+	return nil
+}

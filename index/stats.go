@@ -1,0 +1,148 @@
+package index
+
+import (
+	"slices"
+	"sync/atomic"
+
+	"github.com/logmesh/logmesh/record"
+)
+
+type stats struct {
+	commits        atomic.Uint64
+	commitErrors   atomic.Uint64
+	commitNanos    atomic.Uint64
+	recordsWritten atomic.Uint64
+	windowsDropped atomic.Uint64
+	vlogGCRuns     atomic.Uint64
+	journalPruned  atomic.Uint64
+}
+
+// Stats is a snapshot of the store's counters and sizes.
+type Stats struct {
+	// Records is the number of records stored (from the digests).
+	Records uint64
+	// Windows is the number of live time windows.
+	Windows int
+	// LSMBytes and ValueLogBytes are Badger's on-disk sizes.
+	LSMBytes, ValueLogBytes int64
+	// Commits counts group commits; CommitErrors those that failed.
+	Commits, CommitErrors uint64
+	// CommitSeconds is the total time spent committing.
+	CommitSeconds float64
+	// RecordsWritten counts records newly stored since open.
+	RecordsWritten uint64
+	// WindowsDropped counts windows removed by retention since open.
+	WindowsDropped uint64
+	// ValueLogGCRuns counts value-log files rewritten by garbage collection.
+	ValueLogGCRuns uint64
+	// JournalPruned counts journal entries deleted since open.
+	JournalPruned uint64
+	// JournalHead is the next journal sequence.
+	JournalHead uint64
+}
+
+// Stats returns a snapshot of the store's counters.
+func (db *DB) Stats() Stats {
+	s := Stats{
+		Commits:        db.stats.commits.Load(),
+		CommitErrors:   db.stats.commitErrors.Load(),
+		CommitSeconds:  float64(db.stats.commitNanos.Load()) / 1e9,
+		RecordsWritten: db.stats.recordsWritten.Load(),
+		WindowsDropped: db.stats.windowsDropped.Load(),
+		ValueLogGCRuns: db.stats.vlogGCRuns.Load(),
+		JournalPruned:  db.stats.journalPruned.Load(),
+		JournalHead:    db.nextSeq.Load(),
+	}
+	s.LSMBytes, s.ValueLogBytes = db.bdb.Size()
+	db.dig.mu.Lock()
+	s.Windows = len(db.dig.mu.windows)
+	for _, wd := range db.dig.mu.windows {
+		for i := range wd.buckets {
+			s.Records += wd.buckets[i].Count
+		}
+	}
+	db.dig.mu.Unlock()
+	return s
+}
+
+// WindowDigests returns a copy of the bucket digests of one partition in
+// one window, and the change generation of that partition-window (it moves
+// whenever the digests change).
+func (db *DB) WindowDigests(w record.Window, p record.Partition) (d [record.BucketsPerPartition]record.Digest, gen uint64) {
+	db.dig.mu.Lock()
+	defer db.dig.mu.Unlock()
+	wd := db.dig.mu.windows[w]
+	if wd == nil {
+		return d, 0
+	}
+	first, _ := p.Buckets()
+	copy(d[:], wd.buckets[first:])
+	return d, wd.partGen[p]
+}
+
+// Windows returns the live windows that hold records of partition p, in order.
+func (db *DB) Windows(p record.Partition) []record.Window {
+	cutoff := db.cutoff()
+	first, end := p.Buckets()
+	db.dig.mu.Lock()
+	defer db.dig.mu.Unlock()
+	var out []record.Window
+	for w, wd := range db.dig.mu.windows {
+		if w < cutoff {
+			continue
+		}
+		for b := first; b < end; b++ {
+			if wd.buckets[b].Count != 0 {
+				out = append(out, w)
+				break
+			}
+		}
+	}
+	sortWindows(out)
+	return out
+}
+
+// AllWindows returns every live window with records, in order.
+func (db *DB) AllWindows() []record.Window {
+	cutoff := db.cutoff()
+	db.dig.mu.Lock()
+	defer db.dig.mu.Unlock()
+	out := make([]record.Window, 0, len(db.dig.mu.windows))
+	for w := range db.dig.mu.windows {
+		if w >= cutoff {
+			out = append(out, w)
+		}
+	}
+	sortWindows(out)
+	return out
+}
+
+// Digest returns the digest of every record in the store (all windows and
+// buckets merged): two stores hold the same set exactly when these agree.
+func (db *DB) Digest() record.Digest {
+	var d record.Digest
+	db.dig.mu.Lock()
+	defer db.dig.mu.Unlock()
+	for _, wd := range db.dig.mu.windows {
+		for i := range wd.buckets {
+			d.Merge(wd.buckets[i])
+		}
+	}
+	return d
+}
+
+// PartitionCounts returns, for one window, how many records each partition holds.
+func (db *DB) partitionCounts(w record.Window) (counts [record.NumPartitions]uint64) {
+	db.dig.mu.Lock()
+	defer db.dig.mu.Unlock()
+	wd := db.dig.mu.windows[w]
+	if wd == nil {
+		return counts
+	}
+	for b := range wd.buckets {
+		counts[record.Bucket(b).Partition()] += wd.buckets[b].Count
+	}
+	return counts
+}
+
+func sortWindows(ws []record.Window) { slices.Sort(ws) }
