@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -48,7 +49,15 @@ type writeReq struct {
 	res     WriteResult
 	err     error
 	done    chan struct{}
+	// waitSeq is the journal sequence after which every write this request
+	// depends on (its own, and in-flight ones it found duplicates in) is applied.
+	waitSeq uint64
 }
+
+// maxInflightCommits bounds Badger transactions committed but not yet
+// acknowledged: the committer prepares the next one while Badger writes the
+// previous ones.
+const maxInflightCommits = 4
 
 // Write stores entries and returns once they are durable per the fsync
 // policy (see Config.FsyncInterval). Concurrent writers share group commits.
@@ -77,35 +86,91 @@ func (db *DB) Write(ctx context.Context, entries []Entry, origin Origin) (WriteR
 	}
 }
 
+// txnWork is one Badger transaction in flight.
+type txnWork struct {
+	entry   JournalEntry
+	credits []credit
+	remote  []record.ID // IDs to release from the in-flight set
+	err     error
+	done    bool
+}
+
+type credit struct {
+	req     *writeReq
+	written int
+}
+
+// pipeline connects the committer goroutine, which builds transactions, to
+// the completer goroutine, which applies their digests in journal order,
+// syncs, and acknowledges writers.
+type pipeline struct {
+	// startSeq is the first journal sequence of this run (set before the
+	// committer starts).
+	startSeq uint64
+	slots    chan struct{} // one per transaction in flight
+	doneCh   chan uint64   // journal sequences whose commit finished
+	reqCh    chan *writeReq
+
+	mu struct {
+		sync.Mutex
+		work map[uint64]*txnWork
+		// remote holds IDs of remote-origin records in transactions not yet
+		// applied, so concurrent duplicates are recognised.
+		remote map[record.ID]struct{}
+		// lastSeq is the highest journal sequence handed to Badger.
+		lastSeq uint64
+	}
+}
+
+func newPipeline() *pipeline {
+	p := &pipeline{
+		slots:  make(chan struct{}, maxInflightCommits),
+		doneCh: make(chan uint64, maxInflightCommits*2),
+		reqCh:  make(chan *writeReq, 1024),
+	}
+	p.mu.work = map[uint64]*txnWork{}
+	p.mu.remote = map[record.ID]struct{}{}
+	return p
+}
+
 func (db *DB) commitLoop() {
 	defer db.wg.Done()
-	var batch []*writeReq
 	for {
 		select {
 		case <-db.ctx.Done():
 			db.failPending(ErrClosed)
+			db.drainInflight()
+			close(db.pipe.reqCh)
 			return
 		case fn := <-db.exclCh:
+			db.drainInflight()
 			fn()
 			continue
 		case req := <-db.reqCh:
-			batch = append(batch[:0], req)
-		}
-		n := len(batch[0].entries)
-	collect:
-		for n < db.cfg.MaxBatchRecords {
-			select {
-			case req := <-db.reqCh:
-				batch = append(batch, req)
-				n += len(req.entries)
-			default:
-				break collect
+			batch := []*writeReq{req}
+			n := len(req.entries)
+		collect:
+			for n < db.cfg.MaxBatchRecords {
+				select {
+				case req := <-db.reqCh:
+					batch = append(batch, req)
+					n += len(req.entries)
+				default:
+					break collect
+				}
 			}
+			db.build(batch)
 		}
-		db.commit(batch)
-		for i := range batch {
-			batch[i] = nil
-		}
+	}
+}
+
+// drainInflight waits until every transaction in flight is acknowledged.
+func (db *DB) drainInflight() {
+	for i := 0; i < maxInflightCommits; i++ {
+		db.pipe.slots <- struct{}{}
+	}
+	for i := 0; i < maxInflightCommits; i++ {
+		<-db.pipe.slots
 	}
 }
 
@@ -121,149 +186,290 @@ func (db *DB) failPending(err error) {
 	}
 }
 
-// commit writes a group of requests in as few transactions as Badger allows,
-// each with its journal entry, syncs when the policy says so, applies the
-// digests and acknowledges the writers.
-func (db *DB) commit(batch []*writeReq) {
-	start := time.Now()
-	cutoff := db.cutoff()
-	var err error
-	var entries []JournalEntry
-	c := committer{db: db, cutoff: cutoff, seen: make(map[record.ID]struct{})}
-	c.begin()
+// builder fills Badger transactions for a group of requests, splitting when
+// one grows too big, and hands each to Badger asynchronously.
+type builder struct {
+	db     *DB
+	cutoff record.Window
+	txn    *badger.Txn
+	work   *txnWork
+	local  []record.ID
+	remote []record.ID
+	seen   map[record.ID]struct{}
+	keys   []byte // slab the record keys are cut from (Badger keeps them until commit)
+	err    error
+}
+
+func (b *builder) key(id record.ID) []byte {
+	if cap(b.keys)-len(b.keys) < recordKeyLen {
+		b.keys = make([]byte, 0, 512*recordKeyLen)
+	}
+	start := len(b.keys)
+	b.keys = appendRecordKey(b.keys, id.Window(), id.Partition(), id)
+	return b.keys[start:len(b.keys):len(b.keys)]
+}
+
+func (db *DB) build(batch []*writeReq) {
+	b := builder{db: db, cutoff: db.cutoff()}
+	b.begin()
 	for _, req := range batch {
-		if c.err != nil {
-			break
+		if b.err != nil {
+			req.err = b.err
+		} else {
+			b.add(req)
 		}
-		c.add(req)
-	}
-	c.flush()
-	entries, err = c.journal, c.err
-	if err == nil && db.cfg.FsyncInterval == 0 {
-		err = db.Sync()
-	}
-	if err != nil {
-		err = fmt.Errorf("index: commit: %w", err)
-		db.stats.commitErrors.Add(1)
-	}
-	// Digests follow what was committed, even when a later part of the group failed.
-	db.dig.mu.Lock()
-	for i := range entries {
-		db.dig.applyLocked(&entries[i], cutoff)
-	}
-	db.dig.mu.Unlock()
-	var written uint64
-	for _, req := range batch {
-		if err != nil {
-			req.err = err
+		db.pipe.mu.Lock()
+		req.waitSeq = db.pipe.mu.lastSeq
+		db.pipe.mu.Unlock()
+		if b.work != nil && len(b.local)+len(b.remote) > 0 {
+			// the request's last entries are in the open transaction
+			req.waitSeq = db.nextSeq.Load()
 		}
-		written += uint64(req.res.Written)
-		close(req.done)
+		db.pipe.reqCh <- req
 	}
-	db.stats.commits.Add(1)
-	db.stats.recordsWritten.Add(written)
-	db.stats.commitNanos.Add(uint64(time.Since(start)))
+	b.send()
 }
 
-// committer fills Badger transactions, splitting when one grows too big.
-type committer struct {
-	db      *DB
-	cutoff  record.Window
-	txn     *badger.Txn
-	local   []record.ID
-	remote  []record.ID
-	seen    map[record.ID]struct{}
-	journal []JournalEntry
-	err     error
-	// pending holds the requests' results to credit once their txn commits.
-	pending []pendingCredit
+func (b *builder) begin() {
+	b.txn = b.db.bdb.NewTransaction(true)
+	b.work = &txnWork{}
+	b.local, b.remote = nil, nil
 }
 
-type pendingCredit struct {
-	req     *writeReq
-	written int
-}
-
-func (c *committer) begin() {
-	c.txn = c.db.bdb.NewTransaction(true)
-	c.local, c.remote, c.pending = c.local[:0], c.remote[:0], c.pending[:0]
-}
-
-func (c *committer) add(req *writeReq) {
-	credit := pendingCredit{req: req}
+func (b *builder) add(req *writeReq) {
+	cr := credit{req: req}
 	for i := range req.entries {
 		e := &req.entries[i]
-		if e.ID.Window() < c.cutoff {
+		if e.ID.Window() < b.cutoff {
 			req.res.Expired++
 			continue
 		}
-		key := recordKey(e.ID)
-		if _, dup := c.seen[e.ID]; dup {
-			req.res.Duplicates++
-			continue
-		}
+		key := b.key(e.ID)
 		if req.origin == OriginRemote {
-			_, err := c.txn.Get(key)
-			if err == nil {
+			if dup, err := b.isDuplicate(e.ID, key); err != nil {
+				b.err = err
+				req.err = err
+				return
+			} else if dup {
 				req.res.Duplicates++
 				continue
 			}
-			if !errors.Is(err, badger.ErrKeyNotFound) {
-				c.err = err
-				return
-			}
 		}
-		err := c.txn.Set(key, e.Data)
+		err := b.txn.Set(key, e.Data)
 		if errors.Is(err, badger.ErrTxnTooBig) {
-			c.pending = append(c.pending, credit)
-			credit = pendingCredit{req: req}
-			if c.flush(); c.err != nil {
+			b.work.credits = append(b.work.credits, cr)
+			cr = credit{req: req}
+			if b.send(); b.err != nil {
+				req.err = b.err
 				return
 			}
-			c.begin()
-			err = c.txn.Set(key, e.Data)
+			b.begin()
+			err = b.txn.Set(key, e.Data)
 		}
 		if err != nil {
-			c.err = err
+			b.err = err
+			req.err = err
 			return
 		}
-		c.seen[e.ID] = struct{}{}
-		credit.written++
+		cr.written++
 		if req.origin == OriginLocal {
-			c.local = append(c.local, e.ID)
+			b.local = append(b.local, e.ID)
 		} else {
-			c.remote = append(c.remote, e.ID)
+			b.remote = append(b.remote, e.ID)
 		}
 	}
-	c.pending = append(c.pending, credit)
+	if cr.written > 0 {
+		b.work.credits = append(b.work.credits, cr)
+	}
 }
 
-// flush commits the current transaction with its journal entry.
-func (c *committer) flush() {
-	defer func() {
-		if c.txn != nil {
-			c.txn.Discard()
-			c.txn = nil
+// isDuplicate reports whether a remote record is stored, in flight, or
+// repeated earlier in this group.
+func (b *builder) isDuplicate(id record.ID, key []byte) (bool, error) {
+	if b.seen == nil {
+		b.seen = map[record.ID]struct{}{}
+	}
+	if _, ok := b.seen[id]; ok {
+		return true, nil
+	}
+	p := b.db.pipe
+	p.mu.Lock()
+	_, inflight := p.mu.remote[id]
+	if !inflight {
+		p.mu.remote[id] = struct{}{}
+	}
+	p.mu.Unlock()
+	if inflight {
+		return true, nil
+	}
+	_, err := b.txn.Get(key)
+	switch {
+	case err == nil:
+		p.mu.Lock()
+		delete(p.mu.remote, id)
+		p.mu.Unlock()
+		return true, nil
+	case errors.Is(err, badger.ErrKeyNotFound):
+		b.seen[id] = struct{}{}
+		return false, nil
+	default:
+		p.mu.Lock()
+		delete(p.mu.remote, id)
+		p.mu.Unlock()
+		return false, err
+	}
+}
+
+// send commits the open transaction with its journal entry, asynchronously.
+func (b *builder) send() {
+	txn, work := b.txn, b.work
+	b.txn, b.work = nil, nil
+	if txn == nil {
+		return
+	}
+	if b.err != nil || len(b.local)+len(b.remote) == 0 {
+		txn.Discard()
+		b.release(b.remote)
+		return
+	}
+	db := b.db
+	seq := db.nextSeq.Load()
+	work.entry = JournalEntry{Seq: seq, Op: OpAdd, Local: len(b.local),
+		IDs: append(append(make([]record.ID, 0, len(b.local)+len(b.remote)), b.local...), b.remote...)}
+	work.remote = b.remote
+	if err := txn.Set(journalKey(seq), work.entry.encode()); err != nil {
+		txn.Discard()
+		b.err = err
+		b.release(b.remote)
+		return
+	}
+	db.pipe.slots <- struct{}{} // bound transactions in flight
+	db.nextSeq.Store(seq + 1)
+	db.pipe.mu.Lock()
+	db.pipe.mu.work[seq] = work
+	db.pipe.mu.lastSeq = seq
+	db.pipe.mu.Unlock()
+	start := time.Now()
+	txn.CommitWith(func(err error) {
+		db.stats.commitNanos.Add(uint64(time.Since(start)))
+		db.pipe.mu.Lock()
+		work.err, work.done = err, true
+		db.pipe.mu.Unlock()
+		db.pipe.doneCh <- seq
+	})
+}
+
+func (b *builder) release(ids []record.ID) {
+	p := b.db.pipe
+	p.mu.Lock()
+	for _, id := range ids {
+		delete(p.mu.remote, id)
+	}
+	p.mu.Unlock()
+}
+
+// completeLoop applies finished transactions in journal order, syncs when
+// the policy says so, and acknowledges writers whose writes are all applied.
+func (db *DB) completeLoop() {
+	defer db.wg.Done()
+	p := db.pipe
+	var waiting []*writeReq // in waitSeq order
+	applied := p.startSeq - 1
+	reqOpen := true
+	for reqOpen || len(waiting) > 0 {
+		select {
+		case req, ok := <-p.reqCh:
+			if !ok {
+				reqOpen = false
+				break
+			}
+			waiting = append(waiting, req)
+		case <-p.doneCh:
 		}
-	}()
-	if c.err != nil || len(c.local)+len(c.remote) == 0 {
-		return
+		// drain whatever else is ready without blocking
+	more:
+		for {
+			select {
+			case req, ok := <-p.reqCh:
+				if !ok {
+					reqOpen = false
+					break more
+				}
+				waiting = append(waiting, req)
+			case <-p.doneCh:
+			default:
+				break more
+			}
+		}
+		applied = db.applyDone(applied)
+		n := 0
+		for n < len(waiting) && waiting[n].waitSeq <= applied {
+			n++
+		}
+		if n == 0 {
+			if !reqOpen && len(waiting) > 0 && db.inflight() == 0 {
+				n = len(waiting) // closing: nothing more will complete
+			} else {
+				continue
+			}
+		}
+		if db.cfg.FsyncInterval == 0 {
+			if err := db.Sync(); err != nil {
+				for _, req := range waiting[:n] {
+					if req.err == nil {
+						req.err = fmt.Errorf("index: commit: %w", err)
+					}
+				}
+			}
+		}
+		var written uint64
+		for _, req := range waiting[:n] {
+			written += uint64(req.res.Written)
+			close(req.done)
+		}
+		db.stats.recordsWritten.Add(written)
+		waiting = waiting[n:]
 	}
-	seq := c.db.nextSeq.Load()
-	je := JournalEntry{Seq: seq, Op: OpAdd, Local: len(c.local),
-		IDs: append(append(make([]record.ID, 0, len(c.local)+len(c.remote)), c.local...), c.remote...)}
-	if err := c.txn.Set(journalKey(seq), je.encode()); err != nil {
-		c.err = err
-		return
+}
+
+func (db *DB) inflight() int {
+	db.pipe.mu.Lock()
+	defer db.pipe.mu.Unlock()
+	return len(db.pipe.mu.work)
+}
+
+// applyDone applies, in journal order, every finished transaction after
+// applied, and returns the new last applied sequence.
+func (db *DB) applyDone(applied uint64) uint64 {
+	p := db.pipe
+	cutoff := db.cutoff()
+	for {
+		p.mu.Lock()
+		w := p.mu.work[applied+1]
+		if w == nil || !w.done {
+			p.mu.Unlock()
+			return applied
+		}
+		delete(p.mu.work, applied+1)
+		for _, id := range w.remote {
+			delete(p.mu.remote, id)
+		}
+		p.mu.Unlock()
+		applied++
+		<-p.slots
+		db.stats.commits.Add(1)
+		if w.err != nil {
+			db.stats.commitErrors.Add(1)
+			for _, c := range w.credits {
+				if c.req.err == nil {
+					c.req.err = fmt.Errorf("index: commit: %w", w.err)
+				}
+			}
+			continue
+		}
+		db.dig.apply(&w.entry, cutoff)
+		for _, c := range w.credits {
+			c.req.res.Written += c.written
+		}
 	}
-	if err := c.txn.Commit(); err != nil {
-		c.err = err
-		return
-	}
-	c.db.nextSeq.Store(seq + 1)
-	c.journal = append(c.journal, je)
-	for _, p := range c.pending {
-		p.req.res.Written += p.written
-	}
-	c.pending = c.pending[:0]
 }

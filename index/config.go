@@ -27,17 +27,34 @@ type Config struct {
 
 	// MemTableBytes is the size of one Badger memtable. Larger memtables mean
 	// fewer flushes (faster ingestion) and more memory: up to NumMemTables of
-	// them are held. Default 32 MiB.
+	// them are held, and flushing one builds a level-0 table of the same size
+	// in memory (about three times its size with compression). Default 16 MiB.
 	MemTableBytes int64
-	// NumMemTables bounds memtables held in memory (default 3).
+	// NumMemTables bounds memtables held in memory (default 2).
 	NumMemTables int
 	// BlockCacheBytes is the cache of decompressed table blocks (default 32 MiB).
 	BlockCacheBytes int64
 	// IndexCacheBytes is the cache of table indexes and bloom filters (default 16 MiB).
 	IndexCacheBytes int64
 	// BlockBytes is the size of a table block before compression; larger
-	// blocks compress better and make point lookups read more (default 16 KiB).
+	// blocks compress better and make point lookups read more (default 64 KiB: 16 KiB stored 85 bytes per record of sample syslog, 64 KiB 69).
 	BlockBytes int
+
+	// L0Tables is how many level-0 tables (flushed memtables) accumulate
+	// before they are compacted into the level below; more means fewer,
+	// larger compactions and reads that merge more tables (default 8).
+	// Writes stall at twice as many.
+	L0Tables int
+	// BaseLevelBytes is the target size of the first level below level 0
+	// (default 64 MiB); each further level is ten times larger.
+	BaseLevelBytes int64
+	// BaseTableBytes is the size of tables below level 0. Compactions build
+	// up to a dozen tables at once in memory, so this bounds much of the
+	// store's peak memory (default 1 MiB).
+	BaseTableBytes int64
+	// CompressionLevel is the ZSTD level of table blocks (default 1). Higher
+	// levels store less and cost more CPU in compactions.
+	CompressionLevel int
 
 	// MaxBatchRecords bounds the records of one group commit (default 4096).
 	MaxBatchRecords int
@@ -77,10 +94,10 @@ func (c *Config) fillDefaults() {
 		c.Retention = 7 * 24 * time.Hour
 	}
 	if c.MemTableBytes == 0 {
-		c.MemTableBytes = 32 << 20
+		c.MemTableBytes = 16 << 20
 	}
 	if c.NumMemTables == 0 {
-		c.NumMemTables = 3
+		c.NumMemTables = 2
 	}
 	if c.BlockCacheBytes == 0 {
 		c.BlockCacheBytes = 32 << 20
@@ -89,7 +106,19 @@ func (c *Config) fillDefaults() {
 		c.IndexCacheBytes = 16 << 20
 	}
 	if c.BlockBytes == 0 {
-		c.BlockBytes = 16 << 10
+		c.BlockBytes = 64 << 10
+	}
+	if c.L0Tables == 0 {
+		c.L0Tables = 8
+	}
+	if c.BaseLevelBytes == 0 {
+		c.BaseLevelBytes = 64 << 20
+	}
+	if c.BaseTableBytes == 0 {
+		c.BaseTableBytes = 1 << 20
+	}
+	if c.CompressionLevel == 0 {
+		c.CompressionLevel = 1
 	}
 	if c.MaxBatchRecords == 0 {
 		c.MaxBatchRecords = 4096

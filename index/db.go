@@ -31,6 +31,7 @@ type DB struct {
 
 	reqCh  chan *writeReq
 	exclCh chan func() // work run exclusively in the committer (retention)
+	pipe   *pipeline
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -65,14 +66,14 @@ func Open(cfg Config) (*DB, error) {
 		WithLogger(badgerLogger{log.With("lib", "badger")}).
 		WithSyncWrites(false). // syncs are explicit: per group commit or per interval
 		WithDetectConflicts(false).
-		WithCompression(options.ZSTD).WithZSTDCompressionLevel(1).
+		WithCompression(options.ZSTD).WithZSTDCompressionLevel(cfg.CompressionLevel).
 		WithMemTableSize(cfg.MemTableBytes).
 		WithNumMemtables(cfg.NumMemTables).
-		WithNumLevelZeroTables(cfg.NumMemTables + 2).
-		WithNumLevelZeroTablesStall(cfg.NumMemTables + 8).
+		WithNumLevelZeroTables(cfg.L0Tables).WithBaseLevelSize(cfg.BaseLevelBytes).
+		WithNumLevelZeroTablesStall(2 * cfg.L0Tables).
 		WithBlockCacheSize(cfg.BlockCacheBytes).
 		WithIndexCacheSize(cfg.IndexCacheBytes).
-		WithBlockSize(cfg.BlockBytes).
+		WithBlockSize(cfg.BlockBytes).WithBaseTableSize(cfg.BaseTableBytes).
 		WithNumCompactors(2).
 		WithValueThreshold(valueThreshold(cfg.MemTableBytes)).
 		WithValueLogFileSize(256 << 20).
@@ -88,14 +89,17 @@ func Open(cfg Config) (*DB, error) {
 		dig:    newDigests(),
 		reqCh:  make(chan *writeReq, 1024),
 		exclCh: make(chan func()),
+		pipe:   newPipeline(),
 	}
 	db.ctx, db.cancel = context.WithCancel(context.Background())
 	if err := db.recover(); err != nil {
 		bdb.Close()
 		return nil, err
 	}
-	db.wg.Add(3)
+	db.pipe.startSeq = db.nextSeq.Load()
+	db.wg.Add(4)
 	go db.commitLoop()
+	go db.completeLoop()
 	go db.checkpointLoop()
 	go db.maintenanceLoop()
 	if cfg.FsyncInterval > 0 {

@@ -93,17 +93,11 @@ func (db *DB) Scan(ctx context.Context, opts ScanOptions, fn func(id record.ID, 
 // scanWindow merges the partition runs of one window in one goroutine.
 func (db *DB) scanWindow(txn *badger.Txn, w record.Window, parts []record.Partition, from, to int64,
 	opts ScanOptions, fn func(record.ID, []byte) error) error {
-	m := newMerger(txn, w, parts, from, to, opts.Reverse)
+	m := newMerger(txn, w, parts, from, to, opts.Reverse, opts.Match)
 	defer m.close()
 	for m.valid() {
-		id, item := m.top()
-		err := item.Value(func(v []byte) error {
-			if opts.Match != nil && !opts.Match(id, v) {
-				return nil
-			}
-			return fn(id, v)
-		})
-		if err != nil {
+		s := m.top()
+		if err := fn(s.id, s.data); err != nil {
 			return err
 		}
 		m.next()
@@ -127,15 +121,13 @@ func (db *DB) scanWindowParallel(ctx context.Context, txn *badger.Txn, w record.
 	outs := make([]chan []scanned, workers)
 	for i := range workers {
 		outs[i] = make(chan []scanned, 4)
-		var share []record.Partition
-		for j := i; j < len(parts); j += workers {
-			share = append(share, parts[j])
-		}
+		// contiguous shares: a worker reads its part of the window in key order
+		share := parts[i*len(parts)/workers : (i+1)*len(parts)/workers]
 		wg.Add(1)
 		go func(out chan<- []scanned, share []record.Partition) {
 			defer wg.Done()
 			defer close(out)
-			m := newMerger(txn, w, share, from, to, opts.Reverse)
+			m := newMerger(txn, w, share, from, to, opts.Reverse, opts.Match)
 			defer m.close()
 			var buf []scanned
 			send := func() bool {
@@ -148,13 +140,7 @@ func (db *DB) scanWindowParallel(ctx context.Context, txn *badger.Txn, w record.
 				}
 			}
 			for m.valid() {
-				id, item := m.top()
-				_ = item.Value(func(v []byte) error {
-					if opts.Match(id, v) {
-						buf = append(buf, scanned{id, bytes.Clone(v)})
-					}
-					return nil
-				})
+				buf = append(buf, m.top())
 				if len(buf) >= 64 && !send() {
 					return
 				}
@@ -222,70 +208,166 @@ func before(a, b record.ID, reverse bool) bool {
 	return c < 0
 }
 
-// merger merges the sorted runs of several partitions of one window.
+// merger merges the sorted runs of several partitions of one window. It
+// reads every run through one Badger iterator, a chunk at a time: each
+// partition keeps a small buffer of its next matching records and the
+// position to resume from, so a scan costs one iterator per window (not one
+// per partition) and one seek per chunk.
 type merger struct {
-	its     []*badger.Iterator
-	heap    []mergeItem
+	it *badger.Iterator
+	// last is the key the iterator consumed last: it is positioned just
+	// after it, so a fill that resumes there needs no seek (a seek reloads,
+	// and often decompresses again, the block it lands in).
+	last    []byte
+	runs    []*run
+	heap    []*run
 	from    int64
 	to      int64
 	reverse bool
+	match   func(record.ID, []byte) bool
 }
 
-type mergeItem struct {
-	id record.ID
-	it *badger.Iterator
+// run is one partition's cursor.
+type run struct {
+	w      record.Window
+	p      record.Partition
+	buf    []scanned // matching records not yet merged, in scan order
+	head   int
+	resume []byte // key to seek to for the next chunk
+	skip   bool   // the resume key was already read
+	done   bool
+	budget int // records the next fill may scan
 }
 
-func newMerger(txn *badger.Txn, w record.Window, parts []record.Partition, from, to int64, reverse bool) *merger {
-	m := &merger{from: from, to: to, reverse: reverse}
+// A fill of a run stops once it buffered mergeChunk matching records or
+// scanned its scan budget, which starts at minScan records and doubles with
+// every fill up to maxScan: a selective filter scans long stretches per seek
+// (and decompresses each block about once), while a query that stops early
+// reads little more than it returns.
+const (
+	mergeChunk = 128
+	minScan    = 128
+	maxScan    = 8192
+)
+
+func newMerger(txn *badger.Txn, w record.Window, parts []record.Partition, from, to int64, reverse bool,
+	match func(record.ID, []byte) bool) *merger {
+	m := &merger{from: from, to: to, reverse: reverse, match: match}
+	m.it = txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), Reverse: reverse})
 	for _, p := range parts {
-		prefix := partitionPrefix(w, p)
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: reverse})
-		m.its = append(m.its, it)
-		if reverse {
-			it.Seek(appendRecordKey(nil, w, p, record.MaxID(to)))
-		} else {
-			it.Seek(appendRecordKey(nil, w, p, record.MinID(from)))
+		r := &run{w: w, p: p, budget: minScan}
+		if match != nil {
+			r.budget = maxScan // a filter keeps only what matches: scan long stretches
 		}
-		m.push(it)
+		if reverse {
+			r.resume = appendRecordKey(nil, w, p, record.MaxID(to))
+		} else {
+			r.resume = appendRecordKey(nil, w, p, record.MinID(from))
+		}
+		m.runs = append(m.runs, r)
+		m.fill(r)
+		m.push(r)
 	}
 	return m
 }
 
-// push adds the iterator's current item to the heap if it is in range.
-func (m *merger) push(it *badger.Iterator) {
-	if !it.Valid() {
+// fill reads chunks of r until it has a matching record or is exhausted.
+func (m *merger) fill(r *run) {
+	r.buf, r.head = r.buf[:0], 0
+	prefix := partitionPrefix(r.w, r.p)
+	for !r.done && len(r.buf) == 0 {
+		if !m.positioned(r) {
+			m.it.Seek(r.resume)
+			if r.skip && m.it.Valid() && bytes.Equal(m.it.Item().Key(), r.resume) {
+				m.it.Next()
+			}
+		}
+		for n := 0; n < r.budget && len(r.buf) < mergeChunk; n++ {
+			if !m.it.Valid() || !bytes.HasPrefix(m.it.Item().Key(), prefix) {
+				r.done = true
+				break
+			}
+			item := m.it.Item()
+			id, ok := idFromRecordKey(item.Key())
+			if !ok {
+				m.it.Next()
+				continue
+			}
+			if ms := id.Millis(); ms < m.from || ms > m.to {
+				r.done = true
+				break
+			}
+			_ = item.Value(func(v []byte) error {
+				if m.match == nil || m.match(id, v) {
+					r.buf = append(r.buf, scanned{id, bytes.Clone(v)})
+				}
+				return nil
+			})
+			r.resume = append(r.resume[:0], item.Key()...)
+			m.last = append(m.last[:0], r.resume...)
+			m.it.Next()
+		}
+		r.skip = true
+		r.budget = min(2*r.budget, maxScan)
+	}
+}
+
+// positioned reports whether the iterator already stands where r resumes:
+// everything between the last key consumed and the current key is either
+// consumed or before r's resume point.
+func (m *merger) positioned(r *run) bool {
+	if m.last == nil || !m.it.Valid() {
+		return false
+	}
+	// the first key not yet passed must be the first one r wants: at or
+	// after its resume key, or strictly after it when that key was read
+	cmpLast, cmpCur := bytes.Compare(m.last, r.resume), bytes.Compare(m.it.Item().Key(), r.resume)
+	if m.reverse {
+		cmpLast, cmpCur = -cmpLast, -cmpCur
+	}
+	if r.skip {
+		return cmpLast <= 0 && cmpCur > 0
+	}
+	return cmpLast < 0 && cmpCur >= 0
+}
+
+func (m *merger) push(r *run) {
+	if r.head >= len(r.buf) {
 		return
 	}
-	id, ok := idFromRecordKey(it.Item().Key())
-	if !ok {
-		return
-	}
-	ms := id.Millis()
-	if ms < m.from || ms > m.to {
-		return
-	}
-	m.heap = append(m.heap, mergeItem{id, it})
+	m.heap = append(m.heap, r)
 	m.up(len(m.heap) - 1)
 }
 
 func (m *merger) valid() bool { return len(m.heap) > 0 }
 
-func (m *merger) top() (record.ID, *badger.Item) { return m.heap[0].id, m.heap[0].it.Item() }
+func (m *merger) top() scanned {
+	r := m.heap[0]
+	return r.buf[r.head]
+}
 
 func (m *merger) next() {
-	it := m.heap[0].it
+	r := m.heap[0]
+	r.head++
+	if r.head >= len(r.buf) {
+		m.fill(r)
+	}
+	if r.head < len(r.buf) {
+		m.down(0)
+		return
+	}
 	last := len(m.heap) - 1
 	m.heap[0] = m.heap[last]
 	m.heap = m.heap[:last]
 	if len(m.heap) > 0 {
 		m.down(0)
 	}
-	it.Next()
-	m.push(it)
 }
 
-func (m *merger) less(i, j int) bool { return before(m.heap[i].id, m.heap[j].id, m.reverse) }
+func (m *merger) less(i, j int) bool {
+	a, b := m.heap[i], m.heap[j]
+	return before(a.buf[a.head].id, b.buf[b.head].id, m.reverse)
+}
 
 func (m *merger) up(i int) {
 	for i > 0 {
@@ -315,8 +397,4 @@ func (m *merger) down(i int) {
 	}
 }
 
-func (m *merger) close() {
-	for _, it := range m.its {
-		it.Close()
-	}
-}
+func (m *merger) close() { m.it.Close() }

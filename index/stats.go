@@ -1,8 +1,11 @@
 package index
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/logmesh/logmesh/record"
 )
@@ -53,7 +56,7 @@ func (db *DB) Stats() Stats {
 		JournalPruned:  db.stats.journalPruned.Load(),
 		JournalHead:    db.nextSeq.Load(),
 	}
-	s.LSMBytes, s.ValueLogBytes = db.bdb.Size()
+	s.LSMBytes, s.ValueLogBytes = db.diskUsage()
 	db.dig.mu.Lock()
 	s.Windows = len(db.dig.mu.windows)
 	for _, wd := range db.dig.mu.windows {
@@ -146,3 +149,28 @@ func (db *DB) partitionCounts(w record.Window) (counts [record.NumPartitions]uin
 }
 
 func sortWindows(ws []record.Window) { slices.Sort(ws) }
+
+// diskUsage sums the disk space the store's files take, by kind. Badger's own Size is refreshed
+// only once a minute, which misleads right after ingestion.
+func (db *DB) diskUsage() (lsm, vlog int64) {
+	entries, err := os.ReadDir(db.bdb.Opts().Dir)
+	if err != nil {
+		return db.bdb.Size()
+	}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		size := info.Size()
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			size = st.Blocks * 512 // allocated, not apparent: Badger preallocates its logs
+		}
+		if filepath.Ext(e.Name()) == ".vlog" {
+			vlog += size
+		} else {
+			lsm += size
+		}
+	}
+	return lsm, vlog
+}

@@ -61,7 +61,7 @@ func TestMatcher(t *testing.T) {
 	syslogRec := &record.Record{ID: g.Next(), Hostname: "web-1", AppName: "nginx", Severity: record.SevError,
 		Message: "upstream timeout after 5s", Raw: raw, Format: record.FormatRFC5424}
 	jsonRec := &record.Record{ID: g.Next(), Hostname: "web-2", AppName: "shop", Severity: record.SevInfo,
-		Message: "order placed", Format: record.FormatJSON, Fields: []record.Field{{"env", "prod"}}}
+		Message: "order placed", Format: record.FormatJSON, Fields: []record.Field{{Key: "env", Value: "prod"}}}
 	enc := map[*record.Record][]byte{syslogRec: syslogRec.AppendEncode(nil), jsonRec: jsonRec.AppendEncode(nil)}
 	f := func(params string, want ...*record.Record) {
 		t.Helper()

@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"time"
+	"unsafe"
 )
 
 // encodingVersion is the first byte of every encoded record.
@@ -31,6 +33,18 @@ const (
 	numStr
 )
 
+// EncodedSizeHint returns a size that usually holds r's encoding.
+func (r *Record) EncodedSizeHint() int {
+	n := 32 + len(r.Raw) + len(r.Source) + len(r.Peer)
+	if len(r.Raw) == 0 {
+		n += len(r.Hostname) + len(r.AppName) + len(r.ProcID) + len(r.MsgID) + len(r.StructuredData) + len(r.Message)
+	}
+	for _, f := range r.Fields {
+		n += 4 + len(f.Key) + len(f.Value)
+	}
+	return n
+}
+
 // AppendEncode appends the compact binary encoding of r (without its ID, which
 // is stored in the key) to dst.
 //
@@ -46,11 +60,19 @@ const (
 func (r *Record) AppendEncode(dst []byte) []byte {
 	dst = append(dst, encodingVersion, byte(r.Format), byte(r.Transport), byte(r.Reason),
 		byte(r.Facility)<<3|byte(r.Severity&7))
-	dst = binary.AppendUvarint(dst, uint64(r.Flags))
-	delta := int64(0)
+	flags, delta := r.Flags, int64(0)
 	if !r.EventTime.IsZero() {
-		delta = r.EventTime.UnixNano() - r.ID.Millis()*int64(time.Millisecond)
+		// Sub saturates instead of overflowing; an event time more than
+		// 292 years from the receive time is not representable and is
+		// treated as missing (the raw bytes still hold it as sent).
+		d := r.EventTime.Sub(r.ID.Time())
+		if d == math.MaxInt64 || d == math.MinInt64 {
+			flags |= FlagNoEventTime
+		} else {
+			delta = int64(d)
+		}
 	}
+	dst = binary.AppendUvarint(dst, uint64(flags))
 	dst = binary.AppendVarint(dst, delta)
 	dst = binary.AppendUvarint(dst, uint64(len(r.Raw)))
 	dst = append(dst, r.Raw...)
@@ -67,7 +89,8 @@ func (r *Record) AppendEncode(dst []byte) []byte {
 
 func appendStr(dst []byte, s string, raw []byte) []byte {
 	if len(s) >= 4 && len(raw) > 0 {
-		if off := bytes.Index(raw, []byte(s)); off >= 0 {
+		// read-only view of s: no copy on the ingest hot path
+		if off := bytes.Index(raw, unsafe.Slice(unsafe.StringData(s), len(s))); off >= 0 {
 			dst = binary.AppendUvarint(dst, uint64(len(s))<<1|1)
 			return binary.AppendUvarint(dst, uint64(off))
 		}

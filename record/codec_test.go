@@ -26,7 +26,7 @@ func sampleRecords() []*Record {
 		{
 			ID: g.Next(), Format: FormatJSON, Transport: TransportHTTP, Message: "checkout failed",
 			Hostname: "web-3", AppName: "shop", Severity: SevError, Facility: 16,
-			Fields: []Field{{"env", "prod"}, {"service", "checkout"}, {"trace_id", "abc123"}},
+			Fields: []Field{{Key: "env", Value: "prod"}, {Key: "service", Value: "checkout"}, {Key: "trace_id", Value: "abc123"}},
 		},
 		{ID: g.Next()},
 	}
@@ -111,4 +111,23 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-encode changed the record:\n%+v\n%+v", r, again)
 		}
 	})
+}
+
+func TestEventTimeFarFromReceiveTimeIsNotCorrupted(t *testing.T) {
+	id := NewGenerator(nil).Next()
+	for _, et := range []time.Time{time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)} {
+		r := &Record{ID: id, EventTime: et}
+		got, err := Decode(id, r.AppendEncode(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Flags.Has(FlagNoEventTime) || !got.EventTime.Equal(id.Time()) {
+			t.Fatalf("event time %v came back as %v flags %b; want the receive time, flagged", et, got.EventTime, got.Flags)
+		}
+	}
+	near := time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)
+	got, _ := Decode(id, (&Record{ID: id, EventTime: near}).AppendEncode(nil))
+	if !got.EventTime.Equal(near) {
+		t.Fatalf("event time %v came back as %v", near, got.EventTime)
+	}
 }

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"encoding/base32"
 	"encoding/binary"
 	"errors"
@@ -187,14 +188,4 @@ func putMillis(id *ID, ms int64) {
 }
 
 // Compare orders IDs (by receive time, then instance, then sequence).
-func Compare(a, b ID) int {
-	for i := 0; i < IDLen; i++ {
-		if a[i] != b[i] {
-			if a[i] < b[i] {
-				return -1
-			}
-			return 1
-		}
-	}
-	return 0
-}
+func Compare(a, b ID) int { return bytes.Compare(a[:], b[:]) }

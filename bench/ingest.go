@@ -1,0 +1,104 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/logmesh/logmesh/index"
+	"github.com/logmesh/logmesh/record"
+	"github.com/logmesh/logmesh/sample"
+)
+
+// IngestResult is one end-to-end ingestion run.
+type IngestResult struct {
+	Conns    int
+	Messages int
+	Bytes    int64
+	Elapsed  time.Duration
+}
+
+// MsgPerSec is the ingestion rate.
+func (r IngestResult) MsgPerSec() float64 { return float64(r.Messages) / r.Elapsed.Seconds() }
+
+// MBPerSec is the ingestion rate in megabytes of syslog lines per second.
+func (r IngestResult) MBPerSec() float64 { return float64(r.Bytes) / 1e6 / r.Elapsed.Seconds() }
+
+// payloads generates n RFC 5424 lines split over conns octet-counted streams.
+func payloads(n, conns int, seed uint64) (streams [][]byte, lines [][]byte, total int64) {
+	g := sample.New(seed)
+	now := time.Now()
+	streams = make([][]byte, conns)
+	lines = make([][]byte, 0, n)
+	for i := 0; i < n; i++ {
+		l := g.RFC5424(now)
+		lines = append(lines, []byte(l))
+		streams[i%conns] = append(streams[i%conns], sample.OctetCounted(l)...)
+		total += int64(len(l))
+	}
+	return streams, lines, total
+}
+
+// ingestTCP sends the streams over parallel TCP connections and waits until
+// the agent stores want records in all.
+func ingestTCP(ctx context.Context, a *agent, streams [][]byte, n int, want uint64) (time.Duration, error) {
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(streams))
+	for _, s := range streams {
+		wg.Add(1)
+		go func(s []byte) {
+			defer wg.Done()
+			conn, err := net.Dial("tcp", a.syslog)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			w := bufio.NewWriterSize(conn, 256<<10)
+			if _, err := w.Write(s); err != nil {
+				errs <- err
+				return
+			}
+			if err := w.Flush(); err != nil {
+				errs <- err
+			}
+		}(s)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return 0, fmt.Errorf("send: %w", err)
+	}
+	if err := a.waitRecords(ctx, want, 10*time.Minute); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// baselineWrite writes the same lines into a bare Badger with one WriteBatch,
+// under time-ordered keys (layout false) or under the keys logmesh gives
+// records (layout true, values encoded as logmesh encodes them).
+func baselineWrite(dir string, lines [][]byte, layout bool) (time.Duration, error) {
+	cfg := index.DefaultConfig(dir)
+	b, err := index.OpenBaseline(cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer b.Close()
+	ids := make([]record.ID, len(lines))
+	record.NewGenerator(nil).Fill(ids)
+	if !layout {
+		return b.Write(ids, lines)
+	}
+	values := make([][]byte, len(lines))
+	for i, l := range lines {
+		r := &record.Record{ID: ids[i], Raw: l, Format: record.FormatRFC5424, Transport: record.TransportTCP,
+			Source: "127.0.0.1:40000", Peer: "bench", Message: string(l[min(len(l), 60):])}
+		values[i] = r.AppendEncode(nil)
+	}
+	return b.WriteLayout(ids, values)
+}

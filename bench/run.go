@@ -1,0 +1,168 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/logmesh/logmesh/index"
+)
+
+// Config says what to measure.
+type Config struct {
+	// Binary is the logmesh executable to run as the agent under test.
+	Binary string
+	// Dir holds the data of the run (removed afterwards unless Keep).
+	Dir  string
+	Keep bool
+	// Messages is the number of syslog lines per ingestion run (default 1M);
+	// the 4-connection agent takes two runs, ending with 2×Messages records.
+	Messages int
+	// QueryRecords is the size of the query data set (default 2M over 24h).
+	QueryRecords int
+	// Out receives the report.
+	Out io.Writer
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// Run measures single-peer ingestion, disk use, memory and queries.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Messages == 0 {
+		cfg.Messages = 1_000_000
+	}
+	if cfg.QueryRecords == 0 {
+		cfg.QueryRecords = 2_000_000
+	}
+	if cfg.Out == nil {
+		cfg.Out = os.Stdout
+	}
+	if cfg.Dir == "" {
+		d, err := os.MkdirTemp("", "logmesh-bench-")
+		if err != nil {
+			return err
+		}
+		cfg.Dir = d
+	}
+	if !cfg.Keep {
+		defer os.RemoveAll(cfg.Dir)
+	}
+	out := cfg.Out
+	fmt.Fprintf(out, "logmesh bench: %d cores, GOMAXPROCS %d, %s\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.RFC3339))
+
+	// baselines: the same records straight into a bare Badger (same engine
+	// settings), under logmesh's keys and encoding — the target's reference —
+	// and, for comparison, as raw lines under time-ordered keys
+	streams1, lines, bytes := payloads(cfg.Messages, 1, 1)
+	base, err := baselineWrite(filepath.Join(cfg.Dir, "baseline"), lines, true)
+	if err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+	os.RemoveAll(filepath.Join(cfg.Dir, "baseline"))
+	baseRate := float64(len(lines)) / base.Seconds()
+	fmt.Fprintf(out, "baseline   bare Badger WriteBatch, %d records (lines avg %d B) under logmesh's keys: %.0f writes/s\n",
+		len(lines), bytes/int64(len(lines)), baseRate)
+	tbase, err := baselineWrite(filepath.Join(cfg.Dir, "baseline"), lines, false)
+	if err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+	os.RemoveAll(filepath.Join(cfg.Dir, "baseline"))
+	tRate := float64(len(lines)) / tbase.Seconds()
+	fmt.Fprintf(out, "baseline   bare Badger WriteBatch, the raw lines under time-ordered keys: %.0f writes/s\n", tRate)
+
+	// Each connection count gets a fresh agent, so both start, like the
+	// baseline, from an empty store.
+	var a *agent
+	defer func() {
+		if a != nil {
+			a.kill()
+		}
+	}()
+	for _, conns := range []int{1, 4} {
+		dir := filepath.Join(cfg.Dir, fmt.Sprintf("agent-%d", conns))
+		if a, err = startAgent(ctx, cfg.Binary, dir, "--fsync", "100ms"); err != nil {
+			return err
+		}
+		streams := streams1
+		if conns != 1 {
+			streams, _, bytes = payloads(cfg.Messages, conns, uint64(conns))
+		}
+		el, err := ingestTCP(ctx, a, streams, cfg.Messages, uint64(cfg.Messages))
+		if err != nil {
+			return fmt.Errorf("ingest with %d connection(s): %w", conns, err)
+		}
+		r := IngestResult{Conns: conns, Messages: cfg.Messages, Bytes: bytes, Elapsed: el}
+		fmt.Fprintf(out, "ingest     syslog TCP, %d conn(s), --fsync 100ms: %.0f msg/s, %.1f MB/s  = %.2f × baseline (%.2f × time-ordered)\n",
+			conns, r.MsgPerSec(), r.MBPerSec(), r.MsgPerSec()/baseRate, r.MsgPerSec()/tRate)
+		if conns == 1 {
+			if err := a.stop(); err != nil {
+				return fmt.Errorf("stop agent: %w", err)
+			}
+			a = nil
+			continue
+		}
+		// a second batch on top of the first: the rate once the store holds data
+		streams, _, _ = payloads(cfg.Messages, conns, 99)
+		el, err = ingestTCP(ctx, a, streams, cfg.Messages, uint64(2*cfg.Messages))
+		if err != nil {
+			return fmt.Errorf("second ingest with %d connection(s): %w", conns, err)
+		}
+		fmt.Fprintf(out, "ingest     the next %d lines into the same agent (%d conns): %.0f msg/s  = %.2f × baseline\n",
+			cfg.Messages, conns, float64(cfg.Messages)/el.Seconds(), float64(cfg.Messages)/el.Seconds()/baseRate)
+	}
+	streams1 = nil
+	rss, err := peakRSS(a.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	total := uint64(2 * cfg.Messages)
+	fmt.Fprintf(out, "memory     agent peak RSS after %d records: %.0f MB (target < 300 MB)\n", total, float64(rss)/(1<<20))
+	if err := a.stop(); err != nil {
+		return fmt.Errorf("stop agent: %w", err)
+	}
+	a = nil
+	perRec, err := compactedBytes(filepath.Join(cfg.Dir, "agent-4", "data", "store"), total)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "disk       after compaction: %.1f bytes/record (target <= 80)\n", perRec)
+
+	fmt.Fprintf(out, "\nquery data set: %d records over 24h, 1%% contain %q\n", cfg.QueryRecords, rareWord)
+	db, raw, end, err := buildQueryData(ctx, filepath.Join(cfg.Dir, "query"), cfg.QueryRecords, 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	defer raw.Close()
+	qs, err := queryBench(ctx, db, raw, end, runtime.GOMAXPROCS(0))
+	for _, q := range qs {
+		fmt.Fprintf(out, "query      %-22s %6d matches: logmesh %7.1f ms (%d worker(s)), raw iteration %7.1f ms  = %.2f × faster\n",
+			q.Name, q.Matches, ms(q.Logmesh), q.Workers, ms(q.Raw), q.Speedup())
+	}
+	return err
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// compactedBytes opens a stopped agent's store, compacts it and returns disk bytes per record.
+func compactedBytes(dir string, records uint64) (float64, error) {
+	cfg := index.DefaultConfig(dir)
+	cfg.Logger = quietLogger()
+	db, err := index.Open(cfg)
+	if err != nil {
+		return 0, err
+	}
+	if err := db.Compact(); err != nil {
+		db.Close()
+		return 0, err
+	}
+	if err := db.Close(); err != nil {
+		return 0, err
+	}
+	return float64(dirBytes(dir)) / float64(records), nil
+}

@@ -1,0 +1,195 @@
+// Package client talks to a logmesh peer's HTTP API. The CLI's query, tail,
+// ingest and status commands are built on it.
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/logmesh/logmesh/api"
+	"github.com/logmesh/logmesh/query"
+	"github.com/logmesh/logmesh/record"
+)
+
+// Client is an API client for one peer.
+type Client struct {
+	base *url.URL
+	http *http.Client
+	// Token, when set, is sent as a bearer token.
+	Token string
+}
+
+// New returns a client for the peer at addr ("host:port" or an http(s) URL).
+func New(addr string) (*Client, error) {
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	u, err := url.Parse(addr)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("peer address %q is not host:port or a URL", addr)
+	}
+	return &Client{base: u, http: &http.Client{Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 8,
+		IdleConnTimeout:     90 * time.Second,
+	}}}, nil
+}
+
+// Addr returns the peer's base URL.
+func (c *Client) Addr() string { return c.base.String() }
+
+func (c *Client) newRequest(ctx context.Context, method, path string, params url.Values, body io.Reader) (*http.Request, error) {
+	u := *c.base
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	u.RawQuery = params.Encode()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	return req, nil
+}
+
+func (c *Client) do(req *http.Request) (*http.Response, error) {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the peer at %s: %w", c.base.Host, unwrapURLError(err))
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var e api.Error
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return nil, &StatusError{Code: resp.StatusCode, Message: e.Error}
+		}
+		return nil, &StatusError{Code: resp.StatusCode, Message: strings.TrimSpace(string(b))}
+	}
+	return resp, nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// StatusError is an answer other than 2xx.
+type StatusError struct {
+	Code    int
+	Message string
+}
+
+func (e *StatusError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("the peer answered %d %s", e.Code, http.StatusText(e.Code))
+	}
+	return fmt.Sprintf("the peer answered %d: %s", e.Code, e.Message)
+}
+
+// Ingest posts a batch: NDJSON records, or text lines with contentType "text/plain".
+func (c *Client) Ingest(ctx context.Context, body []byte, contentType string, params url.Values) (api.IngestResponse, error) {
+	var out api.IngestResponse
+	req, err := c.newRequest(ctx, http.MethodPost, "/v1/logs", params, bytes.NewReader(body))
+	if err != nil {
+		return out, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := c.do(req)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return out, fmt.Errorf("cannot read the peer's answer: %w", err)
+	}
+	return out, nil
+}
+
+// Query streams the records matching q to fn, in the order the peer sends them.
+func (c *Client) Query(ctx context.Context, q query.Query, fn func(*record.JSON) error) error {
+	req, err := c.newRequest(ctx, http.MethodGet, "/v1/logs", q.Values(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(line) == 0 {
+			continue
+		}
+		var j record.JSON
+		if err := json.Unmarshal(line, &j); err != nil {
+			return fmt.Errorf("cannot read the peer's answer: %w", err)
+		}
+		if j.ID == "" { // an error object ends a stream that had already begun
+			var e api.Error
+			if json.Unmarshal(line, &e) == nil && e.Error != "" {
+				return errors.New(e.Error)
+			}
+		}
+		if err := fn(&j); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("query stream broke: %w", err)
+	}
+	return nil
+}
+
+// Status returns the peer's status.
+func (c *Client) Status(ctx context.Context) (api.Status, error) {
+	var s api.Status
+	err := c.getJSON(ctx, "/v1/status", nil, &s)
+	return s, err
+}
+
+func (c *Client) getJSON(ctx context.Context, path string, params url.Values, out any) error {
+	req, err := c.newRequest(ctx, http.MethodGet, path, params, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("cannot read the peer's answer to %s: %w", path, err)
+	}
+	return nil
+}
+
+// Healthy reports whether the peer answers /healthz.
+func (c *Client) Healthy(ctx context.Context) error {
+	req, err := c.newRequest(ctx, http.MethodGet, "/healthz", nil, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/logmesh/logmesh/peer"
+)
+
+func agentFlags() []cli.Flag {
+	host, _ := os.Hostname()
+	return []cli.Flag{
+		&cli.StringFlag{Name: "name", Value: host, EnvVars: env("NAME"), Usage: "peer name, unique in the cluster and stable across restarts"},
+		&cli.StringFlag{Name: "data-dir", Value: "./logmesh-data", EnvVars: env("DATA_DIR"), Usage: "directory for the store"},
+		&cli.StringFlag{Name: "api-addr", Value: ":7070", EnvVars: env("API_ADDR"), Usage: "HTTP API listen address"},
+		&cli.StringFlag{Name: "syslog-tcp", Value: ":5514", EnvVars: env("SYSLOG_TCP"), Usage: "syslog TCP listen address (RFC 6587 framing), empty to disable"},
+		&cli.StringFlag{Name: "syslog-udp", Value: ":5514", EnvVars: env("SYSLOG_UDP"), Usage: "syslog UDP listen address, empty to disable"},
+		&cli.StringFlag{Name: "retention", Value: "7d", EnvVars: env("RETENTION"), Usage: "how long records are kept (whole 1h windows expire together)"},
+		&cli.StringFlag{Name: "fsync", Value: "always", EnvVars: env("FSYNC"),
+			Usage: `"always": every group commit is synced before it is acknowledged (survives power loss); an interval such as 100ms: acknowledged once written, synced every interval (a power failure can lose the last interval)`},
+		&cli.StringFlag{Name: "max-message-bytes", Value: "64KiB", EnvVars: env("MAX_MESSAGE_BYTES"), Usage: "longer syslog messages are truncated and flagged"},
+		&cli.IntFlag{Name: "max-connections", Value: 4096, EnvVars: env("MAX_CONNECTIONS"), Usage: "syslog TCP connections held at once; more are refused"},
+		&cli.DurationFlag{Name: "idle-timeout", Value: 0, EnvVars: env("IDLE_TIMEOUT"), Usage: "close a syslog connection that sends nothing for this long (0: the default, 10m)"},
+		&cli.DurationFlag{Name: "frame-timeout", Value: 0, EnvVars: env("FRAME_TIMEOUT"), Usage: "a syslog message that has begun must arrive within this (0: the default, 30s)"},
+		&cli.StringFlag{Name: "cache-size", Value: "32MiB", EnvVars: env("CACHE_SIZE"), Usage: "block cache of the store"},
+		&cli.StringFlag{Name: "memtable-size", Value: "16MiB", EnvVars: env("MEMTABLE_SIZE"), Usage: "size of one store memtable (--memtables of them are held in memory)"},
+		&cli.StringFlag{Name: "memory-limit", Value: "0", EnvVars: env("MEMORY_LIMIT"), Usage: "soft memory limit for the Go runtime (like GOMEMLIMIT; 0: none)"},
+		&cli.StringFlag{Name: "base-table-size", Value: "1MiB", EnvVars: env("BASE_TABLE_SIZE"), Usage: "size of store tables below level 0 (compactions hold a dozen in memory)"},
+		&cli.IntFlag{Name: "l0-tables", Value: 8, EnvVars: env("L0_TABLES"), Usage: "level-0 store tables that accumulate before a compaction (writes stall at twice as many)"},
+		&cli.IntFlag{Name: "memtables", Value: 2, EnvVars: env("MEMTABLES"), Usage: "store memtables held in memory"},
+		&cli.BoolFlag{Name: "pprof", EnvVars: env("PPROF"), Usage: "serve Go's profiler at /debug/pprof on the API address"},
+		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: env("LOG_LEVEL"), Usage: "debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: env("LOG_FORMAT"), Usage: "text or json"},
+	}
+}
+
+func agentCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "agent",
+		Usage: "run a peer: take syslog and HTTP logs, store them, answer queries",
+		Flags: agentFlags(),
+		Action: func(c *cli.Context) error {
+			logger, err := newLogger(c.String("log-level"), c.String("log-format"))
+			if err != nil {
+				return err
+			}
+			cfg, err := peerConfig(c, logger)
+			if err != nil {
+				return err
+			}
+			p, err := peer.New(cfg)
+			if err != nil {
+				return err
+			}
+			if err := p.Start(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			<-ctx.Done()
+			logger.Info("signal received, stopping")
+			return p.Close()
+		},
+	}
+}
+
+func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
+	cfg := peer.DefaultConfig(c.String("data-dir"))
+	cfg.Name = c.String("name")
+	cfg.APIAddr = c.String("api-addr")
+	cfg.SyslogTCP = c.String("syslog-tcp")
+	cfg.SyslogUDP = c.String("syslog-udp")
+	cfg.Logger = logger
+	cfg.Pprof = c.Bool("pprof")
+	var err error
+	if cfg.Index.Retention, err = parseDuration(c.String("retention")); err != nil {
+		return cfg, fmt.Errorf("--retention: %w", err)
+	}
+	if cfg.Index.FsyncInterval, err = parseFsync(c.String("fsync")); err != nil {
+		return cfg, err
+	}
+	n, err := parseBytes(c.String("max-message-bytes"))
+	if err != nil {
+		return cfg, fmt.Errorf("--max-message-bytes: %w", err)
+	}
+	cfg.Syslog.MaxMessageBytes = int(n)
+	cfg.Syslog.MaxConnections = c.Int("max-connections")
+	if d := c.Duration("idle-timeout"); d > 0 {
+		cfg.Syslog.IdleTimeout = d
+	}
+	if d := c.Duration("frame-timeout"); d > 0 {
+		cfg.Syslog.FrameTimeout = d
+	}
+	if cfg.Index.BlockCacheBytes, err = parseBytes(c.String("cache-size")); err != nil {
+		return cfg, fmt.Errorf("--cache-size: %w", err)
+	}
+	if cfg.Index.MemTableBytes, err = parseBytes(c.String("memtable-size")); err != nil {
+		return cfg, fmt.Errorf("--memtable-size: %w", err)
+	}
+	if cfg.Index.BaseTableBytes, err = parseBytes(c.String("base-table-size")); err != nil {
+		return cfg, fmt.Errorf("--base-table-size: %w", err)
+	}
+	cfg.Index.NumMemTables = c.Int("memtables")
+	cfg.Index.L0Tables = c.Int("l0-tables")
+	limit, err := parseBytes(c.String("memory-limit"))
+	if err != nil {
+		return cfg, fmt.Errorf("--memory-limit: %w", err)
+	}
+	if limit > 0 {
+		debug.SetMemoryLimit(limit)
+	}
+	return cfg, nil
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the version",
+		Action: func(c *cli.Context) error {
+			fmt.Println("logmesh", peer.Version)
+			return nil
+		},
+	}
+}

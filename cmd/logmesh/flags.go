@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/logmesh/logmesh/client"
+)
+
+func env(name string) []string { return []string{"LOGMESH_" + name} }
+
+// addrFlag is the peer address of client commands.
+var addrFlag = &cli.StringFlag{
+	Name: "addr", Aliases: []string{"a"}, Value: "127.0.0.1:7070", EnvVars: env("ADDR"),
+	Usage: "API address of any peer (host:port or URL)",
+}
+
+func newClient(c *cli.Context) (*client.Client, error) {
+	return client.New(c.String("addr"))
+}
+
+// parseDuration accepts Go durations plus a "d" (day) unit: "7d", "36h", "1d12h".
+func parseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	var days time.Duration
+	if i := strings.IndexByte(s, 'd'); i > 0 {
+		var n int
+		if _, err := fmt.Sscanf(s[:i], "%d", &n); err != nil || fmt.Sprint(n) != s[:i] {
+			return 0, fmt.Errorf("%q is not a duration (like 90m, 36h or 7d)", s)
+		}
+		days = time.Duration(n) * 24 * time.Hour
+		s = s[i+1:]
+		if s == "" {
+			return days, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (like 90m, 36h or 7d)", s)
+	}
+	return days + d, nil
+}
+
+// parseFsync reads --fsync: "always" or an interval.
+func parseFsync(s string) (time.Duration, error) {
+	if s == "always" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("--fsync %q: want \"always\" or an interval such as 100ms", s)
+	}
+	return d, nil
+}
+
+// parseBytes reads sizes like 64KiB, 8MiB, 1GiB or a plain number of bytes.
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			var n int64
+			num := strings.TrimSpace(strings.TrimSuffix(s, u.suffix))
+			if _, err := fmt.Sscanf(num, "%d", &n); err != nil || fmt.Sprint(n) != num || n < 0 {
+				break
+			}
+			return n * u.mult, nil
+		}
+	}
+	var n int64
+	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || fmt.Sprint(n) != s || n < 0 {
+		return 0, fmt.Errorf("%q is not a size (like 65536, 64KiB or 8MiB)", s)
+	}
+	return n, nil
+}

@@ -1,0 +1,130 @@
+package peer
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/logmesh/logmesh/api"
+	"github.com/logmesh/logmesh/record"
+	"github.com/logmesh/logmesh/syslog"
+)
+
+// handlePostLogs stores a batch of NDJSON records (or plain text lines with
+// Content-Type text/plain) and answers once the batch is durable. A bad line
+// refuses the whole batch with a message naming it; nothing is written.
+func (p *Peer) handlePostLogs(w http.ResponseWriter, r *http.Request) {
+	body := http.MaxBytesReader(w, r.Body, p.cfg.MaxBodyBytes)
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var recs []*record.Record
+	var err error
+	if mediaType == "text/plain" {
+		recs, err = p.parseTextLines(body, r.RemoteAddr)
+	} else {
+		recs, err = p.parseNDJSON(body, r.RemoteAddr)
+	}
+	if err != nil {
+		p.stats.httpRejectedBatch.Add(1)
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes; send smaller batches", tooBig.Limit))
+			return
+		}
+		writeError(w, http.StatusBadRequest, err.Error()+"; nothing of this batch was stored")
+		return
+	}
+	if _, err := p.ingest(r.Context(), recs); err != nil {
+		p.log.Error("cannot store HTTP batch", "records", len(recs), "err", err)
+		writeError(w, http.StatusServiceUnavailable, "cannot store the batch: "+err.Error())
+		return
+	}
+	p.stats.httpAccepted.Add(uint64(len(recs)))
+	resp := api.IngestResponse{Accepted: len(recs)}
+	if r.URL.Query().Get("ids") == "true" {
+		resp.IDs = make([]record.ID, len(recs))
+		for i, rec := range recs {
+			resp.IDs[i] = rec.ID
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// eachLine calls fn for every non-empty line (without its line ending),
+// numbering lines from 1. A line longer than max is an error naming it.
+func eachLine(r io.Reader, max int, fn func(n int, line []byte) error) (int64, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var total int64
+	var long []byte
+	for n := 1; ; n++ {
+		chunk, err := br.ReadSlice('\n')
+		total += int64(len(chunk))
+		line := chunk
+		for errors.Is(err, bufio.ErrBufferFull) { // a line longer than the buffer
+			long = append(long[:0], chunk...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				if len(long) > max {
+					return total, fmt.Errorf("line %d is longer than %d bytes", n, max)
+				}
+				chunk, err = br.ReadSlice('\n')
+				total += int64(len(chunk))
+				long = append(long, chunk...)
+			}
+			line = long
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return total, err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) > max {
+			return total, fmt.Errorf("line %d is longer than %d bytes", n, max)
+		}
+		if len(bytes.TrimSpace(line)) > 0 {
+			if ferr := fn(n, line); ferr != nil {
+				return total, ferr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return total, nil
+		}
+	}
+}
+
+func (p *Peer) parseNDJSON(body io.Reader, source string) ([]*record.Record, error) {
+	var recs []*record.Record
+	n, err := eachLine(body, p.cfg.MaxLineBytes, func(n int, line []byte) error {
+		r := &record.Record{}
+		if err := record.ParseJSON(line, r); err != nil {
+			p.stats.httpRejectedLines.Add(1)
+			return fmt.Errorf("line %d: %v", n, err)
+		}
+		r.Transport, r.Source = record.TransportHTTP, source
+		recs = append(recs, r)
+		return nil
+	})
+	p.stats.httpBytes.Add(uint64(n))
+	return recs, err
+}
+
+// parseTextLines treats each line as a syslog message (RFC 5424, RFC 3164 or
+// neither, kept raw and flagged), like a line arriving over TCP.
+func (p *Peer) parseTextLines(body io.Reader, source string) ([]*record.Record, error) {
+	var recs []*record.Record
+	parser := &syslog.Parser{Location: p.cfg.Syslog.Location}
+	now := p.cfg.Now()
+	n, err := eachLine(body, p.cfg.MaxLineBytes, func(n int, line []byte) error {
+		r := &record.Record{}
+		parser.Parse(line, now, r)
+		r.Transport, r.Source = record.TransportHTTP, source
+		if r.Malformed() {
+			p.stats.httpMalformedLines.Add(1)
+		}
+		recs = append(recs, r)
+		return nil
+	})
+	p.stats.httpBytes.Add(uint64(n))
+	return recs, err
+}

@@ -1,0 +1,72 @@
+package peer
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/logmesh/logmesh/index"
+	"github.com/logmesh/logmesh/record"
+)
+
+type sinkFunc func(ctx context.Context, recs []*record.Record) error
+
+func (f sinkFunc) Ingest(ctx context.Context, recs []*record.Record) error { return f(ctx, recs) }
+
+type ingestStats struct {
+	httpAccepted       atomic.Uint64
+	httpBytes          atomic.Uint64
+	httpRejectedBatch  atomic.Uint64
+	httpRejectedLines  atomic.Uint64
+	httpMalformedLines atomic.Uint64
+}
+
+// Ingest assigns IDs to records that have just arrived, stores them and
+// returns once they are durable. It is the syslog listeners' sink.
+func (p *Peer) Ingest(ctx context.Context, recs []*record.Record) error {
+	_, err := p.ingest(ctx, recs)
+	return err
+}
+
+// ingestBuf holds the scratch space of one ingest call; it is reused once
+// the store no longer references it.
+type ingestBuf struct {
+	ids     []record.ID
+	buf     []byte
+	offs    []int
+	entries []index.Entry
+}
+
+var ingestBufs = sync.Pool{New: func() any { return new(ingestBuf) }}
+
+func (p *Peer) ingest(ctx context.Context, recs []*record.Record) (index.WriteResult, error) {
+	if len(recs) == 0 {
+		return index.WriteResult{}, nil
+	}
+	b := ingestBufs.Get().(*ingestBuf)
+	b.ids = slices.Grow(b.ids[:0], len(recs))[:len(recs)]
+	p.gen.Fill(b.ids)
+	size := 0
+	for _, r := range recs {
+		size += r.EncodedSizeHint() + len(p.cfg.Name)
+	}
+	b.buf = slices.Grow(b.buf[:0], size)
+	b.offs = append(b.offs[:0], 0)
+	for i, r := range recs {
+		r.ID = b.ids[i]
+		r.Peer = p.cfg.Name
+		b.buf = r.AppendEncode(b.buf)
+		b.offs = append(b.offs, len(b.buf))
+	}
+	b.entries = b.entries[:0]
+	for i := range recs {
+		b.entries = append(b.entries, index.Entry{ID: b.ids[i], Data: b.buf[b.offs[i]:b.offs[i+1]:b.offs[i+1]]})
+	}
+	res, err := p.db.Write(ctx, b.entries, index.OriginLocal)
+	if ctx.Err() == nil && cap(b.buf) <= 8<<20 {
+		// Write returned on its own: the store has copied the entries
+		ingestBufs.Put(b)
+	}
+	return res, err
+}

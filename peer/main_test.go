@@ -1,0 +1,19 @@
+package peer_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/logmesh/logmesh/testutil"
+)
+
+func TestMain(m *testing.M) {
+	defer testutil.CleanupBinary()
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"),
+		goleak.IgnoreTopFunction("github.com/hashicorp/go-metrics.(*InmemSignal).run"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
+}

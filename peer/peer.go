@@ -1,0 +1,148 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/logmesh/logmesh/index"
+	"github.com/logmesh/logmesh/record"
+	"github.com/logmesh/logmesh/syslog"
+)
+
+// Peer is one logmesh node.
+type Peer struct {
+	cfg     Config
+	log     *slog.Logger
+	gen     *record.Generator
+	db      *index.DB
+	syslog  *syslog.Server
+	api     *http.Server
+	apiLn   net.Listener
+	started time.Time
+	stats   ingestStats
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New validates cfg and prepares a peer; it opens nothing and starts nothing.
+func New(cfg Config) (*Peer, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	p := &Peer{
+		cfg: cfg,
+		log: cfg.Logger.With("component", "peer", "node", cfg.Name),
+		gen: record.NewGenerator(cfg.Now),
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	return p, nil
+}
+
+// Start opens the store and starts the listeners. On error everything
+// started so far is stopped again.
+func (p *Peer) Start() (err error) {
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+	p.started = p.cfg.Now()
+	if p.db, err = index.Open(p.cfg.Index); err != nil {
+		return err
+	}
+	if p.apiLn, err = net.Listen("tcp", p.cfg.APIAddr); err != nil {
+		return fmt.Errorf("cannot listen for the API on %s: %w", p.cfg.APIAddr, err)
+	}
+	p.api = p.newAPIServer()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		if err := p.api.Serve(p.apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			p.log.Error("API server stopped", "err", err)
+		}
+	}()
+	if p.cfg.SyslogTCP != "" || p.cfg.SyslogUDP != "" {
+		sc := p.cfg.Syslog
+		sc.TCPAddr, sc.UDPAddr = p.cfg.SyslogTCP, p.cfg.SyslogUDP
+		sc.PeerName = p.cfg.Name
+		sc.Logger = p.cfg.Logger
+		if p.syslog, err = syslog.New(sc, sinkFunc(p.Ingest)); err != nil {
+			return err
+		}
+		if err = p.syslog.Start(p.ctx); err != nil {
+			return err
+		}
+	}
+	p.log.Info("peer started", "api", p.APIAddr(), "syslog_tcp", p.SyslogTCPAddr(), "syslog_udp", p.SyslogUDPAddr(),
+		"data_dir", p.cfg.DataDir)
+	return nil
+}
+
+// Close stops the listeners, then the store. It is idempotent and blocks
+// until every goroutine of the peer has exited.
+func (p *Peer) Close() error {
+	p.closeOnce.Do(func() {
+		var errs []error
+		if p.syslog != nil {
+			errs = append(errs, p.syslog.Close())
+		}
+		if p.api != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := p.api.Shutdown(ctx); err != nil {
+				p.api.Close()
+			}
+			cancel()
+		} else if p.apiLn != nil {
+			p.apiLn.Close()
+		}
+		p.cancel()
+		p.wg.Wait()
+		if p.db != nil {
+			errs = append(errs, p.db.Close())
+		}
+		p.closeErr = errors.Join(errs...)
+		p.log.Info("peer stopped")
+	})
+	return p.closeErr
+}
+
+// Name returns the peer's name.
+func (p *Peer) Name() string { return p.cfg.Name }
+
+// APIAddr returns the address the API listens on.
+func (p *Peer) APIAddr() string {
+	if p.apiLn == nil {
+		return ""
+	}
+	return p.apiLn.Addr().String()
+}
+
+// SyslogTCPAddr returns the syslog TCP listen address, or "".
+func (p *Peer) SyslogTCPAddr() string {
+	if p.syslog == nil || p.syslog.TCPAddr() == nil {
+		return ""
+	}
+	return p.syslog.TCPAddr().String()
+}
+
+// SyslogUDPAddr returns the syslog UDP listen address, or "".
+func (p *Peer) SyslogUDPAddr() string {
+	if p.syslog == nil || p.syslog.UDPAddr() == nil {
+		return ""
+	}
+	return p.syslog.UDPAddr().String()
+}
+
+// DB returns the peer's store (for tests and tools in this module).
+func (p *Peer) DB() *index.DB { return p.db }

@@ -1,0 +1,144 @@
+package syslog
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Limits of Config.MaxMessageBytes.
+const (
+	// MinMessageBytes is the smallest size limit: RFC 5424 section 6.1
+	// requires receivers to accept messages of 480 octets.
+	MinMessageBytes = 480
+	// MaxMessageBytesLimit is the largest size limit. Every connection may
+	// hold one frame buffer of this size.
+	MaxMessageBytesLimit = 16 << 20
+)
+
+// Config configures a Server. It is read-only after New.
+type Config struct {
+	// TCPAddr is the TCP listen address ("host:port"; "127.0.0.1:0" picks a
+	// free port). Empty means no TCP listener.
+	TCPAddr string
+	// UDPAddr is the UDP listen address. Empty means no UDP listener. At
+	// least one of TCPAddr and UDPAddr must be set.
+	UDPAddr string
+
+	// MaxMessageBytes is the size limit of one message, in bytes; longer
+	// messages are truncated and flagged. Default 64 KiB, at least 480 (RFC
+	// 5424's minimum), at most 16 MiB. Larger allows longer stack traces;
+	// every TCP connection that sends a long message keeps a buffer of this
+	// size, so memory grows up to MaxConnections × MaxMessageBytes. UDP
+	// datagrams cannot exceed 65507 bytes, so a larger limit only matters
+	// for TCP.
+	MaxMessageBytes int
+
+	// MaxConnections bounds concurrent TCP connections; connections beyond
+	// it are closed at once and counted as rejected. Default 4096. Higher
+	// admits more senders at the price of memory (8 KiB read buffer per
+	// connection, more while a long message is read) and file descriptors.
+	MaxConnections int
+
+	// IdleTimeout closes a TCP connection on which no byte at all arrived
+	// for this long. Default 10 minutes. Shorter frees the slots of dead
+	// senders sooner; senders that log rarely then reconnect more often
+	// (reconnecting is harmless, but rsyslog's plain TCP can lose the first
+	// message after a reconnect).
+	IdleTimeout time.Duration
+
+	// FrameTimeout bounds the time from the first byte of a message to its
+	// last. Default 30 seconds. It defeats senders that trickle a message a
+	// byte at a time (slowloris); a message of MaxMessageBytes must arrive
+	// at MaxMessageBytes/FrameTimeout bytes per second at least. What was
+	// read of a message that times out is stored, flagged.
+	FrameTimeout time.Duration
+
+	// MaxBatch bounds the records of one Sink.Ingest call. Default 512.
+	// Batches are flushed as soon as no more input is ready, so this only
+	// matters under load: larger amortises the cost of a durable write over
+	// more records, smaller reduces the latency of the records that wait.
+	MaxBatch int
+
+	// Location is the time zone of RFC 3164 timestamps, which carry none.
+	// nil means time.Local.
+	Location *time.Location
+
+	// Logger receives the server's logs, tagged component=syslog. nil
+	// discards them.
+	Logger *slog.Logger
+
+	// PeerName is stored in every record's Peer field.
+	PeerName string
+}
+
+// Defaults of Config.
+const (
+	DefaultMaxConnections = 4096
+	DefaultIdleTimeout    = 10 * time.Minute
+	DefaultFrameTimeout   = 30 * time.Second
+	DefaultMaxBatch       = 512
+)
+
+// DefaultConfig returns a Config with every default filled in and no listen
+// address.
+func DefaultConfig() Config {
+	return Config{
+		MaxMessageBytes: DefaultMaxMessageBytes,
+		MaxConnections:  DefaultMaxConnections,
+		IdleTimeout:     DefaultIdleTimeout,
+		FrameTimeout:    DefaultFrameTimeout,
+		MaxBatch:        DefaultMaxBatch,
+	}
+}
+
+// validate fills zero fields with their defaults and rejects nonsense with an
+// error naming the field.
+func (c *Config) validate() error {
+	if c.TCPAddr == "" && c.UDPAddr == "" {
+		return errors.New("syslog: Config.TCPAddr and Config.UDPAddr are both empty: there is nothing to listen on")
+	}
+	if err := defaultInt(&c.MaxMessageBytes, DefaultMaxMessageBytes, MinMessageBytes, MaxMessageBytesLimit, "MaxMessageBytes"); err != nil {
+		return err
+	}
+	if err := defaultInt(&c.MaxConnections, DefaultMaxConnections, 1, 1<<20, "MaxConnections"); err != nil {
+		return err
+	}
+	if err := defaultInt(&c.MaxBatch, DefaultMaxBatch, 1, 1<<16, "MaxBatch"); err != nil {
+		return err
+	}
+	if err := defaultDuration(&c.IdleTimeout, DefaultIdleTimeout, "IdleTimeout"); err != nil {
+		return err
+	}
+	if err := defaultDuration(&c.FrameTimeout, DefaultFrameTimeout, "FrameTimeout"); err != nil {
+		return err
+	}
+	if c.Location == nil {
+		c.Location = time.Local
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+func defaultInt(v *int, def, lo, hi int, name string) error {
+	if *v == 0 {
+		*v = def
+	}
+	if *v < lo || *v > hi {
+		return fmt.Errorf("syslog: Config.%s is %d, want %d to %d (0 means %d)", name, *v, lo, hi, def)
+	}
+	return nil
+}
+
+func defaultDuration(v *time.Duration, def time.Duration, name string) error {
+	if *v == 0 {
+		*v = def
+	}
+	if *v < time.Millisecond {
+		return fmt.Errorf("syslog: Config.%s is %v, want at least 1ms (0 means %v)", name, *v, def)
+	}
+	return nil
+}

@@ -1,0 +1,307 @@
+package syslog
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/logmesh/logmesh/record"
+)
+
+// acceptTCP accepts connections until the listener is closed.
+func (s *Server) acceptTCP(ln net.Listener) {
+	defer s.wg.Done()
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: retry, slowly.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.warnf("accept", "cannot accept TCP connection", "err", err, "retry_in", backoff)
+			if !s.pause(backoff) {
+				return
+			}
+			continue
+		}
+		backoff = 0
+		if s.track(c) {
+			go s.serveTCP(c)
+		}
+	}
+}
+
+// track registers a new connection and reports whether to serve it; it closes
+// the connection when the server is closing or full.
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	closed, full := s.mu.closed, len(s.mu.conns) >= s.cfg.MaxConnections
+	if !closed && !full {
+		s.mu.conns[c] = struct{}{}
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	switch {
+	case closed:
+		c.Close()
+		return false
+	case full:
+		c.Close()
+		s.tcpStats.connsRejected.Add(1)
+		s.warnf("reject", "rejected TCP connection: too many open", "remote", c.RemoteAddr().String(),
+			"max_connections", s.cfg.MaxConnections)
+		return false
+	}
+	s.tcpStats.connsAccepted.Add(1)
+	s.tcpStats.connsOpen.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	c.Close()
+	s.mu.Lock()
+	delete(s.mu.conns, c)
+	s.mu.Unlock()
+	s.tcpStats.connsOpen.Add(-1)
+}
+
+// serveTCP reads one connection until it ends, fails or the server closes.
+func (s *Server) serveTCP(c net.Conn) {
+	defer s.wg.Done()
+	defer s.untrack(c)
+	t := &tcpConn{
+		s:      s,
+		c:      c,
+		source: c.RemoteAddr().String(),
+		parser: &Parser{Location: s.cfg.Location},
+		batch:  make([]*record.Record, 0, min(s.cfg.MaxBatch, 64)),
+	}
+	t.fr = NewFrameReader(t, s.cfg.MaxMessageBytes)
+	s.endTCP(t, t.run())
+}
+
+// endTCP counts and logs why a connection ended.
+func (s *Server) endTCP(t *tcpConn, err error) {
+	switch {
+	case err == io.EOF:
+	case errors.Is(err, errSink):
+		s.warnf("sink", "closing TCP connection: cannot store its records", "remote", t.source, "err", err)
+	case errors.Is(err, ErrFraming):
+		s.tcpStats.framingErrors.Add(1)
+		s.warnf("framing", "closing TCP connection: broken octet framing", "remote", t.source, "err", err)
+	case errors.Is(err, os.ErrDeadlineExceeded) && t.frameTimedOut:
+		s.tcpStats.frameTimeouts.Add(1)
+		s.warnf("frame-timeout", "closing TCP connection: message not complete within FrameTimeout",
+			"remote", t.source, "frame_timeout", s.cfg.FrameTimeout)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.tcpStats.idleTimeouts.Add(1)
+		s.log.Debug("closing idle TCP connection", "remote", t.source, "idle_timeout", s.cfg.IdleTimeout)
+	case s.ctx.Err() != nil:
+	default:
+		s.log.Debug("TCP connection ended", "remote", t.source, "err", err)
+	}
+}
+
+// errSink marks the error of a connection whose records could not be stored.
+var errSink = errors.New("syslog: sink failed")
+
+// reuseRawBytes bounds the raw buffer a reused record keeps.
+const reuseRawBytes = 2 << 10
+
+// tcpConn is one connection. It is the io.Reader under the FrameReader: every
+// read first hands the pending batch to the sink (so a record never waits
+// for more input) and sets the read deadline.
+type tcpConn struct {
+	s      *Server
+	c      net.Conn
+	source string
+	parser *Parser
+	fr     *FrameReader
+	batch  []*record.Record
+	// inflight receives the result of the batch handed to the sink and not
+	// yet acknowledged (nil when none); spare is the batch slice it holds.
+	inflight chan error
+	spare    []*record.Record
+	// free holds records of acknowledged batches, for reuse.
+	free []*record.Record
+	// sinkErr is set once Ingest failed; the connection then ends.
+	sinkErr error
+
+	discarded     int64     // fr.Discarded() already counted
+	frameSeq      uint64    // the frame frameStart belongs to
+	frameStart    time.Time // when its first bytes arrived (at the latest)
+	lastRead      time.Time // when the last read returned bytes
+	deadline      time.Time // the read deadline set on c
+	frameTimedOut bool      // the deadline set is the frame's, not the idle one
+}
+
+// run reads frames until the stream ends or fails, then stores what was read.
+func (t *tcpConn) run() error {
+	for {
+		f, err := t.fr.Next()
+		t.countDiscarded()
+		if t.sinkErr != nil {
+			return t.sinkErr
+		}
+		if err != nil {
+			if ferr := t.flush(); ferr != nil {
+				return ferr
+			}
+			if ferr := t.waitInflight(); ferr != nil {
+				return ferr
+			}
+			return err
+		}
+		t.add(f)
+		if len(t.batch) >= t.s.cfg.MaxBatch {
+			if err := t.flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// add turns a frame into a record in the batch.
+func (t *tcpConn) add(f Frame) {
+	stats := &t.s.tcpStats
+	data := trimTrailer(f.Data)
+	if len(data) == 0 {
+		reason := f.Reason
+		if reason == record.ReasonNone || reason == record.ReasonTruncated {
+			reason = record.ReasonEmpty
+		}
+		stats.received(reason, f.Truncated, false)
+		return
+	}
+	var r *record.Record
+	if n := len(t.free); n > 0 {
+		r, t.free = t.free[n-1], t.free[:n-1]
+	} else {
+		r = new(record.Record)
+	}
+	t.s.fillRecord(r, t.parser, data, record.TransportTCP, t.source)
+	applyFrame(r, f)
+	stats.received(r.Reason, f.Truncated, true)
+	t.batch = append(t.batch, r)
+}
+
+// applyFrame records on r what the transport did to its message; transport
+// reasons take precedence over parse reasons.
+func applyFrame(r *record.Record, f Frame) {
+	if f.Truncated {
+		r.Flags |= record.FlagTruncated
+		r.Reason = record.ReasonTruncated
+	}
+	if f.Reason == record.ReasonFraming {
+		r.Flags |= record.FlagParseError
+		r.Reason = record.ReasonFraming
+	}
+}
+
+func (t *tcpConn) countDiscarded() {
+	if d := t.fr.Discarded(); d > t.discarded {
+		t.s.tcpStats.discardedBytes.Add(uint64(d - t.discarded))
+		t.discarded = d
+	}
+}
+
+// flush hands the batch to the sink without waiting for it to be stored, so
+// the connection parses its next batch while the last one is committed. At
+// most one batch is in flight per connection: flush first waits for the
+// previous one, which keeps the backpressure on the sender.
+func (t *tcpConn) flush() error {
+	if err := t.waitInflight(); err != nil || len(t.batch) == 0 {
+		return err
+	}
+	batch := t.batch
+	t.batch, t.spare = t.spare[:0], nil
+	if t.batch == nil {
+		t.batch = make([]*record.Record, 0, cap(batch))
+	}
+	done := make(chan error, 1)
+	t.inflight = done
+	t.spare = batch
+	t.s.wg.Add(1)
+	go func() {
+		defer t.s.wg.Done()
+		err := t.s.sink.Ingest(t.s.ctx, batch)
+		if err != nil {
+			// The connection ends: do not let it wait for the sender.
+			t.c.Close()
+		}
+		done <- err
+	}()
+	return nil
+}
+
+// waitInflight waits for the batch in flight, if any, and counts its outcome.
+func (t *tcpConn) waitInflight() error {
+	if t.inflight == nil {
+		return t.sinkErr
+	}
+	err := <-t.inflight
+	t.inflight = nil
+	stats := &t.s.tcpStats
+	if err != nil {
+		stats.sinkErrors.Add(1)
+		stats.dropped.Add(uint64(len(t.spare)))
+		t.sinkErr = fmt.Errorf("%w: storing %d records from %s: %w", errSink, len(t.spare), t.source, err)
+	} else {
+		stats.stored(t.spare)
+	}
+	for _, r := range t.spare { // the sink is done with them: reuse
+		raw := r.Raw[:0]
+		if cap(raw) > reuseRawBytes {
+			raw = nil // keep reused records small
+		}
+		*r = record.Record{Raw: raw}
+		t.free = append(t.free, r)
+	}
+	clear(t.spare)
+	t.spare = t.spare[:0]
+	return t.sinkErr
+}
+
+// Read reads from the connection for the FrameReader. Before it may block it
+// flushes the batch, then sets the deadline: IdleTimeout from now while
+// waiting for a new message, also FrameTimeout from the message's first
+// bytes while waiting for the rest of one.
+func (t *tcpConn) Read(p []byte) (int, error) {
+	flushed := len(t.batch) > 0 || t.inflight != nil
+	if err := t.flush(); err != nil {
+		return 0, err
+	}
+	cfg := &t.s.cfg
+	now := t.s.now()
+	deadline := now.Add(cfg.IdleTimeout)
+	t.frameTimedOut = false
+	if t.fr.midFrame() {
+		if t.frameSeq != t.fr.frames || flushed {
+			// A new frame began with the bytes of the last read, or the
+			// sink took its time: the sender is not to blame for that.
+			t.frameSeq, t.frameStart = t.fr.frames, t.lastRead
+			if flushed {
+				t.frameStart = now
+			}
+		}
+		if fd := t.frameStart.Add(cfg.FrameTimeout); fd.Before(deadline) {
+			deadline, t.frameTimedOut = fd, true
+		}
+	}
+	if !deadline.Equal(t.deadline) {
+		if err := t.c.SetReadDeadline(deadline); err != nil {
+			return 0, err
+		}
+		t.deadline = deadline
+	}
+	n, err := t.c.Read(p)
+	if n > 0 {
+		t.lastRead = t.s.now()
+	}
+	return n, err
+}

@@ -1,0 +1,183 @@
+package testutil
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Process is a logmesh agent run as a real process, for tests that need
+// signals (SIGKILL, SIGSTOP, SIGTERM) and real restarts.
+type Process struct {
+	t    testing.TB
+	Name string
+	// Dir holds the data directory and the log file.
+	Dir     string
+	APIAddr string
+	// SyslogAddr is the syslog TCP and UDP address.
+	SyslogAddr string
+	// Args are the extra agent flags, kept across restarts.
+	Args []string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	logf *os.File
+}
+
+// NewProcess prepares (does not start) an agent named name with its own
+// directory and free ports. extra flags are appended to every start.
+func NewProcess(t testing.TB, name string, extra ...string) *Process {
+	t.Helper()
+	p := &Process{t: t, Name: name, Dir: t.TempDir(), APIAddr: FreeAddr(t), SyslogAddr: FreeAddr(t), Args: extra}
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			p.dumpLog()
+		}
+	})
+	return p
+}
+
+// LogPath is the agent's log file; it accumulates across restarts.
+func (p *Process) LogPath() string { return filepath.Join(p.Dir, "agent.log") }
+
+// DataDir is the agent's data directory.
+func (p *Process) DataDir() string { return filepath.Join(p.Dir, "data") }
+
+// Start starts the agent and waits until its API answers.
+func (p *Process) Start() {
+	p.t.Helper()
+	p.mu.Lock()
+	if p.cmd != nil {
+		p.mu.Unlock()
+		p.t.Fatalf("%s: already running", p.Name)
+	}
+	logf, err := os.OpenFile(p.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		p.mu.Unlock()
+		p.t.Fatal(err)
+	}
+	fmt.Fprintf(logf, "==== start %s\n", time.Now().Format(time.RFC3339Nano))
+	args := append([]string{"agent", "--name", p.Name, "--data-dir", p.DataDir(), "--api-addr", p.APIAddr,
+		"--syslog-tcp", p.SyslogAddr, "--syslog-udp", p.SyslogAddr, "--log-level", "debug"}, p.Args...)
+	cmd := exec.Command(Binary(p.t), args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		p.mu.Unlock()
+		p.t.Fatalf("%s: start: %v", p.Name, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(done) }()
+	p.cmd, p.done, p.logf = cmd, done, logf
+	p.mu.Unlock()
+	url := "http://" + p.APIAddr + "/healthz"
+	WaitFor(p.t, 30*time.Second, p.Name+" API up", func() bool {
+		select {
+		case <-done:
+			p.dumpLog()
+			p.t.Fatalf("%s exited during start", p.Name)
+		default:
+		}
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// Running reports whether the process is running.
+func (p *Process) Running() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		_ = p.cmd.Process.Signal(sig)
+	}
+}
+
+// Kill sends SIGKILL and waits for the process to die.
+func (p *Process) Kill() {
+	p.Signal(syscall.SIGCONT) // a stopped process must be able to die
+	p.Signal(syscall.SIGKILL)
+	p.wait(10 * time.Second)
+}
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (p *Process) Stop() {
+	p.t.Helper()
+	p.Signal(syscall.SIGTERM)
+	if !p.wait(30 * time.Second) {
+		p.t.Fatalf("%s did not exit within 30s of SIGTERM", p.Name)
+	}
+}
+
+func (p *Process) wait(d time.Duration) bool {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil {
+		return true
+	}
+	select {
+	case <-done:
+	case <-time.After(d):
+		return false
+	}
+	p.mu.Lock()
+	p.cmd, p.done = nil, nil
+	p.mu.Unlock()
+	return true
+}
+
+// dumpLog prints the tail of the agent's log into the test output.
+func (p *Process) dumpLog() {
+	f, err := os.Open(p.LogPath())
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) > 80 {
+		lines = lines[len(lines)-80:]
+	}
+	p.t.Logf("---- last lines of %s (%s)\n%s", p.Name, p.LogPath(), strings.Join(lines, "\n"))
+}
+
+// Context returns a context that ends when the test does.
+func Context(t testing.TB) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return ctx
+}
