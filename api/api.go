@@ -16,8 +16,18 @@ type Error struct {
 
 // IngestResponse is the answer to POST /v1/logs.
 type IngestResponse struct {
-	// Accepted is the number of records stored durably.
+	// Accepted is the number of records stored durably by the peer that
+	// answers (as an owner, or as a hint for the owners).
 	Accepted int `json:"accepted"`
+	// W is the consistency asked for: "1", "quorum" or "all".
+	W string `json:"w"`
+	// Replicas is the number of owners holding the batch durably (for a
+	// batch spanning partitions: the fewest any of its partitions has).
+	Replicas int `json:"replicas"`
+	// Required is the number of owners W asked for (the most any partition needs).
+	Required int `json:"required"`
+	// Unreached names owners that had not confirmed when the answer was sent.
+	Unreached []string `json:"unreached,omitempty"`
 	// IDs lists the records' IDs in request order, when asked for with ids=true.
 	IDs []record.ID `json:"ids,omitempty"`
 }
@@ -33,6 +43,58 @@ type Status struct {
 	Windows       int          `json:"windows"`
 	Ingest        IngestStatus `json:"ingest"`
 	Store         StoreStatus  `json:"store"`
+	// Replication describes the pushes to every other owner; empty outside a cluster.
+	Replication []TargetStatus `json:"replication,omitempty"`
+	// Members is the number of peers this peer knows, by state.
+	Members map[string]int `json:"members,omitempty"`
+	// UndeliveredBytes sums the data waiting for other peers.
+	UndeliveredBytes int64 `json:"undelivered_bytes"`
+	// ReplicatedIn counts records other peers pushed here.
+	ReplicatedIn uint64 `json:"replicated_in"`
+	// HintsDeleted counts records held for other peers and deleted once delivered.
+	HintsDeleted uint64 `json:"hints_deleted"`
+	// Skips counts times a peer's backlog was dropped for --max-hints-bytes.
+	Skips uint64 `json:"replication_skips"`
+}
+
+// TargetStatus describes replication from one peer to another.
+type TargetStatus struct {
+	Peer              string  `json:"peer"`
+	UndeliveredCount  int64   `json:"undelivered_records"`
+	UndeliveredBytes  int64   `json:"undelivered_bytes"`
+	Delivered         uint64  `json:"delivered_records"`
+	Cursor            uint64  `json:"cursor"`
+	Head              uint64  `json:"head"`
+	Skipped           bool    `json:"skipped,omitempty"`
+	LagP50Seconds     float64 `json:"lag_p50_seconds"`
+	LagP99Seconds     float64 `json:"lag_p99_seconds"`
+	LagMaxSeconds     float64 `json:"lag_max_seconds"`
+	LastError         string  `json:"last_error,omitempty"`
+	LastErrorAt       string  `json:"last_error_at,omitempty"`
+	OldestUndelivered float64 `json:"oldest_undelivered_seconds,omitempty"`
+}
+
+// Member is one peer of the cluster as GET /v1/members lists it.
+type Member struct {
+	Name    string            `json:"name"`
+	Address string            `json:"address"`
+	Status  string            `json:"status"`
+	Tags    map[string]string `json:"tags,omitempty"`
+}
+
+// ClusterStatus is the answer to GET /v1/cluster: every member's status.
+type ClusterStatus struct {
+	// Answered by names the peer that gathered the answer.
+	AnsweredBy string       `json:"answered_by"`
+	Peers      []PeerStatus `json:"peers"`
+}
+
+// PeerStatus is one member's membership state and, when it answered, its status.
+type PeerStatus struct {
+	Name   string  `json:"name"`
+	State  string  `json:"state"`
+	Status *Status `json:"status,omitempty"`
+	Error  string  `json:"error,omitempty"`
 }
 
 // IngestStatus holds the ingestion counters by transport.

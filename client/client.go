@@ -119,8 +119,27 @@ func (c *Client) Ingest(ctx context.Context, body []byte, contentType string, pa
 	return out, nil
 }
 
-// Query streams the records matching q to fn, in the order the peer sends them.
-func (c *Client) Query(ctx context.Context, q query.Query, fn func(*record.JSON) error) error {
+// Coverage says how much of the cluster's data an answer covers.
+type Coverage struct {
+	// State is "full", "partial" (some partitions had no live replica, or a
+	// peer failed while answering) or "local" (one peer's store only).
+	State string
+	// Missing lists the partitions no replica answered for.
+	Missing string
+}
+
+// Partial reports whether the answer may lack records.
+func (c Coverage) Partial() bool { return c.State == "partial" }
+
+// Query streams the records matching q to fn, in the order the peer sends
+// them, and returns how much of the cluster's data the answer covers.
+func (c *Client) Query(ctx context.Context, q query.Query, fn func(*record.JSON) error) (Coverage, error) {
+	var cov Coverage
+	err := c.query(ctx, q, fn, &cov)
+	return cov, err
+}
+
+func (c *Client) query(ctx context.Context, q query.Query, fn func(*record.JSON) error, cov *Coverage) error {
 	req, err := c.newRequest(ctx, http.MethodGet, "/v1/logs", q.Values(), nil)
 	if err != nil {
 		return err
@@ -130,6 +149,12 @@ func (c *Client) Query(ctx context.Context, q query.Query, fn func(*record.JSON)
 		return err
 	}
 	defer resp.Body.Close()
+	cov.State, cov.Missing = resp.Header.Get("X-Logmesh-Coverage"), resp.Header.Get("X-Logmesh-Missing")
+	defer func() {
+		if t := resp.Trailer.Get("X-Logmesh-Coverage"); t != "" {
+			cov.State = t
+		}
+	}()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
@@ -144,6 +169,10 @@ func (c *Client) Query(ctx context.Context, q query.Query, fn func(*record.JSON)
 		if j.ID == "" { // an error object ends a stream that had already begun
 			var e api.Error
 			if json.Unmarshal(line, &e) == nil && e.Error != "" {
+				if strings.HasPrefix(e.Error, "partial answer") {
+					cov.State = "partial"
+					return nil
+				}
 				return errors.New(e.Error)
 			}
 		}
@@ -192,4 +221,18 @@ func (c *Client) Healthy(ctx context.Context) error {
 	}
 	resp.Body.Close()
 	return nil
+}
+
+// Members returns the cluster's members as the peer sees them.
+func (c *Client) Members(ctx context.Context) ([]api.Member, error) {
+	var out []api.Member
+	err := c.getJSON(ctx, "/v1/members", nil, &out)
+	return out, err
+}
+
+// Cluster returns every member's status, gathered by the peer.
+func (c *Client) Cluster(ctx context.Context) (api.ClusterStatus, error) {
+	var out api.ClusterStatus
+	err := c.getJSON(ctx, "/v1/cluster", nil, &out)
+	return out, err
 }

@@ -41,11 +41,16 @@ type WriteResult struct {
 	// Expired counts records whose time window has expired; they are refused
 	// so that replication and repair never resurrect dropped data.
 	Expired int
+	// Seq is a journal sequence at or after every entry that holds this
+	// write's records: once replication has passed Seq, it has passed them.
+	Seq uint64
 }
 
 type writeReq struct {
 	entries []Entry
 	origin  Origin
+	// remove deletes the entries' IDs instead of writing them (Data unused).
+	remove bool
 	res     WriteResult
 	err     error
 	done    chan struct{}
@@ -197,6 +202,7 @@ type builder struct {
 	remote []record.ID
 	seen   map[record.ID]struct{}
 	keys   []byte // slab the record keys are cut from (Badger keeps them until commit)
+	op     Op     // of the open transaction: OpAdd, or OpRemove from removeAll
 	err    error
 }
 
@@ -213,9 +219,12 @@ func (db *DB) build(batch []*writeReq) {
 	b := builder{db: db, cutoff: db.cutoff()}
 	b.begin()
 	for _, req := range batch {
-		if b.err != nil {
+		switch {
+		case b.err != nil:
 			req.err = b.err
-		} else {
+		case req.remove:
+			b.removeAll(req)
+		default:
 			b.add(req)
 		}
 		db.pipe.mu.Lock()
@@ -283,6 +292,37 @@ func (b *builder) add(req *writeReq) {
 	}
 }
 
+// removeAll deletes the request's IDs in a transaction of their own, with a
+// journal entry that removes them from the digests.
+func (b *builder) removeAll(req *writeReq) {
+	b.send() // adds before the removal commit first
+	b.begin()
+	var gone []record.ID
+	for i := range req.entries {
+		id := req.entries[i].ID
+		key := b.key(id)
+		if _, err := b.txn.Get(key); errors.Is(err, badger.ErrKeyNotFound) {
+			continue
+		} else if err != nil {
+			b.err, req.err = err, err
+			break
+		}
+		if err := b.txn.Delete(key); err != nil {
+			b.err, req.err = err, err
+			break
+		}
+		gone = append(gone, id)
+	}
+	if b.err == nil && len(gone) > 0 {
+		b.remote = gone
+		b.work.credits = append(b.work.credits, credit{req: req, written: len(gone)})
+		b.op = OpRemove
+	}
+	b.send()
+	b.op = OpAdd
+	b.begin()
+}
+
 // isDuplicate reports whether a remote record is stored, in flight, or
 // repeated earlier in this group.
 func (b *builder) isDuplicate(id record.ID, key []byte) (bool, error) {
@@ -329,18 +369,28 @@ func (b *builder) send() {
 	}
 	if b.err != nil || len(b.local)+len(b.remote) == 0 {
 		txn.Discard()
-		b.release(b.remote)
+		if b.op != OpRemove {
+			b.release(b.remote)
+		}
 		return
 	}
 	db := b.db
 	seq := db.nextSeq.Load()
-	work.entry = JournalEntry{Seq: seq, Op: OpAdd, Local: len(b.local),
+	op := b.op
+	if op == 0 {
+		op = OpAdd
+	}
+	work.entry = JournalEntry{Seq: seq, Op: op, Local: len(b.local),
 		IDs: append(append(make([]record.ID, 0, len(b.local)+len(b.remote)), b.local...), b.remote...)}
-	work.remote = b.remote
+	if op == OpAdd {
+		work.remote = b.remote
+	}
 	if err := txn.Set(journalKey(seq), work.entry.encode()); err != nil {
 		txn.Discard()
 		b.err = err
-		b.release(b.remote)
+		if op == OpAdd {
+			b.release(b.remote)
+		}
 		return
 	}
 	db.pipe.slots <- struct{}{} // bound transactions in flight
@@ -401,7 +451,11 @@ func (db *DB) completeLoop() {
 				break more
 			}
 		}
-		applied = db.applyDone(applied)
+		if next := db.applyDone(applied); next != applied {
+			applied = next
+			db.applied.Store(applied)
+			db.notifyChanges()
+		}
 		n := 0
 		for n < len(waiting) && waiting[n].waitSeq <= applied {
 			n++
@@ -425,6 +479,7 @@ func (db *DB) completeLoop() {
 		var written uint64
 		for _, req := range waiting[:n] {
 			written += uint64(req.res.Written)
+			req.res.Seq = req.waitSeq
 			close(req.done)
 		}
 		db.stats.recordsWritten.Add(written)

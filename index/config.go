@@ -65,6 +65,12 @@ type Config struct {
 	// value-log garbage collection run (default 1m).
 	MaintenanceInterval time.Duration
 
+	// KeepJournal keeps every journal entry until SetJournalFloor names the
+	// lowest one still needed (replication sets it once its cursors are
+	// loaded); without it, entries are pruned once the digest checkpoint
+	// covers them.
+	KeepJournal bool
+
 	// Logger receives the DB's own logs (default slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock used for retention (default time.Now).

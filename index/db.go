@@ -46,6 +46,13 @@ type DB struct {
 	journalFloor atomic.Uint64
 	floorSet     atomic.Bool
 	ckptSeq      atomic.Uint64
+	applied      atomic.Uint64 // last journal sequence applied
+
+	subs struct {
+		sync.Mutex
+		m    map[int]chan struct{}
+		next int
+	}
 
 	stats stats
 }
@@ -97,6 +104,8 @@ func Open(cfg Config) (*DB, error) {
 		return nil, err
 	}
 	db.pipe.startSeq = db.nextSeq.Load()
+	db.applied.Store(db.nextSeq.Load() - 1)
+	db.subs.m = map[int]chan struct{}{}
 	db.wg.Add(4)
 	go db.commitLoop()
 	go db.completeLoop()

@@ -241,12 +241,7 @@ func TestDigestsSurviveReopen(t *testing.T) {
 	}
 	before := db.Digest()
 	// Close would checkpoint; skip it to replay the journal like after a crash.
-	db.closed.Store(true)
-	db.cancel()
-	db.wg.Wait()
-	if err := db.bdb.Close(); err != nil {
-		t.Fatal(err)
-	}
+	crash(db)
 	db2 := openTest(t, dir)
 	if got := db2.Digest(); got != before || got.Count != 1000 {
 		t.Fatalf("digest after reopen %+v, want %+v", got, before)

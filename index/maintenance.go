@@ -138,8 +138,11 @@ func (db *DB) SetJournalFloor(seq uint64) {
 // replication cursor needs.
 func (db *DB) pruneJournal() error {
 	limit := db.ckptSeq.Load() + 1 // entries <= ckpt are covered
-	if db.floorSet.Load() {
+	switch {
+	case db.floorSet.Load():
 		limit = min(limit, db.journalFloor.Load())
+	case db.cfg.KeepJournal:
+		return nil // replication has not said yet what it needs
 	}
 	wb := db.bdb.NewWriteBatch()
 	defer wb.Cancel()

@@ -15,6 +15,9 @@ func (p *Peer) newAPIServer() *http.Server {
 	mux.HandleFunc("GET /v1/status", p.handleStatus)
 	mux.HandleFunc("POST /v1/logs", p.handlePostLogs)
 	mux.HandleFunc("GET /v1/logs", p.handleGetLogs)
+	mux.HandleFunc("GET /v1/members", p.handleMembers)
+	mux.HandleFunc("GET /v1/cluster", p.handleCluster)
+	mux.HandleFunc("POST /internal/v1/replicate", p.handleReplicate)
 	if p.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -46,4 +49,12 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 func (p *Peer) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (p *Peer) handleMembers(w http.ResponseWriter, r *http.Request) {
+	var out []api.Member
+	for _, m := range p.cluster.members() {
+		out = append(out, api.Member{Name: m.Name, Address: m.Addr, Status: string(m.Status), Tags: m.Tags})
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -3,11 +3,13 @@ package peer
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"time"
 
 	"github.com/logmesh/logmesh/api"
 	"github.com/logmesh/logmesh/record"
@@ -37,20 +39,99 @@ func (p *Peer) handlePostLogs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error()+"; nothing of this batch was stored")
 		return
 	}
-	if _, err := p.ingest(r.Context(), recs); err != nil {
+	level, timeout, err := writeLevel(r, p.cfg.WriteTimeout)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	res, err := p.ingest(r.Context(), recs)
+	if err != nil {
 		p.log.Error("cannot store HTTP batch", "records", len(recs), "err", err)
 		writeError(w, http.StatusServiceUnavailable, "cannot store the batch: "+err.Error())
 		return
 	}
 	p.stats.httpAccepted.Add(uint64(len(recs)))
-	resp := api.IngestResponse{Accepted: len(recs)}
+	resp := api.IngestResponse{Accepted: len(recs), W: level}
+	code := p.waitReplicas(r.Context(), &resp, recs, res.Seq, timeout)
 	if r.URL.Query().Get("ids") == "true" {
 		resp.IDs = make([]record.ID, len(recs))
 		for i, rec := range recs {
 			resp.IDs[i] = rec.ID
 		}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, code, resp)
+}
+
+// writeLevel reads the w (1, quorum, all) and timeout parameters.
+func writeLevel(r *http.Request, def time.Duration) (string, time.Duration, error) {
+	q := r.URL.Query()
+	level := q.Get("w")
+	switch level {
+	case "", "1":
+		level = "1"
+	case "quorum", "all":
+	default:
+		return "", 0, fmt.Errorf("w=%q: want 1, quorum or all", level)
+	}
+	timeout := def
+	if s := q.Get("timeout"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 || d > 10*time.Minute {
+			return "", 0, fmt.Errorf("timeout=%q: want a duration such as 5s (at most 10m)", s)
+		}
+		timeout = d
+	}
+	return level, timeout, nil
+}
+
+// waitReplicas fills the replica counts of a stored batch and, for w=quorum
+// or w=all, waits until enough owners hold it or the timeout passes. It
+// returns the HTTP status: 200 when w is met, 504 when it is not (the batch
+// is stored here and replication goes on).
+func (p *Peer) waitReplicas(ctx context.Context, resp *api.IngestResponse, recs []*record.Record, seq uint64, timeout time.Duration) int {
+	seen := map[record.Partition]bool{}
+	var parts []record.Partition
+	for _, r := range recs {
+		if pt := r.ID.Partition(); !seen[pt] {
+			seen[pt] = true
+			parts = append(parts, pt)
+		}
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		progress := p.repl.progress()
+		have, owners, missing := p.repl.copies(parts, seq)
+		fewest, required, met := -1, 0, true
+		for i, n := range owners {
+			want := 1
+			switch resp.W {
+			case "quorum":
+				want = n/2 + 1
+			case "all":
+				want = n
+			}
+			required = max(required, want)
+			if resp.W != "1" && have[i] < want {
+				met = false
+			}
+			if fewest < 0 || have[i] < fewest {
+				fewest = have[i]
+			}
+		}
+		fewest = max(fewest, 0)
+		resp.Replicas, resp.Required, resp.Unreached = fewest, required, missing
+		if met {
+			return http.StatusOK
+		}
+		select {
+		case <-progress:
+		case <-timer.C:
+			return http.StatusGatewayTimeout
+		case <-ctx.Done():
+			return http.StatusGatewayTimeout
+		}
+	}
 }
 
 // eachLine calls fn for every non-empty line (without its line ending),

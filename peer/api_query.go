@@ -2,58 +2,130 @@ package peer
 
 import (
 	"bufio"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/logmesh/logmesh/api"
 	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/query"
 	"github.com/logmesh/logmesh/record"
+	"github.com/logmesh/logmesh/wire"
 )
 
-// handleGetLogs streams the records matching the query as NDJSON.
+// Coverage headers of query answers. A trailer of the same name overrides
+// the header when a peer failed while the answer was streaming.
+const (
+	headerCoverage = "X-Logmesh-Coverage" // "full" or "partial"
+	headerMissing  = "X-Logmesh-Missing"  // partitions no live replica answered for, comma-separated
+)
+
+// handleGetLogs answers a query. With local=true (or outside a cluster) it
+// reads this peer's store; otherwise it fans out to the peers that cover
+// every partition and merges their answers.
 func (p *Peer) handleGetLogs(w http.ResponseWriter, r *http.Request) {
-	q, err := query.Parse(r.URL.Query(), p.cfg.Now())
+	params := r.URL.Query()
+	var mask *[record.NumPartitions]bool
+	if s := params.Get("partitions"); s != "" {
+		m, err := decodeMask(s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		mask = m
+	}
+	params.Del("partitions")
+	q, err := query.Parse(params, p.cfg.Now())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if r.Header.Get("Accept") == wire.ContentType {
+		p.streamWire(w, r, q, mask)
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	bw := bufio.NewWriterSize(w, 32<<10)
-	enc := json.NewEncoder(bw)
-	flusher, _ := w.(http.Flusher)
-	n := 0
-	err = p.localQuery(r, q, func(id record.ID, data []byte) error {
-		rec, err := record.Decode(id, data)
-		if err != nil {
-			return err
-		}
-		if err := enc.Encode(rec.ToJSON()); err != nil {
-			return err
-		}
-		n++
-		if n%256 == 0 && flusher != nil {
-			if err := bw.Flush(); err != nil {
-				return err
-			}
-			flusher.Flush()
-		}
-		return nil
-	})
+	out := newNDJSON(w)
+	if q.Local || len(p.cluster.view().table.Members()) <= 1 {
+		w.Header().Set(headerCoverage, "local")
+		err = p.localQuery(r, q, mask, out.record)
+	} else {
+		err = p.fanout(w, r, q, out)
+	}
 	if err != nil && !errors.Is(err, r.Context().Err()) {
 		p.log.Warn("query failed", "err", err)
-		// the status line is gone; end the stream with an error object
-		_ = enc.Encode(api.Error{Error: "query failed: " + err.Error()})
+		out.err("query failed: " + err.Error())
 	}
-	_ = bw.Flush()
+	out.flush()
 }
 
-// localQuery runs q against this peer's store, calling fn in order.
-func (p *Peer) localQuery(r *http.Request, q query.Query, fn func(record.ID, []byte) error) error {
+// ndjson writes records as NDJSON, flushing every 256 records.
+type ndjson struct {
+	bw      *bufio.Writer
+	enc     *json.Encoder
+	flusher http.Flusher
+	n       int
+}
+
+func newNDJSON(w http.ResponseWriter) *ndjson {
+	bw := bufio.NewWriterSize(w, 32<<10)
+	o := &ndjson{bw: bw, enc: json.NewEncoder(bw)}
+	o.flusher, _ = w.(http.Flusher)
+	return o
+}
+
+func (o *ndjson) record(id record.ID, data []byte) error {
+	rec, err := record.Decode(id, data)
+	if err != nil {
+		return err
+	}
+	if err := o.enc.Encode(rec.ToJSON()); err != nil {
+		return err
+	}
+	o.n++
+	if o.n%256 == 0 {
+		return o.flush()
+	}
+	return nil
+}
+
+// err ends a stream that had begun with an error object.
+func (o *ndjson) err(msg string) { _ = o.enc.Encode(api.Error{Error: msg}) }
+
+func (o *ndjson) flush() error {
+	if err := o.bw.Flush(); err != nil {
+		return err
+	}
+	if o.flusher != nil {
+		o.flusher.Flush()
+	}
+	return nil
+}
+
+// streamWire answers a peer's fan-out request from the local store, in the
+// binary record format.
+func (p *Peer) streamWire(w http.ResponseWriter, r *http.Request, q query.Query, mask *[record.NumPartitions]bool) {
+	w.Header().Set("Content-Type", wire.ContentType)
+	ww, err := wire.NewWriter(w)
+	if err != nil {
+		return
+	}
+	err = p.localQuery(r, q, mask, ww.Record)
+	if err != nil {
+		_ = ww.Error(err.Error())
+		return
+	}
+	_ = ww.End("ok")
+}
+
+// localQuery runs q against this peer's store (restricted to mask when set),
+// calling fn in order.
+func (p *Peer) localQuery(r *http.Request, q query.Query, mask *[record.NumPartitions]bool, fn func(record.ID, []byte) error) error {
 	from, to := q.Range()
-	opts := index.ScanOptions{FromMillis: from, ToMillis: to, Reverse: !q.Ascending, Match: q.Matcher()}
+	opts := index.ScanOptions{FromMillis: from, ToMillis: to, Reverse: !q.Ascending, Match: q.Matcher(), Partitions: mask}
 	if q.Filtering() {
 		opts.Workers = p.cfg.QueryWorkers
 	}
@@ -68,4 +140,26 @@ func (p *Peer) localQuery(r *http.Request, q query.Query, fn func(record.ID, []b
 		}
 		return nil
 	})
+}
+
+func encodeMask(m *[record.NumPartitions]bool) string {
+	var b [record.NumPartitions / 8]byte
+	for i, on := range m {
+		if on {
+			b[i/8] |= 1 << (i % 8)
+		}
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func decodeMask(s string) (*[record.NumPartitions]bool, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != record.NumPartitions/8 {
+		return nil, fmt.Errorf("partitions=%q: want %d hex digits", s, record.NumPartitions/4)
+	}
+	var m [record.NumPartitions]bool
+	for i := range m {
+		m[i] = b[i/8]&(1<<(i%8)) != 0
+	}
+	return &m, nil
 }

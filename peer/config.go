@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/logmesh/logmesh/gossip"
 	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/syslog"
 )
@@ -24,6 +25,40 @@ type Config struct {
 	APIAddr string
 	// SyslogTCP and SyslogUDP are the syslog listen addresses; "" disables one.
 	SyslogTCP, SyslogUDP string
+
+	// GossipAddr is the gossip listen address (UDP and TCP on one port). ""
+	// runs the peer alone, outside any cluster.
+	GossipAddr string
+	// Advertise is the gossip address other peers reach this one at
+	// (default: GossipAddr, which must then not be a wildcard address).
+	Advertise string
+	// APIAdvertise is the API address other peers reach this one at
+	// (default: the advertised gossip host with the API port).
+	APIAdvertise string
+	// Seeds are gossip addresses to join; they are retried until one answers.
+	Seeds []string
+	// EncryptKey is the gossip encryption key (16, 24 or 32 bytes).
+	EncryptKey []byte
+	// Gossip holds the failure-detection timings (its name and addresses come
+	// from the fields above).
+	Gossip gossip.Config
+	// Replicas is the number of copies of each record (default 3). With
+	// fewer peers than that, every peer holds everything.
+	Replicas int
+	// MaxHintsBytes bounds the data waiting for delivery to other peers
+	// (estimated from the journal backlog). Past it, pushes to the peer with
+	// the largest backlog stop and anti-entropy repairs it instead (default 1 GiB).
+	MaxHintsBytes int64
+	// ReplicationBatchRecords bounds the records of one push (default 4096).
+	ReplicationBatchRecords int
+	// ReplicationRetryMax caps the backoff between failed pushes (default 5s).
+	ReplicationRetryMax time.Duration
+	// WriteTimeout bounds how long a write with w=quorum or w=all waits for
+	// replicas (default 10s; the request's timeout parameter overrides it).
+	WriteTimeout time.Duration
+	// DisableReplication stops pushes (tests and drills: anti-entropy alone
+	// must then restore every replica).
+	DisableReplication bool
 
 	// Index configures the store; its Dir is DataDir/store.
 	Index index.Config
@@ -84,6 +119,29 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s address %q is not host:port: %v", what, addr, err)
 		}
 	}
+	if c.Replicas == 0 {
+		c.Replicas = 3
+	}
+	if c.Replicas < 1 {
+		return fmt.Errorf("replicas %d must be at least 1", c.Replicas)
+	}
+	if c.MaxHintsBytes == 0 {
+		c.MaxHintsBytes = 1 << 30
+	}
+	if c.ReplicationBatchRecords == 0 {
+		c.ReplicationBatchRecords = 4096
+	}
+	if c.ReplicationRetryMax == 0 {
+		c.ReplicationRetryMax = 5 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.GossipAddr != "" {
+		if _, _, err := net.SplitHostPort(c.GossipAddr); err != nil {
+			return fmt.Errorf("gossip address %q is not host:port: %v", c.GossipAddr, err)
+		}
+	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 64 << 20
 	}
@@ -100,6 +158,7 @@ func (c *Config) validate() error {
 		c.Now = time.Now
 	}
 	c.Index.Dir = filepath.Join(c.DataDir, "store")
+	c.Index.KeepJournal = c.GossipAddr != "" // replication cursors read it
 	c.Index.Now = c.Now
 	c.Index.Logger = c.Logger
 	return nil

@@ -65,7 +65,7 @@ func TestSIGKILLDuringIngestionKeepsEveryAcknowledgedBatch(t *testing.T) {
 			p.Start()
 			var stored = map[string]bool{}
 			q := mustQuery(t, "limit=0&order=asc")
-			if err := c.Query(context.Background(), q, func(j *record.JSON) error { stored[j.ID] = true; return nil }); err != nil {
+			if _, err := c.Query(context.Background(), q, func(j *record.JSON) error { stored[j.ID] = true; return nil }); err != nil {
 				t.Fatal(err)
 			}
 			lost := 0

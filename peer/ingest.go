@@ -15,6 +15,9 @@ type sinkFunc func(ctx context.Context, recs []*record.Record) error
 func (f sinkFunc) Ingest(ctx context.Context, recs []*record.Record) error { return f(ctx, recs) }
 
 type ingestStats struct {
+	encodedRecords     atomic.Uint64
+	encodedBytes       atomic.Uint64
+	replicatedIn       atomic.Uint64
 	httpAccepted       atomic.Uint64
 	httpBytes          atomic.Uint64
 	httpRejectedBatch  atomic.Uint64
@@ -59,6 +62,8 @@ func (p *Peer) ingest(ctx context.Context, recs []*record.Record) (index.WriteRe
 		b.buf = r.AppendEncode(b.buf)
 		b.offs = append(b.offs, len(b.buf))
 	}
+	p.stats.encodedRecords.Add(uint64(len(recs)))
+	p.stats.encodedBytes.Add(uint64(len(b.buf)))
 	b.entries = b.entries[:0]
 	for i := range recs {
 		b.entries = append(b.entries, index.Entry{ID: b.ids[i], Data: b.buf[b.offs[i]:b.offs[i+1]:b.offs[i+1]]})

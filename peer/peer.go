@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/logmesh/logmesh/api"
 	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/record"
 	"github.com/logmesh/logmesh/syslog"
@@ -24,6 +25,8 @@ type Peer struct {
 	syslog  *syslog.Server
 	api     *http.Server
 	apiLn   net.Listener
+	cluster *cluster
+	repl    *replication
 	started time.Time
 	stats   ingestStats
 
@@ -46,6 +49,8 @@ func New(cfg Config) (*Peer, error) {
 		gen: record.NewGenerator(cfg.Now),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.cluster = newCluster(p)
+	p.repl = newReplication(p)
 	return p, nil
 }
 
@@ -63,6 +68,16 @@ func (p *Peer) Start() (err error) {
 	}
 	if p.apiLn, err = net.Listen("tcp", p.cfg.APIAddr); err != nil {
 		return fmt.Errorf("cannot listen for the API on %s: %w", p.cfg.APIAddr, err)
+	}
+	if err = p.cluster.start(p.ctx, &p.wg, p.apiLn.Addr().String()); err != nil {
+		return err
+	}
+	if p.cfg.GossipAddr != "" {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.repl.run(p.ctx)
+		}()
 	}
 	p.api = p.newAPIServer()
 	p.wg.Add(1)
@@ -107,6 +122,7 @@ func (p *Peer) Close() error {
 			p.apiLn.Close()
 		}
 		p.cancel()
+		errs = append(errs, p.cluster.close())
 		p.wg.Wait()
 		if p.db != nil {
 			errs = append(errs, p.db.Close())
@@ -115,6 +131,18 @@ func (p *Peer) Close() error {
 		p.log.Info("peer stopped")
 	})
 	return p.closeErr
+}
+
+// Leave announces to the cluster that this peer leaves for good (others see
+// it `left`, not `failed`, and stop placing data on it). Close must follow.
+func (p *Peer) Leave() error { return p.cluster.leave() }
+
+// GossipAddr returns the address other peers reach this one's gossip at, or "".
+func (p *Peer) GossipAddr() string {
+	if p.cluster.g == nil {
+		return ""
+	}
+	return p.cluster.g.Addr()
 }
 
 // Name returns the peer's name.
@@ -146,3 +174,17 @@ func (p *Peer) SyslogUDPAddr() string {
 
 // DB returns the peer's store (for tests and tools in this module).
 func (p *Peer) DB() *index.DB { return p.db }
+
+// Members returns the peer's view of the cluster (just itself outside one).
+func (p *Peer) Members() []api.Member {
+	var out []api.Member
+	for _, m := range p.cluster.members() {
+		out = append(out, api.Member{Name: m.Name, Address: m.Addr, Status: string(m.Status), Tags: m.Tags})
+	}
+	return out
+}
+
+// Owners returns the peers that replicate partition pt in this peer's view.
+func (p *Peer) Owners(pt record.Partition) []string {
+	return append([]string(nil), p.cluster.view().owners(pt)...)
+}

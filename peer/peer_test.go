@@ -63,7 +63,7 @@ func queryAll(t *testing.T, c *client.Client, params string) []record.JSON {
 		t.Fatal(err)
 	}
 	var out []record.JSON
-	if err := c.Query(context.Background(), q, func(j *record.JSON) error { out = append(out, *j); return nil }); err != nil {
+	if _, err := c.Query(context.Background(), q, func(j *record.JSON) error { out = append(out, *j); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return out

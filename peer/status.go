@@ -1,7 +1,13 @@
 package peer
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"sort"
+	"sync"
+	"time"
 
 	"github.com/logmesh/logmesh/api"
 )
@@ -31,7 +37,76 @@ func (p *Peer) Status() api.Status {
 		st := p.syslog.Stats()
 		s.Ingest.Syslog = &st
 	}
+	if p.cfg.GossipAddr != "" {
+		s.Replication = p.repl.status()
+		for _, t := range s.Replication {
+			s.UndeliveredBytes += t.UndeliveredBytes
+		}
+		s.Members = map[string]int{}
+		for _, m := range p.cluster.members() {
+			s.Members[string(m.Status)]++
+		}
+		s.ReplicatedIn = p.stats.replicatedIn.Load()
+		s.HintsDeleted = p.repl.hintsDel.Load()
+		s.Skips = p.repl.skips.Load()
+	}
 	return s
+}
+
+// handleCluster gathers every member's status.
+func (p *Peer) handleCluster(w http.ResponseWriter, r *http.Request) {
+	v := p.cluster.view()
+	out := api.ClusterStatus{AnsweredBy: p.cfg.Name}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, m := range p.cluster.members() {
+		ps := api.PeerStatus{Name: m.Name, State: string(m.Status)}
+		if m.Name == p.cfg.Name {
+			st := p.Status()
+			ps.Status = &st
+			out.Peers = append(out.Peers, ps)
+			continue
+		}
+		if !v.usable(m.Name) {
+			out.Peers = append(out.Peers, ps)
+			continue
+		}
+		wg.Add(1)
+		go func(ps api.PeerStatus, addr string) {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+			defer cancel()
+			st, err := p.fetchStatus(ctx, addr)
+			if err != nil {
+				ps.Error = err.Error()
+			} else {
+				ps.Status = &st
+			}
+			mu.Lock()
+			out.Peers = append(out.Peers, ps)
+			mu.Unlock()
+		}(ps, v.apiAddr(m.Name))
+	}
+	wg.Wait()
+	sort.Slice(out.Peers, func(i, j int) bool { return out.Peers[i].Name < out.Peers[j].Name })
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (p *Peer) fetchStatus(ctx context.Context, addr string) (api.Status, error) {
+	var st api.Status
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/status", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := p.repl.client.Do(req)
+	if err != nil {
+		return st, unwrapURL(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("answered %d", resp.StatusCode)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
 func (p *Peer) handleStatus(w http.ResponseWriter, r *http.Request) {

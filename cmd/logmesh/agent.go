@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/logmesh/logmesh/gossip"
 	"github.com/logmesh/logmesh/peer"
 )
 
@@ -23,6 +24,14 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "api-addr", Value: ":7070", EnvVars: env("API_ADDR"), Usage: "HTTP API listen address"},
 		&cli.StringFlag{Name: "syslog-tcp", Value: ":5514", EnvVars: env("SYSLOG_TCP"), Usage: "syslog TCP listen address (RFC 6587 framing), empty to disable"},
 		&cli.StringFlag{Name: "syslog-udp", Value: ":5514", EnvVars: env("SYSLOG_UDP"), Usage: "syslog UDP listen address, empty to disable"},
+		&cli.StringFlag{Name: "gossip-addr", Value: "", EnvVars: env("GOSSIP_ADDR"), Usage: "gossip listen address (UDP and TCP), e.g. :7946; empty runs the peer alone"},
+		&cli.StringFlag{Name: "advertise", EnvVars: env("ADVERTISE"), Usage: "gossip address other peers reach this one at (default: --gossip-addr)"},
+		&cli.StringFlag{Name: "api-advertise", EnvVars: env("API_ADVERTISE"), Usage: "API address other peers reach this one at (default: the advertised host with the API port)"},
+		&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "gossip addresses of peers to join (host:port, repeatable or comma-separated); retried until one answers"},
+		&cli.StringFlag{Name: "encrypt", EnvVars: env("ENCRYPT"), Usage: "gossip encryption key, base64 of 16, 24 or 32 bytes (logmesh keygen)"},
+		&cli.IntFlag{Name: "replicas", Value: 3, EnvVars: env("REPLICAS"), Usage: "copies of every record (fewer peers than this: every peer holds everything)"},
+		&cli.StringFlag{Name: "max-hints-bytes", Value: "1GiB", EnvVars: env("MAX_HINTS_BYTES"), Usage: "bound on data waiting for delivery to other peers; past it anti-entropy repairs them instead"},
+		&cli.BoolFlag{Name: "test-timings", Hidden: true, EnvVars: env("TEST_TIMINGS"), Usage: "aggressive failure detection for tests (probe 200ms)"},
 		&cli.StringFlag{Name: "retention", Value: "7d", EnvVars: env("RETENTION"), Usage: "how long records are kept (whole 1h windows expire together)"},
 		&cli.StringFlag{Name: "fsync", Value: "always", EnvVars: env("FSYNC"),
 			Usage: `"always": every group commit is synced before it is acknowledged (survives power loss); an interval such as 100ms: acknowledged once written, synced every interval (a power failure can lose the last interval)`},
@@ -66,7 +75,10 @@ func agentCommand() *cli.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			<-ctx.Done()
-			logger.Info("signal received, stopping")
+			logger.Info("signal received: leaving the cluster and stopping")
+			if err := p.Leave(); err != nil {
+				logger.Warn("cannot leave gracefully", "err", err)
+			}
 			return p.Close()
 		},
 	}
@@ -80,7 +92,32 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 	cfg.SyslogUDP = c.String("syslog-udp")
 	cfg.Logger = logger
 	cfg.Pprof = c.Bool("pprof")
+	cfg.GossipAddr, cfg.Advertise, cfg.APIAdvertise = c.String("gossip-addr"), c.String("advertise"), c.String("api-advertise")
+	for _, j := range c.StringSlice("join") {
+		for _, s := range strings.Split(j, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				cfg.Seeds = append(cfg.Seeds, s)
+			}
+		}
+	}
+	if len(cfg.Seeds) > 0 && cfg.GossipAddr == "" {
+		cfg.GossipAddr = ":7946"
+	}
+	if k := c.String("encrypt"); k != "" {
+		key, err := gossip.ParseKey(k)
+		if err != nil {
+			return cfg, fmt.Errorf("--encrypt: %w", err)
+		}
+		cfg.EncryptKey = key
+	}
+	cfg.Replicas = c.Int("replicas")
+	if c.Bool("test-timings") {
+		cfg.Gossip.TestTimings()
+	}
 	var err error
+	if cfg.MaxHintsBytes, err = parseBytes(c.String("max-hints-bytes")); err != nil {
+		return cfg, fmt.Errorf("--max-hints-bytes: %w", err)
+	}
 	if cfg.Index.Retention, err = parseDuration(c.String("retention")); err != nil {
 		return cfg, fmt.Errorf("--retention: %w", err)
 	}

@@ -23,6 +23,8 @@ func main() {
 			tailCommand(),
 			ingestCommand(),
 			statusCommand(),
+			membersCommand(),
+			keygenCommand(),
 			versionCommand(),
 			benchCommand(),
 		},

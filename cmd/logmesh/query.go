@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/logmesh/logmesh/client"
 	"github.com/logmesh/logmesh/query"
 	"github.com/logmesh/logmesh/record"
 )
@@ -98,7 +99,20 @@ func queryCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return cl.Query(ctx, q, pr.print)
+			cov, err := cl.Query(ctx, q, pr.print)
+			warnCoverage(cov)
+			return err
 		},
+	}
+}
+
+// warnCoverage tells the user when an answer may lack records.
+func warnCoverage(cov client.Coverage) {
+	if cov.Partial() {
+		msg := "logmesh: warning: partial answer: some data had no live replica to answer for it"
+		if cov.Missing != "" {
+			msg += " (partitions " + cov.Missing + ")"
+		}
+		fmt.Fprintln(os.Stderr, msg)
 	}
 }

@@ -13,40 +13,114 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/logmesh/logmesh/api"
 	"github.com/logmesh/logmesh/syslog"
 )
 
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
-		Usage: "show a peer's state",
-		Flags: []cli.Flag{addrFlag, &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"}},
+		Usage: "show the cluster at a glance: every peer's state, records, undelivered data and replication lag",
+		Flags: []cli.Flag{addrFlag,
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"},
+			&cli.BoolFlag{Name: "local", Usage: "only the addressed peer, in detail"}},
 		Action: func(c *cli.Context) error {
 			cl, err := newClient(c)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
-			s, err := cl.Status(ctx)
+			if c.Bool("local") {
+				s, err := cl.Status(ctx)
+				if err != nil {
+					return err
+				}
+				if c.String("output") == "json" {
+					return printJSON(s)
+				}
+				return printPeer(s)
+			}
+			cs, err := cl.Cluster(ctx)
 			if err != nil {
 				return err
 			}
 			if c.String("output") == "json" {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(s)
+				return printJSON(cs)
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "peer\t%s (version %s, up %s)\n", s.Node, s.Version, (time.Duration(s.UptimeSeconds) * time.Second).String())
-			fmt.Fprintf(tw, "records\t%d in %d window(s), %s on disk\n", s.Records, s.Windows, humanBytes(s.DiskBytes))
-			fmt.Fprintf(tw, "http ingest\t%d accepted, %d batches refused\n", s.Ingest.HTTP.Accepted, s.Ingest.HTTP.RejectedBatches)
-			if sy := s.Ingest.Syslog; sy != nil {
-				printSyslogStatus(tw, sy)
-			}
-			return tw.Flush()
+			return printCluster(cs)
 		},
 	}
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printCluster(cs api.ClusterStatus) error {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tSTATE\tRECORDS\tDISK\tINGESTED\tUNDELIVERED\tREPL LAG p99\tNOTE")
+	var records uint64
+	for _, p := range cs.Peers {
+		if p.Status == nil {
+			note := p.Error
+			if note == "" && p.State != "alive" {
+				note = "not reachable"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t%s\n", p.Name, p.State, note)
+			continue
+		}
+		s := p.Status
+		records += s.Records
+		var lag float64
+		var notes []string
+		for _, t := range s.Replication {
+			lag = max(lag, t.LagP99Seconds)
+			if t.LastError != "" {
+				notes = append(notes, "cannot push to "+t.Peer)
+			}
+			if t.Skipped {
+				notes = append(notes, t.Peer+" left to anti-entropy")
+			}
+		}
+		ingested := s.Ingest.HTTP.Accepted
+		if sy := s.Ingest.Syslog; sy != nil {
+			ingested += sy.TCP.Messages + sy.UDP.Messages
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", p.Name, p.State, s.Records, humanBytes(s.DiskBytes),
+			ingested, humanBytes(s.UndeliveredBytes), fmtLag(lag), strings.Join(notes, "; "))
+	}
+	fmt.Fprintf(tw, "\n%d peers; %d records stored in all (each record counts once per replica); answered by %s\n",
+		len(cs.Peers), records, cs.AnsweredBy)
+	return tw.Flush()
+}
+
+func fmtLag(s float64) string {
+	if s == 0 {
+		return "-"
+	}
+	return (time.Duration(s * float64(time.Second))).Round(time.Millisecond).String()
+}
+
+func printPeer(s api.Status) error {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "peer\t%s (version %s, up %s)\n", s.Node, s.Version, (time.Duration(s.UptimeSeconds) * time.Second).String())
+	fmt.Fprintf(tw, "records\t%d in %d window(s), %s on disk\n", s.Records, s.Windows, humanBytes(s.DiskBytes))
+	fmt.Fprintf(tw, "http ingest\t%d accepted, %d batches refused\n", s.Ingest.HTTP.Accepted, s.Ingest.HTTP.RejectedBatches)
+	if sy := s.Ingest.Syslog; sy != nil {
+		printSyslogStatus(tw, sy)
+	}
+	for _, t := range s.Replication {
+		state := "ok"
+		if t.LastError != "" {
+			state = "failing: " + t.LastError
+		}
+		fmt.Fprintf(tw, "replication to %s\t%d undelivered (%s), lag p50 %s p99 %s, %s\n", t.Peer, t.UndeliveredCount,
+			humanBytes(t.UndeliveredBytes), fmtLag(t.LagP50Seconds), fmtLag(t.LagP99Seconds), state)
+	}
+	return tw.Flush()
 }
 
 func humanBytes(n int64) string {

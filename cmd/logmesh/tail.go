@@ -45,9 +45,11 @@ func tailCommand() *cli.Command {
 			}
 			q.Limit = c.Int("lines")
 			var first []*record.JSON
-			if err := cl.Query(ctx, q, func(j *record.JSON) error { first = append(first, j); return nil }); err != nil {
+			cov, err := cl.Query(ctx, q, func(j *record.JSON) error { first = append(first, j); return nil })
+			if err != nil {
 				return err
 			}
+			warnCoverage(cov)
 			slices.Reverse(first)
 			seen := map[string]time.Time{}
 			var latest time.Time
@@ -77,7 +79,7 @@ func tailCommand() *cli.Command {
 					return err
 				}
 				fq.Since, fq.Until, fq.Ascending, fq.Limit = latest.Add(-followOverlap), time.Time{}, true, 0
-				err = cl.Query(ctx, fq, func(j *record.JSON) error {
+				_, err = cl.Query(ctx, fq, func(j *record.JSON) error {
 					if _, ok := seen[j.ID]; ok {
 						return nil
 					}

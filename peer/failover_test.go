@@ -1,0 +1,135 @@
+package peer_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/logmesh/logmesh/client"
+	"github.com/logmesh/logmesh/record"
+	"github.com/logmesh/logmesh/testutil"
+)
+
+// TestSIGKILLReplicaDuringIngestionThenRestart: writes go on while a replica
+// is killed, queries still return everything acknowledged, and after the
+// restart the hints drain and the replica holds every record it owns.
+func TestSIGKILLReplicaDuringIngestionThenRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	c := testutil.NewProcCluster(t, 3)
+	for _, p := range c.Procs {
+		c.WaitStatus(30*time.Second, p.Name, "alive")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var acked []record.ID
+	var wg sync.WaitGroup
+	for w := 0; w < 2; w++ { // writers on p1 and p2
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			cl := c.Client(w)
+			for b := 0; ctx.Err() == nil; b++ {
+				var body strings.Builder
+				for i := 0; i < 50; i++ {
+					fmt.Fprintf(&body, "{\"message\":\"w%d b%d r%d\"}\n", w, b, i)
+				}
+				resp, err := cl.Ingest(ctx, []byte(body.String()), "application/x-ndjson", url.Values{"ids": {"true"}})
+				if err != nil {
+					if ctx.Err() == nil {
+						t.Errorf("write to p%d failed while p3 was down: %v", w+1, err)
+					}
+					return
+				}
+				mu.Lock()
+				acked = append(acked, resp.IDs...)
+				mu.Unlock()
+			}
+		}(w)
+	}
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	testutil.WaitFor(t, 30*time.Second, "writes before the kill", func() bool { return count() >= 2000 })
+	c.Procs[2].Kill()
+	before := count()
+	testutil.WaitFor(t, 30*time.Second, "writes while p3 is down", func() bool { return count() >= before+2000 })
+	c.WaitStatus(30*time.Second, "p3", "failed")
+	cancel()
+	wg.Wait()
+
+	mu.Lock()
+	all := append([]record.ID(nil), acked...)
+	mu.Unlock()
+	for i := 0; i < 2; i++ {
+		got, cov := clusterIDs(t, c.Client(i))
+		if cov.State != "full" {
+			t.Fatalf("query at p%d with p3 down: coverage %q", i+1, cov.State)
+		}
+		for _, id := range all {
+			if !got[id] {
+				t.Fatalf("query at p%d with p3 down misses acknowledged %s", i+1, id)
+			}
+		}
+	}
+
+	c.Procs[2].Start()
+	c.WaitStatus(30*time.Second, "p3", "alive")
+	testutil.WaitFor(t, 60*time.Second, "hints for p3 to drain", func() bool {
+		for i := 0; i < 2; i++ {
+			s, err := c.Client(i).Status(context.Background())
+			if err != nil {
+				return false
+			}
+			for _, r := range s.Replication {
+				if r.Peer == "p3" && (r.UndeliveredCount > 0 || r.Cursor < r.Head) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	held := localIDs(t, c.Client(2))
+	missing := 0
+	for _, id := range all {
+		if !held[id] { // with 3 peers and 3 replicas p3 owns everything
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("after restart p3 lacks %d of %d acknowledged records", missing, len(all))
+	}
+	t.Logf("%d acknowledged records, all on the restarted replica", len(all))
+	_ = client.Coverage{}
+}
+
+// TestSIGTERMLeavesGracefully: a stopped agent is seen `left`, not `failed`,
+// and the others stop placing data on it.
+func TestSIGTERMLeavesGracefully(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	c := testutil.NewProcCluster(t, 3)
+	for _, p := range c.Procs {
+		c.WaitStatus(30*time.Second, p.Name, "alive")
+	}
+	c.Procs[2].Stop()
+	c.WaitStatus(30*time.Second, "p3", "left")
+	// the placement no longer names p3: every partition's owners are p1 and p2
+	s, err := c.Client(0).Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.Replication {
+		if r.Peer == "p3" {
+			t.Fatalf("p1 still replicates to p3 after it left: %+v", r)
+		}
+	}
+	// and it rejoins as itself when started again with the same name and data
+	c.Procs[2].Start()
+	c.WaitStatus(30*time.Second, "p3", "alive")
+}

@@ -1,0 +1,187 @@
+package testutil
+
+import (
+	"bufio"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/logmesh/logmesh/client"
+	"github.com/logmesh/logmesh/peer"
+)
+
+// Cluster is a set of in-process peers on loopback, each with its own data
+// directory, ports and log file (printed when the test fails).
+type Cluster struct {
+	t     testing.TB
+	mut   func(i int, c *peer.Config)
+	mu    sync.Mutex
+	peers []*peer.Peer
+	cfgs  []peer.Config
+	Dir   string
+}
+
+// PeerConfig returns the test configuration of peer i of a cluster in dir:
+// real sockets on 127.0.0.1, aggressive failure detection (probe 200ms),
+// small stores, replicas 3, peer 0 as the seed.
+func PeerConfig(t testing.TB, dir string, i int, seed string) peer.Config {
+	name := fmt.Sprintf("p%d", i+1)
+	cfg := peer.DefaultConfig(filepath.Join(dir, name))
+	cfg.Name = name
+	cfg.APIAddr, cfg.SyslogTCP, cfg.SyslogUDP = "127.0.0.1:0", "", ""
+	cfg.GossipAddr = FreeAddr(t)
+	if seed != "" {
+		cfg.Seeds = []string{seed}
+	}
+	cfg.Gossip.TestTimings()
+	cfg.Index.MemTableBytes, cfg.Index.BlockCacheBytes, cfg.Index.IndexCacheBytes = 4<<20, 4<<20, 2<<20
+	cfg.Index.FsyncInterval = 20 * time.Millisecond
+	cfg.Index.CheckpointInterval = time.Second
+	cfg.ReplicationRetryMax = 500 * time.Millisecond
+	return cfg
+}
+
+// NewCluster starts n peers, the others joining peer 0. mut may adjust each
+// configuration. Every peer is closed when the test ends.
+func NewCluster(t testing.TB, n int, mut func(i int, c *peer.Config)) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, mut: mut, Dir: t.TempDir()}
+	t.Cleanup(c.Close)
+	for i := 0; i < n; i++ {
+		seed := ""
+		if i > 0 {
+			seed = c.cfgs[0].GossipAddr
+		}
+		cfg := PeerConfig(t, c.Dir, i, seed)
+		if mut != nil {
+			mut(i, &cfg)
+		}
+		c.cfgs = append(c.cfgs, cfg)
+		c.peers = append(c.peers, nil)
+		c.Start(i)
+	}
+	return c
+}
+
+// Start (re)starts peer i with its configuration and data.
+func (c *Cluster) Start(i int) *peer.Peer {
+	c.t.Helper()
+	cfg := c.cfgs[i]
+	logPath := filepath.Join(c.Dir, cfg.Name+".log")
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	p, err := peer.New(cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		c.t.Fatalf("start %s: %v", cfg.Name, err)
+	}
+	c.mu.Lock()
+	c.peers[i] = p
+	c.mu.Unlock()
+	return p
+}
+
+// Stop closes peer i without leaving (others see it fail).
+func (c *Cluster) Stop(i int) {
+	c.mu.Lock()
+	p := c.peers[i]
+	c.peers[i] = nil
+	c.mu.Unlock()
+	if p != nil {
+		p.Close()
+	}
+}
+
+// Peer returns peer i (nil while stopped).
+func (c *Cluster) Peer(i int) *peer.Peer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peers[i]
+}
+
+// Len is the number of peers, running or not.
+func (c *Cluster) Len() int { return len(c.cfgs) }
+
+// Name returns peer i's name.
+func (c *Cluster) Name(i int) string { return c.cfgs[i].Name }
+
+// Client returns an API client for peer i.
+func (c *Cluster) Client(i int) *client.Client {
+	c.t.Helper()
+	cl, err := client.New(c.Peer(i).APIAddr())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cl
+}
+
+// Running returns the indexes of running peers.
+func (c *Cluster) Running() []int {
+	var out []int
+	for i := range c.cfgs {
+		if c.Peer(i) != nil {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// WaitAlive waits until every running peer sees every running peer alive.
+func (c *Cluster) WaitAlive(timeout time.Duration) {
+	c.t.Helper()
+	WaitFor(c.t, timeout, "every running peer to see the others alive", func() bool {
+		run := c.Running()
+		for _, i := range run {
+			seen := map[string]string{}
+			for _, m := range c.Peer(i).Members() {
+				seen[m.Name] = string(m.Status)
+			}
+			for _, j := range run {
+				if seen[c.Name(j)] != "alive" {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+// Close stops every peer and, when the test failed, prints their logs.
+func (c *Cluster) Close() {
+	for i := range c.cfgs {
+		c.Stop(i)
+	}
+	if c.t.Failed() {
+		for _, cfg := range c.cfgs {
+			dumpFile(c.t, filepath.Join(c.Dir, cfg.Name+".log"), 60)
+		}
+	}
+}
+
+func dumpFile(t testing.TB, path string, n int) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	t.Logf("---- last lines of %s\n%s", path, strings.Join(lines, "\n"))
+}
