@@ -51,9 +51,9 @@ type writeReq struct {
 	origin  Origin
 	// remove deletes the entries' IDs instead of writing them (Data unused).
 	remove bool
-	res     WriteResult
-	err     error
-	done    chan struct{}
+	res    WriteResult
+	err    error
+	done   chan struct{}
 	// waitSeq is the journal sequence after which every write this request
 	// depends on (its own, and in-flight ones it found duplicates in) is applied.
 	waitSeq uint64
