@@ -51,6 +51,8 @@ type Status struct {
 	UndeliveredBytes int64 `json:"undelivered_bytes"`
 	// ReplicatedIn counts records other peers pushed here.
 	ReplicatedIn uint64 `json:"replicated_in"`
+	// ReplicatedDuplicates counts pushed records this peer already had.
+	ReplicatedDuplicates uint64 `json:"replicated_duplicates"`
 	// HintsDeleted counts records held for other peers and deleted once delivered.
 	HintsDeleted uint64 `json:"hints_deleted"`
 	// Skips counts times a peer's backlog was dropped for --max-hints-bytes.

@@ -15,12 +15,14 @@ import (
 
 // agent is a logmesh agent process under measurement.
 type agent struct {
+	name    string
 	cmd     *exec.Cmd
 	api     string
 	syslog  string
 	dataDir string
 	cl      *client.Client
 	done    chan error
+	killed  bool
 }
 
 func freePort() (string, error) {
@@ -50,7 +52,8 @@ func startAgent(ctx context.Context, bin, dir string, extra ...string) (*agent, 
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"agent", "--name", "bench", "--data-dir", a.dataDir, "--api-addr", api,
+	name := filepath.Base(dir)
+	args := append([]string{"agent", "--name", name, "--data-dir", a.dataDir, "--api-addr", api,
 		"--syslog-tcp", sys, "--syslog-udp", "", "--log-level", "warn"}, extra...)
 	a.cmd = exec.Command(bin, args...)
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
@@ -100,6 +103,10 @@ func (a *agent) stop() error {
 }
 
 func (a *agent) kill() {
+	if a.killed {
+		return
+	}
+	a.killed = true
 	_ = a.cmd.Process.Kill()
 	<-a.done
 }

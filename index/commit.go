@@ -281,6 +281,7 @@ func (b *builder) add(req *writeReq) {
 			return
 		}
 		cr.written++
+		b.db.newest.note(e.ID)
 		if req.origin == OriginLocal {
 			b.local = append(b.local, e.ID)
 		} else {
@@ -341,6 +342,10 @@ func (b *builder) isDuplicate(id record.ID, key []byte) (bool, error) {
 	p.mu.Unlock()
 	if inflight {
 		return true, nil
+	}
+	if b.db.newest.isNew(id) {
+		b.seen[id] = struct{}{}
+		return false, nil
 	}
 	_, err := b.txn.Get(key)
 	switch {

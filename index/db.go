@@ -32,6 +32,7 @@ type DB struct {
 	reqCh  chan *writeReq
 	exclCh chan func() // work run exclusively in the committer (retention)
 	pipe   *pipeline
+	newest newest // committer goroutine only
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -102,6 +103,10 @@ func Open(cfg Config) (*DB, error) {
 	if err := db.recover(); err != nil {
 		bdb.Close()
 		return nil, err
+	}
+	if err := db.loadNewest(); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("cannot read the newest records in %s: %w", cfg.Dir, err)
 	}
 	db.pipe.startSeq = db.nextSeq.Load()
 	db.applied.Store(db.nextSeq.Load() - 1)

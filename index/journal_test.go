@@ -108,3 +108,39 @@ func crash(db *DB) {
 		db.bdb.Close()
 	})
 }
+
+func TestDuplicatesAreRecognisedAcrossRestartsAndOutOfOrder(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir)
+	ctx := context.Background()
+	es := makeEntries(400, time.Now().Add(-time.Hour), time.Hour, 11) // each from its own generator
+	g := record.NewGenerator(nil)
+	seqIDs := make([]record.ID, 200) // one instance, increasing
+	g.Fill(seqIDs)
+	var inOrder []Entry
+	for _, id := range seqIDs {
+		r := &record.Record{ID: id, Message: "m"}
+		inOrder = append(inOrder, Entry{ID: id, Data: r.AppendEncode(nil)})
+	}
+	// the newer half first, then the older half: the older ones are below
+	// the instance's newest ID and must still be written
+	if res, err := db.Write(ctx, inOrder[100:], OriginRemote); err != nil || res.Written != 100 {
+		t.Fatalf("newer half: %+v %v", res, err)
+	}
+	if res, err := db.Write(ctx, inOrder[:100], OriginRemote); err != nil || res.Written != 100 {
+		t.Fatalf("older half: %+v %v", res, err)
+	}
+	if _, err := db.Write(ctx, es, OriginRemote); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db2 := openTest(t, dir)
+	all := append(append([]Entry(nil), es...), inOrder...)
+	res, err := db2.Write(ctx, all, OriginRemote)
+	if err != nil || res.Written != 0 || res.Duplicates != len(all) {
+		t.Fatalf("rewriting everything after a restart: %+v %v; want all duplicates", res, err)
+	}
+	if got := db2.Digest().Count; got != uint64(len(all)) {
+		t.Fatalf("digest counts %d records, want %d", got, len(all))
+	}
+}

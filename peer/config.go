@@ -51,6 +51,10 @@ type Config struct {
 	MaxHintsBytes int64
 	// ReplicationBatchRecords bounds the records of one push (default 4096).
 	ReplicationBatchRecords int
+	// ReplicationCacheBytes is the memory that keeps the latest ingested
+	// records for replication, so pushes need not read them back from the
+	// store (default 32 MiB; 0 after validation means the default, <0 none).
+	ReplicationCacheBytes int64
 	// ReplicationRetryMax caps the backoff between failed pushes (default 5s).
 	ReplicationRetryMax time.Duration
 	// WriteTimeout bounds how long a write with w=quorum or w=all waits for
@@ -130,6 +134,9 @@ func (c *Config) validate() error {
 	}
 	if c.ReplicationBatchRecords == 0 {
 		c.ReplicationBatchRecords = 4096
+	}
+	if c.ReplicationCacheBytes == 0 {
+		c.ReplicationCacheBytes = 32 << 20
 	}
 	if c.ReplicationRetryMax == 0 {
 		c.ReplicationRetryMax = 5 * time.Second

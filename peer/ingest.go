@@ -18,6 +18,7 @@ type ingestStats struct {
 	encodedRecords     atomic.Uint64
 	encodedBytes       atomic.Uint64
 	replicatedIn       atomic.Uint64
+	replicatedDup      atomic.Uint64
 	httpAccepted       atomic.Uint64
 	httpBytes          atomic.Uint64
 	httpRejectedBatch  atomic.Uint64
@@ -69,8 +70,12 @@ func (p *Peer) ingest(ctx context.Context, recs []*record.Record) (index.WriteRe
 		b.entries = append(b.entries, index.Entry{ID: b.ids[i], Data: b.buf[b.offs[i]:b.offs[i+1]:b.offs[i+1]]})
 	}
 	res, err := p.db.Write(ctx, b.entries, index.OriginLocal)
-	if ctx.Err() == nil && cap(b.buf) <= 8<<20 {
-		// Write returned on its own: the store has copied the entries
+	switch {
+	case ctx.Err() != nil || cap(b.buf) > 8<<20:
+		// the store may still hold the entries: leave the buffers to the GC
+	case err == nil && p.recent != nil:
+		p.recent.add(b) // replication pushes them from memory
+	default:
 		ingestBufs.Put(b)
 	}
 	return res, err

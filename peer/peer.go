@@ -27,6 +27,7 @@ type Peer struct {
 	apiLn   net.Listener
 	cluster *cluster
 	repl    *replication
+	recent  *recentCache // nil outside a cluster
 	started time.Time
 	stats   ingestStats
 
@@ -51,6 +52,9 @@ func New(cfg Config) (*Peer, error) {
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.cluster = newCluster(p)
 	p.repl = newReplication(p)
+	if cfg.GossipAddr != "" {
+		p.recent = newRecentCache(cfg.ReplicationCacheBytes)
+	}
 	return p, nil
 }
 

@@ -380,8 +380,13 @@ func (r *replication) push(ctx context.Context, addr string, ids []record.ID) er
 	if err != nil {
 		return err
 	}
-	err = r.p.db.GetMany(ids, func(id record.ID, data []byte) error { return w.Record(id, data) })
-	if err != nil {
+	misses := ids
+	if r.p.recent != nil {
+		if misses, err = r.p.recent.appendTo(ids, w.Record); err != nil {
+			return err
+		}
+	}
+	if err := r.p.db.GetMany(misses, w.Record); err != nil {
 		return err
 	}
 	if err := w.End(""); err != nil {
@@ -707,6 +712,7 @@ func (p *Peer) handleReplicate(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	p.stats.replicatedIn.Add(uint64(resp.Written))
+	p.stats.replicatedDup.Add(uint64(resp.Duplicates))
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(resp)
 }

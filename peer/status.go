@@ -47,6 +47,7 @@ func (p *Peer) Status() api.Status {
 			s.Members[string(m.Status)]++
 		}
 		s.ReplicatedIn = p.stats.replicatedIn.Load()
+		s.ReplicatedDuplicates = p.stats.replicatedDup.Load()
 		s.HintsDeleted = p.repl.hintsDel.Load()
 		s.Skips = p.repl.skips.Load()
 	}

@@ -21,6 +21,8 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "query-records", Value: 2_000_000, Usage: "records in the query data set"},
 			&cli.StringFlag{Name: "dir", Usage: "work directory (default: a temporary one)"},
 			&cli.BoolFlag{Name: "keep", Usage: "keep the work directory"},
+			&cli.BoolFlag{Name: "cluster", Usage: "measure a 3-peer cluster (3 replicas) against one peer instead"},
+			&cli.IntFlag{Name: "conns", Value: 3, Usage: "syslog connections of the cluster benchmark"},
 		},
 		Action: func(c *cli.Context) error {
 			exe, err := os.Executable()
@@ -29,6 +31,19 @@ func benchCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if c.Bool("cluster") {
+				dir := c.String("dir")
+				if dir == "" {
+					if dir, err = os.MkdirTemp("", "logmesh-bench-"); err != nil {
+						return err
+					}
+					if !c.Bool("keep") {
+						defer os.RemoveAll(dir)
+					}
+				}
+				return bench.RunCluster(ctx, bench.ClusterConfig{Binary: exe, Dir: dir, Messages: c.Int("messages"), Conns: c.Int("conns")},
+					func(f string, a ...any) { fmt.Printf(f, a...) })
+			}
 			return bench.Run(ctx, bench.Config{Binary: exe, Dir: c.String("dir"), Keep: c.Bool("keep"),
 				Messages: c.Int("messages"), QueryRecords: c.Int("query-records")})
 		},

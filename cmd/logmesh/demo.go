@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,13 +24,15 @@ import (
 func demoCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "demo",
-		Usage: "run a local peer with embedded defaults and feed it sample logs (Ctrl-C stops it and leaves nothing running)",
+		Usage: "run a local 3-peer cluster with embedded defaults and feed it sample logs (Ctrl-C stops it and leaves nothing running)",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "api-addr", Value: "127.0.0.1:7070", Usage: "HTTP API listen address"},
-			&cli.StringFlag{Name: "syslog-addr", Value: "127.0.0.1:5514", Usage: "syslog TCP and UDP listen address"},
+			&cli.IntFlag{Name: "peers", Value: 3, Usage: "number of peers"},
+			&cli.IntFlag{Name: "api-port", Value: 7070, Usage: "API port of the first peer (the others count up)"},
+			&cli.IntFlag{Name: "syslog-port", Value: 5514, Usage: "syslog TCP and UDP port of the first peer (the others count up)"},
+			&cli.IntFlag{Name: "gossip-port", Value: 7946, Usage: "gossip port of the first peer (the others count up)"},
 			&cli.StringFlag{Name: "data-dir", Usage: "keep the data here (default: a temporary directory removed on exit)"},
-			&cli.IntFlag{Name: "rate", Value: 20, Usage: "sample lines per second fed after the first burst"},
-			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "the peer's log level"},
+			&cli.IntFlag{Name: "rate", Value: 20, Usage: "sample lines per second fed to each peer after the first burst"},
+			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "the peers' log level"},
 		},
 		Action: runDemo,
 	}
@@ -47,53 +50,124 @@ func runDemo(c *cli.Context) error {
 		}
 		defer os.RemoveAll(dir)
 	}
-	cfg := peer.DefaultConfig(filepath.Join(dir, "peer-1"))
-	cfg.Name = "peer-1"
-	cfg.APIAddr = c.String("api-addr")
-	cfg.SyslogTCP, cfg.SyslogUDP = c.String("syslog-addr"), c.String("syslog-addr")
-	cfg.Index.FsyncInterval = 100 * time.Millisecond
-	cfg.Index.MemTableBytes, cfg.Index.BlockCacheBytes = 8<<20, 8<<20
-	cfg.Logger = logger
-	p, err := peer.New(cfg)
-	if err != nil {
-		return err
+	n := c.Int("peers")
+	if n < 1 || n > 20 {
+		return fmt.Errorf("--peers %d: want 1 to 20", n)
 	}
-	if err := p.Start(); err != nil {
-		return fmt.Errorf("%w (is another logmesh running? choose other ports with --api-addr and --syslog-addr)", err)
+	addr := func(base, i int) string { return fmt.Sprintf("127.0.0.1:%d", base+i) }
+	var peers []*peer.Peer
+	defer func() {
+		for i := len(peers) - 1; i >= 0; i-- {
+			peers[i].Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("peer-%d", i+1)
+		cfg := peer.DefaultConfig(filepath.Join(dir, name))
+		cfg.Name = name
+		cfg.APIAddr = addr(c.Int("api-port"), i)
+		cfg.SyslogTCP, cfg.SyslogUDP = addr(c.Int("syslog-port"), i), addr(c.Int("syslog-port"), i)
+		if n > 1 {
+			cfg.GossipAddr = addr(c.Int("gossip-port"), i)
+			if i > 0 {
+				cfg.Seeds = []string{addr(c.Int("gossip-port"), 0)}
+			}
+		}
+		cfg.Index.FsyncInterval = 100 * time.Millisecond
+		cfg.Index.MemTableBytes, cfg.Index.BlockCacheBytes, cfg.Index.IndexCacheBytes = 8<<20, 8<<20, 4<<20
+		cfg.Logger = logger.With("peer", name)
+		p, err := peer.New(cfg)
+		if err != nil {
+			return err
+		}
+		if err := p.Start(); err != nil {
+			return fmt.Errorf("%w (is another logmesh running? choose other ports with --api-port, --syslog-port, --gossip-port)", err)
+		}
+		peers = append(peers, p)
 	}
-	defer p.Close()
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	feed := &feeder{api: p.APIAddr(), tcp: p.SyslogTCPAddr(), udp: p.SyslogUDPAddr(), gen: sample.New(uint64(time.Now().UnixNano()))}
-	n, err := feed.burst(ctx)
-	if err != nil {
-		return fmt.Errorf("cannot feed sample logs: %w", err)
+	if err := waitMembers(ctx, peers); err != nil {
+		return err
+	}
+	var feeds []*feeder
+	total := 0
+	for i, p := range peers {
+		f := &feeder{api: p.APIAddr(), tcp: p.SyslogTCPAddr(), udp: p.SyslogUDPAddr(), gen: sample.New(uint64(time.Now().UnixNano()) + uint64(i))}
+		k, err := f.burst(ctx)
+		if err != nil {
+			return fmt.Errorf("cannot feed sample logs: %w", err)
+		}
+		total += k
+		feeds = append(feeds, f)
 	}
 	bin := "go run ./cmd/logmesh"
 	if exe, err := os.Executable(); err == nil && !strings.Contains(exe, "go-build") {
 		bin = exe
 	}
+	var apis []string
+	for _, p := range peers {
+		apis = append(apis, "http://"+p.APIAddr())
+	}
 	fmt.Printf(`
-logmesh demo is running: peer-1 took %d sample lines (syslog over TCP in both framings, UDP, and HTTP JSON).
+logmesh demo: a %d-peer cluster is running and took %d sample lines (syslog over TCP in both framings,
+UDP, and HTTP JSON); every record is replicated to 3 peers (all of them, with 3 peers).
 
-  API and queries   http://%s          (GET /v1/logs, /v1/status, /healthz)
-  syslog            tcp and udp %s     (point rsyslog or logger at it)
-  data              %s
+  peers (API)   %s
+  syslog        tcp and udp %s (and the next ports for the other peers)
+  data          %s
 
-Try, in another terminal:
-  %s query --addr %s --since -5m --severity err
-  %s query --addr %s --contains "timed out" --limit 5
-  %s tail  --addr %s -f
-  %s status --addr %s
+Any peer answers for the whole cluster. Try, in another terminal:
+  %s members --addr %s
+  %s status  --addr %s
+  %s query   --addr %s --since -5m --severity err
+  %s query   --addr %s --contains "timed out" --limit 5
+  %s tail    --addr %s -f
   logger -n 127.0.0.1 -P %s --tcp --octet-count "hello from logger"
 
-It keeps feeding %d lines/s. Ctrl-C stops it.
-`, n, p.APIAddr(), p.SyslogTCPAddr(), dir, bin, p.APIAddr(), bin, p.APIAddr(), bin, p.APIAddr(), bin, p.APIAddr(),
-		portOf(p.SyslogTCPAddr()), c.Int("rate"))
-	feed.trickle(ctx, c.Int("rate"), logger)
+It keeps feeding %d lines/s to each peer. Ctrl-C stops every peer.
+`, n, total, strings.Join(apis, " "), peers[0].SyslogTCPAddr(), dir,
+		bin, peers[0].APIAddr(), bin, peers[0].APIAddr(), bin, peers[n-1].APIAddr(), bin, peers[0].APIAddr(), bin, peers[0].APIAddr(),
+		portOf(peers[0].SyslogTCPAddr()), c.Int("rate"))
+	var wg sync.WaitGroup
+	for _, f := range feeds {
+		wg.Add(1)
+		go func(f *feeder) {
+			defer wg.Done()
+			f.trickle(ctx, c.Int("rate"), logger)
+		}(f)
+	}
+	wg.Wait()
 	fmt.Println("\nstopping")
 	return nil
+}
+
+// waitMembers waits until every peer sees all the others alive.
+func waitMembers(ctx context.Context, peers []*peer.Peer) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok := true
+		for _, p := range peers {
+			alive := 0
+			for _, m := range p.Members() {
+				if m.Status == "alive" {
+					alive++
+				}
+			}
+			ok = ok && alive == len(peers)
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the peers did not find each other within 30s")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func portOf(addr string) string {

@@ -1,0 +1,73 @@
+package index
+
+import (
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/logmesh/logmesh/record"
+)
+
+// newest lets remote writes skip the existence check for records that
+// cannot be stored yet. IDs from one generator (one instance tag) only grow,
+// so an ID above the largest stored ID with the same instance tag is new.
+// It is used by the committer goroutine only.
+//
+// The check matters: replicated records are nearly always new, and a Badger
+// lookup of a missing key can still decompress a table block.
+type newest struct {
+	// floor is at or above every ID stored when the DB opened.
+	floor record.ID
+	// bound holds, per instance tag, an ID at or above every stored ID
+	// with that tag (never below floor).
+	bound map[[6]byte]record.ID
+}
+
+func (n *newest) isNew(id record.ID) bool {
+	b, ok := n.bound[instanceOf(id)]
+	if !ok {
+		b = n.floor
+	}
+	return record.Compare(id, b) > 0
+}
+
+func (n *newest) note(id record.ID) {
+	inst := instanceOf(id)
+	b, ok := n.bound[inst]
+	if !ok {
+		b = n.floor
+	}
+	if record.Compare(id, b) > 0 {
+		n.bound[inst] = id
+	} else if !ok {
+		n.bound[inst] = b
+	}
+}
+
+func instanceOf(id record.ID) (inst [6]byte) {
+	copy(inst[:], id[6:12])
+	return inst
+}
+
+// loadNewest finds the largest stored ID: the last key of each partition of
+// the newest window with records.
+func (db *DB) loadNewest() error {
+	db.newest.bound = map[[6]byte]record.ID{}
+	ws := db.AllWindows()
+	if len(ws) == 0 {
+		return nil
+	}
+	w := ws[len(ws)-1]
+	return db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), Reverse: true})
+		defer it.Close()
+		for p := 0; p < record.NumPartitions; p++ {
+			it.Seek(appendRecordKey(nil, w, record.Partition(p), record.MaxID(1<<48-1)))
+			if !it.Valid() {
+				continue
+			}
+			if id, ok := idFromRecordKey(it.Item().Key()); ok && record.Compare(id, db.newest.floor) > 0 {
+				db.newest.floor = id
+			}
+		}
+		return nil
+	})
+}
