@@ -61,12 +61,14 @@ type Status struct {
 
 // TargetStatus describes replication from one peer to another.
 type TargetStatus struct {
-	Peer              string  `json:"peer"`
-	UndeliveredCount  int64   `json:"undelivered_records"`
-	UndeliveredBytes  int64   `json:"undelivered_bytes"`
-	Delivered         uint64  `json:"delivered_records"`
-	Cursor            uint64  `json:"cursor"`
-	Head              uint64  `json:"head"`
+	Peer             string `json:"peer"`
+	UndeliveredCount int64  `json:"undelivered_records"`
+	UndeliveredBytes int64  `json:"undelivered_bytes"`
+	Delivered        uint64 `json:"delivered_records"`
+	Cursor           uint64 `json:"cursor"`
+	Head             uint64 `json:"head"`
+	// Skipped: the backlog for this peer was dropped for --max-hints-bytes
+	// (since this peer started); anti-entropy repairs it.
 	Skipped           bool    `json:"skipped,omitempty"`
 	LagP50Seconds     float64 `json:"lag_p50_seconds"`
 	LagP99Seconds     float64 `json:"lag_p99_seconds"`

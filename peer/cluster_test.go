@@ -169,3 +169,107 @@ func TestQuorumWritesReportReplicasAndUnreachedOwners(t *testing.T) {
 	}
 	_ = peer.Version
 }
+
+func TestPeerWithWrongGossipKeyIsKeptOut(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	c := testutil.NewCluster(t, 3, func(i int, cfg *peer.Config) {
+		cfg.EncryptKey = key
+		if i == 2 {
+			cfg.EncryptKey = []byte("ffffffffffffffffffffffffffffffff") // wrong key
+		}
+	})
+	testutil.WaitFor(t, 20*time.Second, "p1 and p2 to see each other", func() bool {
+		return statusIn(c.Peer(0), "p2") == "alive" && statusIn(c.Peer(1), "p1") == "alive"
+	})
+	deadline := time.Now().Add(3 * time.Second) // many join attempts at test timings
+	for time.Now().Before(deadline) {
+		if statusIn(c.Peer(0), "p3") != "" || statusIn(c.Peer(2), "p1") != "" {
+			t.Fatal("a peer with the wrong gossip key became a member")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestPeerStartedBeforeItsSeedJoinsLater(t *testing.T) {
+	dir := t.TempDir()
+	seedAddr := testutil.FreeAddr(t)
+	early := testutil.PeerConfig(t, dir, 1, seedAddr) // p2, seeded with an address nobody listens on yet
+	early.Logger = quietLogger()
+	p2, err := peer.New(early)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	seed := testutil.PeerConfig(t, dir, 0, "")
+	seed.GossipAddr = seedAddr
+	seed.Logger = quietLogger()
+	p1, err := peer.New(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p1.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer p1.Close()
+	testutil.WaitFor(t, 20*time.Second, "the early peer to join the seed", func() bool {
+		return statusIn(p1, "p2") == "alive" && statusIn(p2, "p1") == "alive"
+	})
+}
+
+func statusIn(p *peer.Peer, name string) string {
+	for _, m := range p.Members() {
+		if m.Name == name {
+			return m.Status
+		}
+	}
+	return ""
+}
+
+func TestQueryWithoutALiveOwnerSaysItIsPartial(t *testing.T) {
+	c := testutil.NewCluster(t, 3, func(i int, cfg *peer.Config) { cfg.Replicas = 1 })
+	c.WaitAlive(20 * time.Second)
+	ids := ingestJSON(t, c.Client(0), "one-copy", 600, nil)
+	var detail string
+	testutil.WaitFor(t, 30*time.Second, "every record on its owner",
+		func() bool { detail = everyOwnerHasIt(t, c, ids); return detail == "" }, func() string { return detail })
+	onP3 := 0
+	for _, id := range ids {
+		if c.Peer(0).Owners(id.Partition())[0] == "p3" {
+			onP3++
+		}
+	}
+	c.Stop(2)
+	testutil.WaitFor(t, 20*time.Second, "p3 failed", func() bool { return statusIn(c.Peer(0), "p3") == "failed" })
+	got, cov := clusterIDs(t, c.Client(0))
+	if !cov.Partial() || cov.Missing == "" {
+		t.Fatalf("coverage %+v with the only owner of some partitions down, want partial with missing partitions", cov)
+	}
+	if len(got) != len(ids)-onP3 || onP3 == 0 {
+		t.Fatalf("partial answer has %d records, want the %d not on p3", len(got), len(ids)-onP3)
+	}
+}
+
+func TestBacklogOverMaxHintsBytesIsSkippedAndCounted(t *testing.T) {
+	c := testutil.NewCluster(t, 3, func(i int, cfg *peer.Config) { cfg.MaxHintsBytes = 32 << 10 })
+	c.WaitAlive(20 * time.Second)
+	c.Stop(2)
+	testutil.WaitFor(t, 20*time.Second, "p3 failed", func() bool { return statusIn(c.Peer(0), "p3") == "failed" })
+	for b := 0; b < 10; b++ {
+		ingestJSON(t, c.Client(0), fmt.Sprintf("backlog-%d", b), 100, nil)
+	}
+	testutil.WaitFor(t, 20*time.Second, "the backlog for p3 to be dropped", func() bool {
+		s := c.Peer(0).Status()
+		if s.Skips == 0 {
+			return false
+		}
+		for _, r := range s.Replication {
+			if r.Peer == "p3" {
+				return r.Skipped && r.UndeliveredBytes <= 32<<10
+			}
+		}
+		return false
+	})
+}

@@ -291,3 +291,5 @@ func mustQuery(t *testing.T, params string) query.Query {
 	}
 	return q
 }
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -70,7 +70,8 @@ type target struct {
 		lastErr      string
 		lastErrAt    time.Time
 	}
-	backlog   atomic.Int64 // records waiting for it (estimate)
+	backlog   atomic.Int64  // records waiting for it (estimate)
+	dropped   atomic.Uint64 // times its backlog was dropped for MaxHintsBytes
 	delivered atomic.Uint64
 	lag       lagStats
 }
@@ -481,6 +482,7 @@ func (r *replication) enforceLimit() {
 		worst.mu.Unlock()
 		r.persist(worst)
 		r.skips.Add(1)
+		worst.dropped.Add(1)
 		r.log.Warn("undelivered data reached --max-hints-bytes: stopped queueing for the peer with the largest backlog; anti-entropy will repair it",
 			"target", worst.name, "records_skipped", n, "max_hints_bytes", r.p.cfg.MaxHintsBytes)
 	}
@@ -601,11 +603,11 @@ func (r *replication) status() []api.TargetStatus {
 	per := r.recordBytes()
 	var out []api.TargetStatus
 	for _, t := range r.targetsSnapshot() {
-		c, skipped := t.state()
+		c, _ := t.state()
 		p50, p99, mx := t.lag.quantiles()
 		t.mu.Lock()
 		s := api.TargetStatus{Peer: t.name, UndeliveredCount: t.backlog.Load(), UndeliveredBytes: t.backlog.Load() * per,
-			Delivered: t.delivered.Load(), Cursor: c, Head: head, Skipped: skipped > 0 && skipped == c && c < head,
+			Delivered: t.delivered.Load(), Cursor: c, Head: head, Skipped: t.dropped.Load() > 0,
 			LagP50Seconds: p50.Seconds(), LagP99Seconds: p99.Seconds(), LagMaxSeconds: mx.Seconds(), LastError: t.mu.lastErr}
 		if !t.mu.lastErrAt.IsZero() && t.mu.lastErr != "" {
 			s.LastErrorAt = t.mu.lastErrAt.UTC().Format(time.RFC3339)
