@@ -57,6 +57,8 @@ type Status struct {
 	HintsDeleted uint64 `json:"hints_deleted"`
 	// Skips counts times a peer's backlog was dropped for --max-hints-bytes.
 	Skips uint64 `json:"replication_skips"`
+	// AntiEntropy counts anti-entropy work; nil outside a cluster.
+	AntiEntropy *AntiEntropyStatus `json:"anti_entropy,omitempty"`
 }
 
 // TargetStatus describes replication from one peer to another.
@@ -125,4 +127,76 @@ type StoreStatus struct {
 	WindowsDropped uint64  `json:"windows_dropped"`
 	LSMBytes       int64   `json:"lsm_bytes"`
 	ValueLogBytes  int64   `json:"value_log_bytes"`
+}
+
+// Convergence is the answer to GET /v1/convergence: proof of when replicas
+// last agreed.
+type Convergence struct {
+	AnsweredBy string `json:"answered_by"`
+	// ConvergedThrough: every record received before it is on all its
+	// replicas (zero when not proven yet).
+	ConvergedThrough time.Time `json:"converged_through"`
+	// Partitions lists, per partition, its owners and when all their roots
+	// were last proven equal (zero: not yet, or an owner could not be asked).
+	Partitions []PartitionProof `json:"partitions"`
+	// Repairs under way.
+	Repairs []RepairProgress `json:"repairs,omitempty"`
+	// Unreachable names peers whose view could not be gathered.
+	Unreachable []string `json:"unreachable,omitempty"`
+	// OldestUndelivered is the receive time of the oldest record still
+	// waiting to be pushed somewhere (zero: none).
+	OldestUndelivered time.Time `json:"oldest_undelivered,omitempty"`
+}
+
+// PartitionProof is one partition's convergence.
+type PartitionProof struct {
+	Partition     int       `json:"partition"`
+	Owners        []string  `json:"owners"`
+	ProvenEqualAt time.Time `json:"proven_equal_at"`
+}
+
+// RepairProgress is an anti-entropy repair under way.
+type RepairProgress struct {
+	Peer       string    `json:"peer"`
+	With       string    `json:"with"`
+	Started    time.Time `json:"started"`
+	Expected   int       `json:"expected_records"`
+	Done       int       `json:"done_records"`
+	ETASeconds float64   `json:"eta_seconds,omitempty"`
+}
+
+// LocalConvergence is one peer's part of the convergence view.
+type LocalConvergence struct {
+	Node string `json:"node"`
+	// Proofs lists when this peer's roots last equalled a co-replica's.
+	Proofs            []PairProof      `json:"proofs"`
+	OldestUndelivered time.Time        `json:"oldest_undelivered,omitempty"`
+	Repairs           []RepairProgress `json:"repairs,omitempty"`
+}
+
+// PairProof is one proof of equality between two peers for one partition.
+type PairProof struct {
+	Peer      string    `json:"peer"`
+	Partition int       `json:"partition"`
+	At        time.Time `json:"at"`
+}
+
+// AntiEntropyStatus counts a peer's anti-entropy work.
+type AntiEntropyStatus struct {
+	Rounds          uint64  `json:"rounds"`
+	RoundErrors     uint64  `json:"round_errors"`
+	RoundSeconds    float64 `json:"round_seconds"`
+	DifferingLeaves uint64  `json:"differing_leaves"`
+	RecordsSent     uint64  `json:"records_sent"`
+	RecordsReceived uint64  `json:"records_received"`
+	BytesSent       uint64  `json:"bytes_sent"`
+	BytesReceived   uint64  `json:"bytes_received"`
+}
+
+// RepairResponse is the answer to POST /v1/repair.
+type RepairResponse struct {
+	Rounds   int     `json:"rounds"`
+	Sent     int     `json:"records_sent"`
+	Received int     `json:"records_received"`
+	Seconds  float64 `json:"seconds"`
 }

@@ -236,3 +236,25 @@ func (c *Client) Cluster(ctx context.Context) (api.ClusterStatus, error) {
 	err := c.getJSON(ctx, "/v1/cluster", nil, &out)
 	return out, err
 }
+
+// Convergence returns the cluster's proof of convergence.
+func (c *Client) Convergence(ctx context.Context) (api.Convergence, error) {
+	var out api.Convergence
+	err := c.getJSON(ctx, "/v1/convergence", nil, &out)
+	return out, err
+}
+
+// Repair runs anti-entropy rounds with every co-replica of the peer now.
+func (c *Client) Repair(ctx context.Context) (api.RepairResponse, error) {
+	var out api.RepairResponse
+	req, err := c.newRequest(ctx, http.MethodPost, "/v1/repair", nil, nil)
+	if err != nil {
+		return out, err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}

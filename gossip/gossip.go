@@ -239,9 +239,15 @@ func (g *Gossip) refresh() {
 		next[m.Name] = m
 	}
 	var events []Event
+	now := time.Now()
 	g.mu.Lock()
 	for name, m := range next {
 		old, ok := g.mu.view[name]
+		m.Since = now
+		if ok && old.Status == m.Status {
+			m.Since = old.Since
+		}
+		next[name] = m
 		switch {
 		case !ok:
 			events = append(events, Event{Member: m})

@@ -1,5 +1,7 @@
 package gossip
 
+import "time"
+
 // Status is a member's state as this peer sees it.
 type Status string
 
@@ -26,6 +28,8 @@ type Member struct {
 	Addr   string            `json:"address"`
 	Status Status            `json:"status"`
 	Tags   map[string]string `json:"tags,omitempty"`
+	// Since is when this peer saw the member enter its current status.
+	Since time.Time `json:"since"`
 }
 
 // Event reports a change of a member.

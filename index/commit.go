@@ -202,6 +202,7 @@ type builder struct {
 	remote []record.ID
 	seen   map[record.ID]struct{}
 	keys   []byte // slab the record keys are cut from (Badger keeps them until commit)
+	size   int64  // of the open transaction's records, as Badger counts it
 	op     Op     // of the open transaction: OpAdd, or OpRemove from removeAll
 	err    error
 }
@@ -243,6 +244,22 @@ func (b *builder) begin() {
 	b.txn = b.db.bdb.NewTransaction(true)
 	b.work = &txnWork{}
 	b.local, b.remote = nil, nil
+	b.size = 0
+}
+
+// entrySize is Badger's estimate of an entry's share of a transaction.
+func entrySize(key, value []byte) int64 { return int64(len(key)+len(value)) + 12 }
+
+// fits reports whether the open transaction can take one more record and
+// still its journal entry (Badger caps a transaction at a share of a memtable).
+func (b *builder) fits(key, value []byte) bool {
+	ids := len(b.local) + len(b.remote)
+	if ids == 0 {
+		return true
+	}
+	journal := int64(ids+1)*record.IDLen + 64
+	maxSize, maxCount := b.db.bdb.MaxBatchSize(), b.db.bdb.MaxBatchCount()
+	return int64(ids+3) < maxCount && b.size+entrySize(key, value)+journal < maxSize*9/10
 }
 
 func (b *builder) add(req *writeReq) {
@@ -264,23 +281,27 @@ func (b *builder) add(req *writeReq) {
 				continue
 			}
 		}
-		err := b.txn.Set(key, e.Data)
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			b.work.credits = append(b.work.credits, cr)
+		if !b.fits(key, e.Data) {
+			// Badger refuses transactions past a size: start the next one,
+			// keeping room for this one's journal entry
+			if cr.written > 0 {
+				b.work.credits = append(b.work.credits, cr)
+			}
 			cr = credit{req: req}
 			if b.send(); b.err != nil {
 				req.err = b.err
 				return
 			}
 			b.begin()
-			err = b.txn.Set(key, e.Data)
 		}
+		err := b.txn.Set(key, e.Data)
 		if err != nil {
 			b.err = err
 			req.err = err
 			return
 		}
 		cr.written++
+		b.size += entrySize(key, e.Data)
 		b.db.newest.note(e.ID)
 		if req.origin == OriginLocal {
 			b.local = append(b.local, e.ID)
@@ -302,6 +323,21 @@ func (b *builder) removeAll(req *writeReq) {
 	for i := range req.entries {
 		id := req.entries[i].ID
 		key := b.key(id)
+		if len(gone) > 0 && (int64(len(gone)+3) >= b.db.bdb.MaxBatchCount()/2 ||
+			int64(len(gone))*(2*record.IDLen+40) >= b.db.bdb.MaxBatchSize()/2) {
+			// a long removal goes in several transactions
+			b.remote = gone
+			b.work.credits = append(b.work.credits, credit{req: req, written: len(gone)})
+			b.op = OpRemove
+			b.send()
+			b.op = OpAdd
+			b.begin()
+			gone = nil
+			if b.err != nil {
+				req.err = b.err
+				break
+			}
+		}
 		if _, err := b.txn.Get(key); errors.Is(err, badger.ErrKeyNotFound) {
 			continue
 		} else if err != nil {
@@ -393,6 +429,11 @@ func (b *builder) send() {
 	if err := txn.Set(journalKey(seq), work.entry.encode()); err != nil {
 		txn.Discard()
 		b.err = err
+		for _, c := range work.credits { // nothing of this transaction was stored
+			if c.req.err == nil {
+				c.req.err = fmt.Errorf("index: commit: %w", err)
+			}
+		}
 		if op == OpAdd {
 			b.release(b.remote)
 		}

@@ -156,9 +156,13 @@ func (db *DB) recover() error {
 			if err != nil {
 				return fmt.Errorf("window %d: %w", w, err)
 			}
+			for p := range wd.partGen {
+				wd.partGen[p] = 1 // generation 0 means "no window"
+			}
 			db.dig.mu.windows[w] = wd
 		}
 		db.dig.mu.applied = ckpt
+		db.dig.mu.gen = 1
 		return nil
 	})
 	if err != nil {

@@ -144,3 +144,25 @@ func TestDuplicatesAreRecognisedAcrossRestartsAndOutOfOrder(t *testing.T) {
 		t.Fatalf("digest counts %d records, want %d", got, len(all))
 	}
 }
+
+func TestWritesLargerThanOneBadgerTransaction(t *testing.T) {
+	db := openTest(t, t.TempDir(), func(c *Config) { c.MemTableBytes = 1 << 20; c.MaxBatchRecords = 100000 })
+	ctx := context.Background()
+	for _, origin := range []Origin{OriginLocal, OriginRemote} {
+		es := makeEntries(20000, time.Now().Add(-time.Hour), time.Hour, uint64(origin)+20)
+		res, err := db.Write(ctx, es, origin)
+		if err != nil || res.Written != len(es) {
+			t.Fatalf("origin %d: one write of %d records: %+v, %v", origin, len(es), res, err)
+		}
+		ids := make([]record.ID, len(es))
+		for i, e := range es {
+			ids[i] = e.ID
+		}
+		if res, err := db.Delete(ctx, ids); err != nil || res.Written != len(ids) {
+			t.Fatalf("origin %d: one delete of %d records: %+v, %v", origin, len(ids), res, err)
+		}
+	}
+	if n := db.Digest().Count; n != 0 {
+		t.Fatalf("%d records left after deleting everything", n)
+	}
+}

@@ -17,7 +17,10 @@ func (p *Peer) newAPIServer() *http.Server {
 	mux.HandleFunc("GET /v1/logs", p.handleGetLogs)
 	mux.HandleFunc("GET /v1/members", p.handleMembers)
 	mux.HandleFunc("GET /v1/cluster", p.handleCluster)
+	mux.HandleFunc("GET /v1/convergence", p.handleConvergence)
+	mux.HandleFunc("POST /v1/repair", p.handleRepair)
 	mux.HandleFunc("POST /internal/v1/replicate", p.handleReplicate)
+	mux.HandleFunc("POST /internal/v1/ae/{step}", p.handleAE)
 	if p.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/logmesh/logmesh/api"
+	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/record"
 	"github.com/logmesh/logmesh/syslog"
 )
@@ -44,7 +45,14 @@ func (p *Peer) handlePostLogs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	res, err := p.ingest(r.Context(), recs)
+	var res index.WriteResult
+	if local := r.URL.Query().Get("local"); local == "true" {
+		// an admin write: stored here only, pushed nowhere (drills and tests
+		// of anti-entropy)
+		res, err = p.ingestOrigin(r.Context(), recs, index.OriginRemote)
+	} else {
+		res, err = p.ingest(r.Context(), recs)
+	}
 	if err != nil {
 		p.log.Error("cannot store HTTP batch", "records", len(recs), "err", err)
 		writeError(w, http.StatusServiceUnavailable, "cannot store the batch: "+err.Error())

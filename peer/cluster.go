@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/logmesh/logmesh/gossip"
 	"github.com/logmesh/logmesh/placement"
@@ -96,10 +97,15 @@ func (c *cluster) start(ctx context.Context, wg *sync.WaitGroup, apiAddr string)
 	go func() {
 		defer wg.Done()
 		defer stop()
+		// failures age into reassignment without an event: look every second
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case <-tick.C:
+				c.refresh()
 			case <-events:
 				// drain what else is queued, then rebuild once
 				for more := true; more; {
@@ -149,10 +155,26 @@ func (c *cluster) refresh() {
 	c.set(ms)
 }
 
+// placed reports whether a member takes part in the placement: not left,
+// and not failed for longer than FailedReassignAfter.
+func (c *cluster) placed(name string, m gossip.Member, now time.Time) bool {
+	if name == c.p.cfg.Name {
+		return true
+	}
+	switch {
+	case m.Tags["proto"] == "", m.Status == gossip.StatusLeft:
+		return false
+	case m.Status == gossip.StatusFailed && !m.Since.IsZero() && now.Sub(m.Since) > c.p.cfg.FailedReassignAfter:
+		return false
+	}
+	return true
+}
+
 func (c *cluster) set(ms map[string]gossip.Member) {
 	var names []string
+	now := time.Now()
 	for name, m := range ms {
-		if m.Status != gossip.StatusLeft && m.Tags["proto"] != "" || name == c.p.cfg.Name {
+		if c.placed(name, m, now) {
 			names = append(names, name)
 		}
 	}

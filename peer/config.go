@@ -60,6 +60,18 @@ type Config struct {
 	// WriteTimeout bounds how long a write with w=quorum or w=all waits for
 	// replicas (default 10s; the request's timeout parameter overrides it).
 	WriteTimeout time.Duration
+	// AntiEntropyInterval is how often a peer compares every partition it
+	// holds with each co-replica (default 30s, jittered by ±20%).
+	AntiEntropyInterval time.Duration
+	// RepairRate bounds the record bytes per second a peer sends for
+	// anti-entropy repair and hand-over (0: no limit).
+	RepairRate int64
+	// FailedReassignAfter is how long a peer may stay failed before its
+	// partitions are given to other peers (default 1h). Anti-entropy fills
+	// the new owners; the failed peer gets its partitions back when it returns.
+	FailedReassignAfter time.Duration
+	// DisableAntiEntropy stops anti-entropy rounds (tests and drills).
+	DisableAntiEntropy bool
 	// DisableReplication stops pushes (tests and drills: anti-entropy alone
 	// must then restore every replica).
 	DisableReplication bool
@@ -140,6 +152,12 @@ func (c *Config) validate() error {
 	}
 	if c.ReplicationRetryMax == 0 {
 		c.ReplicationRetryMax = 5 * time.Second
+	}
+	if c.AntiEntropyInterval == 0 {
+		c.AntiEntropyInterval = 30 * time.Second
+	}
+	if c.FailedReassignAfter == 0 {
+		c.FailedReassignAfter = time.Hour
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second

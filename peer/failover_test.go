@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/logmesh/logmesh/client"
+	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/record"
 	"github.com/logmesh/logmesh/testutil"
 )
@@ -98,9 +99,22 @@ func TestSIGKILLReplicaDuringIngestionThenRestart(t *testing.T) {
 	for _, id := range all {
 		if !held[id] { // with 3 peers and 3 replicas p3 owns everything
 			missing++
+			t.Logf("p3 lacks %s (received %s)", id, id.Time().Format(time.RFC3339Nano))
 		}
 	}
 	if missing > 0 {
+		c.Procs[2].Stop()
+		cfg := index.TestConfig(c.Procs[2].DataDir() + "/store")
+		db, err := index.Open(cfg)
+		if err == nil {
+			for _, id := range all {
+				if !held[id] {
+					_, gerr := db.Get(id)
+					t.Logf("p3's store, opened after stopping it: Get %s: %v", id, gerr)
+				}
+			}
+			db.Close()
+		}
 		t.Fatalf("after restart p3 lacks %d of %d acknowledged records", missing, len(all))
 	}
 	t.Logf("%d acknowledged records, all on the restarted replica", len(all))

@@ -45,6 +45,12 @@ type ingestBuf struct {
 var ingestBufs = sync.Pool{New: func() any { return new(ingestBuf) }}
 
 func (p *Peer) ingest(ctx context.Context, recs []*record.Record) (index.WriteResult, error) {
+	return p.ingestOrigin(ctx, recs, index.OriginLocal)
+}
+
+// ingestOrigin stores new records; OriginRemote keeps them out of the
+// journal's push list (an admin write that only anti-entropy spreads).
+func (p *Peer) ingestOrigin(ctx context.Context, recs []*record.Record, origin index.Origin) (index.WriteResult, error) {
 	if len(recs) == 0 {
 		return index.WriteResult{}, nil
 	}
@@ -69,11 +75,11 @@ func (p *Peer) ingest(ctx context.Context, recs []*record.Record) (index.WriteRe
 	for i := range recs {
 		b.entries = append(b.entries, index.Entry{ID: b.ids[i], Data: b.buf[b.offs[i]:b.offs[i+1]:b.offs[i+1]]})
 	}
-	res, err := p.db.Write(ctx, b.entries, index.OriginLocal)
+	res, err := p.db.Write(ctx, b.entries, origin)
 	switch {
 	case ctx.Err() != nil || cap(b.buf) > 8<<20:
 		// the store may still hold the entries: leave the buffers to the GC
-	case err == nil && p.recent != nil:
+	case err == nil && p.recent != nil && origin == index.OriginLocal:
 		p.recent.add(b) // replication pushes them from memory
 	default:
 		ingestBufs.Put(b)

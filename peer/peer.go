@@ -28,6 +28,7 @@ type Peer struct {
 	cluster *cluster
 	repl    *replication
 	recent  *recentCache // nil outside a cluster
+	repair  *repairer
 	started time.Time
 	stats   ingestStats
 
@@ -77,10 +78,15 @@ func (p *Peer) Start() (err error) {
 		return err
 	}
 	if p.cfg.GossipAddr != "" {
-		p.wg.Add(1)
+		p.repair = newRepairer(p)
+		p.wg.Add(2)
 		go func() {
 			defer p.wg.Done()
 			p.repl.run(p.ctx)
+		}()
+		go func() {
+			defer p.wg.Done()
+			p.repair.run(p.ctx)
 		}()
 	}
 	p.api = p.newAPIServer()
@@ -192,3 +198,7 @@ func (p *Peer) Members() []api.Member {
 func (p *Peer) Owners(pt record.Partition) []string {
 	return append([]string(nil), p.cluster.view().owners(pt)...)
 }
+
+// Digest summarises every record this peer stores: two peers holding the
+// same records have the same digest.
+func (p *Peer) Digest() record.Digest { return p.db.Digest() }

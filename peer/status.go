@@ -50,6 +50,13 @@ func (p *Peer) Status() api.Status {
 		s.ReplicatedDuplicates = p.stats.replicatedDup.Load()
 		s.HintsDeleted = p.repl.hintsDel.Load()
 		s.Skips = p.repl.skips.Load()
+		if p.repair != nil {
+			st := p.repair.ae.Stats()
+			s.AntiEntropy = &api.AntiEntropyStatus{Rounds: st.Rounds.Load(), RoundErrors: st.RoundErrors.Load(),
+				RoundSeconds: float64(st.RoundNanos.Load()) / 1e9, DifferingLeaves: st.DifferingLeaves.Load(),
+				RecordsSent: st.RecordsSent.Load(), RecordsReceived: st.RecordsReceived.Load(),
+				BytesSent: st.BytesSent.Load(), BytesReceived: st.BytesReceived.Load()}
+		}
 	}
 	return s
 }

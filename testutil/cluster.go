@@ -43,6 +43,7 @@ func PeerConfig(t testing.TB, dir string, i int, seed string) peer.Config {
 	cfg.Index.FsyncInterval = 20 * time.Millisecond
 	cfg.Index.CheckpointInterval = time.Second
 	cfg.ReplicationRetryMax = 500 * time.Millisecond
+	cfg.AntiEntropyInterval = 2 * time.Second
 	return cfg
 }
 
@@ -89,6 +90,40 @@ func (c *Cluster) Start(i int) *peer.Peer {
 	c.peers[i] = p
 	c.mu.Unlock()
 	return p
+}
+
+// Config returns peer i's configuration (its data directory, addresses).
+func (c *Cluster) Config(i int) peer.Config { return c.cfgs[i] }
+
+// Add starts one more peer, joining peer 0, and returns its index.
+func (c *Cluster) Add(mut func(c *peer.Config)) int {
+	c.t.Helper()
+	i := len(c.cfgs)
+	cfg := PeerConfig(c.t, c.Dir, i, c.cfgs[0].GossipAddr)
+	if c.mut != nil {
+		c.mut(i, &cfg)
+	}
+	if mut != nil {
+		mut(&cfg)
+	}
+	c.cfgs = append(c.cfgs, cfg)
+	c.mu.Lock()
+	c.peers = append(c.peers, nil)
+	c.mu.Unlock()
+	c.Start(i)
+	return i
+}
+
+// Leave makes peer i leave gracefully, then stops it.
+func (c *Cluster) Leave(i int) {
+	c.mu.Lock()
+	p := c.peers[i]
+	c.peers[i] = nil
+	c.mu.Unlock()
+	if p != nil {
+		p.Leave()
+		p.Close()
+	}
 }
 
 // Stop closes peer i without leaving (others see it fail).

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -31,6 +32,9 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "encrypt", EnvVars: env("ENCRYPT"), Usage: "gossip encryption key, base64 of 16, 24 or 32 bytes (logmesh keygen)"},
 		&cli.IntFlag{Name: "replicas", Value: 3, EnvVars: env("REPLICAS"), Usage: "copies of every record (fewer peers than this: every peer holds everything)"},
 		&cli.StringFlag{Name: "max-hints-bytes", Value: "1GiB", EnvVars: env("MAX_HINTS_BYTES"), Usage: "bound on data waiting for delivery to other peers; past it anti-entropy repairs them instead"},
+		&cli.DurationFlag{Name: "anti-entropy-interval", Value: 30 * time.Second, EnvVars: env("ANTI_ENTROPY_INTERVAL"), Usage: "how often replicas compare their Merkle trees (jittered)"},
+		&cli.StringFlag{Name: "repair-rate", Value: "0", EnvVars: env("REPAIR_RATE"), Usage: "bytes per second of records sent for repair and hand-over (0: no limit), e.g. 50MB"},
+		&cli.DurationFlag{Name: "failed-reassign-after", Value: time.Hour, EnvVars: env("FAILED_REASSIGN_AFTER"), Usage: "a peer failed for this long loses its partitions to other peers until it returns"},
 		&cli.BoolFlag{Name: "test-timings", Hidden: true, EnvVars: env("TEST_TIMINGS"), Usage: "aggressive failure detection for tests (probe 200ms)"},
 		&cli.StringFlag{Name: "retention", Value: "7d", EnvVars: env("RETENTION"), Usage: "how long records are kept (whole 1h windows expire together)"},
 		&cli.StringFlag{Name: "fsync", Value: "always", EnvVars: env("FSYNC"),
@@ -111,10 +115,15 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 		cfg.EncryptKey = key
 	}
 	cfg.Replicas = c.Int("replicas")
+	cfg.AntiEntropyInterval = c.Duration("anti-entropy-interval")
+	cfg.FailedReassignAfter = c.Duration("failed-reassign-after")
 	if c.Bool("test-timings") {
 		cfg.Gossip.TestTimings()
 	}
 	var err error
+	if cfg.RepairRate, err = parseBytes(c.String("repair-rate")); err != nil {
+		return cfg, fmt.Errorf("--repair-rate: %w", err)
+	}
 	if cfg.MaxHintsBytes, err = parseBytes(c.String("max-hints-bytes")); err != nil {
 		return cfg, fmt.Errorf("--max-hints-bytes: %w", err)
 	}

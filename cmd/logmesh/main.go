@@ -25,6 +25,7 @@ func main() {
 			statusCommand(),
 			membersCommand(),
 			keygenCommand(),
+			repairCommand(),
 			versionCommand(),
 			benchCommand(),
 		},

@@ -45,10 +45,20 @@ func statusCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			conv, convErr := cl.Convergence(ctx)
 			if c.String("output") == "json" {
-				return printJSON(cs)
+				return printJSON(struct {
+					Cluster     any `json:"cluster"`
+					Convergence any `json:"convergence,omitempty"`
+				}{cs, conv})
 			}
-			return printCluster(cs)
+			if err := printCluster(cs); err != nil {
+				return err
+			}
+			if convErr == nil && len(cs.Peers) > 1 {
+				printConvergence(conv)
+			}
+			return nil
 		},
 	}
 }
@@ -157,5 +167,30 @@ func printSyslogStatus(tw io.Writer, s *syslog.Stats) {
 			fmt.Fprintf(tw, ", %d connection(s) open", t.st.ConnectionsOpen)
 		}
 		fmt.Fprintln(tw)
+	}
+}
+
+func printConvergence(c api.Convergence) {
+	agreed := 0
+	for _, p := range c.Partitions {
+		if !p.ProvenEqualAt.IsZero() {
+			agreed++
+		}
+	}
+	through := "not proven yet"
+	if !c.ConvergedThrough.IsZero() {
+		through = c.ConvergedThrough.UTC().Format(time.RFC3339) + " (" + time.Since(c.ConvergedThrough).Round(time.Second).String() + " ago)"
+	}
+	fmt.Printf("converged through %s: every record received before then is on all its replicas\n", through)
+	fmt.Printf("partitions proven in agreement: %d of %d\n", agreed, len(c.Partitions))
+	for _, r := range c.Repairs {
+		eta := ""
+		if r.ETASeconds > 0 {
+			eta = fmt.Sprintf(", about %s left", (time.Duration(r.ETASeconds) * time.Second).String())
+		}
+		fmt.Printf("repair under way: %s <-> %s, %d of at least %d records%s\n", r.Peer, r.With, r.Done, r.Expected, eta)
+	}
+	if len(c.Unreachable) > 0 {
+		fmt.Printf("not reachable for proof: %s\n", strings.Join(c.Unreachable, ", "))
 	}
 }
