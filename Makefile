@@ -40,6 +40,8 @@ fuzz:
 # Benchmarks: figures are ratios against baselines measured in the same run.
 bench: build
 	$(BIN) bench
+	$(BIN) bench --cluster --messages 500000
+	$(BIN) bench --anti-entropy
 
 clean:
 	rm -rf bin

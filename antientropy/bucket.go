@@ -18,12 +18,13 @@ func bucketIDs(s Store, ref BucketRef) ([]record.ID, error) {
 	return ids, err
 }
 
-// findOne returns the ID of the bucket's records whose digest is diff.
-func findOne(s Store, ref BucketRef, diff record.Digest) (record.ID, bool, error) {
+// findOne returns the ID of the bucket's records whose digest is diff (on
+// Count and Sum0 only when the digests were shortened).
+func findOne(s Store, ref BucketRef, diff record.Digest, full bool) (record.ID, bool, error) {
 	var found record.ID
 	ok := false
 	err := s.PartitionIDs(ref.W, ref.B.Partition(), ref.B, ref.B+1, func(id record.ID) error {
-		if !ok && diff.Matches(id) {
+		if !ok && (full && diff.Matches(id) || !full && diff.Count == 1 && diff.Sum0 == id.Hash()) {
 			found, ok = id, true
 		}
 		return nil

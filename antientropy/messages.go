@@ -14,6 +14,20 @@ import (
 
 const msgVersion = 1
 
+// ShortBytes is the length of a shortened window root.
+const ShortBytes = 8
+
+// Short keeps what a shortened comparison compares: the first 64 bits of a
+// root, or a digest's count and first sum.
+func Short(r Root) Root {
+	var s Root
+	copy(s[:ShortBytes], r[:ShortBytes])
+	return s
+}
+
+// shortDigest keeps a digest's count and first sum.
+func shortDigest(d record.Digest) record.Digest { return record.Digest{Count: d.Count, Sum0: d.Sum0} }
+
 // ErrBadMessage is returned for bytes that are not a valid message.
 var ErrBadMessage = errors.New("antientropy: malformed message")
 
@@ -21,7 +35,12 @@ var ErrBadMessage = errors.New("antientropy: malformed message")
 // with the responder.
 type RootsRequest struct {
 	Cutoff record.Window
-	Roots  []PartRoot
+	// Full asks for whole window roots and digests in this round. Otherwise
+	// they travel shortened to 64 bits (see Short), which keeps a round with
+	// a few differences small; a partition that stays different without a
+	// difference showing is then compared in full.
+	Full  bool
+	Roots []PartRoot
 }
 
 // PartRoot is one partition's root.
@@ -34,6 +53,7 @@ type PartRoot struct {
 // roots differ.
 type RootsReply struct {
 	Cutoff record.Window
+	Full   bool // window roots are whole, not shortened
 	Differ []PartWindows
 }
 
@@ -47,8 +67,11 @@ type PartWindows struct {
 // roots differ. Pull says whether the initiator wants the records only the
 // responder holds (false when it is handing a partition over).
 type BucketsRequest struct {
-	Cutoff  record.Window
-	Pull    bool
+	Cutoff record.Window
+	Pull   bool
+	// Full: the digests are whole; otherwise they carry only Count and Sum0
+	// and are compared on those.
+	Full    bool
 	Windows []WindowDigests
 }
 
@@ -315,6 +338,7 @@ func (d *dec) end() error {
 func (m *RootsRequest) MarshalBinary() ([]byte, error) {
 	e := enc{b: []byte{msgVersion}}
 	e.u(uint64(m.Cutoff))
+	e.flag(m.Full)
 	e.u(uint64(len(m.Roots)))
 	for _, r := range m.Roots {
 		e.u(uint64(r.P))
@@ -328,6 +352,7 @@ func (m *RootsRequest) UnmarshalBinary(b []byte) error {
 	d := dec{b: b}
 	d.start()
 	m.Cutoff = d.window()
+	m.Full = d.flag()
 	n := d.count(33)
 	m.Roots = make([]PartRoot, 0, n)
 	for i := 0; i < n && d.err == nil; i++ {
@@ -340,13 +365,20 @@ func (m *RootsRequest) UnmarshalBinary(b []byte) error {
 func (m *RootsReply) MarshalBinary() ([]byte, error) {
 	e := enc{b: []byte{msgVersion}}
 	e.u(uint64(m.Cutoff))
+	e.flag(m.Full)
 	e.u(uint64(len(m.Differ)))
 	for _, p := range m.Differ {
 		e.u(uint64(p.P))
 		e.u(uint64(len(p.Windows)))
-		for _, w := range p.Windows {
-			e.u(uint64(w.W))
-			e.root(w.Root)
+		prev := record.Window(0)
+		for _, w := range p.Windows { // windows ascend: send the gaps
+			e.u(uint64(w.W - prev))
+			prev = w.W
+			if m.Full {
+				e.root(w.Root)
+			} else {
+				e.b = append(e.b, w.Root[:ShortBytes]...)
+			}
 		}
 	}
 	return e.b, nil
@@ -357,13 +389,27 @@ func (m *RootsReply) UnmarshalBinary(b []byte) error {
 	d := dec{b: b}
 	d.start()
 	m.Cutoff = d.window()
+	m.Full = d.flag()
 	n := d.count(2)
 	m.Differ = make([]PartWindows, 0, n)
+	rootLen := ShortBytes
+	if m.Full {
+		rootLen = len(Root{})
+	}
 	for i := 0; i < n && d.err == nil; i++ {
 		pw := PartWindows{P: d.partition()}
-		k := d.count(33)
+		k := d.count(1 + rootLen)
+		prev := uint64(0)
 		for j := 0; j < k && d.err == nil; j++ {
-			pw.Windows = append(pw.Windows, WindowRoot{W: d.window(), Root: d.root()})
+			w := prev + d.u()
+			if w > 1<<32-1 || (j > 0 && w == prev) {
+				d.fail("windows out of order")
+				break
+			}
+			prev = w
+			var r Root
+			copy(r[:], d.take(rootLen))
+			pw.Windows = append(pw.Windows, WindowRoot{W: record.Window(w), Root: r})
 		}
 		m.Differ = append(m.Differ, pw)
 	}
@@ -375,12 +421,18 @@ func (m *BucketsRequest) MarshalBinary() ([]byte, error) {
 	e := enc{b: []byte{msgVersion}}
 	e.u(uint64(m.Cutoff))
 	e.flag(m.Pull)
+	e.flag(m.Full)
 	e.u(uint64(len(m.Windows)))
 	for _, w := range m.Windows {
 		e.u(uint64(w.W))
 		e.u(uint64(w.P))
 		for _, dg := range w.Digests {
-			e.digest(dg)
+			if m.Full {
+				e.digest(dg)
+			} else {
+				e.u(dg.Count)
+				e.b = binary.BigEndian.AppendUint64(e.b, dg.Sum0)
+			}
 		}
 	}
 	return e.b, nil
@@ -392,12 +444,20 @@ func (m *BucketsRequest) UnmarshalBinary(b []byte) error {
 	d.start()
 	m.Cutoff = d.window()
 	m.Pull = d.flag()
-	n := d.count(2 + record.BucketsPerPartition*17)
+	m.Full = d.flag()
+	n := d.count(2 + record.BucketsPerPartition*9)
 	m.Windows = make([]WindowDigests, 0, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		wd := WindowDigests{W: d.window(), P: d.partition()}
 		for j := range wd.Digests {
-			wd.Digests[j] = d.digest()
+			if m.Full {
+				wd.Digests[j] = d.digest()
+			} else {
+				c := d.u()
+				if b := d.take(8); d.err == nil {
+					wd.Digests[j] = record.Digest{Count: c, Sum0: binary.BigEndian.Uint64(b)}
+				}
+			}
 		}
 		m.Windows = append(m.Windows, wd)
 	}

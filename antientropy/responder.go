@@ -58,7 +58,7 @@ func (r *Responder) Roots(ctx context.Context, from string, req *RootsRequest) (
 	at := time.Now()
 	cutoff := max(req.Cutoff, r.store.Cutoff())
 	r.trees.forget(cutoff)
-	reply := &RootsReply{Cutoff: r.store.Cutoff()}
+	reply := &RootsReply{Cutoff: r.store.Cutoff(), Full: req.Full}
 	var equal []record.Partition
 	for _, pr := range req.Roots {
 		if err := ctx.Err(); err != nil {
@@ -68,6 +68,11 @@ func (r *Responder) Roots(ctx context.Context, from string, req *RootsRequest) (
 		if partitionRoot(ws) == pr.Root {
 			equal = append(equal, pr.P)
 			continue
+		}
+		if !req.Full {
+			for i := range ws {
+				ws[i].Root = Short(ws[i].Root)
+			}
 		}
 		reply.Differ = append(reply.Differ, PartWindows{P: pr.P, Windows: ws})
 	}
@@ -91,6 +96,9 @@ func (r *Responder) Buckets(ctx context.Context, from string, req *BucketsReques
 		first, _ := wd.P.Buckets()
 		for i := range mine {
 			my, theirs := mine[i], wd.Digests[i]
+			if !req.Full {
+				my = shortDigest(my)
+			}
 			if my == theirs {
 				continue
 			}
@@ -102,7 +110,7 @@ func (r *Responder) Buckets(ctx context.Context, from string, req *BucketsReques
 				reply.Expected += int(theirs.Count - my.Count)
 			}
 			ref := BucketRef{W: wd.W, B: first + record.Bucket(i)}
-			if err := r.resolve(ctx, ref, my, theirs, req.Pull, reply, &out); err != nil {
+			if err := r.resolve(ctx, ref, my, theirs, req.Pull, req.Full, reply, &out); err != nil {
 				return nil, err
 			}
 		}
@@ -113,7 +121,7 @@ func (r *Responder) Buckets(ctx context.Context, from string, req *BucketsReques
 	return reply, nil
 }
 
-func (r *Responder) resolve(ctx context.Context, ref BucketRef, my, theirs record.Digest, pull bool, reply *BucketsReply, out *batch) error {
+func (r *Responder) resolve(ctx context.Context, ref BucketRef, my, theirs record.Digest, pull, full bool, reply *BucketsReply, out *batch) error {
 	switch {
 	case my.IsZero():
 		reply.SendAll = append(reply.SendAll, ref)
@@ -129,7 +137,7 @@ func (r *Responder) resolve(ctx context.Context, ref BucketRef, my, theirs recor
 		_, err = out.add(ctx, ids)
 		return err
 	case my.Minus(theirs).Count == 1:
-		id, ok, err := findOne(r.store, ref, my.Minus(theirs))
+		id, ok, err := findOne(r.store, ref, my.Minus(theirs), full)
 		if err != nil {
 			return err
 		}

@@ -38,7 +38,26 @@ type Result struct {
 // Sync runs one round with peer over the given partitions. With pull, the
 // records only the peer holds are fetched too; without it (handing a
 // partition over) only this side's records are pushed.
-func (s *Peer) Sync(ctx context.Context, tr Transport, peer string, parts []record.Partition, pull bool) (res Result, err error) {
+func (s *Peer) Sync(ctx context.Context, tr Transport, peer string, parts []record.Partition, pull bool) (Result, error) {
+	res, differ, err := s.round(ctx, tr, peer, parts, pull, false)
+	if err != nil || len(differ) == 0 || (res.DifferingWindows > 0 && res.DifferingBuckets > 0) {
+		return res, err
+	}
+	// Roots differ, yet no window or bucket does at 64 bits: compare those
+	// partitions in full (a shortened collision, or data that changed
+	// between the steps).
+	full, _, err := s.round(ctx, tr, peer, differ, pull, true)
+	res.Sent, res.Received = res.Sent+full.Sent, res.Received+full.Received
+	res.SentBytes, res.ReceivedBytes = res.SentBytes+full.SentBytes, res.ReceivedBytes+full.ReceivedBytes
+	res.DifferingWindows += full.DifferingWindows
+	res.DifferingBuckets += full.DifferingBuckets
+	res.More = res.More || full.More
+	res.Took = time.Since(res.Started)
+	return res, err
+}
+
+// round runs the steps of one round and returns the partitions whose roots differed.
+func (s *Peer) round(ctx context.Context, tr Transport, peer string, parts []record.Partition, pull, full bool) (res Result, differing []record.Partition, err error) {
 	res = Result{Peer: peer, Started: time.Now()}
 	s.stats.Rounds.Add(1)
 	prog := s.stats.begin(peer)
@@ -53,7 +72,7 @@ func (s *Peer) Sync(ctx context.Context, tr Transport, peer string, parts []reco
 	cutoff := s.store.Cutoff()
 	s.trees.forget(cutoff)
 	mine := map[record.Partition][]WindowRoot{}
-	req := &RootsRequest{Cutoff: cutoff}
+	req := &RootsRequest{Cutoff: cutoff, Full: full}
 	for _, p := range parts {
 		ws := s.trees.windowRoots(p, cutoff)
 		mine[p] = ws
@@ -61,15 +80,16 @@ func (s *Peer) Sync(ctx context.Context, tr Transport, peer string, parts []reco
 	}
 	rr, err := tr.Roots(ctx, peer, req)
 	if err != nil {
-		return res, fmt.Errorf("roots: %w", err)
+		return res, nil, fmt.Errorf("roots: %w", err)
 	}
 	cutoff = max(cutoff, rr.Cutoff)
 	differ := map[record.Partition]bool{}
-	breq := &BucketsRequest{Cutoff: cutoff, Pull: pull}
+	breq := &BucketsRequest{Cutoff: cutoff, Pull: pull, Full: full}
 	for _, pw := range rr.Differ {
 		differ[pw.P] = true
+		differing = append(differing, pw.P)
 		res.DifferingPartitions++
-		for _, w := range differingWindows(mine[pw.P], pw.Windows, cutoff) {
+		for _, w := range differingWindows(mine[pw.P], pw.Windows, cutoff, full) {
 			ds, _ := s.store.WindowDigests(w, pw.P)
 			breq.Windows = append(breq.Windows, WindowDigests{W: w, P: pw.P, Digests: ds})
 		}
@@ -84,57 +104,57 @@ func (s *Peer) Sync(ctx context.Context, tr Transport, peer string, parts []reco
 	}
 	res.DifferingWindows = len(breq.Windows)
 	if len(breq.Windows) == 0 {
-		return res, nil
+		return res, differing, nil
 	}
 	br, err := tr.Buckets(ctx, peer, breq)
 	if err != nil {
-		return res, fmt.Errorf("buckets: %w", err)
+		return res, differing, fmt.Errorf("buckets: %w", err)
 	}
 	res.DifferingBuckets = br.Differing
 	s.stats.DifferingLeaves.Add(uint64(br.Differing))
 	s.stats.update(prog, func(p *Progress) { p.Expected = br.Expected })
 	res.More = br.More
 	if err := s.receive(ctx, br.Records, &res, prog); err != nil {
-		return res, err
+		return res, differing, err
 	}
 	// what the peer asked for, and what the ID lists show each side lacks
 	out := batch{store: s.store, limit: s.limit, budget: s.maxBytes}
 	ex := &ExchangeRequest{}
 	for _, o := range br.SendOne {
-		id, ok, err := findOne(s.store, o.Ref, o.Diff)
+		id, ok, err := findOne(s.store, o.Ref, o.Diff, full)
 		if err != nil {
-			return res, err
+			return res, differing, err
 		}
 		if !ok {
 			ex.NeedIDs = append(ex.NeedIDs, o.Ref) // more than one record differs after all
 			continue
 		}
 		if _, err := out.add(ctx, []record.ID{id}); err != nil {
-			return res, err
+			return res, differing, err
 		}
 	}
 	for _, ref := range br.SendAll {
 		ids, err := bucketIDs(s.store, ref)
 		if err != nil {
-			return res, err
+			return res, differing, err
 		}
 		if _, err := out.add(ctx, ids); err != nil {
-			return res, err
+			return res, differing, err
 		}
 	}
 	if err := s.compare(ctx, br.IDLists, pull, &out, ex); err != nil {
-		return res, err
+		return res, differing, err
 	}
 	for round := 0; round < 2; round++ {
 		ex.Records = out.recs
 		res.More = res.More || out.full
 		er, err := tr.Exchange(ctx, peer, ex)
 		if err != nil {
-			return res, fmt.Errorf("exchange: %w", err)
+			return res, differing, fmt.Errorf("exchange: %w", err)
 		}
 		s.pushed(out, &res, prog)
 		if err := s.receive(ctx, er.Records, &res, prog); err != nil {
-			return res, err
+			return res, differing, err
 		}
 		res.More = res.More || er.More
 		if len(er.IDLists) == 0 {
@@ -143,13 +163,13 @@ func (s *Peer) Sync(ctx context.Context, tr Transport, peer string, parts []reco
 		out = batch{store: s.store, limit: s.limit, budget: s.maxBytes}
 		ex = &ExchangeRequest{}
 		if err := s.compare(ctx, er.IDLists, pull, &out, ex); err != nil {
-			return res, err
+			return res, differing, err
 		}
 		if len(out.recs) == 0 && len(ex.Want) == 0 {
 			break
 		}
 	}
-	return res, nil
+	return res, differing, nil
 }
 
 // compare works out, from the peer's ID lists, which records to push (added
@@ -199,10 +219,13 @@ func (s *Peer) pushed(b batch, res *Result, prog *Progress) {
 
 // differingWindows returns the windows at or after cutoff whose roots differ
 // (a window one side lacks differs).
-func differingWindows(mine, theirs []WindowRoot, cutoff record.Window) []record.Window {
+func differingWindows(mine, theirs []WindowRoot, cutoff record.Window, full bool) []record.Window {
 	m := map[record.Window]Root{}
 	for _, w := range mine {
 		m[w.W] = w.Root
+		if !full {
+			m[w.W] = Short(w.Root)
+		}
 	}
 	var out []record.Window
 	seen := map[record.Window]bool{}

@@ -23,6 +23,9 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "keep", Usage: "keep the work directory"},
 			&cli.BoolFlag{Name: "cluster", Usage: "measure a 3-peer cluster (3 replicas) against one peer instead"},
 			&cli.IntFlag{Name: "conns", Value: 3, Usage: "syslog connections of the cluster benchmark"},
+			&cli.BoolFlag{Name: "anti-entropy", Usage: "measure one anti-entropy round between two replicas instead"},
+			&cli.IntFlag{Name: "ae-records", Value: 1_000_000, Usage: "records on each replica for --anti-entropy"},
+			&cli.IntFlag{Name: "ae-missing", Value: 100, Usage: "records missing on one replica for --anti-entropy"},
 		},
 		Action: func(c *cli.Context) error {
 			exe, err := os.Executable()
@@ -31,6 +34,14 @@ func benchCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if c.Bool("anti-entropy") {
+				dir, err := os.MkdirTemp("", "logmesh-bench-ae-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				return bench.RunAntiEntropy(ctx, dir, c.Int("ae-records"), c.Int("ae-missing"), func(f string, a ...any) { fmt.Printf(f, a...) })
+			}
 			if c.Bool("cluster") {
 				dir := c.String("dir")
 				if dir == "" {
