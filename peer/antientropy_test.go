@@ -184,3 +184,29 @@ func copiesOf(c *testutil.Cluster, id record.ID) int {
 	}
 	return n
 }
+
+func TestPeerFailedTooLongLosesItsPartitions(t *testing.T) {
+	c := testutil.NewCluster(t, 4, func(i int, cfg *peer.Config) { cfg.FailedReassignAfter = 2 * time.Second })
+	c.WaitAlive(20 * time.Second)
+	var ids []record.ID
+	for i := 0; i < 4; i++ {
+		ids = append(ids, ingestJSON(t, c.Client(i), fmt.Sprintf("before-%d", i), 200, nil)...)
+	}
+	var detail string
+	testutil.WaitFor(t, 30*time.Second, "records on their owners", func() bool { detail = everyOwnerHasIt(t, c, ids); return detail == "" },
+		func() string { return detail })
+	c.Stop(3)
+	testutil.WaitFor(t, 30*time.Second, "p4's partitions reassigned and every record on 3 running peers", func() bool {
+		for pt := 0; pt < record.NumPartitions; pt++ {
+			if slices.Contains(c.Peer(0).Owners(record.Partition(pt)), "p4") {
+				return false
+			}
+		}
+		for _, id := range ids {
+			if copiesOf(c, id) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+}
