@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -72,6 +73,9 @@ type Config struct {
 	FailedReassignAfter time.Duration
 	// DisableAntiEntropy stops anti-entropy rounds (tests and drills).
 	DisableAntiEntropy bool
+	// DialContext, when set, opens the peer-to-peer connections of the data
+	// plane (tests route them through a fault-injecting network).
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// DisableReplication stops pushes (tests and drills: anti-entropy alone
 	// must then restore every replica).
 	DisableReplication bool

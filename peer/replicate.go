@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"sort"
@@ -84,9 +85,13 @@ func (t *target) state() (cursor, skippedBelow uint64) {
 
 func newReplication(p *Peer) *replication {
 	r := &replication{p: p, log: p.log.With("subsystem", "replication")}
-	r.client = &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{
-		MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,
-	}}
+	tr := &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second}
+	if p.cfg.DialContext != nil {
+		tr.DialContext = p.cfg.DialContext
+	} else {
+		tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	r.client = &http.Client{Timeout: 2 * time.Minute, Transport: tr}
 	r.mu.targets = map[string]*target{}
 	r.mu.progress = make(chan struct{})
 	return r

@@ -13,11 +13,15 @@ import (
 
 	"github.com/logmesh/logmesh/client"
 	"github.com/logmesh/logmesh/peer"
+	"github.com/logmesh/logmesh/testutil/faultnet"
 )
 
 // Cluster is a set of in-process peers on loopback, each with its own data
 // directory, ports and log file (printed when the test fails).
 type Cluster struct {
+	// Net, when set before peers start, carries their gossip and
+	// data-plane traffic so that tests can cut and slow links.
+	Net   *faultnet.Network
 	t     testing.TB
 	mut   func(i int, c *peer.Config)
 	mu    sync.Mutex
@@ -50,8 +54,13 @@ func PeerConfig(t testing.TB, dir string, i int, seed string) peer.Config {
 // NewCluster starts n peers, the others joining peer 0. mut may adjust each
 // configuration. Every peer is closed when the test ends.
 func NewCluster(t testing.TB, n int, mut func(i int, c *peer.Config)) *Cluster {
+	return NewClusterOn(t, nil, n, mut)
+}
+
+// NewClusterOn starts n peers whose traffic goes through net (nil: plain sockets).
+func NewClusterOn(t testing.TB, net *faultnet.Network, n int, mut func(i int, c *peer.Config)) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, mut: mut, Dir: t.TempDir()}
+	c := &Cluster{t: t, mut: mut, Dir: t.TempDir(), Net: net}
 	t.Cleanup(c.Close)
 	for i := 0; i < n; i++ {
 		seed := ""
@@ -79,12 +88,23 @@ func (c *Cluster) Start(i int) *peer.Peer {
 		c.t.Fatal(err)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if c.Net != nil {
+		tr, err := c.Net.Transport(cfg.Name, cfg.GossipAddr)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		cfg.Gossip.Transport = tr
+		cfg.DialContext = c.Net.Dialer(cfg.Name)
+	}
 	p, err := peer.New(cfg)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	if err := p.Start(); err != nil {
 		c.t.Fatalf("start %s: %v", cfg.Name, err)
+	}
+	if c.Net != nil {
+		c.Net.Register(cfg.Name, cfg.GossipAddr, p.APIAddr())
 	}
 	c.mu.Lock()
 	c.peers[i] = p
