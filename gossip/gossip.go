@@ -38,6 +38,11 @@ type Gossip struct {
 		left  bool
 		joins int
 	}
+	// joinMu is held across each (re-)join; Leave takes it so that no join
+	// is in flight while the leave intent goes out. A join broadcasts a join
+	// intent with a newer Lamport time than the leave's, and members that
+	// see it first would ignore the leave and mark the peer failed.
+	joinMu    sync.Mutex
 	dropped   atomic.Uint64
 	flaps     atomic.Uint64
 	closeOnce sync.Once
@@ -172,6 +177,8 @@ func (g *Gossip) SetTags(tags map[string]string) error {
 // Leave announces a graceful leave (others see `left`, not `failed`) and
 // waits for it to spread. Close must still be called.
 func (g *Gossip) Leave() error {
+	g.joinMu.Lock()
+	defer g.joinMu.Unlock()
 	g.mu.Lock()
 	g.mu.left = true
 	g.mu.Unlock()
@@ -317,9 +324,15 @@ func (g *Gossip) joinLoop() {
 	backoff := 100 * time.Millisecond
 	joined := false
 	for {
+		g.joinMu.Lock()
 		targets := g.joinTargets(self, joined)
+		var n int
+		var err error
 		if len(targets) > 0 {
-			n, err := g.serf.Join(targets, true)
+			n, err = g.serf.Join(targets, true)
+		}
+		g.joinMu.Unlock()
+		if len(targets) > 0 {
 			if n > 0 {
 				if !joined {
 					g.log.Info("joined cluster", "contacted", n, "members", g.aliveCount())

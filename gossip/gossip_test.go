@@ -3,12 +3,13 @@ package gossip
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/logmesh/logmesh/testutil/ports"
 )
 
 func TestMain(m *testing.M) {
@@ -21,21 +22,11 @@ func TestMain(m *testing.M) {
 // freeAddr returns a loopback address whose port is free for TCP and UDP.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	for i := 0; i < 20; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
+	addr, err := ports.Free("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port")
-	return ""
+	return addr
 }
 
 type node struct {

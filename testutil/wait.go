@@ -1,8 +1,9 @@
 package testutil
 
 import (
+	"github.com/logmesh/logmesh/testutil/ports"
+
 	"fmt"
-	"net"
 	"testing"
 	"time"
 )
@@ -34,22 +35,12 @@ func Poll(timeout time.Duration, cond func() bool) error {
 }
 
 // FreeAddr returns a loopback host:port that is free for both TCP and UDP at
-// the time of the call.
+// the time of the call (see package ports).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
+	addr, err := ports.Free("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port for TCP and UDP")
-	return ""
+	return addr
 }
