@@ -59,6 +59,17 @@ type Status struct {
 	Skips uint64 `json:"replication_skips"`
 	// AntiEntropy counts anti-entropy work; nil outside a cluster.
 	AntiEntropy *AntiEntropyStatus `json:"anti_entropy,omitempty"`
+	// Runtime describes the process.
+	Runtime RuntimeStatus `json:"runtime"`
+}
+
+// RuntimeStatus describes the peer's process.
+type RuntimeStatus struct {
+	PID        int   `json:"pid"`
+	Goroutines int   `json:"goroutines"`
+	HeapBytes  int64 `json:"heap_bytes"`
+	RSSBytes   int64 `json:"rss_bytes"`
+	OpenFDs    int   `json:"open_fds"`
 }
 
 // TargetStatus describes replication from one peer to another.

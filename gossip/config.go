@@ -92,6 +92,10 @@ func (c *Config) TestTimings() {
 	c.SuspicionMult = 3
 	c.PushPullInterval = 2 * time.Second
 	c.ReconnectInterval = time.Second
+	// Serf gives up on a failed member this soon, so that a long partition
+	// exercises re-joining from the seeds
+	c.ReconnectTimeout = 8 * time.Second
+	c.TombstoneTimeout = 30 * time.Second
 	c.RejoinInterval = time.Second
 	c.JoinBackoffMax = time.Second
 	c.LeavePropagateDelay = 300 * time.Millisecond

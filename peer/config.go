@@ -76,6 +76,13 @@ type Config struct {
 	// DialContext, when set, opens the peer-to-peer connections of the data
 	// plane (tests route them through a fault-injecting network).
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TestDropPushEvery, when above zero, makes this peer acknowledge but
+	// silently drop every n-th batch pushed to it: a deliberately broken
+	// peer, to show that the fault checker notices lost records.
+	TestDropPushEvery int
+	// TestDuplicateAnswers makes cluster queries return every record twice:
+	// a deliberately broken query path for the checker's own tests.
+	TestDuplicateAnswers bool
 	// DisableReplication stops pushes (tests and drills: anti-entropy alone
 	// must then restore every replica).
 	DisableReplication bool

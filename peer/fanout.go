@@ -146,7 +146,16 @@ func (p *Peer) fanout(w http.ResponseWriter, r *http.Request, q query.Query, out
 	}
 	w.Header().Set(headerCoverage, coverage)
 	w.Header().Set("Trailer", headerCoverage)
-	err := mergeSources(sources, !q.Ascending, q.Limit, out.record)
+	emit := out.record
+	if p.cfg.TestDuplicateAnswers { // the deliberately broken query path
+		emit = func(id record.ID, data []byte) error {
+			if err := out.record(id, data); err != nil {
+				return err
+			}
+			return out.record(id, data)
+		}
+	}
+	err := mergeSources(sources, !q.Ascending, q.Limit, emit)
 	var se *sourceError
 	if errors.As(err, &se) {
 		p.log.Warn("query: a peer failed while answering; the answer is partial", "err", err)

@@ -19,6 +19,7 @@ type ingestStats struct {
 	encodedBytes       atomic.Uint64
 	replicatedIn       atomic.Uint64
 	replicatedDup      atomic.Uint64
+	pushesIn           atomic.Uint64
 	httpAccepted       atomic.Uint64
 	httpBytes          atomic.Uint64
 	httpRejectedBatch  atomic.Uint64

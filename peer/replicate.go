@@ -70,17 +70,53 @@ type target struct {
 		skippedBelow uint64
 		lastErr      string
 		lastErrAt    time.Time
+		// marks count the records of journal entries meant for this
+		// target: cum is the running total up to seq. The backlog is the
+		// total minus the count up to the cursor, exactly.
+		marks []mark
+		total int64
 	}
-	backlog   atomic.Int64  // records waiting for it (estimate)
 	dropped   atomic.Uint64 // times its backlog was dropped for MaxHintsBytes
 	delivered atomic.Uint64
 	lag       lagStats
+}
+
+type mark struct {
+	seq uint64
+	cum int64
 }
 
 func (t *target) state() (cursor, skippedBelow uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.mu.cursor, t.mu.skippedBelow
+}
+
+// count records n records for the target in journal entry seq.
+func (t *target) count(seq uint64, n int) {
+	if n == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.mu.total += int64(n)
+	t.mu.marks = append(t.mu.marks, mark{seq, t.mu.total})
+}
+
+// backlog returns the records waiting for the target, and forgets marks the
+// cursor has passed.
+func (t *target) backlog() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i := sort.Search(len(t.mu.marks), func(i int) bool { return t.mu.marks[i].seq > t.mu.cursor })
+	var done int64
+	if i > 0 {
+		done = t.mu.marks[i-1].cum
+	}
+	if i > 1 { // keep one mark below the cursor as the base
+		t.mu.marks = append(t.mu.marks[:0], t.mu.marks[i-1:]...)
+	}
+	return t.mu.total - done
 }
 
 func newReplication(p *Peer) *replication {
@@ -285,7 +321,17 @@ func (r *replication) runTarget(ctx context.Context, t *target) {
 	for ctx.Err() == nil {
 		v := r.p.cluster.view()
 		cursor, _ := t.state()
-		if r.p.cfg.DisableReplication || !v.usable(t.name) || cursor >= db.Applied() {
+		if r.p.cfg.DisableReplication && cursor < db.Applied() {
+			// delivery is off: leave everything to anti-entropy, as when a
+			// backlog overflows
+			head := db.Applied()
+			t.mu.Lock()
+			t.mu.cursor, t.mu.skippedBelow = head, head
+			t.mu.Unlock()
+			r.persist(t)
+			continue
+		}
+		if !v.usable(t.name) || cursor >= db.Applied() {
 			if !wait(time.Second) {
 				return
 			}
@@ -361,10 +407,6 @@ func (r *replication) advance(t *target, to uint64, ids []record.ID) {
 		r.log.Info("pushing records again", "target", t.name)
 	}
 	if len(ids) > 0 {
-		t.backlog.Add(-int64(len(ids)))
-		if t.backlog.Load() < 0 {
-			t.backlog.Store(0)
-		}
 		t.delivered.Add(uint64(len(ids)))
 		now := time.Now()
 		for _, id := range ids {
@@ -436,16 +478,13 @@ func (r *replication) countBacklog() {
 				continue
 			}
 			for name, t := range targets {
-				if cursor, _ := t.state(); e.Seq <= cursor {
-					continue
-				}
 				n := 0
 				for _, id := range e.IDs[:e.Local] {
 					if v.table.Owns(name, id.Partition()) {
 						n++
 					}
 				}
-				t.backlog.Add(int64(n))
+				t.count(e.Seq, n)
 			}
 		}
 		r.tail = entries[len(entries)-1].Seq
@@ -466,21 +505,24 @@ func (r *replication) enforceLimit() {
 	targets := r.targetsSnapshot()
 	per := r.recordBytes()
 	var total int64
+	backlogs := map[*target]int64{}
 	for _, t := range targets {
-		total += t.backlog.Load() * per
+		backlogs[t] = t.backlog()
+		total += backlogs[t] * per
 	}
 	for total > r.p.cfg.MaxHintsBytes {
 		var worst *target
 		for _, t := range targets {
-			if worst == nil || t.backlog.Load() > worst.backlog.Load() {
+			if worst == nil || backlogs[t] > backlogs[worst] {
 				worst = t
 			}
 		}
-		if worst == nil || worst.backlog.Load() == 0 {
+		if worst == nil || backlogs[worst] == 0 {
 			return
 		}
 		head := r.p.db.Applied()
-		n := worst.backlog.Swap(0)
+		n := backlogs[worst]
+		backlogs[worst] = 0
 		total -= n * per
 		worst.mu.Lock()
 		worst.mu.cursor, worst.mu.skippedBelow = max(worst.mu.cursor, head), max(worst.mu.skippedBelow, head)
@@ -610,8 +652,9 @@ func (r *replication) status() []api.TargetStatus {
 	for _, t := range r.targetsSnapshot() {
 		c, _ := t.state()
 		p50, p99, mx := t.lag.quantiles()
+		b := t.backlog()
 		t.mu.Lock()
-		s := api.TargetStatus{Peer: t.name, UndeliveredCount: t.backlog.Load(), UndeliveredBytes: t.backlog.Load() * per,
+		s := api.TargetStatus{Peer: t.name, UndeliveredCount: b, UndeliveredBytes: b * per,
 			Delivered: t.delivered.Load(), Cursor: c, Head: head, Skipped: t.dropped.Load() > 0,
 			LagP50Seconds: p50.Seconds(), LagP99Seconds: p99.Seconds(), LagMaxSeconds: mx.Seconds(), LastError: t.mu.lastErr}
 		if !t.mu.lastErrAt.IsZero() && t.mu.lastErr != "" {
@@ -713,6 +756,9 @@ func (p *Peer) handleReplicate(w http.ResponseWriter, req *http.Request) {
 				return
 			}
 		}
+	}
+	if n := p.cfg.TestDropPushEvery; n > 0 && p.stats.pushesIn.Add(1)%uint64(n) == 0 {
+		entries = entries[:0] // the deliberately broken peer: acknowledge, store nothing
 	}
 	if err := flush(); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "cannot store: "+err.Error())

@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"runtime"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +41,7 @@ func (p *Peer) Status() api.Status {
 		st := p.syslog.Stats()
 		s.Ingest.Syslog = &st
 	}
+	s.Runtime = runtimeStatus()
 	if p.cfg.GossipAddr != "" {
 		s.Replication = p.repl.status()
 		for _, t := range s.Replication {
@@ -119,4 +124,24 @@ func (p *Peer) fetchStatus(ctx context.Context, addr string) (api.Status, error)
 
 func (p *Peer) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, p.Status())
+}
+
+// runtimeStatus reads the process's goroutines, heap, resident memory and
+// open file descriptors.
+func runtimeStatus() api.RuntimeStatus {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	rs := api.RuntimeStatus{PID: os.Getpid(), Goroutines: runtime.NumGoroutine(), HeapBytes: int64(ms.HeapInuse)}
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+				rs.RSSBytes = kb << 10
+			}
+		}
+	}
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		rs.OpenFDs = len(fds)
+	}
+	return rs
 }

@@ -35,6 +35,10 @@ func agentFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "anti-entropy-interval", Value: 30 * time.Second, EnvVars: env("ANTI_ENTROPY_INTERVAL"), Usage: "how often replicas compare their Merkle trees (jittered)"},
 		&cli.StringFlag{Name: "repair-rate", Value: "0", EnvVars: env("REPAIR_RATE"), Usage: "bytes per second of records sent for repair and hand-over (0: no limit), e.g. 50MB"},
 		&cli.DurationFlag{Name: "failed-reassign-after", Value: time.Hour, EnvVars: env("FAILED_REASSIGN_AFTER"), Usage: "a peer failed for this long loses its partitions to other peers until it returns"},
+		&cli.DurationFlag{Name: "clock-offset", Hidden: true, EnvVars: env("CLOCK_OFFSET"), Usage: "shift this peer's clock (fault tests: clock skew)"},
+		&cli.BoolFlag{Name: "disable-replication", Hidden: true, Usage: "push nothing: anti-entropy alone must restore replicas (fault tests)"},
+		&cli.BoolFlag{Name: "disable-anti-entropy", Hidden: true, Usage: "run no anti-entropy rounds (fault tests)"},
+		&cli.IntFlag{Name: "test-drop-push-every", Hidden: true, Usage: "acknowledge but drop every n-th pushed batch: a broken peer for checker tests"},
 		&cli.BoolFlag{Name: "test-timings", Hidden: true, EnvVars: env("TEST_TIMINGS"), Usage: "aggressive failure detection for tests (probe 200ms)"},
 		&cli.StringFlag{Name: "retention", Value: "7d", EnvVars: env("RETENTION"), Usage: "how long records are kept (whole 1h windows expire together)"},
 		&cli.StringFlag{Name: "fsync", Value: "always", EnvVars: env("FSYNC"),
@@ -120,6 +124,12 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 	if c.Bool("test-timings") {
 		cfg.Gossip.TestTimings()
 	}
+	if off := c.Duration("clock-offset"); off != 0 {
+		cfg.Now = func() time.Time { return time.Now().Add(off) }
+	}
+	cfg.DisableReplication = c.Bool("disable-replication")
+	cfg.DisableAntiEntropy = c.Bool("disable-anti-entropy")
+	cfg.TestDropPushEvery = c.Int("test-drop-push-every")
 	var err error
 	if cfg.RepairRate, err = parseBytes(c.String("repair-rate")); err != nil {
 		return cfg, fmt.Errorf("--repair-rate: %w", err)
