@@ -219,6 +219,7 @@ func (c *Cluster) Close() {
 	if c.t.Failed() {
 		for _, cfg := range c.cfgs {
 			dumpFile(c.t, filepath.Join(c.Dir, cfg.Name+".log"), 60)
+			KeepLog(c.t, filepath.Join(c.Dir, cfg.Name+".log"), cfg.Name+".log")
 		}
 	}
 }

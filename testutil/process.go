@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,6 +28,9 @@ type Process struct {
 	SyslogAddr string
 	// Args are the extra agent flags, kept across restarts.
 	Args []string
+	// Wrap is a command the agent runs under, e.g. `ip netns exec NS`; it
+	// must exec the agent (so that signals reach it).
+	Wrap []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -38,14 +42,48 @@ type Process struct {
 // directory and free ports. extra flags are appended to every start.
 func NewProcess(t testing.TB, name string, extra ...string) *Process {
 	t.Helper()
-	p := &Process{t: t, Name: name, Dir: t.TempDir(), APIAddr: FreeAddr(t), SyslogAddr: FreeAddr(t), Args: extra}
+	return NewProcessAt(t, name, nil, FreeAddr(t), FreeAddr(t), extra...)
+}
+
+// NewProcessAt prepares an agent run under wrap (nil: directly) with the
+// given API and syslog addresses. When the test fails, the tail of the log
+// goes to the test output and the whole log is kept (see KeptLogs).
+func NewProcessAt(t testing.TB, name string, wrap []string, apiAddr, syslogAddr string, extra ...string) *Process {
+	t.Helper()
+	p := &Process{t: t, Name: name, Dir: t.TempDir(), APIAddr: apiAddr, SyslogAddr: syslogAddr, Args: extra, Wrap: wrap}
 	t.Cleanup(func() {
 		p.Kill()
 		if t.Failed() {
 			p.dumpLog()
+			KeepLog(t, p.LogPath(), p.Name+".log")
 		}
 	})
 	return p
+}
+
+// KeptLogs is where logs of failed tests are copied: $LOGMESH_TEST_LOGS, or
+// logmesh-test-logs in the temporary directory.
+func KeptLogs() string {
+	if d := os.Getenv("LOGMESH_TEST_LOGS"); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "logmesh-test-logs")
+}
+
+// KeepLog copies a log file of a failed test under KeptLogs()/TEST/name.
+func KeepLog(t testing.TB, path, name string) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	dir := filepath.Join(KeptLogs(), strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return
+	}
+	dst := filepath.Join(dir, name)
+	if err := os.WriteFile(dst, data, 0o644); err == nil {
+		t.Logf("log of %s kept at %s", name, dst)
+	}
 }
 
 // LogPath is the agent's log file; it accumulates across restarts.
@@ -70,7 +108,8 @@ func (p *Process) Start() {
 	fmt.Fprintf(logf, "==== start %s\n", time.Now().Format(time.RFC3339Nano))
 	args := append([]string{"agent", "--name", p.Name, "--data-dir", p.DataDir(), "--api-addr", p.APIAddr,
 		"--syslog-tcp", p.SyslogAddr, "--syslog-udp", p.SyslogAddr, "--log-level", "debug"}, p.Args...)
-	cmd := exec.Command(Binary(p.t), args...)
+	argv := append(append(slices.Clone(p.Wrap), Binary(p.t)), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

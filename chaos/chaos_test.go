@@ -1,0 +1,106 @@
+package chaos
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/logmesh/logmesh/peer"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"),
+		goleak.IgnoreTopFunction("github.com/hashicorp/go-metrics.(*InmemSignal).run"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).pipe"),
+		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*LatencyToxic).Pipe"),
+		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*Proxy).server"))
+}
+
+// seed is the run's seed: fixed, or LOGMESH_SEED to replay another run.
+func seed(t *testing.T, def uint64) uint64 {
+	if s := os.Getenv("LOGMESH_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("LOGMESH_SEED=%q is not a number", s)
+		}
+		return n
+	}
+	return def
+}
+
+// TestScenariosInProcess runs every scenario on in-process peers through
+// the fault network, with fixed seeds.
+func TestScenariosInProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault scenarios take a few minutes")
+	}
+	for i, sc := range Scenarios(6 * time.Second) {
+		t.Run(sc.Name, func(t *testing.T) {
+			n := max(sc.Peers, 3)
+			s := seed(t, uint64(100+i))
+			target := NewInProcess(t, n, s, time.Second, sc.Options, nil)
+			defer target.Close()
+			r, err := Run(context.Background(), target, sc, s, t.Logf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f := r.Failures(); len(f) > 0 {
+				t.Fatalf("%s failed: %v\n%s", sc.Name, f, r.Summary())
+			}
+		})
+	}
+}
+
+// TestCheckerCatchesLostReplicas: a peer that drops every tenth batch pushed
+// to it, with anti-entropy off, must fail the check.
+func TestCheckerCatchesLostReplicas(t *testing.T) {
+	target := NewInProcess(t, 3, 7, time.Second, Options{}, func(i int, c *peer.Config) {
+		c.DisableAntiEntropy = true
+		if i == 1 {
+			c.TestDropPushEvery = 10
+		}
+	})
+	defer target.Close()
+	r, err := Run(context.Background(), target, Scenario{Name: "broken-peer", Kind: "baseline", Faults: 4 * time.Second}, 7, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.LostPerReplica) == 0 || len(r.Failures()) == 0 {
+		t.Fatalf("the checker passed a peer that drops replicated batches: %s", r.Summary())
+	}
+}
+
+// TestCheckerCatchesDuplicates: a query path that returns records twice
+// must fail the check.
+func TestCheckerCatchesDuplicates(t *testing.T) {
+	target := NewInProcess(t, 3, 8, time.Second, Options{}, func(i int, c *peer.Config) { c.TestDuplicateAnswers = true })
+	defer target.Close()
+	r, err := Run(context.Background(), target, Scenario{Name: "duplicating-queries", Kind: "baseline", Faults: 3 * time.Second}, 8, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Duplicated) == 0 || len(r.Failures()) == 0 {
+		t.Fatalf("the checker passed a query path that returns records twice: %s", r.Summary())
+	}
+}
+
+func TestScheduleReplaysFromTheSeed(t *testing.T) {
+	names := []string{"p1", "p2", "p3", "p4", "p5"}
+	for _, kind := range []string{"partition-halves", "bridge", "kill9-during-hint-drain", "majorities-ring"} {
+		a, b := schedule(kind, 42, names, 10*time.Second), schedule(kind, 42, names, 10*time.Second)
+		if a.String() != b.String() || a.String() == "" {
+			t.Fatalf("%s: the same seed gave\n%s\nand\n%s", kind, a, b)
+		}
+		if c := schedule(kind, 43, names, 10*time.Second); c.String() == a.String() && kind != "majorities-ring" {
+			t.Logf("%s: seeds 42 and 43 happen to give the same schedule", kind)
+		}
+	}
+}

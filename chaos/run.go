@@ -1,0 +1,254 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/logmesh/logmesh/api"
+)
+
+// Scenario is one fault test.
+type Scenario struct {
+	Name string
+	// Kind names the schedule (see schedule).
+	Kind string
+	// Peers the scenario needs (default 3).
+	Peers int
+	// Faults is the length of the fault phase (default 10s).
+	Faults time.Duration
+	// Options the target must start its peers with.
+	Options Options
+}
+
+// Options are peer settings a scenario needs.
+type Options struct {
+	// DisableReplication: pushes off, anti-entropy alone restores replicas.
+	DisableReplication bool
+	// Skew shifts the clock of the first peer by this much.
+	Skew time.Duration
+}
+
+// Scenarios returns the standard scenarios, each with a fault phase of d.
+func Scenarios(d time.Duration) []Scenario {
+	return []Scenario{
+		{Name: "baseline", Kind: "baseline", Faults: d},
+		{Name: "partition-halves", Kind: "partition-halves", Peers: 4, Faults: d},
+		{Name: "majorities-ring", Kind: "majorities-ring", Peers: 5, Faults: d},
+		{Name: "bridge", Kind: "bridge", Peers: 5, Faults: d},
+		{Name: "isolate-one-long-then-rejoin", Kind: "isolate-one-long", Faults: 2 * d},
+		{Name: "kill9-replica-then-restart", Kind: "kill9-restart", Faults: d},
+		{Name: "kill9-during-hint-drain", Kind: "kill9-during-hint-drain", Faults: d},
+		{Name: "pause-sigstop", Kind: "pause", Faults: d},
+		{Name: "clock-skew", Kind: "partition-halves", Faults: d, Options: Options{Skew: 2 * time.Hour}},
+		{Name: "anti-entropy-only", Kind: "kill9-restart", Faults: d, Options: Options{DisableReplication: true}},
+		{Name: "slow-and-flaky", Kind: "slow", Faults: d},
+		{Name: "one-way-loss", Kind: "one-way-loss", Faults: d},
+	}
+}
+
+// Run runs one scenario against a target whose peers are up, and judges it.
+// logf receives a transcript (the schedule and what happened).
+func Run(ctx context.Context, t Target, sc Scenario, seed uint64, logf func(string, ...any)) (*Report, error) {
+	if sc.Faults == 0 {
+		sc.Faults = 10 * time.Second
+	}
+	r := &Report{Scenario: sc.Name, Seed: seed, Schedule: schedule(sc.Kind, seed, t.Names(), sc.Faults)}
+	logf("scenario %s, seed %d, schedule:\n%s", sc.Name, seed, r.Schedule)
+	w := &workload{target: t, run: fmt.Sprintf("%s-%d", sc.Name, seed), hist: &history{writes: map[string]*write{}},
+		writers: 4, batch: 5, pace: 40 * time.Millisecond}
+
+	// warm-up: writes without faults, watching for false failures
+	stopWrites := w.start(ctx, seed)
+	quiet, stopWatch := watchFalseFailures(ctx, t)
+	sleep(ctx, 2*time.Second)
+	warm := statuses(ctx, t)
+
+	// the fault phase, on schedule
+	start := time.Now()
+	var detectMu sync.Mutex
+	var detect time.Duration
+	detecting := false
+	var wg sync.WaitGroup
+	for _, st := range r.Schedule {
+		if !sleep(ctx, time.Until(start.Add(st.At))) {
+			break
+		}
+		if sc.Kind != "baseline" && st.Op != OpHeal {
+			stopWatch() // faults make failures real
+		}
+		logf("%s", st)
+		if err := apply(t, st); err != nil {
+			stopWrites()
+			return r, fmt.Errorf("apply %s: %w", st, err)
+		}
+		if st.Op == OpKill && !detecting {
+			detecting = true
+			wg.Add(1)
+			go func(name string, at time.Time) {
+				defer wg.Done()
+				if waitAllSee(ctx, t, name, "failed", 30*time.Second) {
+					detectMu.Lock()
+					detect = time.Since(at)
+					detectMu.Unlock()
+				}
+			}(st.Nodes[0], time.Now())
+		}
+	}
+	sleep(ctx, time.Until(start.Add(sc.Faults)))
+	stopWrites()
+	wg.Wait()
+	detectMu.Lock()
+	r.Detection = detect
+	detectMu.Unlock()
+	r.FalseFailed = quiet()
+	stopWatch()
+
+	// heal everything and let the cluster settle
+	_ = t.Heal()
+	for _, name := range t.Names() {
+		_ = t.Resume(name)
+		if !t.Running(name) {
+			if err := t.Start(name); err != nil {
+				return r, fmt.Errorf("restart %s: %w", name, err)
+			}
+		}
+	}
+	healed := time.Now()
+	logf("healed; waiting for every peer to see every other alive")
+	for _, name := range t.Names() {
+		waitAllSee(ctx, t, name, "alive", 60*time.Second)
+	}
+	deadline := healed.Add(2*t.AEInterval() + 15*time.Second)
+	var rd *read
+	var err error
+	for {
+		rd, err = readAll(ctx, t, w)
+		if err == nil && replicasAgree(t, rd) && backlog(ctx, t) == 0 {
+			r.Converged, r.Convergence = true, time.Since(healed)
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			if err != nil {
+				logf("last read failed: %v", err)
+			}
+			break
+		}
+		sleep(ctx, 300*time.Millisecond)
+	}
+	if rd == nil {
+		return r, fmt.Errorf("no complete read after the heal: %w", err)
+	}
+	judge(r, t, w, rd)
+	r.Undelivered = backlog(ctx, t)
+	if t.OwnProcesses() {
+		r.Resources = resources(warm, statuses(ctx, t))
+	}
+	logf("%s", r.Summary())
+	return r, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// waitAllSee waits until every other running peer sees name in state st.
+func waitAllSee(ctx context.Context, t Target, name, st string, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		ok := true
+		for peer, view := range membersSeen(ctx, t) {
+			if peer != name && view[name] != st {
+				ok = false
+			}
+		}
+		if ok {
+			return true
+		}
+		sleep(ctx, 50*time.Millisecond)
+	}
+	return false
+}
+
+// watchFalseFailures counts peers seen failed or suspect until stopped.
+func watchFalseFailures(ctx context.Context, t Target) (count func() int, stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var mu sync.Mutex
+	n := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for sleep(ctx, 200*time.Millisecond) {
+			for _, view := range membersSeen(ctx, t) {
+				for _, st := range view {
+					if st == "failed" || st == "suspect" {
+						mu.Lock()
+						n++
+						mu.Unlock()
+					}
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	return func() int { mu.Lock(); defer mu.Unlock(); return n }, stop
+}
+
+// backlog sums the replication backlogs of every peer.
+func backlog(ctx context.Context, t Target) int64 {
+	var n int64
+	for _, s := range statuses(ctx, t) {
+		for _, r := range s.Replication {
+			n += r.UndeliveredBytes
+			if r.Cursor < r.Head && r.UndeliveredCount > 0 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// resources compares peers' goroutines, FDs and RSS with the warm-up.
+func resources(warm, now map[string]api.Status) []string {
+	var out []string
+	for name, w := range warm {
+		n, ok := now[name]
+		if !ok || n.Runtime.RSSBytes == 0 {
+			continue
+		}
+		within := func(before, after int64, slack int64) bool { return after <= before+before/5+slack }
+		if !within(int64(w.Runtime.Goroutines), int64(n.Runtime.Goroutines), 20) {
+			out = append(out, fmt.Sprintf("%s goroutines %d -> %d", name, w.Runtime.Goroutines, n.Runtime.Goroutines))
+		}
+		if !within(int64(w.Runtime.OpenFDs), int64(n.Runtime.OpenFDs), 10) {
+			out = append(out, fmt.Sprintf("%s fds %d -> %d", name, w.Runtime.OpenFDs, n.Runtime.OpenFDs))
+		}
+		if !within(w.Runtime.RSSBytes, n.Runtime.RSSBytes, 32<<20) {
+			out = append(out, fmt.Sprintf("%s rss %dMB -> %dMB", name, w.Runtime.RSSBytes>>20, n.Runtime.RSSBytes>>20))
+		}
+	}
+	return out
+}
+
+// waitAllAlive fails t unless every peer sees every other alive within d.
+func waitAllAlive(t testing.TB, target Target, d time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(d)
+	for _, name := range target.Names() {
+		if !waitAllSee(ctx, target, name, "alive", time.Until(deadline)) {
+			t.Fatalf("not every peer sees %s alive within %v: %v", name, d, membersSeen(ctx, target))
+		}
+	}
+}
