@@ -6,12 +6,16 @@ BIN       := bin/logmesh
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/logmesh/logmesh/peer.Version=$(VERSION)
 
-.PHONY: all build demo test test-short lint fuzz bench clean
+.PHONY: all build docker demo test test-short test-faults test-docker lint fuzz bench clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/logmesh
+
+# The image of Dockerfile (FROM scratch around the static binary).
+docker: build
+	docker build -t logmesh:latest .
 
 # The README's run command: a local cluster fed with sample logs.
 demo:
@@ -21,6 +25,15 @@ demo:
 # detector (fuzz targets run their seed corpora).
 test: lint
 	$(GO) test -race -timeout 20m -count=1 $(PKGS)
+
+# Every fault scenario on real processes in network namespaces, cut by
+# nftables (root; see docs/testing.md). LOGMESH_SEED=N replays one seed.
+test-faults:
+	LOGMESH_FAULTS=1 $(GO) test -count=1 -timeout 60m -v -run 'TestScenariosNetns' ./chaos
+
+# Every fault scenario on peer containers, and the Compose file (Docker, root).
+test-docker:
+	LOGMESH_FAULTS=1 $(GO) test -count=1 -timeout 60m -v -run 'TestScenariosDocker|TestDockerCompose' ./chaos
 
 test-short: lint
 	$(GO) test -short -count=1 $(PKGS)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,6 +24,42 @@ type agent struct {
 	cl      *client.Client
 	done    chan error
 	killed  bool
+
+	// peak anonymous and file-backed resident memory, sampled every 50ms
+	// (VmHWM counts both: mapped store files in the page cache are
+	// resident too, but the kernel can take them back at any time)
+	mem struct {
+		sync.Mutex
+		anon, file int64
+	}
+	stopSampling chan struct{}
+}
+
+// sample records the process's resident memory until stopSampling closes.
+func (a *agent) sample() {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stopSampling:
+			return
+		case <-t.C:
+		}
+		anon, file, err := rss(a.cmd.Process.Pid)
+		if err != nil {
+			continue
+		}
+		a.mem.Lock()
+		a.mem.anon, a.mem.file = max(a.mem.anon, anon), max(a.mem.file, file)
+		a.mem.Unlock()
+	}
+}
+
+// peakMem returns the highest anonymous and file-backed RSS sampled.
+func (a *agent) peakMem() (anon, file int64) {
+	a.mem.Lock()
+	defer a.mem.Unlock()
+	return a.mem.anon, a.mem.file
 }
 
 func freePort() (string, error) {
@@ -61,7 +98,9 @@ func startAgent(ctx context.Context, bin, dir string, extra ...string) (*agent, 
 		logf.Close()
 		return nil, fmt.Errorf("start agent: %w", err)
 	}
-	go func() { a.done <- a.cmd.Wait(); logf.Close() }()
+	a.stopSampling = make(chan struct{})
+	go a.sample()
+	go func() { a.done <- a.cmd.Wait(); close(a.stopSampling); logf.Close() }()
 	if a.cl, err = client.New(api); err != nil {
 		return nil, err
 	}

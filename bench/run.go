@@ -121,7 +121,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	total := uint64(2 * cfg.Messages)
-	fmt.Fprintf(out, "memory     agent peak RSS after %d records: %.0f MB (target < 300 MB)\n", total, float64(rss)/(1<<20))
+	anon, file := a.peakMem()
+	fmt.Fprintf(out, "memory     agent peak RSS after %d records: %.0f MB (target < 300 MB): anonymous (heap) peak %.0f MB, mapped store files peak %.0f MB\n",
+		total, float64(rss)/(1<<20), float64(anon)/(1<<20), float64(file)/(1<<20))
 	if err := a.stop(); err != nil {
 		return fmt.Errorf("stop agent: %w", err)
 	}

@@ -46,3 +46,25 @@ func peakRSS(pid int) (int64, error) {
 	}
 	return 0, fmt.Errorf("no VmHWM for pid %d", pid)
 }
+
+// rss returns a process's current anonymous and file-backed resident memory.
+func rss(pid int) (anon, file int64, err error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	kb := func(rest string) int64 {
+		n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+		return n << 10
+	}
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "RssAnon:"); ok {
+			anon = kb(rest)
+		} else if rest, ok := strings.CutPrefix(sc.Text(), "RssFile:"); ok {
+			file = kb(rest)
+		}
+	}
+	return anon, file, sc.Err()
+}

@@ -71,6 +71,14 @@ func (g *Gossip) Start() error {
 	ml.BindAddr, ml.BindPort = bind.host, bind.port
 	if g.cfg.AdvertiseAddr != "" {
 		adv, _ := splitAddr(g.cfg.AdvertiseAddr)
+		if net.ParseIP(adv.host) == nil {
+			// a host name (e.g. a Compose service): memberlist needs an IP
+			ip, err := net.ResolveIPAddr("ip4", adv.host)
+			if err != nil {
+				return fmt.Errorf("gossip: advertise address %q: %w", g.cfg.AdvertiseAddr, err)
+			}
+			adv.host = ip.IP.String()
+		}
 		ml.AdvertiseAddr, ml.AdvertisePort = adv.host, adv.port
 	} else if bind.host != "0.0.0.0" && bind.host != "::" {
 		ml.AdvertiseAddr, ml.AdvertisePort = bind.host, bind.port

@@ -1,6 +1,8 @@
 package peer
 
 import (
+	sockaddr "github.com/hashicorp/go-sockaddr"
+
 	"context"
 	"fmt"
 	"net"
@@ -138,6 +140,13 @@ func (c *cluster) apiAdvertise(listen string) string {
 	if host == "" {
 		if h, _, err := net.SplitHostPort(listen); err == nil {
 			host = h
+		}
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		// every address is wildcard: publish the private IP that gossip
+		// advertises in that case too (memberlist's choice)
+		if ip, err := sockaddr.GetPrivateIP(); err == nil && ip != "" {
+			host = ip
 		}
 	}
 	return net.JoinHostPort(host, port)
