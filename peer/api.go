@@ -13,6 +13,7 @@ func (p *Peer) newAPIServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", p.handleHealthz)
 	mux.HandleFunc("GET /v1/status", p.handleStatus)
+	mux.Handle("GET /metrics", p.metrics.handler())
 	mux.HandleFunc("POST /v1/logs", p.handlePostLogs)
 	mux.HandleFunc("GET /v1/logs", p.handleGetLogs)
 	mux.HandleFunc("GET /v1/members", p.handleMembers)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/logmesh/logmesh/api"
 	"github.com/logmesh/logmesh/index"
@@ -42,10 +43,13 @@ func (p *Peer) handleGetLogs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	start := time.Now()
 	if r.Header.Get("Accept") == wire.ContentType {
 		p.streamWire(w, r, q, mask)
+		p.metrics.observeQuery(true, time.Since(start))
 		return
 	}
+	defer func() { p.metrics.observeQuery(q.Local, time.Since(start)) }()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	out := newNDJSON(w)

@@ -26,6 +26,7 @@ type Peer struct {
 	api     *http.Server
 	apiLn   net.Listener
 	cluster *cluster
+	metrics *metrics
 	repl    *replication
 	recent  *recentCache // nil outside a cluster
 	repair  *repairer
@@ -53,6 +54,7 @@ func New(cfg Config) (*Peer, error) {
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.cluster = newCluster(p)
 	p.repl = newReplication(p)
+	p.metrics = newMetrics(p)
 	if cfg.GossipAddr != "" {
 		p.recent = newRecentCache(cfg.ReplicationCacheBytes)
 	}

@@ -1,0 +1,181 @@
+package peer
+
+import (
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics is a peer's Prometheus registry: its own (not the global one, so
+// that several peers in one process each export their own figures). Most
+// figures are read from Status at scrape time, so /metrics and /v1/status
+// never disagree.
+type metrics struct {
+	reg   *prometheus.Registry
+	query *prometheus.HistogramVec
+}
+
+func newMetrics(p *Peer) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.query = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "logmesh_query_duration_seconds",
+		Help:    "Time to answer GET /v1/logs, by scope (cluster: fanned out; local: this peer's store).",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+	}, []string{"scope"})
+	m.reg.MustRegister(m.query, statusCollector{p},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// observeQuery records the duration of one query.
+func (m *metrics) observeQuery(local bool, d time.Duration) {
+	scope := "cluster"
+	if local {
+		scope = "local"
+	}
+	m.query.WithLabelValues(scope).Observe(d.Seconds())
+}
+
+type statusCollector struct{ p *Peer }
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+var (
+	mIngestRecords   = desc("logmesh_ingest_records_total", "Records accepted, by transport.", "transport")
+	mIngestBytes     = desc("logmesh_ingest_bytes_total", "Raw bytes of accepted records, by transport.", "transport")
+	mIngestMalformed = desc("logmesh_ingest_malformed_total", "Syslog messages kept raw and flagged, by transport and reason; HTTP lines flagged malformed.", "transport", "reason")
+	mIngestRejected  = desc("logmesh_ingest_rejected_total", "Input refused: HTTP batches and lines (bad input), syslog connections over the cap.", "transport", "what")
+	mIngestDropped   = desc("logmesh_ingest_dropped_total", "Syslog records lost after receipt (store failure, or a full UDP queue).", "transport")
+	mIngestTrunc     = desc("logmesh_ingest_truncated_total", "Syslog messages cut to --max-message-bytes.", "transport")
+	mConnsOpen       = desc("logmesh_syslog_connections_open", "Syslog TCP connections open now.")
+	mConnsAccepted   = desc("logmesh_syslog_connections_accepted_total", "Syslog TCP connections served.")
+
+	mRecords      = desc("logmesh_store_records", "Records in this peer's store.")
+	mDiskBytes    = desc("logmesh_store_disk_bytes", "Bytes of the store on disk.")
+	mLSMBytes     = desc("logmesh_store_lsm_bytes", "Bytes of the store's LSM tree.")
+	mVlogBytes    = desc("logmesh_store_value_log_bytes", "Bytes of the store's value log.")
+	mCommits      = desc("logmesh_store_commits_total", "Group commits.")
+	mCommitErrors = desc("logmesh_store_commit_errors_total", "Group commits that failed.")
+	mCommitSecs   = desc("logmesh_store_commit_seconds_total", "Time spent in group commits.")
+	mWritten      = desc("logmesh_store_records_written_total", "Records written (new or not).")
+	mDropped      = desc("logmesh_store_windows_dropped_total", "Time windows dropped by retention.")
+
+	mUndeliveredBytes = desc("logmesh_replication_undelivered_bytes", "Bytes waiting to be pushed, by target peer.", "peer")
+	mUndeliveredRecs  = desc("logmesh_replication_undelivered_records", "Records waiting to be pushed, by target peer.", "peer")
+	mDelivered        = desc("logmesh_replication_delivered_records_total", "Records pushed and made durable, by target peer.", "peer")
+	mLag              = desc("logmesh_replication_lag_seconds", "Receipt to durable on the target, recent quantiles, by target peer.", "peer", "quantile")
+	mReplIn           = desc("logmesh_replication_received_records_total", "Records other peers pushed here.")
+	mReplDup          = desc("logmesh_replication_duplicate_records_total", "Pushed records this peer already had.")
+	mSkips            = desc("logmesh_replication_skips_total", "Backlogs dropped for --max-hints-bytes (anti-entropy repairs them).")
+	mHintsDeleted     = desc("logmesh_replication_hints_deleted_total", "Records held for other peers, deleted once delivered.")
+
+	mAERounds   = desc("logmesh_antientropy_rounds_total", "Anti-entropy rounds.")
+	mAEErrors   = desc("logmesh_antientropy_round_errors_total", "Anti-entropy rounds that failed.")
+	mAESecs     = desc("logmesh_antientropy_round_seconds_total", "Time spent in anti-entropy rounds.")
+	mAELeaves   = desc("logmesh_antientropy_differing_leaves_total", "Merkle leaves found different.")
+	mAERecords  = desc("logmesh_antientropy_repaired_records_total", "Records sent or received to repair a replica.", "direction")
+	mAEBytes    = desc("logmesh_antientropy_repaired_bytes_total", "Bytes sent or received by anti-entropy.", "direction")
+	mMembers    = desc("logmesh_gossip_members", "Members this peer knows, by state.", "state")
+	mFlaps      = desc("logmesh_gossip_flaps_total", "Members seen going from alive to suspect or failed and back.")
+	mGossipDrop = desc("logmesh_gossip_events_dropped_total", "Membership events dropped by slow subscribers.")
+)
+
+func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{mIngestRecords, mIngestBytes, mIngestMalformed, mIngestRejected, mIngestDropped,
+		mIngestTrunc, mConnsOpen, mConnsAccepted, mRecords, mDiskBytes, mLSMBytes, mVlogBytes, mCommits, mCommitErrors,
+		mCommitSecs, mWritten, mDropped, mUndeliveredBytes, mUndeliveredRecs, mDelivered, mLag, mReplIn, mReplDup, mSkips,
+		mHintsDeleted, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop} {
+		ch <- d
+	}
+}
+
+func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.p.Status()
+	counter := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	h := s.Ingest.HTTP
+	counter(mIngestRecords, float64(h.Accepted), "http")
+	counter(mIngestBytes, float64(h.Bytes), "http")
+	counter(mIngestMalformed, float64(h.MalformedLines), "http", "malformed")
+	counter(mIngestRejected, float64(h.RejectedBatches), "http", "batches")
+	counter(mIngestRejected, float64(h.RejectedLines), "http", "lines")
+	if sl := s.Ingest.Syslog; sl != nil {
+		for tr, t := range map[string]struct {
+			received, messages, bytes, dropped, truncated uint64
+			malformed                                     map[string]uint64
+		}{
+			"tcp": {sl.TCP.Received, sl.TCP.Messages, sl.TCP.Bytes, sl.TCP.Dropped, sl.TCP.Truncated, sl.TCP.Malformed},
+			"udp": {sl.UDP.Received, sl.UDP.Messages, sl.UDP.Bytes, sl.UDP.Dropped, sl.UDP.Truncated, sl.UDP.Malformed},
+		} {
+			counter(mIngestRecords, float64(t.messages), tr)
+			counter(mIngestBytes, float64(t.bytes), tr)
+			counter(mIngestDropped, float64(t.dropped), tr)
+			counter(mIngestTrunc, float64(t.truncated), tr)
+			reasons := make([]string, 0, len(t.malformed))
+			for r := range t.malformed {
+				reasons = append(reasons, r)
+			}
+			sort.Strings(reasons)
+			for _, r := range reasons {
+				counter(mIngestMalformed, float64(t.malformed[r]), tr, r)
+			}
+		}
+		counter(mIngestRejected, float64(sl.TCP.ConnectionsRejected), "tcp", "connections")
+		gauge(mConnsOpen, float64(sl.TCP.ConnectionsOpen))
+		counter(mConnsAccepted, float64(sl.TCP.ConnectionsAccepted))
+	}
+
+	gauge(mRecords, float64(s.Records))
+	gauge(mDiskBytes, float64(s.DiskBytes))
+	gauge(mLSMBytes, float64(s.Store.LSMBytes))
+	gauge(mVlogBytes, float64(s.Store.ValueLogBytes))
+	counter(mCommits, float64(s.Store.Commits))
+	counter(mCommitErrors, float64(s.Store.CommitErrors))
+	counter(mCommitSecs, s.Store.CommitSeconds)
+	counter(mWritten, float64(s.Store.RecordsWritten))
+	counter(mDropped, float64(s.Store.WindowsDropped))
+
+	for _, t := range s.Replication {
+		gauge(mUndeliveredBytes, float64(t.UndeliveredBytes), t.Peer)
+		gauge(mUndeliveredRecs, float64(t.UndeliveredCount), t.Peer)
+		counter(mDelivered, float64(t.Delivered), t.Peer)
+		gauge(mLag, t.LagP50Seconds, t.Peer, "0.5")
+		gauge(mLag, t.LagP99Seconds, t.Peer, "0.99")
+	}
+	counter(mReplIn, float64(s.ReplicatedIn))
+	counter(mReplDup, float64(s.ReplicatedDuplicates))
+	counter(mSkips, float64(s.Skips))
+	counter(mHintsDeleted, float64(s.HintsDeleted))
+
+	if ae := s.AntiEntropy; ae != nil {
+		counter(mAERounds, float64(ae.Rounds))
+		counter(mAEErrors, float64(ae.RoundErrors))
+		counter(mAESecs, ae.RoundSeconds)
+		counter(mAELeaves, float64(ae.DifferingLeaves))
+		counter(mAERecords, float64(ae.RecordsSent), "sent")
+		counter(mAERecords, float64(ae.RecordsReceived), "received")
+		counter(mAEBytes, float64(ae.BytesSent), "sent")
+		counter(mAEBytes, float64(ae.BytesReceived), "received")
+	}
+	for _, st := range []string{"alive", "suspect", "failed", "left"} {
+		gauge(mMembers, float64(s.Members[st]), st)
+	}
+	if g := c.p.cluster.g; g != nil {
+		counter(mFlaps, float64(g.Flaps()))
+		counter(mGossipDrop, float64(g.Dropped()))
+	}
+}
