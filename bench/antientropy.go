@@ -9,33 +9,11 @@ import (
 	"time"
 
 	"github.com/logmesh/logmesh/antientropy"
+	"github.com/logmesh/logmesh/antientropy/indexstore"
 	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/record"
 	"github.com/logmesh/logmesh/sample"
 )
-
-// aeStore adapts an index.DB for the benchmark (the peer has its own).
-type aeStore struct{ db *index.DB }
-
-func (s aeStore) Cutoff() record.Window                      { return s.db.Cutoff() }
-func (s aeStore) Windows(p record.Partition) []record.Window { return s.db.Windows(p) }
-func (s aeStore) WindowDigests(w record.Window, p record.Partition) ([record.BucketsPerPartition]record.Digest, uint64) {
-	return s.db.WindowDigests(w, p)
-}
-func (s aeStore) PartitionIDs(w record.Window, p record.Partition, first, end record.Bucket, fn func(record.ID) error) error {
-	return s.db.PartitionIDs(w, p, first, end, fn)
-}
-func (s aeStore) GetMany(ids []record.ID, fn func(record.ID, []byte) error) error {
-	return s.db.GetMany(ids, fn)
-}
-func (s aeStore) Put(ctx context.Context, recs []antientropy.Rec) error {
-	es := make([]index.Entry, len(recs))
-	for i, r := range recs {
-		es[i] = index.Entry{ID: r.ID, Data: r.Data}
-	}
-	_, err := s.db.Write(ctx, es, index.OriginRemote)
-	return err
-}
 
 // counting carries rounds in process through the binary encoding and counts
 // the bytes that would cross the network.
@@ -151,8 +129,8 @@ func RunAntiEntropy(ctx context.Context, dir string, n, missing int, out func(st
 		}
 	}
 	diff := a.Digest().Count - b.Digest().Count
-	pa := antientropy.New(antientropy.Config{Store: aeStore{a}})
-	pb := antientropy.New(antientropy.Config{Store: aeStore{b}})
+	pa := antientropy.New(antientropy.Config{Store: indexstore.New(a)})
+	pb := antientropy.New(antientropy.Config{Store: indexstore.New(b)})
 	parts := make([]record.Partition, record.NumPartitions)
 	for i := range parts {
 		parts[i] = record.Partition(i)

@@ -14,34 +14,9 @@ import (
 	"time"
 
 	"github.com/logmesh/logmesh/antientropy"
-	"github.com/logmesh/logmesh/index"
+	"github.com/logmesh/logmesh/antientropy/indexstore"
 	"github.com/logmesh/logmesh/record"
 )
-
-// aeStore adapts the store to anti-entropy.
-type aeStore struct{ db *index.DB }
-
-var _ antientropy.Store = aeStore{}
-
-func (s aeStore) Cutoff() record.Window                      { return s.db.Cutoff() }
-func (s aeStore) Windows(p record.Partition) []record.Window { return s.db.Windows(p) }
-func (s aeStore) WindowDigests(w record.Window, p record.Partition) ([record.BucketsPerPartition]record.Digest, uint64) {
-	return s.db.WindowDigests(w, p)
-}
-func (s aeStore) PartitionIDs(w record.Window, p record.Partition, first, end record.Bucket, fn func(record.ID) error) error {
-	return s.db.PartitionIDs(w, p, first, end, fn)
-}
-func (s aeStore) GetMany(ids []record.ID, fn func(record.ID, []byte) error) error {
-	return s.db.GetMany(ids, fn)
-}
-func (s aeStore) Put(ctx context.Context, recs []antientropy.Rec) error {
-	entries := make([]index.Entry, len(recs))
-	for i, r := range recs {
-		entries[i] = index.Entry{ID: r.ID, Data: r.Data}
-	}
-	_, err := s.db.Write(ctx, entries, index.OriginRemote)
-	return err
-}
 
 // repairer schedules anti-entropy: periodic rounds with every co-replica,
 // immediate rounds when a peer comes back or the placement changes, and
@@ -78,7 +53,7 @@ func newRepairer(p *Peer) *repairer {
 	r := &repairer{p: p, log: p.log.With("subsystem", "anti-entropy"), trigger: make(chan repairRequest, 16)}
 	r.mu.equal = map[pairKey]time.Time{}
 	r.ae = antientropy.New(antientropy.Config{
-		Store:   aeStore{p.db},
+		Store:   indexstore.New(p.db),
 		Limiter: antientropy.NewLimiter(p.cfg.RepairRate),
 		OnEqual: r.proven,
 	})
