@@ -75,7 +75,12 @@ func (db *DB) Write(ctx context.Context, entries []Entry, origin Origin) (WriteR
 	if len(entries) == 0 {
 		return WriteResult{}, nil
 	}
-	req := &writeReq{entries: entries, origin: origin, done: make(chan struct{})}
+	return db.submit(ctx, &writeReq{entries: entries, origin: origin, done: make(chan struct{})})
+}
+
+// submit hands req to the committer and waits until it is durable (or ctx
+// ends, or the store closes).
+func (db *DB) submit(ctx context.Context, req *writeReq) (WriteResult, error) {
 	select {
 	case db.reqCh <- req:
 	case <-ctx.Done():

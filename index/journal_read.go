@@ -88,20 +88,7 @@ func (db *DB) Delete(ctx context.Context, ids []record.ID) (WriteResult, error) 
 	for i, id := range ids {
 		entries[i].ID = id
 	}
-	req := &writeReq{entries: entries, remove: true, done: make(chan struct{})}
-	select {
-	case db.reqCh <- req:
-	case <-ctx.Done():
-		return WriteResult{}, ctx.Err()
-	case <-db.ctx.Done():
-		return WriteResult{}, ErrClosed
-	}
-	select {
-	case <-req.done:
-		return req.res, req.err
-	case <-ctx.Done():
-		return WriteResult{}, ctx.Err()
-	}
+	return db.submit(ctx, &writeReq{entries: entries, remove: true, done: make(chan struct{})})
 }
 
 // GetMeta returns a small metadata value ("" and no error when unset).
