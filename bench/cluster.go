@@ -63,6 +63,15 @@ func startCluster(ctx context.Context, bin, dir string, n, replicas int) ([]*age
 
 // sendTo sends streams round-robin over the agents' syslog ports and returns when written.
 func sendTo(agents []*agent, streams [][]byte) error {
+	return sendStreams(agents, streams, func(conn net.Conn, s []byte) error {
+		_, err := conn.Write(s)
+		return err
+	})
+}
+
+// sendStreams gives each stream a connection of its own to an agent's
+// syslog port (round-robin), writes it with write, and returns the first error.
+func sendStreams(agents []*agent, streams [][]byte, write func(net.Conn, []byte) error) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(streams))
 	for i, s := range streams {
@@ -75,7 +84,7 @@ func sendTo(agents []*agent, streams [][]byte) error {
 				return
 			}
 			defer conn.Close()
-			if _, err := conn.Write(s); err != nil {
+			if err := write(conn, s); err != nil {
 				errs <- err
 			}
 		}(agents[i%len(agents)].syslog, s)
@@ -145,7 +154,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig, out func(format string, 
 	rate := clusterRate / 2
 	n := int(rate * 10)
 	paced, _, _ := payloads(n, cfg.Conns, 9)
-	if err := sendPaced(agents, paced, n, 10*time.Second); err != nil {
+	if err := sendPaced(agents, paced, 10*time.Second); err != nil {
 		return err
 	}
 	if err := waitAll(ctx, agents, uint64(n)); err != nil {
@@ -166,37 +175,22 @@ func RunCluster(ctx context.Context, cfg ClusterConfig, out func(format string, 
 	return nil
 }
 
-// sendPaced sends the streams' n messages spread evenly over d.
-func sendPaced(agents []*agent, streams [][]byte, n int, d time.Duration) error {
-	var wg sync.WaitGroup
-	errs := make(chan error, len(streams))
-	for i, s := range streams {
-		wg.Add(1)
-		go func(addr string, s []byte) {
-			defer wg.Done()
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				errs <- err
-				return
+// sendPaced sends each stream spread evenly over d.
+func sendPaced(agents []*agent, streams [][]byte, d time.Duration) error {
+	return sendStreams(agents, streams, func(conn net.Conn, s []byte) error {
+		const slices = 100
+		start := time.Now()
+		for k := 0; k < slices; k++ {
+			lo, hi := len(s)*k/slices, len(s)*(k+1)/slices
+			// cut at frame boundaries: octet-counted frames start with a digit after a frame
+			lo, hi = frameBoundary(s, lo), frameBoundary(s, hi)
+			if _, err := conn.Write(s[lo:hi]); err != nil {
+				return err
 			}
-			defer conn.Close()
-			const slices = 100
-			start := time.Now()
-			for k := 0; k < slices; k++ {
-				lo, hi := len(s)*k/slices, len(s)*(k+1)/slices
-				// cut at frame boundaries: octet-counted frames start with a digit after a frame
-				lo, hi = frameBoundary(s, lo), frameBoundary(s, hi)
-				if _, err := conn.Write(s[lo:hi]); err != nil {
-					errs <- err
-					return
-				}
-				time.Sleep(time.Until(start.Add(d * time.Duration(k+1) / slices)))
-			}
-		}(agents[i%len(agents)].syslog, s)
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+			time.Sleep(time.Until(start.Add(d * time.Duration(k+1) / slices)))
+		}
+		return nil
+	})
 }
 
 // frameBoundary returns the start of the first octet-counted frame at or after i.
