@@ -2,12 +2,14 @@ package peer
 
 import (
 	"net/http"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/logmesh/logmesh/syslog"
 )
 
 // metrics is a peer's Prometheus registry: its own (not the global one, so
@@ -114,24 +116,21 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(mIngestRejected, float64(h.RejectedBatches), "http", "batches")
 	counter(mIngestRejected, float64(h.RejectedLines), "http", "lines")
 	if sl := s.Ingest.Syslog; sl != nil {
-		for tr, t := range map[string]struct {
-			received, messages, bytes, dropped, truncated uint64
-			malformed                                     map[string]uint64
-		}{
-			"tcp": {sl.TCP.Received, sl.TCP.Messages, sl.TCP.Bytes, sl.TCP.Dropped, sl.TCP.Truncated, sl.TCP.Malformed},
-			"udp": {sl.UDP.Received, sl.UDP.Messages, sl.UDP.Bytes, sl.UDP.Dropped, sl.UDP.Truncated, sl.UDP.Malformed},
-		} {
-			counter(mIngestRecords, float64(t.messages), tr)
-			counter(mIngestBytes, float64(t.bytes), tr)
-			counter(mIngestDropped, float64(t.dropped), tr)
-			counter(mIngestTrunc, float64(t.truncated), tr)
-			reasons := make([]string, 0, len(t.malformed))
-			for r := range t.malformed {
+		for _, t := range []struct {
+			transport string
+			s         syslog.TransportStats
+		}{{"tcp", sl.TCP}, {"udp", sl.UDP}} {
+			counter(mIngestRecords, float64(t.s.Messages), t.transport)
+			counter(mIngestBytes, float64(t.s.Bytes), t.transport)
+			counter(mIngestDropped, float64(t.s.Dropped), t.transport)
+			counter(mIngestTrunc, float64(t.s.Truncated), t.transport)
+			reasons := make([]string, 0, len(t.s.Malformed))
+			for r := range t.s.Malformed {
 				reasons = append(reasons, r)
 			}
-			sort.Strings(reasons)
+			slices.Sort(reasons)
 			for _, r := range reasons {
-				counter(mIngestMalformed, float64(t.malformed[r]), tr, r)
+				counter(mIngestMalformed, float64(t.s.Malformed[r]), t.transport, r)
 			}
 		}
 		counter(mIngestRejected, float64(sl.TCP.ConnectionsRejected), "tcp", "connections")
