@@ -57,7 +57,12 @@ func DockerImage(t testing.TB) string {
 			return
 		}
 		defer os.RemoveAll(dir)
-		dockerfile, err := os.ReadFile(filepath.Join(moduleDir(), "Dockerfile"))
+		root, err := testutil.ModuleRoot()
+		if err != nil {
+			image.err = err
+			return
+		}
+		dockerfile, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
 		if err != nil {
 			image.err = err
 			return
@@ -94,14 +99,6 @@ func RemoveDockerImage() {
 	}
 }
 
-func moduleDir() string {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "."
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
-}
-
 // Docker is the third level: every peer is a container on a private Docker
 // network of its own. Kills are `docker kill` (SIGKILL), pauses
 // `docker pause` (the cgroup freezer), partitions nftables rules entered
@@ -117,6 +114,7 @@ type Docker struct {
 	fw       *firewall
 	interval time.Duration
 	image    string
+	down     sync.Once
 }
 
 // NewDocker starts n peer containers with anti-entropy every interval.
@@ -198,23 +196,35 @@ func (d *Docker) waitUp(name string) {
 	})
 }
 
+// teardown removes the containers (keeping their logs when the test
+// failed) and the network, once (Close and the test's cleanup both call it).
 func (d *Docker) teardown() {
-	for _, name := range d.names {
-		c := d.container(name)
-		if d.t.Failed() {
-			if out, err := exec.Command("docker", "logs", c).CombinedOutput(); err == nil {
-				if f, err := os.CreateTemp("", "logmesh-docker-log-"); err == nil {
-					f.Write(out)
-					f.Close()
-					testutil.KeepLog(d.t, f.Name(), name+".log")
-					os.Remove(f.Name())
-				}
+	d.down.Do(func() {
+		for _, name := range d.names {
+			c := d.container(name)
+			if d.t.Failed() {
+				d.keepLog(name, c)
 			}
+			_ = run("", "docker", "rm", "-f", c)
 		}
-		_ = run("", "docker", "rm", "-f", c)
+		_ = run("", "docker", "network", "rm", d.network)
+	})
+}
+
+// keepLog keeps a container's log under testutil.KeptLogs.
+func (d *Docker) keepLog(name, container string) {
+	out, err := exec.Command("docker", "logs", container).CombinedOutput()
+	if err != nil {
+		return
 	}
-	d.names = nil
-	_ = run("", "docker", "network", "rm", d.network)
+	f, err := os.CreateTemp("", "logmesh-docker-log-")
+	if err != nil {
+		return
+	}
+	defer os.Remove(f.Name())
+	f.Write(out)
+	f.Close()
+	testutil.KeepLog(d.t, f.Name(), name+".log")
 }
 
 // Names lists the peers.

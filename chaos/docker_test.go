@@ -72,7 +72,11 @@ func TestDockerCompose(t *testing.T) {
 	_, apiPort, _ := net.SplitHostPort(api)
 	_, slPort, _ := net.SplitHostPort(sl)
 	project := fmt.Sprintf("lmc%d", os.Getpid())
-	file := filepath.Join(moduleDir(), "deploy", "docker-compose.yml")
+	root, err := testutil.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(root, "deploy", "docker-compose.yml")
 	compose := func(args ...string) error {
 		cmd := exec.Command("docker-compose", append([]string{"-p", project, "-f", file}, args...)...)
 		cmd.Env = append(os.Environ(), "LOGMESH_IMAGE="+img, "LOGMESH_API_PORT="+apiPort, "LOGMESH_SYSLOG_PORT="+slPort)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -65,6 +66,7 @@ type Netns struct {
 	ips      map[string]string
 	fw       *firewall
 	interval time.Duration
+	down     sync.Once
 }
 
 // NewNetns creates n namespaces and starts a peer in each, with anti-entropy
@@ -159,15 +161,19 @@ func (nt *Netns) setup(n int) error {
 	return nil
 }
 
+// teardown kills the peers and removes the namespaces, once (Close and the
+// test's cleanup both call it).
 func (nt *Netns) teardown() {
-	for _, p := range nt.procs {
-		p.Kill()
-	}
-	for _, name := range nt.names {
-		_ = run("", "ip", "netns", "del", nt.ns(name))
-	}
-	_ = run("", "ip", "netns", "del", nt.sw())
-	_ = run("", "ip", "link", "del", nt.hostLink())
+	nt.down.Do(func() {
+		for _, p := range nt.procs {
+			p.Kill()
+		}
+		for _, name := range nt.names {
+			_ = run("", "ip", "netns", "del", nt.ns(name))
+		}
+		_ = run("", "ip", "netns", "del", nt.sw())
+		_ = run("", "ip", "link", "del", nt.hostLink())
+	})
 }
 
 // Names lists the peers.

@@ -22,7 +22,7 @@ var build struct {
 func Binary(t testing.TB) string {
 	t.Helper()
 	build.once.Do(func() {
-		root, err := moduleRoot()
+		root, err := ModuleRoot()
 		if err != nil {
 			build.err = err
 			return
@@ -52,7 +52,8 @@ func CleanupBinary() {
 	}
 }
 
-func moduleRoot() (string, error) {
+// ModuleRoot returns the directory of this checkout's go.mod.
+func ModuleRoot() (string, error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
