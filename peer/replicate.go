@@ -329,6 +329,9 @@ func (r *replication) runTarget(ctx context.Context, t *target) {
 			t.mu.cursor, t.mu.skippedBelow = head, head
 			t.mu.Unlock()
 			r.persist(t)
+			if !wait(time.Second) { // not once per commit while ingestion runs
+				return
+			}
 			continue
 		}
 		if !v.usable(t.name) || cursor >= db.Applied() {
