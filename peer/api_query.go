@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -28,16 +29,22 @@ const (
 // every partition and merges their answers.
 func (p *Peer) handleGetLogs(w http.ResponseWriter, r *http.Request) {
 	params := r.URL.Query()
-	var mask *[record.NumPartitions]bool
-	if s := params.Get("partitions"); s != "" {
-		m, err := decodeMask(s)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
+	// partitions and recent come from a coordinating peer (see fanout)
+	var mask, recent *[record.NumPartitions]bool
+	for _, f := range []struct {
+		name string
+		dst  **[record.NumPartitions]bool
+	}{{"partitions", &mask}, {"recent", &recent}} {
+		if s := params.Get(f.name); s != "" {
+			m, err := decodeMask(s)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: %v", f.name, err))
+				return
+			}
+			*f.dst = m
 		}
-		mask = m
+		params.Del(f.name)
 	}
-	params.Del("partitions")
 	q, err := query.Parse(params, p.cfg.Now())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -45,7 +52,7 @@ func (p *Peer) handleGetLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	if r.Header.Get("Accept") == wire.ContentType {
-		p.streamWire(w, r, q, mask)
+		p.streamWire(w, r, q, mask, recent)
 		p.metrics.observeQuery(true, time.Since(start))
 		return
 	}
@@ -55,7 +62,7 @@ func (p *Peer) handleGetLogs(w http.ResponseWriter, r *http.Request) {
 	out := newNDJSON(w)
 	if q.Local || len(p.cluster.view().table.Members()) <= 1 {
 		w.Header().Set(headerCoverage, "local")
-		err = p.localQuery(r, q, mask, out.record)
+		err = p.localQuery(r.Context(), q, mask, nil, out.record)
 	} else {
 		err = p.fanout(w, r, q, out)
 	}
@@ -111,13 +118,13 @@ func (o *ndjson) flush() error {
 
 // streamWire answers a peer's fan-out request from the local store, in the
 // binary record format.
-func (p *Peer) streamWire(w http.ResponseWriter, r *http.Request, q query.Query, mask *[record.NumPartitions]bool) {
+func (p *Peer) streamWire(w http.ResponseWriter, r *http.Request, q query.Query, mask, recent *[record.NumPartitions]bool) {
 	w.Header().Set("Content-Type", wire.ContentType)
 	ww, err := wire.NewWriter(w)
 	if err != nil {
 		return
 	}
-	err = p.localQuery(r, q, mask, ww.Record)
+	err = p.localQuery(r.Context(), q, mask, recent, ww.Record)
 	if err != nil {
 		_ = ww.Error(err.Error())
 		return
@@ -126,24 +133,66 @@ func (p *Peer) streamWire(w http.ResponseWriter, r *http.Request, q query.Query,
 }
 
 // localQuery runs q against this peer's store (restricted to mask when set),
-// calling fn in order.
-func (p *Peer) localQuery(r *http.Request, q query.Query, mask *[record.NumPartitions]bool, fn func(record.ID, []byte) error) error {
+// calling fn in order. Partitions in recent are read too, but only for
+// records received since recentSince: a fan-out reads most partitions from
+// one owner, and these are the records that owner may not have yet.
+func (p *Peer) localQuery(ctx context.Context, q query.Query, mask, recent *[record.NumPartitions]bool, fn func(record.ID, []byte) error) error {
+	opts := p.scanOptions(q, mask)
+	if recent == nil || isEmpty(recent) {
+		n := 0
+		return p.db.Scan(ctx, opts, func(id record.ID, data []byte) error {
+			if err := fn(id, data); err != nil {
+				return err
+			}
+			n++
+			if q.Limit > 0 && n >= q.Limit {
+				return index.ErrStop
+			}
+			return nil
+		})
+	}
+	ropts := p.scanOptions(q, recent)
+	ropts.FromMillis = max(ropts.FromMillis, p.recentSince().UnixMilli())
+	srcs := []source{p.scanSource(ctx, opts, q.Limit), p.scanSource(ctx, ropts, q.Limit)}
+	defer func() {
+		for _, s := range srcs {
+			s.close()
+		}
+	}()
+	err := mergeSources(srcs, opts.Reverse, q.Limit, fn)
+	var se *sourceError
+	if errors.As(err, &se) {
+		return se.err
+	}
+	return err
+}
+
+func (p *Peer) scanOptions(q query.Query, mask *[record.NumPartitions]bool) index.ScanOptions {
 	from, to := q.Range()
 	opts := index.ScanOptions{FromMillis: from, ToMillis: to, Reverse: !q.Ascending, Match: q.Matcher(), Partitions: mask}
 	if q.Filtering() {
 		opts.Workers = p.cfg.QueryWorkers
 	}
-	n := 0
-	return p.db.Scan(r.Context(), opts, func(id record.ID, data []byte) error {
-		if err := fn(id, data); err != nil {
-			return err
-		}
-		n++
-		if q.Limit > 0 && n >= q.Limit {
-			return index.ErrStop
-		}
-		return nil
-	})
+	return opts
+}
+
+// recentSince is how far back a fan-out reads the partitions of a peer that
+// another owner answers for: records received since then may not have
+// reached that owner. It covers the oldest record this peer received and
+// has not yet delivered to every live target, and at least recentWindow,
+// for records that reached this peer from a third one that could not
+// deliver them everywhere (anti-entropy repairs those within an interval or two).
+func (p *Peer) recentSince() time.Time {
+	since := p.cfg.Now().Add(-p.recentWindow())
+	v := p.cluster.view()
+	if t := p.repl.oldestUndelivered(v.usable); !t.IsZero() && t.Before(since) {
+		since = t
+	}
+	return since
+}
+
+func (p *Peer) recentWindow() time.Duration {
+	return max(2*time.Minute, 3*p.cfg.AntiEntropyInterval)
 }
 
 func encodeMask(m *[record.NumPartitions]bool) string {

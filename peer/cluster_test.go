@@ -2,11 +2,14 @@ package peer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -285,4 +288,69 @@ func TestBacklogOverMaxHintsBytesIsSkippedAndCounted(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestQueryAtAnyPeerSeesWritesNotYetPushed: a record acknowledged by one
+// peer is in every cluster query at once, although a query reads each
+// partition from one owner and the push to that owner has not happened yet.
+// The receiving peer answers for its undelivered records however old they
+// are (its clock is moved half an hour ahead, past the recent window).
+func TestQueryAtAnyPeerSeesWritesNotYetPushed(t *testing.T) {
+	var blocked atomic.Bool
+	var offset atomic.Int64
+	c := testutil.NewCluster(t, 3, func(i int, cfg *peer.Config) {
+		if i != 1 {
+			return
+		}
+		cfg.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+		dialer := &net.Dialer{Timeout: 5 * time.Second}
+		cfg.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return heldConn{conn, &blocked}, nil
+		}
+	})
+	c.WaitAlive(20 * time.Second)
+	blocked.Store(true)
+	ids := ingestJSON(t, c.Client(1), "held", 50, nil)
+	check := func(when string) {
+		t.Helper()
+		for _, i := range []int{0, 2} {
+			if held := localIDs(t, c.Client(i)); held[ids[0]] {
+				t.Fatalf("%s: p%d already holds a held record; the test proves nothing", when, i+1)
+			}
+			got, cov := clusterIDs(t, c.Client(i))
+			if cov.State != "full" {
+				t.Fatalf("%s: query at p%d: coverage %q", when, i+1, cov.State)
+			}
+			for _, id := range ids {
+				if !got[id] {
+					t.Fatalf("%s: query at p%d misses %s, acknowledged by p2 and not pushed yet", when, i+1, id)
+				}
+			}
+		}
+	}
+	check("just written")
+	offset.Store(int64(30 * time.Minute))
+	check("p2's clock half an hour later")
+
+	blocked.Store(false)
+	var detail string
+	testutil.WaitFor(t, 30*time.Second, "held records on every owner once pushes resume",
+		func() bool { detail = everyOwnerHasIt(t, c, ids); return detail == "" }, func() string { return detail })
+}
+
+// heldConn fails writes while held is set, kept-alive connections included.
+type heldConn struct {
+	net.Conn
+	held *atomic.Bool
+}
+
+func (c heldConn) Write(b []byte) (int, error) {
+	if c.held.Load() {
+		return 0, errors.New("test: traffic from p2 is held")
+	}
+	return c.Conn.Write(b)
 }

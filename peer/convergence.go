@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/logmesh/logmesh/api"
-	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/record"
 )
 
@@ -31,36 +30,8 @@ func (p *Peer) localConvergence() api.LocalConvergence {
 		out.Repairs = append(out.Repairs, api.RepairProgress{Peer: p.cfg.Name, With: pr.Peer, Started: pr.Started,
 			Expected: pr.Expected, Done: pr.Done, ETASeconds: pr.ETA(now).Seconds()})
 	}
-	out.OldestUndelivered = p.repl.oldestUndelivered()
+	out.OldestUndelivered = p.repl.oldestUndelivered(func(string) bool { return true })
 	return out
-}
-
-// oldestUndelivered returns the receive time of the oldest record waiting
-// for a push (zero when none is).
-func (r *replication) oldestUndelivered() time.Time {
-	v := r.p.cluster.view()
-	var oldest time.Time
-	for _, t := range r.targetsSnapshot() {
-		cursor, _ := t.state()
-		if cursor >= r.p.db.Applied() {
-			continue
-		}
-		entries, err := r.p.db.ReadJournal(cursor+1, 64)
-		if err != nil {
-			continue
-		}
-		for _, e := range entries {
-			if e.Op != index.OpAdd {
-				continue
-			}
-			for _, id := range e.IDs[:e.Local] {
-				if v.table.Owns(t.name, id.Partition()) && (oldest.IsZero() || id.Time().Before(oldest)) {
-					oldest = id.Time()
-				}
-			}
-		}
-	}
-	return oldest
 }
 
 func (p *Peer) handleConvergence(w http.ResponseWriter, r *http.Request) {

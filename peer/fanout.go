@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/query"
 	"github.com/logmesh/logmesh/record"
 	"github.com/logmesh/logmesh/wire"
@@ -21,7 +22,9 @@ import (
 // A query at any peer is answered from the whole cluster: each partition is
 // assigned to one usable owner (this peer when it owns it), every usable
 // peer is asked for its assigned partitions plus the partitions it holds
-// without owning them (hints not yet handed over), and the ordered answers
+// without owning them (hints not yet handed over), plus the recent records
+// of its other partitions (acknowledged here, maybe not yet pushed to the
+// assigned owner: see recentSince), and the ordered answers
 // are merged with duplicates removed by ID. A peer that cannot be reached
 // before the answer starts is replaced by another owner of its partitions;
 // partitions with no usable owner make the answer partial, and say so.
@@ -99,28 +102,31 @@ func (p *Peer) fanout(w http.ResponseWriter, r *http.Request, q query.Query, out
 			if failed[name] || !v.usable(name) {
 				continue
 			}
-			mask := pl.assigned[name]
-			if mask == nil {
-				mask = new([record.NumPartitions]bool)
+			mask, recent := new([record.NumPartitions]bool), new([record.NumPartitions]bool)
+			if a := pl.assigned[name]; a != nil {
+				*mask = *a
 			}
 			for pt := 0; pt < record.NumPartitions; pt++ {
-				if !v.table.Owns(name, record.Partition(pt)) {
+				switch {
+				case !v.table.Owns(name, record.Partition(pt)):
 					mask[pt] = true // hints it may hold
+				case !mask[pt]:
+					recent[pt] = true // what it received that the assigned owner may lack yet
 				}
 			}
-			if isEmpty(mask) {
+			if isEmpty(mask) && isEmpty(recent) {
 				continue
 			}
 			if name == v.self {
 				mu.Lock()
-				sources = append(sources, p.localSource(ctx, r, q, mask))
+				sources = append(sources, p.localSource(ctx, q, mask, recent))
 				mu.Unlock()
 				continue
 			}
 			wg.Add(1)
-			go func(name string, mask *[record.NumPartitions]bool) {
+			go func(name string, mask, recent *[record.NumPartitions]bool) {
 				defer wg.Done()
-				s, err := p.remoteSource(ctx, v.apiAddr(name), q, mask)
+				s, err := p.remoteSource(ctx, v.apiAddr(name), q, mask, recent)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -132,7 +138,7 @@ func (p *Peer) fanout(w http.ResponseWriter, r *http.Request, q query.Query, out
 					return
 				}
 				sources = append(sources, s)
-			}(name, mask)
+			}(name, mask, recent)
 		}
 		wg.Wait()
 		if !retry {
@@ -254,7 +260,7 @@ func mergeSources(srcs []source, reverse bool, limit int, fn func(record.ID, []b
 }
 
 // remoteSource asks a peer for its part of the answer.
-func (p *Peer) remoteSource(ctx context.Context, addr string, q query.Query, mask *[record.NumPartitions]bool) (source, error) {
+func (p *Peer) remoteSource(ctx context.Context, addr string, q query.Query, mask, recent *[record.NumPartitions]bool) (source, error) {
 	if addr == "" {
 		return nil, errors.New("no API address published")
 	}
@@ -262,6 +268,9 @@ func (p *Peer) remoteSource(ctx context.Context, addr string, q query.Query, mas
 	lq.Local = true
 	params := lq.Values()
 	params.Set("partitions", encodeMask(mask))
+	if !isEmpty(recent) {
+		params.Set("recent", encodeMask(recent))
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/logs?"+params.Encode(), nil)
 	if err != nil {
 		return nil, err
@@ -318,15 +327,41 @@ func (s *remote) next() (record.ID, []byte, error) {
 
 func (s *remote) close() { s.body.Close() }
 
+// scanSource scans this peer's store in a goroutine, stopping after limit
+// records (0: no limit).
+func (p *Peer) scanSource(ctx context.Context, opts index.ScanOptions, limit int) source {
+	return p.goSource(ctx, func(ctx context.Context, fn func(record.ID, []byte) error) error {
+		n := 0
+		return p.db.Scan(ctx, opts, func(id record.ID, data []byte) error {
+			if err := fn(id, data); err != nil {
+				return err
+			}
+			n++
+			if limit > 0 && n >= limit {
+				return index.ErrStop
+			}
+			return nil
+		})
+	})
+}
+
 // localSource runs the local part of a fanned-out query in a goroutine.
-func (p *Peer) localSource(ctx context.Context, r *http.Request, q query.Query, mask *[record.NumPartitions]bool) source {
+func (p *Peer) localSource(ctx context.Context, q query.Query, mask, recent *[record.NumPartitions]bool) source {
+	return p.goSource(ctx, func(ctx context.Context, fn func(record.ID, []byte) error) error {
+		return p.localQuery(ctx, q, mask, recent, fn)
+	})
+}
+
+// goSource turns a producer of ordered records into a source; the producer
+// runs in a goroutine that close stops and waits for.
+func (p *Peer) goSource(ctx context.Context, produce func(context.Context, func(record.ID, []byte) error) error) source {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &local{ch: make(chan []scannedRec, 4), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		defer close(s.ch)
 		var buf []scannedRec
-		err := p.localQuery(r.WithContext(ctx), q, mask, func(id record.ID, data []byte) error {
+		err := produce(ctx, func(id record.ID, data []byte) error {
 			buf = append(buf, scannedRec{id, bytes.Clone(data)})
 			if len(buf) >= 128 {
 				select {

@@ -51,6 +51,7 @@ type replication struct {
 	}
 	hintScan atomic.Uint64 // journal entries up to here were examined for hints
 	tail     uint64        // journal entries up to here are counted in backlogs (manager goroutine only)
+	counted  atomic.Uint64 // tail, for other goroutines
 	skips    atomic.Uint64
 	hintsDel atomic.Uint64
 }
@@ -156,6 +157,7 @@ func (r *replication) run(ctx context.Context) {
 	for _, c := range saved {
 		r.tail = min(r.tail, c[0]) // count the backlog of every saved cursor
 	}
+	r.counted.Store(r.tail)
 	watch, stopWatch := r.p.cluster.watch()
 	defer stopWatch()
 	changes, stopChanges := db.Changes()
@@ -491,6 +493,7 @@ func (r *replication) countBacklog() {
 			}
 		}
 		r.tail = entries[len(entries)-1].Seq
+		r.counted.Store(r.tail)
 	}
 }
 
@@ -771,4 +774,49 @@ func (p *Peer) handleReplicate(w http.ResponseWriter, req *http.Request) {
 	p.stats.replicatedDup.Add(uint64(resp.Duplicates))
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// oldestUndelivered returns the receive time of the oldest record this peer
+// received that a target chosen by include has not confirmed yet (zero when
+// none waits). The marks of the counted backlog point at the first journal
+// entry holding one, so this reads one entry per target, plus the entries
+// committed since the backlog was last counted.
+func (r *replication) oldestUndelivered(include func(target string) bool) time.Time {
+	db := r.p.db
+	v := r.p.cluster.view()
+	var oldest time.Time
+	for _, t := range r.targetsSnapshot() {
+		if !include(t.name) {
+			continue
+		}
+		counted := r.counted.Load() // before the marks: they cover every entry up to it
+		t.mu.Lock()
+		cursor := t.mu.cursor
+		from := max(cursor, counted) + 1
+		if i := sort.Search(len(t.mu.marks), func(i int) bool { return t.mu.marks[i].seq > cursor }); i < len(t.mu.marks) {
+			from = t.mu.marks[i].seq
+		}
+		t.mu.Unlock()
+		for seq, found := from, false; !found && seq <= db.Applied(); {
+			entries, err := db.ReadJournal(seq, 64)
+			if err != nil || len(entries) == 0 {
+				break
+			}
+			for _, e := range entries {
+				if e.Op != index.OpAdd || e.Seq <= cursor {
+					continue
+				}
+				for _, id := range e.IDs[:e.Local] {
+					if v.table.Owns(t.name, id.Partition()) && (oldest.IsZero() || id.Time().Before(oldest)) {
+						oldest, found = id.Time(), true
+					}
+				}
+				if found {
+					break
+				}
+			}
+			seq = entries[len(entries)-1].Seq + 1
+		}
+	}
+	return oldest
 }
