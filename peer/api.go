@@ -7,10 +7,14 @@ import (
 	"time"
 
 	"github.com/logmesh/logmesh/api"
+	"github.com/logmesh/logmesh/dashboard"
 )
 
 func (p *Peer) newAPIServer() *http.Server {
 	mux := http.NewServeMux()
+	ui := dashboard.Handler()
+	mux.Handle("GET /{$}", ui)
+	mux.Handle("GET /ui/", ui)
 	mux.HandleFunc("GET /healthz", p.handleHealthz)
 	mux.HandleFunc("GET /v1/status", p.handleStatus)
 	mux.Handle("GET /metrics", p.metrics.handler())
