@@ -114,6 +114,7 @@ logmesh demo: a %d-peer cluster is running and took %d sample lines (syslog over
 UDP, and HTTP JSON); every record is replicated to 3 peers (all of them, with 3 peers).
 
   peers (API)   %s
+  dashboard     %s/   (Prometheus metrics at /metrics on every peer)
   syslog        tcp and udp %s (and the next ports for the other peers)
   data          %s
 
@@ -126,7 +127,7 @@ Any peer answers for the whole cluster. Try, in another terminal:
   logger -n 127.0.0.1 -P %s --tcp --octet-count "hello from logger"
 
 It keeps feeding %d lines/s to each peer. Ctrl-C stops every peer.
-`, n, total, strings.Join(apis, " "), peers[0].SyslogTCPAddr(), dir,
+`, n, total, strings.Join(apis, " "), apis[0], peers[0].SyslogTCPAddr(), dir,
 		bin, peers[0].APIAddr(), bin, peers[0].APIAddr(), bin, peers[n-1].APIAddr(), bin, peers[0].APIAddr(), bin, peers[0].APIAddr(),
 		portOf(peers[0].SyslogTCPAddr()), c.Int("rate"))
 	var wg sync.WaitGroup
