@@ -20,6 +20,9 @@ import (
 func agentFlags() []cli.Flag {
 	host, _ := os.Hostname()
 	return []cli.Flag{
+		&cli.StringFlag{Name: "config", EnvVars: env("CONFIG"), TakesFile: true,
+			Usage: "TOML file whose keys are these flags' names, e.g. replicas = 3 (example: deploy/logmesh.toml); command-line flags and LOGMESH_* variables override it"},
+		&cli.BoolFlag{Name: "print-config", Usage: "print the effective settings (flags, environment and --config merged) as a config file and exit"},
 		&cli.StringFlag{Name: "name", Value: host, EnvVars: env("NAME"), Usage: "peer name, unique in the cluster and stable across restarts"},
 		&cli.StringFlag{Name: "data-dir", Value: "./logmesh-data", EnvVars: env("DATA_DIR"), Usage: "directory for the store"},
 		&cli.StringFlag{Name: "api-addr", Value: ":7070", EnvVars: env("API_ADDR"), Usage: "HTTP API listen address"},
@@ -59,37 +62,56 @@ func agentFlags() []cli.Flag {
 	}
 }
 
-func agentCommand() *cli.Command {
+// newAgentCommand builds the agent command around run, which starts the peer
+// and blocks until it stops; tests pass a stand-in.
+func newAgentCommand(run func(peer.Config) error) *cli.Command {
 	return &cli.Command{
 		Name:  "agent",
 		Usage: "run a peer: take syslog and HTTP logs, store them, answer queries",
 		Flags: agentFlags(),
 		Action: func(c *cli.Context) error {
-			logger, err := newLogger(c.String("log-level"), c.String("log-format"))
+			file, err := applyConfigFile(c)
 			if err != nil {
 				return err
 			}
-			cfg, err := peerConfig(c, logger)
+			cfg, err := agentConfig(c)
 			if err != nil {
-				return err
+				return file.explain(err)
 			}
-			p, err := peer.New(cfg)
-			if err != nil {
-				return err
+			if c.Bool("print-config") {
+				return printConfig(c.App.Writer, c)
 			}
-			if err := p.Start(); err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			<-ctx.Done()
-			logger.Info("signal received: leaving the cluster and stopping")
-			if err := p.Leave(); err != nil {
-				logger.Warn("cannot leave gracefully", "err", err)
-			}
-			return p.Close()
+			return run(cfg)
 		},
 	}
+}
+
+// agentConfig reads the merged flags into a peer configuration.
+func agentConfig(c *cli.Context) (peer.Config, error) {
+	logger, err := newLogger(c.String("log-level"), c.String("log-format"))
+	if err != nil {
+		return peer.Config{}, err
+	}
+	return peerConfig(c, logger)
+}
+
+// runPeer starts a peer and runs it until SIGINT or SIGTERM.
+func runPeer(cfg peer.Config) error {
+	p, err := peer.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := p.Start(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	cfg.Logger.Info("signal received: leaving the cluster and stopping")
+	if err := p.Leave(); err != nil {
+		cfg.Logger.Warn("cannot leave gracefully", "err", err)
+	}
+	return p.Close()
 }
 
 func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
@@ -114,7 +136,7 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 	if k := c.String("encrypt"); k != "" {
 		key, err := gossip.ParseKey(k)
 		if err != nil {
-			return cfg, fmt.Errorf("--encrypt: %w", err)
+			return cfg, flagErr("encrypt", err)
 		}
 		cfg.EncryptKey = key
 	}
@@ -132,20 +154,20 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 	cfg.TestDropPushEvery = c.Int("test-drop-push-every")
 	var err error
 	if cfg.RepairRate, err = parseBytes(c.String("repair-rate")); err != nil {
-		return cfg, fmt.Errorf("--repair-rate: %w", err)
+		return cfg, flagErr("repair-rate", err)
 	}
 	if cfg.MaxHintsBytes, err = parseBytes(c.String("max-hints-bytes")); err != nil {
-		return cfg, fmt.Errorf("--max-hints-bytes: %w", err)
+		return cfg, flagErr("max-hints-bytes", err)
 	}
 	if cfg.Index.Retention, err = parseDuration(c.String("retention")); err != nil {
-		return cfg, fmt.Errorf("--retention: %w", err)
+		return cfg, flagErr("retention", err)
 	}
 	if cfg.Index.FsyncInterval, err = parseFsync(c.String("fsync")); err != nil {
-		return cfg, err
+		return cfg, flagErr("fsync", err)
 	}
 	n, err := parseBytes(c.String("max-message-bytes"))
 	if err != nil {
-		return cfg, fmt.Errorf("--max-message-bytes: %w", err)
+		return cfg, flagErr("max-message-bytes", err)
 	}
 	cfg.Syslog.MaxMessageBytes = int(n)
 	cfg.Syslog.MaxConnections = c.Int("max-connections")
@@ -156,19 +178,19 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 		cfg.Syslog.FrameTimeout = d
 	}
 	if cfg.Index.BlockCacheBytes, err = parseBytes(c.String("cache-size")); err != nil {
-		return cfg, fmt.Errorf("--cache-size: %w", err)
+		return cfg, flagErr("cache-size", err)
 	}
 	if cfg.Index.MemTableBytes, err = parseBytes(c.String("memtable-size")); err != nil {
-		return cfg, fmt.Errorf("--memtable-size: %w", err)
+		return cfg, flagErr("memtable-size", err)
 	}
 	if cfg.Index.BaseTableBytes, err = parseBytes(c.String("base-table-size")); err != nil {
-		return cfg, fmt.Errorf("--base-table-size: %w", err)
+		return cfg, flagErr("base-table-size", err)
 	}
 	cfg.Index.NumMemTables = c.Int("memtables")
 	cfg.Index.L0Tables = c.Int("l0-tables")
 	limit, err := parseBytes(c.String("memory-limit"))
 	if err != nil {
-		return cfg, fmt.Errorf("--memory-limit: %w", err)
+		return cfg, flagErr("memory-limit", err)
 	}
 	if limit > 0 {
 		debug.SetMemoryLimit(limit)
@@ -179,7 +201,7 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 func newLogger(level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+		return nil, flagErr("log-level", fmt.Errorf("%q is not debug, info, warn or error", level))
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch strings.ToLower(format) {
@@ -188,7 +210,7 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	return nil, flagErr("log-format", fmt.Errorf("%q is not text or json", format))
 }
 
 func versionCommand() *cli.Command {

@@ -12,6 +12,18 @@ import (
 
 func env(name string) []string { return []string{"LOGMESH_" + name} }
 
+// flagError is a bad value of one flag. It keeps the flag's name so that a
+// value that came from the config file can be reported as the file's key.
+type flagError struct {
+	flag string
+	err  error
+}
+
+func flagErr(flag string, err error) error { return &flagError{flag: flag, err: err} }
+
+func (e *flagError) Error() string { return "--" + e.flag + ": " + e.err.Error() }
+func (e *flagError) Unwrap() error { return e.err }
+
 // addrFlag is the peer address of client commands.
 var addrFlag = &cli.StringFlag{
 	Name: "addr", Aliases: []string{"a"}, Value: "127.0.0.1:7070", EnvVars: env("ADDR"),
@@ -51,7 +63,7 @@ func parseFsync(s string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("--fsync %q: want \"always\" or an interval such as 100ms", s)
+		return 0, fmt.Errorf("%q is not \"always\" or an interval such as 100ms", s)
 	}
 	return d, nil
 }

@@ -12,12 +12,25 @@ import (
 )
 
 func main() {
-	app := &cli.App{
+	if err := newApp(runPeer).Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "logmesh:", userMessage(err))
+		var ec cli.ExitCoder
+		if errors.As(err, &ec) && ec.ExitCode() != 0 {
+			os.Exit(ec.ExitCode())
+		}
+		os.Exit(1)
+	}
+}
+
+// newApp builds the command-line app; runPeer runs the agent's peer until
+// it stops (tests pass a stand-in that starts nothing).
+func newApp(runPeer func(peer.Config) error) *cli.App {
+	return &cli.App{
 		Name:    "logmesh",
 		Usage:   "a leaderless peer-to-peer log store",
 		Version: peer.Version,
 		Commands: []*cli.Command{
-			agentCommand(),
+			newAgentCommand(runPeer),
 			demoCommand(),
 			queryCommand(),
 			tailCommand(),
@@ -29,15 +42,7 @@ func main() {
 			versionCommand(),
 			benchCommand(),
 		},
-		ExitErrHandler: func(*cli.Context, error) {}, // errors are printed once, below
-	}
-	if err := app.Run(os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "logmesh:", userMessage(err))
-		var ec cli.ExitCoder
-		if errors.As(err, &ec) && ec.ExitCode() != 0 {
-			os.Exit(ec.ExitCode())
-		}
-		os.Exit(1)
+		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors once
 	}
 }
 
