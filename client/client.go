@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +44,15 @@ func New(addr string) (*Client, error) {
 		MaxIdleConnsPerHost: 8,
 		IdleConnTimeout:     90 * time.Second,
 	}}}, nil
+}
+
+// WithTLS makes the client speak HTTPS with cfg (nil: the system's roots).
+func (c *Client) WithTLS(cfg *tls.Config) *Client {
+	c.base.Scheme = "https"
+	if tr, ok := c.http.Transport.(*http.Transport); ok {
+		tr.TLSClientConfig = cfg
+	}
+	return c
 }
 
 // Addr returns the peer's base URL.

@@ -34,7 +34,7 @@ func (p *Peer) newAPIServer() *http.Server {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return &http.Server{
-		Handler:           mux,
+		Handler:           p.guard(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slogLogger(p.log),

@@ -1,6 +1,8 @@
 package peer
 
 import (
+	"github.com/logmesh/logmesh/tlsutil"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -83,6 +85,13 @@ type Config struct {
 	// TestDuplicateAnswers makes cluster queries return every record twice:
 	// a deliberately broken query path for the checker's own tests.
 	TestDuplicateAnswers bool
+	// TLS, when its files are set, makes the API TLS 1.3 and every call
+	// between peers mutual TLS under the cluster's CA; the certificate must
+	// name this peer (Name). Files are reread when they change.
+	TLS tlsutil.Files
+	// TokenFile, when set, requires a bearer token on API calls (see package
+	// auth for the format); it needs TLS. Reread when it changes.
+	TokenFile string
 	// DisableReplication stops pushes (tests and drills: anti-entropy alone
 	// must then restore every replica).
 	DisableReplication bool
@@ -177,6 +186,9 @@ func (c *Config) validate() error {
 		if _, _, err := net.SplitHostPort(c.GossipAddr); err != nil {
 			return fmt.Errorf("gossip address %q is not host:port: %v", c.GossipAddr, err)
 		}
+	}
+	if c.TokenFile != "" && c.TLS == (tlsutil.Files{}) {
+		return fmt.Errorf("API tokens need TLS (--tls-cert, --tls-key, --tls-ca): over plain HTTP they could be read off the network, and peers prove who they are by certificate")
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 64 << 20

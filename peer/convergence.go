@@ -120,7 +120,7 @@ func (p *Peer) fetchConvergence(ctx context.Context, addr string) (api.LocalConv
 	var lc api.LocalConvergence
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/convergence?local=true", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.scheme()+addr+"/v1/convergence?local=true", nil)
 	if err != nil {
 		return lc, err
 	}

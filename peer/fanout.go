@@ -271,7 +271,7 @@ func (p *Peer) remoteSource(ctx context.Context, addr string, q query.Query, mas
 	if !isEmpty(recent) {
 		params.Set("recent", encodeMask(recent))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/logs?"+params.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.scheme()+addr+"/v1/logs?"+params.Encode(), nil)
 	if err != nil {
 		return nil, err
 	}

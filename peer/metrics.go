@@ -17,8 +17,9 @@ import (
 // figures are read from Status at scrape time, so /metrics and /v1/status
 // never disagree.
 type metrics struct {
-	reg   *prometheus.Registry
-	query *prometheus.HistogramVec
+	reg     *prometheus.Registry
+	query   *prometheus.HistogramVec
+	refusal *prometheus.CounterVec
 }
 
 func newMetrics(p *Peer) *metrics {
@@ -28,7 +29,11 @@ func newMetrics(p *Peer) *metrics {
 		Help:    "Time to answer GET /v1/logs, by scope (cluster: fanned out; local: this peer's store).",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 	}, []string{"scope"})
-	m.reg.MustRegister(m.query, statusCollector{p},
+	m.refusal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "logmesh_api_refused_total",
+		Help: "API calls refused, by reason (no_token, bad_token, scope, not_a_peer).",
+	}, []string{"reason"})
+	m.reg.MustRegister(m.query, m.refusal, statusCollector{p},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -45,6 +50,9 @@ func (m *metrics) observeQuery(local bool, d time.Duration) {
 	}
 	m.query.WithLabelValues(scope).Observe(d.Seconds())
 }
+
+// refused counts one refused API call.
+func (m *metrics) refused(reason string) { m.refusal.WithLabelValues(reason).Inc() }
 
 type statusCollector struct{ p *Peer }
 

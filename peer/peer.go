@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,7 @@ type Peer struct {
 	repair  *repairer
 	started time.Time
 	stats   ingestStats
+	sec     security
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -52,6 +54,9 @@ func New(cfg Config) (*Peer, error) {
 		gen: record.NewGenerator(cfg.Now),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	if err := p.loadSecurity(); err != nil {
+		return nil, err
+	}
 	p.cluster = newCluster(p)
 	p.repl = newReplication(p)
 	p.metrics = newMetrics(p)
@@ -75,6 +80,18 @@ func (p *Peer) Start() (err error) {
 	}
 	if p.apiLn, err = net.Listen("tcp", p.cfg.APIAddr); err != nil {
 		return fmt.Errorf("cannot listen for the API on %s: %w", p.cfg.APIAddr, err)
+	}
+	if p.sec.tls != nil {
+		p.apiLn = tls.NewListener(p.apiLn, p.sec.tls.ServerConfig())
+	} else if p.cfg.GossipAddr != "" {
+		p.log.Warn("no --tls-cert: the API and the traffic between peers are plaintext and unauthenticated; use only on a trusted network")
+	}
+	if p.cfg.TokenFile != "" {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.reloadTokens(p.ctx)
+		}()
 	}
 	if err = p.cluster.start(p.ctx, &p.wg, p.apiLn.Addr().String()); err != nil {
 		return err

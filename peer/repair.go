@@ -266,7 +266,7 @@ func (t *aeTransport) call(ctx context.Context, peer, step string, req encoding.
 	if err != nil {
 		return err
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/internal/v1/ae/"+step, bytes.NewReader(body))
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, t.p.scheme()+addr+"/internal/v1/ae/"+step, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

@@ -128,6 +128,9 @@ func newReplication(p *Peer) *replication {
 	} else {
 		tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	}
+	if p.sec.tls != nil {
+		tr.DialTLSContext = p.dialPeerTLS(tr.DialContext)
+	}
 	r.client = &http.Client{Timeout: 2 * time.Minute, Transport: tr}
 	r.mu.targets = map[string]*target{}
 	r.mu.progress = make(chan struct{})
@@ -445,7 +448,7 @@ func (r *replication) push(ctx context.Context, addr string, ids []record.ID) er
 	if err := w.End(""); err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/internal/v1/replicate", &body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.p.scheme()+addr+"/internal/v1/replicate", &body)
 	if err != nil {
 		return err
 	}

@@ -107,7 +107,7 @@ func (p *Peer) handleCluster(w http.ResponseWriter, r *http.Request) {
 
 func (p *Peer) fetchStatus(ctx context.Context, addr string) (api.Status, error) {
 	var st api.Status
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/status", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.scheme()+addr+"/v1/status", nil)
 	if err != nil {
 		return st, err
 	}

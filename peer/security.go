@@ -1,0 +1,197 @@
+package peer
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/logmesh/logmesh/auth"
+	"github.com/logmesh/logmesh/gossip"
+	"github.com/logmesh/logmesh/tlsutil"
+)
+
+// Security of the API and of the peer data plane.
+//
+// With TLS (Config.TLS), the API listens TLS 1.3 only and every call from
+// one peer to another is mutual TLS under the cluster's CA: the caller
+// checks that the certificate it is shown names exactly the member that
+// advertises the address it dialled (the address is a Serf tag: a hint,
+// never authority), and peer-only endpoints (/internal/...) require a
+// client certificate naming a current member. Without TLS the data plane
+// is plaintext and unauthenticated, for trusted networks only.
+//
+// With tokens (Config.TokenFile, which needs TLS), every API call but
+// /healthz and the dashboard's static files needs a bearer token with the
+// route's scope, or a member's certificate.
+
+// security holds the loaded TLS identity and tokens.
+type security struct {
+	tls    *tlsutil.Identity
+	tokens atomic.Pointer[auth.Tokens]
+	stamp  time.Time // token file's modification time (reload goroutine only)
+}
+
+func (p *Peer) loadSecurity() error {
+	c := p.cfg
+	if c.TLS != (tlsutil.Files{}) {
+		id, err := tlsutil.Load(c.TLS, p.log)
+		if err != nil {
+			return err
+		}
+		if name := tlsutil.Name(id.Certificate()); name != c.Name {
+			return fmt.Errorf("tls: certificate %s names %q, but this peer is %q: peers check that names match", c.TLS.Cert, name, c.Name)
+		}
+		p.sec.tls = id
+	}
+	if c.TokenFile != "" {
+		t, err := auth.Load(c.TokenFile)
+		if err != nil {
+			return err
+		}
+		p.sec.tokens.Store(t)
+		if fi, err := os.Stat(c.TokenFile); err == nil {
+			p.sec.stamp = fi.ModTime()
+		}
+	}
+	return nil
+}
+
+// reloadTokens rereads the token file when it changes, until ctx ends. A
+// file that does not parse is logged and the previous tokens stay.
+func (p *Peer) reloadTokens(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fi, err := os.Stat(p.cfg.TokenFile)
+		if err != nil || fi.ModTime().Equal(p.sec.stamp) {
+			continue
+		}
+		tk, err := auth.Load(p.cfg.TokenFile)
+		if err != nil {
+			p.log.Error("token file changed but does not load; keeping the previous tokens", "err", err)
+			continue
+		}
+		p.sec.stamp = fi.ModTime()
+		p.sec.tokens.Store(tk)
+		p.log.Info("tokens reloaded", "tokens", tk.Len())
+	}
+}
+
+// scheme is how peers reach each other's API.
+func (p *Peer) scheme() string {
+	if p.sec.tls != nil {
+		return "https://"
+	}
+	return "http://"
+}
+
+// dialPeerTLS opens a mutual-TLS connection to the member that advertises
+// addr, refusing a certificate that does not name that member.
+func (p *Peer) dialPeerTLS(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		name := p.cluster.view().memberAt(addr)
+		if name == "" {
+			return nil, fmt.Errorf("no member advertises the API address %s", addr)
+		}
+		raw, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		conn := tls.Client(raw, p.sec.tls.ClientConfig(name))
+		if err := conn.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("TLS with %s at %s: %w", name, addr, err)
+		}
+		return conn, nil
+	}
+}
+
+// memberAt returns the member advertising API address addr ("" if none).
+func (v *view) memberAt(addr string) string {
+	for name, m := range v.members {
+		if m.Tags["api"] == addr {
+			return name
+		}
+	}
+	return ""
+}
+
+// isMember reports whether name is a member that has not left.
+func (c *cluster) isMember(name string) bool {
+	m, ok := c.view().members[name]
+	return ok && m.Status != gossip.StatusLeft
+}
+
+// scopeOf is what a route needs; open routes need nothing.
+func scopeOf(r *http.Request) (scope auth.Scope, open, peerOnly bool) {
+	path := r.URL.Path
+	switch {
+	case path == "/healthz", path == "/", strings.HasPrefix(path, "/ui/"):
+		return 0, true, false
+	case strings.HasPrefix(path, "/internal/"):
+		return 0, false, true
+	case path == "/v1/logs" && r.Method == http.MethodPost:
+		return auth.Ingest, false, false
+	case path == "/v1/repair", strings.HasPrefix(path, "/debug/"):
+		return auth.Admin, false, false
+	}
+	return auth.Query, false, false
+}
+
+// guard enforces peer certificates and tokens in front of the API.
+func (p *Peer) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scope, open, peerOnly := scopeOf(r)
+		if open {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if p.sec.tls != nil {
+			if name := tlsutil.PeerName(r.TLS); name != "" && name != p.cfg.Name && p.cluster.isMember(name) {
+				next.ServeHTTP(w, r) // a member: peers call each other's query and internal endpoints
+				return
+			}
+			if peerOnly {
+				p.metrics.refused("not_a_peer")
+				writeError(w, http.StatusForbidden, "this endpoint is for peers: it needs the client certificate of a cluster member")
+				return
+			}
+		}
+		tokens := p.sec.tokens.Load()
+		if tokens == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || tok == "" {
+			p.metrics.refused("no_token")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="logmesh"`)
+			writeError(w, http.StatusUnauthorized, "a bearer token is needed (Authorization: Bearer TOKEN)")
+			return
+		}
+		has, known := tokens.Scopes(tok)
+		if !known {
+			p.metrics.refused("bad_token")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="logmesh", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "the token is not valid")
+			return
+		}
+		if has&scope == 0 {
+			p.metrics.refused("scope")
+			writeError(w, http.StatusForbidden, fmt.Sprintf("the token lacks the %s scope", scope))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,269 @@
+package peer_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/logmesh/logmesh/client"
+	"github.com/logmesh/logmesh/peer"
+	"github.com/logmesh/logmesh/testutil"
+	"github.com/logmesh/logmesh/tlsutil"
+)
+
+const (
+	tokAll    = "all-scopes-0123456789"
+	tokIngest = "shipper-0123456789"
+	tokQuery  = "grafana-0123456789"
+)
+
+// secureCluster starts n peers with mutual TLS under one CA and tokens.
+func secureCluster(t *testing.T, n int) (*testutil.Cluster, *tlsutil.CA, string) {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := tlsutil.NewCA("test cluster", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.WriteCA(dir); err != nil {
+		t.Fatal(err)
+	}
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tokens, []byte(tokAll+"\n"+tokIngest+" ingest\n"+tokQuery+" query\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := testutil.NewCluster(t, n, func(i int, cfg *peer.Config) {
+		f, err := ca.IssueFiles(dir, cfg.Name, []string{"127.0.0.1"}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.TLS, cfg.TokenFile = f, tokens
+	})
+	return c, ca, dir
+}
+
+// tlsClient is a CLI-like client of peer i: it trusts the CA, presents no
+// certificate, and sends token.
+func tlsClient(t *testing.T, c *testutil.Cluster, i int, ca *tlsutil.CA, token string) *client.Client {
+	t.Helper()
+	cl, err := client.New(strings.TrimPrefix(c.Client(i).Addr(), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	cl.WithTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13})
+	cl.Token = token
+	return cl
+}
+
+func TestMutualTLSClusterReplicatesAndRefusesWhoeverDoesNotBelong(t *testing.T) {
+	c, ca, dir := secureCluster(t, 3)
+	c.WaitAlive(20 * time.Second)
+	addr := strings.TrimPrefix(c.Client(0).Addr(), "http://")
+
+	// the cluster works over mutual TLS: written at p1, on every peer, found from p3
+	ids := ingestJSON(t, tlsClient(t, c, 0, ca, tokIngest), "secure", 50, nil)
+	testutil.WaitFor(t, 20*time.Second, "the records on every peer", func() bool {
+		for i := 0; i < 3; i++ {
+			if c.Peer(i).Status().Records != 50 {
+				return false
+			}
+		}
+		return true
+	})
+	got, cov := clusterIDs(t, tlsClient(t, c, 2, ca, tokQuery))
+	if len(got) != len(ids) || cov.State != "full" {
+		t.Fatalf("query at p3 over TLS: %d records (%s), want %d", len(got), cov.State, len(ids))
+	}
+
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	call := func(cfg *tls.Config, method, path, token string) (int, error) {
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+		req, _ := http.NewRequest(method, "https://"+addr+path, strings.NewReader(`{"message":"x"}`))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	anon := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
+	for _, c := range []struct {
+		what, method, path, token string
+		want                      int
+	}{
+		{"health without a token", "GET", "/healthz", "", 200},
+		{"the dashboard page without a token", "GET", "/", "", 200},
+		{"a query without a token", "GET", "/v1/logs", "", 401},
+		{"status without a token", "GET", "/v1/status", "", 401},
+		{"metrics without a token", "GET", "/metrics", "", 401},
+		{"a query with an unknown token", "GET", "/v1/logs", "not-a-token-0123456789", 401},
+		{"a query with an ingest token", "GET", "/v1/logs", tokIngest, 403},
+		{"a write with a query token", "POST", "/v1/logs", tokQuery, 403},
+		{"a repair with a query token", "POST", "/v1/repair", tokQuery, 403},
+		{"a query with a query token", "GET", "/v1/logs", tokQuery, 200},
+		{"a write with an ingest token", "POST", "/v1/logs", tokIngest, 200},
+		{"a peer-only push with the all-scopes token", "POST", "/internal/v1/replicate", tokAll, 403},
+	} {
+		code, err := call(anon, c.method, c.path, c.token)
+		if err != nil || code != c.want {
+			t.Errorf("%s: %d (%v), want %d", c.what, code, err, c.want)
+		}
+	}
+
+	// plaintext HTTP gets nothing
+	resp, err := http.Get("http://" + addr + "/v1/logs")
+	if err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 || strings.Contains(string(body), "secure") {
+			t.Fatalf("plaintext HTTP was answered: %d %s", resp.StatusCode, body)
+		}
+	}
+	// a certificate of the right CA that names no member may not push
+	mallory, err := ca.IssueFiles(dir, "mallory", nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid, err := tlsutil.Load(mallory, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := mid.ClientConfig("p1")
+	if code, err := call(cfg, "POST", "/internal/v1/replicate", ""); err != nil || code != 403 {
+		t.Fatalf("a push by a certificate naming no member: %d (%v), want 403", code, err)
+	}
+	// a client certificate from another CA fails the handshake
+	foreign, _ := tlsutil.NewCA("other", time.Hour)
+	other := t.TempDir()
+	ff, err := foreign.IssueFiles(other, "p2", nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fid, err := tlsutil.Load(ff, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fcfg := fid.ClientConfig("p1")
+	fcfg.InsecureSkipVerify, fcfg.VerifyConnection = true, nil // it would not trust p1 either; it tries anyway
+	if code, err := call(fcfg, "POST", "/internal/v1/replicate", ""); err == nil {
+		t.Fatalf("a client certificate of another CA was accepted (%d)", code)
+	}
+	// refusals are counted
+	m := scrapeTLS(t, addr, pool)
+	for _, reason := range []string{"no_token", "bad_token", "scope", "not_a_peer"} {
+		if m[fmt.Sprintf(`logmesh_api_refused_total{reason=%q}`, reason)] == 0 {
+			t.Errorf("no refusal counted for %s", reason)
+		}
+	}
+}
+
+func scrapeTLS(t *testing.T, addr string, pool *x509.CertPool) map[string]float64 {
+	t.Helper()
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, _ := http.NewRequest("GET", "https://"+addr+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+tokQuery)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		var v float64
+		fmt.Sscan(line[i+1:], &v)
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// TestPeerWithACertificateOfAnotherCAGetsNoData: a peer that joins the
+// gossip (which has no per-node identity) but holds a certificate of
+// another CA is pushed nothing, and its own pushes are refused.
+func TestPeerWithACertificateOfAnotherCAGetsNoData(t *testing.T) {
+	c, ca, _ := secureCluster(t, 2)
+	c.WaitAlive(20 * time.Second)
+	foreign, _ := tlsutil.NewCA("intruder", time.Hour)
+	other := t.TempDir()
+	i := c.Add(func(cfg *peer.Config) {
+		f, err := foreign.IssueFiles(other, cfg.Name, []string{"127.0.0.1"}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.TLS = f
+		cfg.TokenFile = ""
+	})
+	c.WaitAlive(20 * time.Second)
+	ingestJSON(t, tlsClient(t, c, 0, ca, tokAll), "kept-from-intruder", 20, nil)
+	intruder := c.Name(i)
+	testutil.WaitFor(t, 20*time.Second, "p1 to fail pushing to the intruder over TLS", func() bool {
+		for _, r := range c.Peer(0).Status().Replication {
+			if r.Peer == intruder && strings.Contains(r.LastError, "certificate") {
+				return true
+			}
+		}
+		return false
+	})
+	if n := c.Peer(i).Status().Records; n != 0 {
+		t.Fatalf("the intruder holds %d records", n)
+	}
+	// and what it takes in never reaches the cluster
+	pool := x509.NewCertPool()
+	pool.AddCert(foreign.Cert)
+	icl, err := client.New(strings.TrimPrefix(c.Client(i).Addr(), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	icl.WithTLS(&tls.Config{RootCAs: pool})
+	ingestJSON(t, icl, "from-intruder", 5, url.Values{})
+	testutil.WaitFor(t, 20*time.Second, "the intruder's pushes to be refused", func() bool {
+		for _, r := range c.Peer(i).Status().Replication {
+			if r.Peer == c.Name(0) && r.LastError != "" {
+				return true
+			}
+		}
+		return false
+	})
+	if n := c.Peer(0).Status().Records; n != 20 {
+		t.Fatalf("p1 holds %d records, want its own 20 only", n)
+	}
+
+}
+
+func TestCertificateMustNameThePeer(t *testing.T) {
+	dir := t.TempDir()
+	ca, _ := tlsutil.NewCA("c", time.Hour)
+	f, err := ca.IssueFiles(dir, "someone-else", nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testutil.PeerConfig(t, dir, 0, "")
+	cfg.TLS = f
+	if _, err := peer.New(cfg); err == nil || !strings.Contains(err.Error(), `names "someone-else"`) {
+		t.Fatalf("a certificate naming another peer: %v", err)
+	}
+	cfg.TLS = tlsutil.Files{}
+	cfg.TokenFile = filepath.Join(dir, "tokens")
+	if _, err := peer.New(cfg); err == nil || !strings.Contains(err.Error(), "need TLS") {
+		t.Fatalf("tokens without TLS: %v", err)
+	}
+}
