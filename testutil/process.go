@@ -3,6 +3,7 @@ package testutil
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"os"
@@ -28,6 +29,8 @@ type Process struct {
 	SyslogAddr string
 	// Args are the extra agent flags, kept across restarts.
 	Args []string
+	// TLS, when set, is how Start reaches an agent that serves https.
+	TLS *tls.Config
 	// Wrap is a command the agent runs under, e.g. `ip netns exec NS`; it
 	// must exec the agent (so that signals reach it).
 	Wrap []string
@@ -120,7 +123,11 @@ func (p *Process) Start() {
 	go func() { cmd.Wait(); logf.Close(); close(done) }()
 	p.cmd, p.done, p.logf = cmd, done, logf
 	p.mu.Unlock()
-	url := "http://" + p.APIAddr + "/healthz"
+	url, hc := "http://"+p.APIAddr+"/healthz", http.DefaultClient
+	if p.TLS != nil {
+		url, hc = "https://"+p.APIAddr+"/healthz", &http.Client{Transport: &http.Transport{TLSClientConfig: p.TLS}}
+		defer hc.CloseIdleConnections()
+	}
 	WaitFor(p.t, 30*time.Second, p.Name+" API up", func() bool {
 		select {
 		case <-done:
@@ -128,7 +135,7 @@ func (p *Process) Start() {
 			p.t.Fatalf("%s exited during start", p.Name)
 		default:
 		}
-		resp, err := http.Get(url)
+		resp, err := hc.Get(url)
 		if err != nil {
 			return false
 		}

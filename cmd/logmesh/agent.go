@@ -15,6 +15,7 @@ import (
 
 	"github.com/logmesh/logmesh/gossip"
 	"github.com/logmesh/logmesh/peer"
+	"github.com/logmesh/logmesh/tlsutil"
 )
 
 func agentFlags() []cli.Flag {
@@ -33,6 +34,10 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "api-advertise", EnvVars: env("API_ADVERTISE"), Usage: "API address other peers reach this one at (default: the advertised host with the API port)"},
 		&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "gossip addresses of peers to join (host:port, repeatable or comma-separated); retried until one answers"},
 		&cli.StringFlag{Name: "encrypt", EnvVars: env("ENCRYPT"), Usage: "gossip encryption key, base64 of 16, 24 or 32 bytes (logmesh keygen)"},
+		&cli.StringFlag{Name: "tls-cert", EnvVars: env("TLS_CERT"), Usage: "this peer's certificate (PEM), naming the peer (--name); with --tls-key and --tls-ca the API is TLS 1.3 and peers use mutual TLS (logmesh certs makes them); reread when it changes"},
+		&cli.StringFlag{Name: "tls-key", EnvVars: env("TLS_KEY"), Usage: "the private key of --tls-cert (PEM)"},
+		&cli.StringFlag{Name: "tls-ca", EnvVars: env("TLS_CA"), Usage: "the cluster's CA certificate (PEM): peers trust only certificates it signed"},
+		&cli.StringFlag{Name: "api-token-file", EnvVars: env("API_TOKEN_FILE"), Usage: "bearer tokens for the API, one a line: TOKEN (every scope) or TOKEN ingest,query,admin; needs TLS; reread when it changes"},
 		&cli.IntFlag{Name: "replicas", Value: 3, EnvVars: env("REPLICAS"), Usage: "copies of every record (fewer peers than this: every peer holds everything)"},
 		&cli.StringFlag{Name: "max-hints-bytes", Value: "1GiB", EnvVars: env("MAX_HINTS_BYTES"), Usage: "bound on data waiting for delivery to other peers; past it anti-entropy repairs them instead"},
 		&cli.DurationFlag{Name: "anti-entropy-interval", Value: 30 * time.Second, EnvVars: env("ANTI_ENTROPY_INTERVAL"), Usage: "how often replicas compare their Merkle trees (jittered)"},
@@ -140,6 +145,11 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 		}
 		cfg.EncryptKey = key
 	}
+	cfg.TLS = tlsutil.Files{Cert: c.String("tls-cert"), Key: c.String("tls-key"), CA: c.String("tls-ca")}
+	if set := cfg.TLS != (tlsutil.Files{}); set && (cfg.TLS.Cert == "" || cfg.TLS.Key == "" || cfg.TLS.CA == "") {
+		return cfg, flagErr("tls-cert", fmt.Errorf("--tls-cert, --tls-key and --tls-ca go together"))
+	}
+	cfg.TokenFile = c.String("api-token-file")
 	cfg.Replicas = c.Int("replicas")
 	cfg.AntiEntropyInterval = c.Duration("anti-entropy-interval")
 	cfg.FailedReassignAfter = c.Duration("failed-reassign-after")

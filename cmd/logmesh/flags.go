@@ -1,7 +1,10 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -30,8 +33,38 @@ var addrFlag = &cli.StringFlag{
 	Usage: "API address of any peer (host:port or URL)",
 }
 
+// Client commands reach a peer secured with TLS and tokens through these.
+var (
+	tokenFlag = &cli.StringFlag{Name: "token", EnvVars: env("TOKEN"),
+		Usage: "bearer token for a peer started with --api-token-file (prefer the LOGMESH_TOKEN environment variable: flags show in ps)"}
+	tlsCAFlag = &cli.StringFlag{Name: "tls-ca", EnvVars: env("TLS_CA"),
+		Usage: "CA certificate (PEM) to verify a peer's TLS certificate; implies https"}
+	tlsServerNameFlag = &cli.StringFlag{Name: "tls-server-name", EnvVars: env("TLS_SERVER_NAME"),
+		Usage: "name the peer's certificate must carry (default: the host of --addr; peers' certificates name the peer)"}
+)
+
 func newClient(c *cli.Context) (*client.Client, error) {
-	return client.New(c.String("addr"))
+	addr := c.String("addr")
+	cl, err := client.New(addr)
+	if err != nil {
+		return nil, err
+	}
+	cl.Token = c.String("token")
+	if ca := c.String("tls-ca"); ca != "" || strings.HasPrefix(addr, "https://") {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS13, ServerName: c.String("tls-server-name")}
+		if ca != "" {
+			pem, err := os.ReadFile(ca)
+			if err != nil {
+				return nil, flagErr("tls-ca", err)
+			}
+			cfg.RootCAs = x509.NewCertPool()
+			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, flagErr("tls-ca", fmt.Errorf("%s holds no PEM certificate", ca))
+			}
+		}
+		cl.WithTLS(cfg)
+	}
+	return cl, nil
 }
 
 // parseDuration accepts Go durations plus a "d" (day) unit: "7d", "36h", "1d12h".

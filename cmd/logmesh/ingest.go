@@ -27,7 +27,7 @@ func ingestCommand() *cli.Command {
 		Usage:     "send files of log lines to a peer",
 		ArgsUsage: "FILE... (- for standard input)",
 		Flags: []cli.Flag{
-			addrFlag,
+			addrFlag, tokenFlag, tlsCAFlag, tlsServerNameFlag,
 			&cli.StringFlag{Name: "format", Value: "auto", Usage: "text (syslog or plain lines), json (NDJSON records), or auto (json for .json/.ndjson files)"},
 			&cli.IntFlag{Name: "batch", Value: 1000, Usage: "lines per request"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the summary"},

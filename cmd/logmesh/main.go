@@ -38,6 +38,7 @@ func newApp(runPeer func(peer.Config) error) *cli.App {
 			statusCommand(),
 			membersCommand(),
 			keygenCommand(),
+			certsCommand(),
 			repairCommand(),
 			versionCommand(),
 			benchCommand(),

@@ -14,7 +14,7 @@ func membersCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "members",
 		Usage: "list the cluster's peers and their state as the addressed peer sees them",
-		Flags: []cli.Flag{addrFlag, &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"}},
+		Flags: []cli.Flag{addrFlag, tokenFlag, tlsCAFlag, tlsServerNameFlag, &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"}},
 		Action: func(c *cli.Context) error {
 			cl, err := newClient(c)
 			if err != nil {

@@ -19,7 +19,7 @@ import (
 
 func filterFlags() []cli.Flag {
 	return []cli.Flag{
-		addrFlag,
+		addrFlag, tokenFlag, tlsCAFlag, tlsServerNameFlag,
 		&cli.StringFlag{Name: "since", Usage: "receive time lower bound: RFC 3339, now, or relative like -15m, -2h, -7d"},
 		&cli.StringFlag{Name: "until", Usage: "receive time upper bound (same forms as --since)"},
 		&cli.StringFlag{Name: "host", Usage: "hostname equals"},

@@ -14,7 +14,7 @@ func repairCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "repair",
 		Usage: "run anti-entropy between the addressed peer and every co-replica now, and hand over what it holds but no longer owns",
-		Flags: []cli.Flag{addrFlag},
+		Flags: []cli.Flag{addrFlag, tokenFlag, tlsCAFlag, tlsServerNameFlag},
 		Action: func(c *cli.Context) error {
 			cl, err := newClient(c)
 			if err != nil {

@@ -21,7 +21,7 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show the cluster at a glance: every peer's state, records, undelivered data and replication lag",
-		Flags: []cli.Flag{addrFlag,
+		Flags: []cli.Flag{addrFlag, tokenFlag, tlsCAFlag, tlsServerNameFlag,
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"},
 			&cli.BoolFlag{Name: "local", Usage: "only the addressed peer, in detail"}},
 		Action: func(c *cli.Context) error {
