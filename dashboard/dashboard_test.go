@@ -21,7 +21,9 @@ import (
 
 	"github.com/logmesh/logmesh/api"
 	"github.com/logmesh/logmesh/dashboard"
+	"github.com/logmesh/logmesh/peer"
 	"github.com/logmesh/logmesh/testutil"
+	"github.com/logmesh/logmesh/tlsutil"
 )
 
 func TestHandlerServesThePageAndItsAssetsWithAStrictPolicy(t *testing.T) {
@@ -80,7 +82,7 @@ type page struct {
 }
 
 // newPage starts headless Chromium, or skips the test when there is none.
-func newPage(t *testing.T) *page {
+func newPage(t *testing.T, extra ...chromedp.ExecAllocatorOption) *page {
 	t.Helper()
 	exe := chromium()
 	if exe == "" {
@@ -88,6 +90,7 @@ func newPage(t *testing.T) *page {
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
 		chromedp.DisableGPU, chromedp.WindowSize(1400, 1100), chromedp.Flag("disable-dev-shm-usage", true))
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
 	bctx, cancelBrowser := chromedp.NewContext(actx)
@@ -287,4 +290,46 @@ func TestDashboardWithAHundredPeers(t *testing.T) {
 	}
 	t.Logf("rendering 100 peers took %s ms in the page", ms)
 	pg.screenshot("100-peers")
+}
+
+// TestDashboardWithTLSAndAToken: on a cluster with mutual TLS and API
+// tokens the page asks for a token, then shows the cluster.
+func TestDashboardWithTLSAndAToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster and a browser")
+	}
+	// the test CA is not in the browser's store; the TLS itself is tested in peer
+	pg := newPage(t, chromedp.Flag("ignore-certificate-errors", true))
+	dir := t.TempDir()
+	ca, err := tlsutil.NewCA("test", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "dashboard-token-0123456789"
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tokens, []byte(token+" query\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := testutil.NewCluster(t, 3, func(i int, cfg *peer.Config) {
+		f, err := ca.IssueFiles(dir, cfg.Name, []string{"127.0.0.1"}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.TLS, cfg.TokenFile = f, tokens
+	})
+	c.WaitAlive(20 * time.Second)
+	addr := strings.TrimPrefix(c.Client(0).Addr(), "http://")
+
+	pg.do("load the dashboard over TLS", chromedp.Navigate("https://"+addr+"/"), chromedp.WaitVisible(chromedp.ID("members")))
+	testutil.WaitFor(t, 20*time.Second, "the page to ask for a token", func() bool {
+		return pg.isTrue(`!document.getElementById('login').hidden`)
+	})
+	if n := pg.count("#members tbody tr"); n != 0 {
+		t.Fatalf("%d members shown without a token", n)
+	}
+	pg.do("enter the token", chromedp.SetValue(chromedp.ID("token"), token), chromedp.Click(chromedp.ID("token-go")))
+	testutil.WaitFor(t, 20*time.Second, "three members alive after the token", func() bool {
+		return pg.count(`#members tbody tr[data-state="alive"]`) == 3
+	})
+	pg.screenshot("tls-token")
 }

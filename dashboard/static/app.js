@@ -36,12 +36,33 @@ function fmtSecs(s) {
 
 function isZeroTime(t) { return !t || t.startsWith('0001-'); }
 
+// A peer started with --api-token-file answers 401 without a token: the
+// page then asks for one and keeps it for this tab only (sessionStorage).
+function headers(accept) {
+  const h = { Accept: accept };
+  const tok = sessionStorage.getItem('logmesh-token');
+  if (tok) h.Authorization = 'Bearer ' + tok;
+  return h;
+}
+
+function needToken(r, body) {
+  if (r.status !== 401 && r.status !== 403) return;
+  let msg = body;
+  try { msg = JSON.parse(body).error || body; } catch (e) { /* plain text */ }
+  $('login').hidden = false;
+  $('login-why').textContent = msg;
+}
+
 async function getJSON(url, timeoutMs) {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), timeoutMs || 10000);
   try {
-    const r = await fetch(url, { signal: ctl.signal, headers: { Accept: 'application/json' } });
-    if (!r.ok) throw new Error(url + ': ' + r.status + ' ' + (await r.text()).trim());
+    const r = await fetch(url, { signal: ctl.signal, headers: headers('application/json') });
+    if (!r.ok) {
+      const body = (await r.text()).trim();
+      needToken(r, body);
+      throw new Error(url + ': ' + r.status + ' ' + body);
+    }
     return await r.json();
   } finally {
     clearTimeout(timer);
@@ -193,9 +214,10 @@ function params(extra) {
 }
 
 async function fetchLogs(p) {
-  const r = await fetch('/v1/logs?' + p.toString(), { headers: { Accept: 'application/x-ndjson' } });
+  const r = await fetch('/v1/logs?' + p.toString(), { headers: headers('application/x-ndjson') });
   const text = await r.text();
   if (!r.ok) {
+    needToken(r, text);
     let msg = text;
     try { msg = JSON.parse(text).error || text; } catch (e) { /* plain text */ }
     throw new Error(msg.trim());
@@ -310,6 +332,14 @@ function stopLive() {
 document.addEventListener('DOMContentLoaded', () => {
   buildGrid();
   $('search').addEventListener('submit', search);
+  $('login').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem('logmesh-token', $('token').value.trim());
+    $('token').value = '';
+    $('login').hidden = true;
+    refreshPeers();
+    search();
+  });
   $('q-live').addEventListener('change', () => { if ($('q-live').checked) startLive(); else stopLive(); });
   loop(refreshPeers, 2000);
   loop(refreshConvergence, 10000);
