@@ -211,3 +211,25 @@ type RepairResponse struct {
 	Received int     `json:"records_received"`
 	Seconds  float64 `json:"seconds"`
 }
+
+// KeyStatus is the answer to GET /v1/keys and POST /v1/keys/{op}: the
+// cluster's gossip encryption keys.
+type KeyStatus struct {
+	// Members is how many members were asked, Answered how many answered.
+	Members  int `json:"members"`
+	Answered int `json:"answered"`
+	// Keys counts, per base64 key, the members holding it; Primary, the
+	// members encrypting with it.
+	Keys    map[string]int `json:"keys"`
+	Primary map[string]int `json:"primary"`
+	// Failed names failed members, which a rotation would strand.
+	Failed []string          `json:"failed,omitempty"`
+	Errors map[string]string `json:"errors,omitempty"`
+	// Error says why an operation was refused or incomplete.
+	Error string `json:"error,omitempty"`
+}
+
+// KeyRequest is the body of POST /v1/keys/{op} (op: install, use, remove).
+type KeyRequest struct {
+	Key string `json:"key"`
+}

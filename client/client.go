@@ -268,3 +268,26 @@ func (c *Client) Repair(ctx context.Context) (api.RepairResponse, error) {
 	defer resp.Body.Close()
 	return out, json.NewDecoder(resp.Body).Decode(&out)
 }
+
+// Keys lists the cluster's gossip encryption keys.
+func (c *Client) Keys(ctx context.Context) (api.KeyStatus, error) {
+	var out api.KeyStatus
+	return out, c.getJSON(ctx, "/v1/keys", nil, &out)
+}
+
+// KeyOp installs, uses or removes a gossip key on every member.
+func (c *Client) KeyOp(ctx context.Context, op, key string) (api.KeyStatus, error) {
+	var out api.KeyStatus
+	body, _ := json.Marshal(api.KeyRequest{Key: key})
+	req, err := c.newRequest(ctx, http.MethodPost, "/v1/keys/"+op, nil, bytes.NewReader(body))
+	if err != nil {
+		return out, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.do(req)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}

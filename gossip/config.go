@@ -34,6 +34,13 @@ type Config struct {
 	// EncryptKey is the gossip encryption key (16, 24 or 32 bytes; AES-GCM).
 	// Peers without the same key can neither join nor read the traffic.
 	EncryptKey []byte
+	// KeyringFile, when set, keeps the keyring across restarts: loaded at
+	// start when it exists (EncryptKey must then be one of its keys), made
+	// from EncryptKey otherwise, and rewritten by every key operation.
+	KeyringFile string
+	// Label, when set, marks every gossip packet: members with another label
+	// ignore them, so two clusters that share a key never merge.
+	Label string
 	// SnapshotPath, when set, lets a restarted peer rejoin as itself with the
 	// members it knew.
 	SnapshotPath string

@@ -88,10 +88,15 @@ func (g *Gossip) Start() error {
 	ml.PushPullInterval = g.cfg.PushPullInterval
 	ml.Transport = g.cfg.Transport
 	ml.Logger = libLogger(g.log.With("lib", "memberlist"))
-	if len(g.cfg.EncryptKey) > 0 {
-		ml.SecretKey = g.cfg.EncryptKey
+	kr, err := g.cfg.loadKeyring(g.log)
+	if err != nil {
+		return err
+	}
+	if kr != nil {
+		ml.Keyring = kr
 		ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true
 	}
+	ml.Label = g.cfg.Label
 
 	sc := serf.DefaultConfig()
 	sc.NodeName = g.cfg.Name
@@ -102,6 +107,7 @@ func (g *Gossip) Start() error {
 	sc.TombstoneTimeout = g.cfg.TombstoneTimeout
 	sc.LeavePropagateDelay = g.cfg.LeavePropagateDelay
 	sc.SnapshotPath = g.cfg.SnapshotPath
+	sc.KeyringFile = g.cfg.KeyringFile
 	sc.RejoinAfterLeave = true
 	sc.EnableNameConflictResolution = true
 	g.evCh = make(chan serf.Event, 256)
@@ -115,7 +121,7 @@ func (g *Gossip) Start() error {
 	g.wg.Add(2)
 	go g.eventLoop()
 	go g.joinLoop()
-	g.log.Info("gossip started", "addr", g.Addr(), "seeds", g.cfg.Seeds, "encrypted", len(g.cfg.EncryptKey) > 0)
+	g.log.Info("gossip started", "addr", g.Addr(), "seeds", g.cfg.Seeds, "encrypted", kr != nil, "label", g.cfg.Label)
 	return nil
 }
 

@@ -24,6 +24,8 @@ func (p *Peer) newAPIServer() *http.Server {
 	mux.HandleFunc("GET /v1/cluster", p.handleCluster)
 	mux.HandleFunc("GET /v1/convergence", p.handleConvergence)
 	mux.HandleFunc("POST /v1/repair", p.handleRepair)
+	mux.HandleFunc("GET /v1/keys", p.handleKeys)
+	mux.HandleFunc("POST /v1/keys/{op}", p.handleKeys)
 	mux.HandleFunc("POST /internal/v1/replicate", p.handleReplicate)
 	mux.HandleFunc("POST /internal/v1/ae/{step}", p.handleAE)
 	if p.cfg.Pprof {

@@ -83,6 +83,8 @@ func (c *cluster) start(ctx context.Context, wg *sync.WaitGroup, apiAddr string)
 	gc.Name, gc.BindAddr, gc.AdvertiseAddr, gc.Seeds = cfg.Name, cfg.GossipAddr, cfg.Advertise, cfg.Seeds
 	gc.EncryptKey = cfg.EncryptKey
 	gc.SnapshotPath = cfg.DataDir + "/serf.snapshot"
+	gc.KeyringFile = cfg.DataDir + "/gossip-keyring.json"
+	gc.Label = cfg.ClusterLabel
 	gc.Logger = cfg.Logger
 	gc.Tags = map[string]string{"api": c.apiAdvertise(apiAddr), "proto": protoVersion}
 	g, err := gossip.New(gc)

@@ -2,6 +2,7 @@ package peer_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -353,4 +354,41 @@ func (c heldConn) Write(b []byte) (int, error) {
 		return 0, errors.New("test: traffic from p2 is held")
 	}
 	return c.Conn.Write(b)
+}
+
+// TestGossipKeyRotationThroughTheAPI rotates the gossip key of a running
+// cluster with the API the CLI uses, and a restarted peer keeps it.
+func TestGossipKeyRotationThroughTheAPI(t *testing.T) {
+	oldKey := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	newKey := base64.StdEncoding.EncodeToString([]byte("fedcba9876543210fedcba9876543210"))
+	c := testutil.NewCluster(t, 3, func(i int, cfg *peer.Config) {
+		cfg.EncryptKey = []byte("0123456789abcdef0123456789abcdef")
+	})
+	c.WaitAlive(20 * time.Second)
+	ctx := context.Background()
+	cl := c.Client(1)
+	if _, err := cl.KeyOp(ctx, "remove", oldKey); err == nil {
+		t.Fatal("removing the only key in use was accepted")
+	}
+	for _, op := range []string{"install", "use", "remove"} {
+		key := newKey
+		if op == "remove" {
+			key = oldKey
+		}
+		if ks, err := cl.KeyOp(ctx, op, key); err != nil {
+			t.Fatalf("%s: %v (%+v)", op, err, ks)
+		}
+	}
+	ks, err := c.Client(2).Keys(ctx)
+	if err != nil || len(ks.Keys) != 1 || ks.Primary[newKey] != 3 {
+		t.Fatalf("after the rotation: %+v (%v)", ks, err)
+	}
+	// p3 restarts with its configuration still naming the old key: its
+	// keyring file wins and it is back in the cluster
+	c.Stop(2)
+	c.Start(2)
+	c.WaitAlive(20 * time.Second)
+	if ks, err := c.Client(0).Keys(ctx); err != nil || ks.Primary[newKey] != 3 || ks.Answered != 3 {
+		t.Fatalf("after p3's restart: %+v (%v)", ks, err)
+	}
 }

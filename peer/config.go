@@ -42,6 +42,10 @@ type Config struct {
 	Seeds []string
 	// EncryptKey is the gossip encryption key (16, 24 or 32 bytes).
 	EncryptKey []byte
+	// ClusterLabel, when set, keeps gossip from merging with a cluster of
+	// another label (two clusters that share a key, a staging seed in a
+	// production list). Every peer of a cluster needs the same one.
+	ClusterLabel string
 	// Gossip holds the failure-detection timings (its name and addresses come
 	// from the fields above).
 	Gossip gossip.Config

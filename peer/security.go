@@ -143,7 +143,7 @@ func scopeOf(r *http.Request) (scope auth.Scope, open, peerOnly bool) {
 		return 0, false, true
 	case path == "/v1/logs" && r.Method == http.MethodPost:
 		return auth.Ingest, false, false
-	case path == "/v1/repair", strings.HasPrefix(path, "/debug/"):
+	case path == "/v1/repair", path == "/v1/keys", strings.HasPrefix(path, "/v1/keys/"), strings.HasPrefix(path, "/debug/"):
 		return auth.Admin, false, false
 	}
 	return auth.Query, false, false

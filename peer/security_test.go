@@ -115,6 +115,7 @@ func TestMutualTLSClusterReplicatesAndRefusesWhoeverDoesNotBelong(t *testing.T) 
 		{"a query with an ingest token", "GET", "/v1/logs", tokIngest, 403},
 		{"a write with a query token", "POST", "/v1/logs", tokQuery, 403},
 		{"a repair with a query token", "POST", "/v1/repair", tokQuery, 403},
+		{"gossip keys with a query token", "GET", "/v1/keys", tokQuery, 403},
 		{"a query with a query token", "GET", "/v1/logs", tokQuery, 200},
 		{"a write with an ingest token", "POST", "/v1/logs", tokIngest, 200},
 		{"a peer-only push with the all-scopes token", "POST", "/internal/v1/replicate", tokAll, 403},

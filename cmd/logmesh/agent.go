@@ -34,6 +34,7 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "api-advertise", EnvVars: env("API_ADVERTISE"), Usage: "API address other peers reach this one at (default: the advertised host with the API port)"},
 		&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "gossip addresses of peers to join (host:port, repeatable or comma-separated); retried until one answers"},
 		&cli.StringFlag{Name: "encrypt", EnvVars: env("ENCRYPT"), Usage: "gossip encryption key, base64 of 16, 24 or 32 bytes (logmesh keygen)"},
+		&cli.StringFlag{Name: "cluster-label", EnvVars: env("CLUSTER_LABEL"), Usage: "gossip label every peer of the cluster shares: peers with another label are ignored, so two clusters never merge (changing it needs every peer restarted)"},
 		&cli.StringFlag{Name: "tls-cert", EnvVars: env("TLS_CERT"), Usage: "this peer's certificate (PEM), naming the peer (--name); with --tls-key and --tls-ca the API is TLS 1.3 and peers use mutual TLS (logmesh certs makes them); reread when it changes"},
 		&cli.StringFlag{Name: "tls-key", EnvVars: env("TLS_KEY"), Usage: "the private key of --tls-cert (PEM)"},
 		&cli.StringFlag{Name: "tls-ca", EnvVars: env("TLS_CA"), Usage: "the cluster's CA certificate (PEM): peers trust only certificates it signed"},
@@ -150,6 +151,7 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 		return cfg, flagErr("tls-cert", fmt.Errorf("--tls-cert, --tls-key and --tls-ca go together"))
 	}
 	cfg.TokenFile = c.String("api-token-file")
+	cfg.ClusterLabel = c.String("cluster-label")
 	cfg.Replicas = c.Int("replicas")
 	cfg.AntiEntropyInterval = c.Duration("anti-entropy-interval")
 	cfg.FailedReassignAfter = c.Duration("failed-reassign-after")

@@ -39,6 +39,7 @@ func newApp(runPeer func(peer.Config) error) *cli.App {
 			membersCommand(),
 			keygenCommand(),
 			certsCommand(),
+			keysCommand(),
 			repairCommand(),
 			versionCommand(),
 			benchCommand(),
