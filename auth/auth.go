@@ -1,6 +1,7 @@
 // Package auth checks the bearer tokens of API calls. Tokens come from a
 // file, one a line: `TOKEN` alone grants every scope, `TOKEN SCOPE,...` the
-// scopes named. Only SHA-256 hashes of the tokens are kept in memory, and a
+// scopes named; `until=2026-12-31` (or an RFC 3339 time) after either makes
+// the token expire. Only SHA-256 hashes of the tokens are kept in memory, and a
 // presented token is compared with every one in constant time.
 package auth
 
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 )
 
 // Scope is what a token may do.
@@ -47,6 +49,7 @@ const MinTokenBytes = 16
 type Tokens struct {
 	hashes [][sha256.Size]byte
 	scopes []Scope
+	until  []time.Time // zero: no expiry
 }
 
 // Parse reads a token file's content; errors name the line.
@@ -60,8 +63,19 @@ func Parse(data []byte) (*Tokens, error) {
 			continue
 		}
 		fields := strings.Fields(line)
+		var until time.Time
+		if last := fields[len(fields)-1]; len(fields) > 1 && strings.HasPrefix(last, "until=") {
+			v := strings.TrimPrefix(last, "until=")
+			var err error
+			if until, err = time.Parse(time.RFC3339, v); err != nil {
+				if until, err = time.Parse("2006-01-02", v); err != nil {
+					return nil, fmt.Errorf("line %d: until=%q is not a date (2026-12-31) or an RFC 3339 time", n, v)
+				}
+			}
+			fields = fields[:len(fields)-1]
+		}
 		if len(fields) > 2 {
-			return nil, fmt.Errorf("line %d: want TOKEN or TOKEN SCOPE,... (scopes comma-separated, no spaces)", n)
+			return nil, fmt.Errorf("line %d: want TOKEN, TOKEN SCOPE,... or either with until=DATE (scopes comma-separated, no spaces)", n)
 		}
 		tok := fields[0]
 		if len(tok) < MinTokenBytes {
@@ -85,6 +99,7 @@ func Parse(data []byte) (*Tokens, error) {
 		seen[h] = n
 		t.hashes = append(t.hashes, h)
 		t.scopes = append(t.scopes, scope)
+		t.until = append(t.until, until)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -108,19 +123,38 @@ func Load(path string) (*Tokens, error) {
 	return t, nil
 }
 
-// Scopes returns the scopes of a presented token, and false for a token
-// that is not in the set. Every known token is compared, in constant time,
+// Result is what a presented token is.
+type Result uint8
+
+const (
+	// Unknown: not in the set.
+	Unknown Result = iota
+	// Expired: in the set, past its until= time.
+	Expired
+	// Valid: in the set and not expired.
+	Valid
+)
+
+// Check returns the scopes of a presented token and whether it is known
+// and current at now. Every known token is compared, in constant time,
 // whatever matches.
-func (t *Tokens) Scopes(token string) (Scope, bool) {
+func (t *Tokens) Check(token string, now time.Time) (Scope, Result) {
 	h := sha256.Sum256([]byte(token))
 	var scope Scope
-	found := 0
+	found, match := 0, -1
 	for i, k := range t.hashes {
 		eq := subtle.ConstantTimeCompare(h[:], k[:])
 		found |= eq
 		scope |= Scope(subtle.ConstantTimeSelect(eq, int(t.scopes[i]), 0))
+		match = subtle.ConstantTimeSelect(eq, i, match)
 	}
-	return scope, found == 1
+	switch {
+	case found == 0:
+		return 0, Unknown
+	case !t.until[match].IsZero() && now.After(t.until[match]):
+		return 0, Expired
+	}
+	return scope, Valid
 }
 
 // Len is the number of tokens.

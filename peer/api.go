@@ -37,7 +37,7 @@ func (p *Peer) newAPIServer() *http.Server {
 	}
 	return &http.Server{
 		Handler:           p.guard(mux),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: p.cfg.APIHeaderTimeout, // also bounds the TLS handshake
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slogLogger(p.log),
 		BaseContext:       nil,

@@ -93,6 +93,9 @@ type Config struct {
 	// between peers mutual TLS under the cluster's CA; the certificate must
 	// name this peer (Name). Files are reread when they change.
 	TLS tlsutil.Files
+	// APIHeaderTimeout bounds the TLS handshake and the request headers of an
+	// API connection (default 10s): slow or stalled clients are cut off.
+	APIHeaderTimeout time.Duration
 	// TokenFile, when set, requires a bearer token on API calls (see package
 	// auth for the format); it needs TLS. Reread when it changes.
 	TokenFile string
@@ -193,6 +196,9 @@ func (c *Config) validate() error {
 	}
 	if c.TokenFile != "" && c.TLS == (tlsutil.Files{}) {
 		return fmt.Errorf("API tokens need TLS (--tls-cert, --tls-key, --tls-ca): over plain HTTP they could be read off the network, and peers prove who they are by certificate")
+	}
+	if c.APIHeaderTimeout == 0 {
+		c.APIHeaderTimeout = 10 * time.Second
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 64 << 20

@@ -31,7 +31,7 @@ func newMetrics(p *Peer) *metrics {
 	}, []string{"scope"})
 	m.refusal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "logmesh_api_refused_total",
-		Help: "API calls refused, by reason (no_token, bad_token, scope, not_a_peer).",
+		Help: "API calls refused, by reason (no_token, bad_token, expired_token, scope, not_a_peer).",
 	}, []string{"reason"})
 	m.reg.MustRegister(m.query, m.refusal, statusCollector{p},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -180,11 +180,17 @@ func (p *Peer) guard(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "a bearer token is needed (Authorization: Bearer TOKEN)")
 			return
 		}
-		has, known := tokens.Scopes(tok)
-		if !known {
+		has, res := tokens.Check(tok, time.Now())
+		switch res {
+		case auth.Unknown:
 			p.metrics.refused("bad_token")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="logmesh", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "the token is not valid")
+			return
+		case auth.Expired:
+			p.metrics.refused("expired_token")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="logmesh", error="invalid_token", error_description="expired"`)
+			writeError(w, http.StatusUnauthorized, "the token has expired")
 			return
 		}
 		if has&scope == 0 {

@@ -1,10 +1,13 @@
 package peer_test
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +26,7 @@ const (
 	tokAll    = "all-scopes-0123456789"
 	tokIngest = "shipper-0123456789"
 	tokQuery  = "grafana-0123456789"
+	tokOld    = "expired-0123456789"
 )
 
 // secureCluster starts n peers with mutual TLS under one CA and tokens.
@@ -37,7 +41,7 @@ func secureCluster(t *testing.T, n int) (*testutil.Cluster, *tlsutil.CA, string)
 		t.Fatal(err)
 	}
 	tokens := filepath.Join(dir, "tokens")
-	if err := os.WriteFile(tokens, []byte(tokAll+"\n"+tokIngest+" ingest\n"+tokQuery+" query\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokens, []byte(tokAll+"\n"+tokIngest+" ingest\n"+tokQuery+" query\n"+tokOld+" query until=2020-01-01\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c := testutil.NewCluster(t, n, func(i int, cfg *peer.Config) {
@@ -113,6 +117,7 @@ func TestMutualTLSClusterReplicatesAndRefusesWhoeverDoesNotBelong(t *testing.T) 
 		{"metrics without a token", "GET", "/metrics", "", 401},
 		{"a query with an unknown token", "GET", "/v1/logs", "not-a-token-0123456789", 401},
 		{"a query with an ingest token", "GET", "/v1/logs", tokIngest, 403},
+		{"a query with an expired token", "GET", "/v1/logs", tokOld, 401},
 		{"a write with a query token", "POST", "/v1/logs", tokQuery, 403},
 		{"a repair with a query token", "POST", "/v1/repair", tokQuery, 403},
 		{"gossip keys with a query token", "GET", "/v1/keys", tokQuery, 403},
@@ -166,7 +171,7 @@ func TestMutualTLSClusterReplicatesAndRefusesWhoeverDoesNotBelong(t *testing.T) 
 	}
 	// refusals are counted
 	m := scrapeTLS(t, addr, pool)
-	for _, reason := range []string{"no_token", "bad_token", "scope", "not_a_peer"} {
+	for _, reason := range []string{"no_token", "bad_token", "expired_token", "scope", "not_a_peer"} {
 		if m[fmt.Sprintf(`logmesh_api_refused_total{reason=%q}`, reason)] == 0 {
 			t.Errorf("no refusal counted for %s", reason)
 		}
@@ -266,5 +271,71 @@ func TestCertificateMustNameThePeer(t *testing.T) {
 	cfg.TokenFile = filepath.Join(dir, "tokens")
 	if _, err := peer.New(cfg); err == nil || !strings.Contains(err.Error(), "need TLS") {
 		t.Fatalf("tokens without TLS: %v", err)
+	}
+}
+
+// TestAPISurvivesSlowAndStalledClients: hundreds of connections that never
+// finish a TLS handshake or trickle their headers do not keep a real client
+// out, and the header deadline closes them.
+func TestAPISurvivesSlowAndStalledClients(t *testing.T) {
+	dir := t.TempDir()
+	ca, _ := tlsutil.NewCA("c", time.Hour)
+	c := testutil.NewCluster(t, 1, func(i int, cfg *peer.Config) {
+		f, err := ca.IssueFiles(dir, cfg.Name, []string{"127.0.0.1"}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.TLS = f
+		cfg.APIHeaderTimeout = time.Second
+	})
+	addr := strings.TrimPrefix(c.Client(0).Addr(), "http://")
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	const stalled = 300
+	var conns []net.Conn
+	defer func() {
+		for _, cn := range conns {
+			cn.Close()
+		}
+	}()
+	for i := 0; i < stalled; i++ {
+		cn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		if i%2 == 1 { // a finished handshake, then headers one byte at a time
+			tc := tls.Client(cn, &tls.Config{RootCAs: pool, ServerName: "p1"})
+			if err := tc.Handshake(); err != nil {
+				t.Fatalf("handshake %d: %v", i, err)
+			}
+			if _, err := tc.Write([]byte("G")); err != nil {
+				t.Fatal(err)
+			}
+			cn = tc
+		} // else: a TCP connection that never says hello
+		conns = append(conns, cn)
+	}
+	// a real client gets its answer while they hang on
+	start := time.Now()
+	cl := tlsClient(t, c, 0, ca, "")
+	if _, err := cl.Status(context.Background()); err != nil {
+		t.Fatalf("a real client among %d stalled ones: %v", stalled, err)
+	}
+	t.Logf("a real client answered in %v among %d stalled connections", time.Since(start), stalled)
+	// and the stalled ones are cut off by the header deadline
+	for i, cn := range conns {
+		_ = cn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 1)
+		for {
+			_, err := cn.Read(buf)
+			if err == nil {
+				continue // an HTTP error answer before the close is fine
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("stalled connection %d still open 10s after a 1s header deadline", i)
+			}
+			break
+		}
 	}
 }
