@@ -1,8 +1,8 @@
 package gossip
 
 import (
-	"fmt"
 	"encoding/base64"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
