@@ -169,7 +169,9 @@ func (db *DB) commitLoop() {
 					break collect
 				}
 			}
-			db.build(batch)
+			if db.admit(batch) {
+				db.build(batch)
+			}
 		}
 	}
 }
@@ -566,9 +568,10 @@ func (db *DB) applyDone(applied uint64) uint64 {
 		db.stats.commits.Add(1)
 		if w.err != nil {
 			db.stats.commitErrors.Add(1)
+			err := db.space.noteErr(fmt.Errorf("index: commit: %w", w.err))
 			for _, c := range w.credits {
 				if c.req.err == nil {
-					c.req.err = fmt.Errorf("index: commit: %w", w.err)
+					c.req.err = err
 				}
 			}
 			continue

@@ -71,10 +71,27 @@ type Config struct {
 	// covers them.
 	KeepJournal bool
 
+	// MinFreeDiskBytes is the free space below which the store refuses writes
+	// with ErrNoSpace (and says so in Stats.Writable) until space returns.
+	// Badger writes through memory maps, so running out of space kills the
+	// process with SIGBUS instead of failing a write; this floor keeps room
+	// for the flushes and compactions already admitted. Writes resume at an
+	// eighth above it. Zero means 4 × NumMemTables × MemTableBytes, at least
+	// 32 MiB (128 MiB with the defaults); negative turns the check off.
+	MinFreeDiskBytes int64
+	// DiskCheckInterval is how often free space is measured while writes are
+	// refused, so the store turns writable without waiting for a write
+	// (default 1s). Writes measure it themselves, once per group commit.
+	DiskCheckInterval time.Duration
+
 	// Logger receives the DB's own logs (default slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock used for retention (default time.Now).
 	Now func() time.Time
+
+	// freeBytes measures the free space of a directory's filesystem
+	// (default statfs); tests fake a full disk with it.
+	freeBytes func(dir string) (int64, error)
 }
 
 // DefaultConfig returns the production defaults for dir.
@@ -134,6 +151,15 @@ func (c *Config) fillDefaults() {
 	}
 	if c.MaintenanceInterval == 0 {
 		c.MaintenanceInterval = time.Minute
+	}
+	if c.MinFreeDiskBytes == 0 {
+		c.MinFreeDiskBytes = max(32<<20, 4*int64(c.NumMemTables)*c.MemTableBytes)
+	}
+	if c.DiskCheckInterval == 0 {
+		c.DiskCheckInterval = time.Second
+	}
+	if c.freeBytes == nil {
+		c.freeBytes = statfsFree
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

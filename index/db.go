@@ -28,6 +28,8 @@ type DB struct {
 	cfg Config
 	bdb *badger.DB
 	dig *digests
+	// space refuses writes while the disk is nearly full.
+	space *spaceGuard
 
 	reqCh  chan *writeReq
 	exclCh chan func() // work run exclusively in the committer (retention)
@@ -98,6 +100,7 @@ func Open(cfg Config) (*DB, error) {
 		reqCh:  make(chan *writeReq, 1024),
 		exclCh: make(chan func()),
 		pipe:   newPipeline(),
+		space:  newSpaceGuard(cfg.Dir, cfg.MinFreeDiskBytes, cfg.freeBytes),
 	}
 	db.ctx, db.cancel = context.WithCancel(context.Background())
 	if err := db.recover(); err != nil {
@@ -111,7 +114,11 @@ func Open(cfg Config) (*DB, error) {
 	db.pipe.startSeq = db.nextSeq.Load()
 	db.applied.Store(db.nextSeq.Load() - 1)
 	db.subs.m = map[int]chan struct{}{}
-	db.wg.Add(4)
+	if err := db.space.check(); err != nil {
+		db.logWritable(false)
+	}
+	db.wg.Add(5)
+	go db.spaceLoop()
 	go db.commitLoop()
 	go db.completeLoop()
 	go db.checkpointLoop()
@@ -241,7 +248,7 @@ func (db *DB) Close() error {
 // Sync makes every committed write durable now.
 func (db *DB) Sync() error {
 	if err := db.bdb.Sync(); err != nil {
-		return fmt.Errorf("index: sync: %w", err)
+		return db.space.noteErr(fmt.Errorf("index: sync: %w", err))
 	}
 	return nil
 }
@@ -281,6 +288,9 @@ func (db *DB) checkpointLoop() {
 // writeCheckpoint writes the windows changed since the last checkpoint and the
 // journal sequence they cover, in one transaction.
 func (db *DB) writeCheckpoint() error {
+	if !db.space.backgroundOK() {
+		return nil // the journal covers the digests meanwhile
+	}
 	cp := db.dig.takeCheckpoint()
 	if len(cp.windows) == 0 && cp.seq == db.ckptSeq.Load() {
 		return nil

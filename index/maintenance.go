@@ -29,6 +29,10 @@ func (db *DB) maintenanceLoop() {
 // once. It runs periodically on its own; tests and tools may call it.
 func (db *DB) Maintain() {
 	log := db.cfg.Logger
+	if !db.space.backgroundOK() {
+		log.Warn("maintenance skipped: disk nearly full", "free_bytes", db.space.free.Load())
+		return
+	}
 	if err := db.expire(); err != nil {
 		log.Error("retention failed", "err", err)
 	}

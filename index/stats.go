@@ -42,6 +42,15 @@ type Stats struct {
 	JournalPruned uint64
 	// JournalHead is the next journal sequence.
 	JournalHead uint64
+	// Writable is false while the store refuses writes for lack of disk
+	// space (see Config.MinFreeDiskBytes).
+	Writable bool
+	// FreeDiskBytes is the free space last measured on the store's
+	// filesystem (-1 before the first measurement); MinFreeDiskBytes is the
+	// floor below which writes are refused.
+	FreeDiskBytes, MinFreeDiskBytes int64
+	// WritesRefused counts writes refused with ErrNoSpace.
+	WritesRefused uint64
 }
 
 // Stats returns a snapshot of the store's counters.
@@ -55,7 +64,11 @@ func (db *DB) Stats() Stats {
 		ValueLogGCRuns: db.stats.vlogGCRuns.Load(),
 		JournalPruned:  db.stats.journalPruned.Load(),
 		JournalHead:    db.nextSeq.Load(),
+		Writable:       db.space.writable.Load(),
+		FreeDiskBytes:  db.space.free.Load(),
+		WritesRefused:  db.space.refused.Load(),
 	}
+	s.MinFreeDiskBytes = db.space.minFree
 	s.LSMBytes, s.ValueLogBytes = db.diskUsage()
 	db.dig.mu.Lock()
 	s.Windows = len(db.dig.mu.windows)
