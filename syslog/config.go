@@ -1,9 +1,11 @@
 package syslog
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 )
 
@@ -22,9 +24,40 @@ type Config struct {
 	// TCPAddr is the TCP listen address ("host:port"; "127.0.0.1:0" picks a
 	// free port). Empty means no TCP listener.
 	TCPAddr string
-	// UDPAddr is the UDP listen address. Empty means no UDP listener. At
-	// least one of TCPAddr and UDPAddr must be set.
+	// UDPAddr is the UDP listen address. Empty means no UDP listener.
 	UDPAddr string
+	// TLSAddr is the listen address of syslog over TLS (RFC 5425). Empty
+	// means no TLS listener. At least one of TCPAddr, UDPAddr and TLSAddr
+	// must be set.
+	TLSAddr string
+
+	// TLS holds the TLS listener's certificate: Certificates, GetCertificate
+	// or GetConfigForClient (which tlsutil.Identity.ServerConfig uses to
+	// reload renewed files), and ClientCAs, the CAs that sign the client
+	// certificates TLSClientAuth verifies. Required with TLSAddr. The Server
+	// works on a copy and sets MinVersion, ClientAuth and VerifyConnection
+	// itself (see TLSClientAuth and tlsMinVersion).
+	TLS *tls.Config
+	// TLSClientAuth says whether TLS clients must present a certificate
+	// signed by TLS.ClientCAs. The zero value, ClientAuthNone, asks for no
+	// certificate: any client that completes a handshake may send (the
+	// allow-list still applies). ClientAuthVerify refuses a client without
+	// such a certificate at the handshake.
+	TLSClientAuth ClientAuth
+	// HandshakeTimeout bounds a TLS handshake, from accept to its end; a
+	// client that stalls is disconnected and counted. Default 10 seconds.
+	// The connection holds a slot of MaxConnections meanwhile, so shorter
+	// frees the slots of stalled handshakes sooner; a client on a slow link
+	// needs a few round trips within it.
+	HandshakeTimeout time.Duration
+
+	// Allow lists the source networks that may send (see ParseAllowList).
+	// Empty allows everyone. A TCP or TLS connection from elsewhere is
+	// closed at accept, before a byte is read or a handshake begins; a UDP
+	// datagram from elsewhere is dropped. Both are counted (NotAllowed).
+	// This is no authentication: UDP sources are easily forged, use
+	// TLSClientAuth for that.
+	Allow []netip.Prefix
 
 	// MaxMessageBytes is the size limit of one message, in bytes; longer
 	// messages are truncated and flagged. Default 64 KiB, at least 480 (RFC
@@ -35,11 +68,21 @@ type Config struct {
 	// for TCP.
 	MaxMessageBytes int
 
-	// MaxConnections bounds concurrent TCP connections; connections beyond
-	// it are closed at once and counted as rejected. Default 4096. Higher
-	// admits more senders at the price of memory (8 KiB read buffer per
-	// connection, more while a long message is read) and file descriptors.
+	// MaxConnections bounds concurrent TCP and TLS connections together;
+	// connections beyond it are closed at once and counted as rejected.
+	// Default 4096. Higher admits more senders at the price of memory and
+	// file descriptors: an idle connection costs a goroutine (about 8 KiB);
+	// one that sends holds a 32 KiB read buffer, and up to three buffers of
+	// MaxMessageBytes while it sends long messages (the frame being read,
+	// and the raw bytes of the batch being parsed and of the batch being
+	// stored).
 	MaxConnections int
+	// MaxConnectionsPerSource bounds the concurrent TCP and TLS connections
+	// from one source address, so that one sender (a misconfigured relay,
+	// a flood) cannot take every slot of MaxConnections; beyond it a
+	// connection is closed at once and counted as rejected. Default
+	// MaxConnections/4, at least 1. Senders behind one NAT address share it.
+	MaxConnectionsPerSource int
 
 	// IdleTimeout closes a TCP connection on which no byte at all arrived
 	// for this long. Default 10 minutes. Shorter frees the slots of dead
@@ -78,31 +121,51 @@ const (
 	DefaultMaxConnections = 4096
 	DefaultIdleTimeout    = 10 * time.Minute
 	DefaultFrameTimeout   = 30 * time.Second
-	DefaultMaxBatch       = 512
+	// DefaultHandshakeTimeout is the default of Config.HandshakeTimeout.
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxBatch         = 512
 )
 
 // DefaultConfig returns a Config with every default filled in and no listen
 // address.
 func DefaultConfig() Config {
 	return Config{
-		MaxMessageBytes: DefaultMaxMessageBytes,
-		MaxConnections:  DefaultMaxConnections,
-		IdleTimeout:     DefaultIdleTimeout,
-		FrameTimeout:    DefaultFrameTimeout,
-		MaxBatch:        DefaultMaxBatch,
+		MaxMessageBytes:  DefaultMaxMessageBytes,
+		MaxConnections:   DefaultMaxConnections,
+		IdleTimeout:      DefaultIdleTimeout,
+		FrameTimeout:     DefaultFrameTimeout,
+		HandshakeTimeout: DefaultHandshakeTimeout,
+		MaxBatch:         DefaultMaxBatch,
 	}
 }
 
 // validate fills zero fields with their defaults and rejects nonsense with an
 // error naming the field.
 func (c *Config) validate() error {
-	if c.TCPAddr == "" && c.UDPAddr == "" {
-		return errors.New("syslog: Config.TCPAddr and Config.UDPAddr are both empty: there is nothing to listen on")
+	if c.TCPAddr == "" && c.UDPAddr == "" && c.TLSAddr == "" {
+		return errors.New("syslog: Config.TCPAddr, Config.UDPAddr and Config.TLSAddr are all empty: there is nothing to listen on")
+	}
+	if c.TLSAddr != "" && c.TLS == nil {
+		return errors.New("syslog: Config.TLSAddr is set but Config.TLS is nil: the TLS listener needs a certificate")
+	}
+	if c.TLSClientAuth > ClientAuthVerify {
+		return fmt.Errorf("syslog: Config.TLSClientAuth is %d, want ClientAuthNone or ClientAuthVerify", c.TLSClientAuth)
+	}
+	if c.TLSClientAuth == ClientAuthVerify && c.TLS != nil && c.TLS.ClientCAs == nil && c.TLS.GetConfigForClient == nil {
+		return errors.New("syslog: Config.TLSClientAuth is ClientAuthVerify but Config.TLS.ClientCAs is nil: no client certificate could be verified")
+	}
+	for i, p := range c.Allow {
+		if !p.IsValid() {
+			return fmt.Errorf("syslog: Config.Allow[%d] is not a valid prefix", i)
+		}
 	}
 	if err := defaultInt(&c.MaxMessageBytes, DefaultMaxMessageBytes, MinMessageBytes, MaxMessageBytesLimit, "MaxMessageBytes"); err != nil {
 		return err
 	}
 	if err := defaultInt(&c.MaxConnections, DefaultMaxConnections, 1, 1<<20, "MaxConnections"); err != nil {
+		return err
+	}
+	if err := defaultInt(&c.MaxConnectionsPerSource, max(c.MaxConnections/4, 1), 1, c.MaxConnections, "MaxConnectionsPerSource"); err != nil {
 		return err
 	}
 	if err := defaultInt(&c.MaxBatch, DefaultMaxBatch, 1, 1<<16, "MaxBatch"); err != nil {
@@ -112,6 +175,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := defaultDuration(&c.FrameTimeout, DefaultFrameTimeout, "FrameTimeout"); err != nil {
+		return err
+	}
+	if err := defaultDuration(&c.HandshakeTimeout, DefaultHandshakeTimeout, "HandshakeTimeout"); err != nil {
 		return err
 	}
 	if c.Location == nil {

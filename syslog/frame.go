@@ -41,6 +41,9 @@ type Frame struct {
 	// line), or ReasonFraming (the stream failed or ended inside the
 	// frame: Data holds what was read).
 	Reason record.Reason
+	// Counted is set when the frame was octet counted, clear when it was a
+	// newline-framed line.
+	Counted bool
 }
 
 // FrameReader splits a stream into syslog messages (RFC 6587), choosing the
@@ -191,10 +194,12 @@ func (fr *FrameReader) counted() (f Frame, ok bool) {
 		fr.discarded += int64(digits - keep)
 		fr.mustDiscard(digits + 1)
 		fr.err = fmt.Errorf("%w: octet count of %d digits (at most %d)", ErrFraming, digits, maxCountDigits)
-		return Frame{Data: fr.buf, Truncated: digits > keep, Reason: record.ReasonFraming}, true
+		return Frame{Data: fr.buf, Truncated: digits > keep, Reason: record.ReasonFraming, Counted: true}, true
 	}
 	fr.mustDiscard(digits + 1)
-	return fr.readCounted(n), true
+	f = fr.readCounted(n)
+	f.Counted = true
+	return f, true
 }
 
 // readCounted reads the n bytes of a counted frame whose header was consumed.

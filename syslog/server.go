@@ -2,10 +2,12 @@ package syslog
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -13,7 +15,7 @@ import (
 )
 
 // Sink stores batches of records; the Server calls it from one goroutine per
-// TCP connection and one for UDP, concurrently.
+// TCP or TLS connection and one for UDP, concurrently.
 type Sink interface {
 	// Ingest stores recs and returns once they are durable: the connection
 	// that sent them reads nothing meanwhile, which is the backpressure. It
@@ -31,8 +33,8 @@ var ErrClosed = errors.New("syslog: server closed")
 // warnEvery is the interval of throttled warnings, per kind.
 const warnEvery = 10 * time.Second
 
-// Server receives syslog over TCP and UDP and hands batches of records to a
-// Sink. New starts nothing; Start binds the listeners and starts the
+// Server receives syslog over TCP, UDP and TLS and hands batches of records
+// to a Sink. New starts nothing; Start binds the listeners and starts the
 // goroutines; Close stops them all.
 type Server struct {
 	cfg  Config
@@ -41,7 +43,10 @@ type Server struct {
 	warn *throttle
 	now  func() time.Time
 
-	tcpStats, udpStats counters
+	tcpStats, udpStats, tlsStats counters
+
+	allow allowList
+	tls   *tls.Config // nil without a TLS listener
 
 	// ctx is cancelled by Close, so Ingest calls in flight unblock.
 	ctx    context.Context
@@ -53,9 +58,11 @@ type Server struct {
 	mu struct {
 		sync.Mutex
 		started, closed bool                  // guarded by mu
-		tcp             net.Listener          // guarded by mu
+		tcp, tls        net.Listener          // guarded by mu
 		udp             *net.UDPConn          // guarded by mu
 		conns           map[net.Conn]struct{} // guarded by mu
+		// perSource counts the open connections by source address.
+		perSource map[netip.Addr]int // guarded by mu
 	}
 }
 
@@ -69,13 +76,18 @@ func New(cfg Config, sink Sink) (*Server, error) {
 		return nil, errors.New("syslog: New needs a Sink, got nil")
 	}
 	s := &Server{
-		cfg:  cfg,
-		sink: sink,
-		log:  cfg.Logger.With("component", "syslog"),
-		now:  time.Now,
+		cfg:   cfg,
+		sink:  sink,
+		log:   cfg.Logger.With("component", "syslog"),
+		now:   time.Now,
+		allow: allowList(cfg.Allow),
+	}
+	if cfg.TLS != nil {
+		s.tls = serverTLS(cfg.TLS, cfg.TLSClientAuth)
 	}
 	s.warn = newThrottle(warnEvery, func() time.Time { return s.now() })
 	s.mu.conns = make(map[net.Conn]struct{})
+	s.mu.perSource = make(map[netip.Addr]int)
 	return s, nil
 }
 
@@ -91,31 +103,52 @@ func (s *Server) Start(ctx context.Context) error {
 		return errors.New("syslog: server already started")
 	}
 	var lc net.ListenConfig
-	var tcp net.Listener
+	var tcp, tlsLn net.Listener
 	var udp *net.UDPConn
+	fail := func(err error) error {
+		for _, ln := range []net.Listener{tcp, tlsLn} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+		return err
+	}
 	if s.cfg.TCPAddr != "" {
 		ln, err := lc.Listen(ctx, "tcp", s.cfg.TCPAddr)
 		if err != nil {
-			return fmt.Errorf("syslog: cannot listen on TCP %q: %w", s.cfg.TCPAddr, err)
+			return fail(fmt.Errorf("syslog: cannot listen on TCP %q: %w", s.cfg.TCPAddr, err))
 		}
 		tcp = ln
+	}
+	if s.cfg.TLSAddr != "" {
+		// A plain listener: the allow-list and the connection caps are
+		// applied before the handshake, which runs in the connection's
+		// goroutine under HandshakeTimeout.
+		ln, err := lc.Listen(ctx, "tcp", s.cfg.TLSAddr)
+		if err != nil {
+			return fail(fmt.Errorf("syslog: cannot listen for TLS on %q: %w", s.cfg.TLSAddr, err))
+		}
+		tlsLn = ln
 	}
 	if s.cfg.UDPAddr != "" {
 		pc, err := lc.ListenPacket(ctx, "udp", s.cfg.UDPAddr)
 		if err != nil {
-			if tcp != nil {
-				tcp.Close()
-			}
-			return fmt.Errorf("syslog: cannot listen on UDP %q: %w", s.cfg.UDPAddr, err)
+			return fail(fmt.Errorf("syslog: cannot listen on UDP %q: %w", s.cfg.UDPAddr, err))
 		}
 		udp = pc.(*net.UDPConn)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.mu.started, s.mu.tcp, s.mu.udp = true, tcp, udp
+	s.mu.started, s.mu.tcp, s.mu.tls, s.mu.udp = true, tcp, tlsLn, udp
 	if tcp != nil {
 		s.wg.Add(1)
-		go s.acceptTCP(tcp)
+		go s.accept(tcp, record.TransportTCP)
 		s.log.Info("listening", "transport", "tcp", "addr", tcp.Addr().String())
+	}
+	if tlsLn != nil {
+		s.wg.Add(1)
+		go s.accept(tlsLn, record.TransportTLS)
+		s.log.Info("listening", "transport", "tls", "addr", tlsLn.Addr().String(),
+			"client_auth", s.cfg.TLSClientAuth.String())
 	}
 	if udp != nil {
 		s.startUDP(udp)
@@ -133,6 +166,17 @@ func (s *Server) TCPAddr() net.Addr {
 		return nil
 	}
 	return s.mu.tcp.Addr()
+}
+
+// TLSAddr returns the address of the TLS listener, nil before Start or
+// without one.
+func (s *Server) TLSAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.tls == nil {
+		return nil
+	}
+	return s.mu.tls.Addr()
 }
 
 // UDPAddr returns the address of the UDP socket, nil before Start or without
@@ -160,6 +204,9 @@ func (s *Server) Close() error {
 		var errs []error
 		if s.mu.tcp != nil {
 			errs = append(errs, ignoreClosed(s.mu.tcp.Close()))
+		}
+		if s.mu.tls != nil {
+			errs = append(errs, ignoreClosed(s.mu.tls.Close()))
 		}
 		if s.mu.udp != nil {
 			errs = append(errs, ignoreClosed(s.mu.udp.Close()))
@@ -208,6 +255,19 @@ func trimTrailer(b []byte) []byte {
 		}
 	}
 	return b
+}
+
+// stats returns the counters of a transport.
+func (s *Server) stats(t record.Transport) *counters {
+	switch t {
+	case record.TransportTCP:
+		return &s.tcpStats
+	case record.TransportUDP:
+		return &s.udpStats
+	case record.TransportTLS:
+		return &s.tlsStats
+	}
+	panic(fmt.Sprintf("BUG: syslog: no counters for transport %v", t))
 }
 
 // newRecord parses one message into a record from source over transport.

@@ -3,9 +3,12 @@ package syslog
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -150,7 +153,13 @@ func TestConfigValidate(t *testing.T) {
 	}
 	f(func(c *Config) {}, "")
 	f(func(c *Config) { *c = Config{UDPAddr: ":0"} }, "") // zeros take defaults
-	f(func(c *Config) { c.TCPAddr = "" }, "TCPAddr and Config.UDPAddr")
+	f(func(c *Config) { c.TCPAddr = "" }, "TCPAddr, Config.UDPAddr and Config.TLSAddr")
+	f(func(c *Config) { c.TLSAddr = ":0" }, "Config.TLS is nil")
+	f(func(c *Config) { c.TLSAddr, c.TLS, c.TLSClientAuth = ":0", &tls.Config{}, ClientAuthVerify }, "ClientCAs")
+	f(func(c *Config) { c.TLSClientAuth = 7 }, "TLSClientAuth")
+	f(func(c *Config) { c.Allow = []netip.Prefix{{}} }, "Allow[0]")
+	f(func(c *Config) { c.MaxConnections, c.MaxConnectionsPerSource = 10, 11 }, "MaxConnectionsPerSource")
+	f(func(c *Config) { c.HandshakeTimeout = -1 }, "HandshakeTimeout")
 	f(func(c *Config) { c.MaxMessageBytes = 100 }, "MaxMessageBytes")
 	f(func(c *Config) { c.MaxMessageBytes = 1 << 30 }, "MaxMessageBytes")
 	f(func(c *Config) { c.MaxConnections = -1 }, "MaxConnections")
@@ -162,8 +171,9 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("New accepted a nil Sink")
 	}
 	c := Config{UDPAddr: ":0"}
-	if err := c.validate(); err != nil || c != (Config{UDPAddr: ":0", MaxMessageBytes: DefaultMaxMessageBytes,
-		MaxConnections: DefaultMaxConnections, IdleTimeout: DefaultIdleTimeout, FrameTimeout: DefaultFrameTimeout,
+	if err := c.validate(); err != nil || !reflect.DeepEqual(c, Config{UDPAddr: ":0", MaxMessageBytes: DefaultMaxMessageBytes,
+		MaxConnections: DefaultMaxConnections, MaxConnectionsPerSource: DefaultMaxConnections / 4,
+		IdleTimeout: DefaultIdleTimeout, FrameTimeout: DefaultFrameTimeout, HandshakeTimeout: DefaultHandshakeTimeout,
 		MaxBatch: DefaultMaxBatch, Location: time.Local, Logger: c.Logger}) || c.Logger == nil {
 		t.Errorf("defaults: %+v, %v", c, err)
 	}

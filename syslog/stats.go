@@ -8,11 +8,13 @@ import (
 
 // Stats is a snapshot of a Server's counters, per transport. Every field
 // except ConnectionsOpen only grows, so a Prometheus collector can export
-// them as counters (logmesh_syslog_<json name>_total{transport="tcp"|"udp"},
-// Malformed with a reason label) and ConnectionsOpen as a gauge.
+// them as counters (logmesh_syslog_<json name>_total{transport="tcp"|"udp"|"tls"},
+// Malformed and HandshakeFailures with a reason label) and ConnectionsOpen
+// as a gauge.
 type Stats struct {
 	TCP TransportStats `json:"tcp"`
 	UDP TransportStats `json:"udp"`
+	TLS TransportStats `json:"tls"`
 }
 
 // TransportStats counts what one transport received.
@@ -37,13 +39,18 @@ type TransportStats struct {
 	Dropped uint64 `json:"dropped"`
 	// SinkErrors counts the Ingest calls that failed.
 	SinkErrors uint64 `json:"sink_errors"`
+	// NotAllowed counts what came from a source outside Config.Allow:
+	// connections closed at accept (TCP, TLS) or datagrams dropped (UDP).
+	NotAllowed uint64 `json:"not_allowed"`
 
-	// TCP only.
+	// TCP and TLS only.
 
 	// ConnectionsOpen is the number of connections open now (a gauge).
 	ConnectionsOpen int64 `json:"connections_open"`
-	// ConnectionsAccepted counts the connections served, ConnectionsRejected
-	// those closed at once because MaxConnections were open.
+	// ConnectionsAccepted counts the connections served (for TLS: whose
+	// handshake began), ConnectionsRejected those closed at once because
+	// MaxConnections, or MaxConnectionsPerSource from their source, were
+	// open.
 	ConnectionsAccepted uint64 `json:"connections_accepted"`
 	ConnectionsRejected uint64 `json:"connections_rejected"`
 	// FramingErrors counts the connections closed for broken octet framing.
@@ -52,7 +59,28 @@ type TransportStats struct {
 	// Config.IdleTimeout and Config.FrameTimeout.
 	IdleTimeouts  uint64 `json:"idle_timeouts"`
 	FrameTimeouts uint64 `json:"frame_timeouts"`
+
+	// TLS only.
+
+	// HandshakeFailures counts the connections closed because their TLS
+	// handshake failed, by reason: "timeout" (not done within
+	// HandshakeTimeout), "not_tls" (the client spoke something else, such
+	// as plaintext syslog), "no_client_cert" and "bad_client_cert"
+	// (TLSClientAuth verify: none presented, or one not signed by the CA),
+	// "closed" (the client hung up) and "protocol" (anything else: no
+	// common version or cipher suite, a bad message). Reasons never seen
+	// are absent.
+	HandshakeFailures map[string]uint64 `json:"handshake_failures,omitempty"`
+	// LineFrames counts the messages that arrived newline-framed: RFC
+	// 5425 requires octet counting, so each is stored flagged (reason
+	// "framing", also counted in Malformed). A sender that shows up here
+	// needs octet-counted framing switched on.
+	LineFrames uint64 `json:"line_frames"`
 }
+
+// handshakeReasons lists the values of HandshakeFailures' keys, in the order
+// of counters.handshakeFailures.
+var handshakeReasons = [...]string{hsTimeout, hsNotTLS, hsNoClientCert, hsBadClientCert, hsClosed, hsProtocol}
 
 // counters are the live counters behind TransportStats.
 type counters struct {
@@ -66,6 +94,21 @@ type counters struct {
 	connsAccepted, connsRejected atomic.Uint64
 	framingErrors                atomic.Uint64
 	idleTimeouts, frameTimeouts  atomic.Uint64
+	notAllowed                   atomic.Uint64
+
+	handshakeFailures [len(handshakeReasons)]atomic.Uint64
+	lineFrames        atomic.Uint64
+}
+
+// handshakeFailed counts a failed handshake by reason.
+func (c *counters) handshakeFailed(reason string) {
+	for i, r := range handshakeReasons {
+		if r == reason {
+			c.handshakeFailures[i].Add(1)
+			return
+		}
+	}
+	panic("BUG: syslog: unknown handshake failure reason " + reason)
 }
 
 // received counts a message as it arrives; stored says whether it became a
@@ -108,6 +151,16 @@ func (c *counters) snapshot() TransportStats {
 		FramingErrors:       c.framingErrors.Load(),
 		IdleTimeouts:        c.idleTimeouts.Load(),
 		FrameTimeouts:       c.frameTimeouts.Load(),
+		NotAllowed:          c.notAllowed.Load(),
+		LineFrames:          c.lineFrames.Load(),
+	}
+	for i, r := range handshakeReasons {
+		if n := c.handshakeFailures[i].Load(); n > 0 {
+			if s.HandshakeFailures == nil {
+				s.HandshakeFailures = make(map[string]uint64)
+			}
+			s.HandshakeFailures[r] = n
+		}
 	}
 	for i := range c.malformed {
 		if n := c.malformed[i].Load(); n > 0 {
@@ -119,5 +172,5 @@ func (c *counters) snapshot() TransportStats {
 
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
-	return Stats{TCP: s.tcpStats.snapshot(), UDP: s.udpStats.snapshot()}
+	return Stats{TCP: s.tcpStats.snapshot(), UDP: s.udpStats.snapshot(), TLS: s.tlsStats.snapshot()}
 }

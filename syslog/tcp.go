@@ -1,6 +1,7 @@
 package syslog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -11,99 +12,26 @@ import (
 	"github.com/logmesh/logmesh/record"
 )
 
-// acceptTCP accepts connections until the listener is closed.
-func (s *Server) acceptTCP(ln net.Listener) {
-	defer s.wg.Done()
-	var backoff time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors and the like: retry, slowly.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.warnf("accept", "cannot accept TCP connection", "err", err, "retry_in", backoff)
-			if !s.pause(backoff) {
-				return
-			}
-			continue
-		}
-		backoff = 0
-		if s.track(c) {
-			go s.serveTCP(c)
-		}
-	}
-}
-
-// track registers a new connection and reports whether to serve it; it closes
-// the connection when the server is closing or full.
-func (s *Server) track(c net.Conn) bool {
-	s.mu.Lock()
-	closed, full := s.mu.closed, len(s.mu.conns) >= s.cfg.MaxConnections
-	if !closed && !full {
-		s.mu.conns[c] = struct{}{}
-		s.wg.Add(1)
-	}
-	s.mu.Unlock()
-	switch {
-	case closed:
-		c.Close()
-		return false
-	case full:
-		c.Close()
-		s.tcpStats.connsRejected.Add(1)
-		s.warnf("reject", "rejected TCP connection: too many open", "remote", c.RemoteAddr().String(),
-			"max_connections", s.cfg.MaxConnections)
-		return false
-	}
-	s.tcpStats.connsAccepted.Add(1)
-	s.tcpStats.connsOpen.Add(1)
-	return true
-}
-
-func (s *Server) untrack(c net.Conn) {
-	c.Close()
-	s.mu.Lock()
-	delete(s.mu.conns, c)
-	s.mu.Unlock()
-	s.tcpStats.connsOpen.Add(-1)
-}
-
-// serveTCP reads one connection until it ends, fails or the server closes.
-func (s *Server) serveTCP(c net.Conn) {
-	defer s.wg.Done()
-	defer s.untrack(c)
-	t := &tcpConn{
-		s:      s,
-		c:      c,
-		source: c.RemoteAddr().String(),
-		parser: &Parser{Location: s.cfg.Location},
-		batch:  make([]*record.Record, 0, min(s.cfg.MaxBatch, 64)),
-	}
-	t.fr = NewFrameReader(t, s.cfg.MaxMessageBytes)
-	s.endTCP(t, t.run())
-}
-
-// endTCP counts and logs why a connection ended.
-func (s *Server) endTCP(t *tcpConn, err error) {
+// endConn counts and logs why a connection ended.
+func (s *Server) endConn(t *tcpConn, err error) {
+	tr := t.transport
 	switch {
 	case err == io.EOF:
 	case errors.Is(err, errSink):
-		s.warnf("sink", "closing TCP connection: cannot store its records", "remote", t.source, "err", err)
+		s.warnf("sink", "closing connection: cannot store its records", "transport", tr, "remote", t.source, "err", err)
 	case errors.Is(err, ErrFraming):
-		s.tcpStats.framingErrors.Add(1)
-		s.warnf("framing", "closing TCP connection: broken octet framing", "remote", t.source, "err", err)
+		t.stats.framingErrors.Add(1)
+		s.warnf("framing", "closing connection: broken octet framing", "transport", tr, "remote", t.source, "err", err)
 	case errors.Is(err, os.ErrDeadlineExceeded) && t.frameTimedOut:
-		s.tcpStats.frameTimeouts.Add(1)
-		s.warnf("frame-timeout", "closing TCP connection: message not complete within FrameTimeout",
-			"remote", t.source, "frame_timeout", s.cfg.FrameTimeout)
+		t.stats.frameTimeouts.Add(1)
+		s.warnf("frame-timeout", "closing connection: message not complete within FrameTimeout",
+			"transport", tr, "remote", t.source, "frame_timeout", s.cfg.FrameTimeout)
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		s.tcpStats.idleTimeouts.Add(1)
-		s.log.Debug("closing idle TCP connection", "remote", t.source, "idle_timeout", s.cfg.IdleTimeout)
+		t.stats.idleTimeouts.Add(1)
+		s.log.Debug("closing idle connection", "transport", tr, "remote", t.source, "idle_timeout", s.cfg.IdleTimeout)
 	case s.ctx.Err() != nil:
 	default:
-		s.log.Debug("TCP connection ended", "remote", t.source, "err", err)
+		s.log.Debug("connection ended", "transport", tr, "remote", t.source, "err", err)
 	}
 }
 
@@ -113,16 +41,19 @@ var errSink = errors.New("syslog: sink failed")
 // reuseRawBytes bounds the raw buffer a reused record keeps.
 const reuseRawBytes = 2 << 10
 
-// tcpConn is one connection. It is the io.Reader under the FrameReader: every
-// read first hands the pending batch to the sink (so a record never waits
-// for more input) and sets the read deadline.
+// tcpConn is one TCP or TLS connection. It is the io.Reader under the
+// FrameReader: every read first hands the pending batch to the sink (so a
+// record never waits for more input) and sets the read deadline.
 type tcpConn struct {
-	s      *Server
-	c      net.Conn
-	source string
-	parser *Parser
-	fr     *FrameReader
-	batch  []*record.Record
+	s         *Server
+	c         net.Conn // what is read: raw, or the TLS connection over it
+	raw       net.Conn
+	transport record.Transport
+	stats     *counters
+	source    string
+	parser    *Parser
+	fr        *FrameReader
+	batch     []*record.Record
 	// inflight receives the result of the batch handed to the sink and not
 	// yet acknowledged (nil when none); spare is the batch slice it holds.
 	inflight chan error
@@ -141,7 +72,20 @@ type tcpConn struct {
 }
 
 // run reads frames until the stream ends or fails, then stores what was read.
+// The FrameReader, and its read buffer, are made when the first byte
+// arrives: an idle connection holds no buffer.
 func (t *tcpConn) run() error {
+	var first [1]byte
+	for {
+		n, err := t.Read(first[:])
+		if n > 0 {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	t.fr = NewFrameReader(io.MultiReader(bytes.NewReader(first[:]), t), t.s.cfg.MaxMessageBytes)
 	for {
 		f, err := t.fr.Next()
 		t.countDiscarded()
@@ -168,7 +112,7 @@ func (t *tcpConn) run() error {
 
 // add turns a frame into a record in the batch.
 func (t *tcpConn) add(f Frame) {
-	stats := &t.s.tcpStats
+	stats := t.stats
 	data := trimTrailer(f.Data)
 	if len(data) == 0 {
 		reason := f.Reason
@@ -184,8 +128,15 @@ func (t *tcpConn) add(f Frame) {
 	} else {
 		r = new(record.Record)
 	}
-	t.s.fillRecord(r, t.parser, data, record.TransportTCP, t.source)
+	t.s.fillRecord(r, t.parser, data, t.transport, t.source)
 	applyFrame(r, f)
+	if t.transport == record.TransportTLS && !f.Counted && r.Reason != record.ReasonFraming {
+		// RFC 5425 requires octet counting: keep the message, but flag it
+		// so the sender's configuration gets fixed.
+		r.Flags |= record.FlagParseError
+		r.Reason = record.ReasonFraming
+		stats.lineFrames.Add(1)
+	}
 	stats.received(r.Reason, f.Truncated, true)
 	t.batch = append(t.batch, r)
 }
@@ -205,7 +156,7 @@ func applyFrame(r *record.Record, f Frame) {
 
 func (t *tcpConn) countDiscarded() {
 	if d := t.fr.Discarded(); d > t.discarded {
-		t.s.tcpStats.discardedBytes.Add(uint64(d - t.discarded))
+		t.stats.discardedBytes.Add(uint64(d - t.discarded))
 		t.discarded = d
 	}
 }
@@ -232,7 +183,7 @@ func (t *tcpConn) flush() error {
 		err := t.s.sink.Ingest(t.s.ctx, batch)
 		if err != nil {
 			// The connection ends: do not let it wait for the sender.
-			t.c.Close()
+			t.raw.Close()
 		}
 		done <- err
 	}()
@@ -246,7 +197,7 @@ func (t *tcpConn) waitInflight() error {
 	}
 	err := <-t.inflight
 	t.inflight = nil
-	stats := &t.s.tcpStats
+	stats := t.stats
 	if err != nil {
 		stats.sinkErrors.Add(1)
 		stats.dropped.Add(uint64(len(t.spare)))
@@ -280,7 +231,7 @@ func (t *tcpConn) Read(p []byte) (int, error) {
 	now := t.s.now()
 	deadline := now.Add(cfg.IdleTimeout)
 	t.frameTimedOut = false
-	if t.fr.midFrame() {
+	if t.fr != nil && t.fr.midFrame() {
 		if t.frameSeq != t.fr.frames || flushed {
 			// A new frame began with the bytes of the last read, or the
 			// sink took its time: the sender is not to blame for that.

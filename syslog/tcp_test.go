@@ -256,6 +256,7 @@ func TestTCPMaxConnections(t *testing.T) {
 	sink := &fakeSink{}
 	cfg := testConfig(t)
 	cfg.MaxConnections = 2
+	cfg.MaxConnectionsPerSource = 2 // every test connection comes from 127.0.0.1
 	s := startServer(t, cfg, sink)
 	c1, c2 := dialTCP(t, s), dialTCP(t, s)
 	write(t, c1, "<13>Oct 11 22:14:15 host app: one\n")

@@ -55,6 +55,11 @@ func (s *Server) readUDP(pc *net.UDPConn, q chan<- *record.Record) {
 			}
 			continue
 		}
+		if !s.allow.allows(addr.Addr()) {
+			s.udpStats.notAllowed.Add(1)
+			s.warnf("not-allowed-udp", "dropped UDP datagram: source not in the allow-list", "remote", addr.String())
+			continue
+		}
 		r := s.udpRecord(p, buf[:n], src.name(addr))
 		if r == nil {
 			continue
