@@ -67,7 +67,8 @@ const maxInflightCommits = 4
 // Write stores entries and returns once they are durable per the fsync
 // policy (see Config.FsyncInterval). Concurrent writers share group commits.
 // If ctx ends first, Write returns ctx.Err() and the entries may or may not
-// have been stored.
+// have been stored. An error wrapping ErrNoSpace (the disk is nearly full)
+// means none was stored; after other errors some may have been.
 func (db *DB) Write(ctx context.Context, entries []Entry, origin Origin) (WriteResult, error) {
 	if db.closed.Load() {
 		return WriteResult{}, ErrClosed

@@ -152,9 +152,6 @@ func (c *Config) fillDefaults() {
 	if c.MaintenanceInterval == 0 {
 		c.MaintenanceInterval = time.Minute
 	}
-	if c.MinFreeDiskBytes == 0 {
-		c.MinFreeDiskBytes = max(32<<20, 4*int64(c.NumMemTables)*c.MemTableBytes)
-	}
 	if c.DiskCheckInterval == 0 {
 		c.DiskCheckInterval = time.Second
 	}
@@ -167,6 +164,15 @@ func (c *Config) fillDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+}
+
+// minFreeDiskBytes is MinFreeDiskBytes with its default, which follows the
+// memtable settings (so it is derived at Open, not in DefaultConfig).
+func (c *Config) minFreeDiskBytes() int64 {
+	if c.MinFreeDiskBytes != 0 {
+		return c.MinFreeDiskBytes
+	}
+	return max(32<<20, 4*int64(c.NumMemTables)*c.MemTableBytes)
 }
 
 func (c *Config) validate() error {

@@ -100,7 +100,7 @@ func Open(cfg Config) (*DB, error) {
 		reqCh:  make(chan *writeReq, 1024),
 		exclCh: make(chan func()),
 		pipe:   newPipeline(),
-		space:  newSpaceGuard(cfg.Dir, cfg.MinFreeDiskBytes, cfg.freeBytes),
+		space:  newSpaceGuard(cfg.Dir, cfg.minFreeDiskBytes(), cfg.freeBytes),
 	}
 	db.ctx, db.cancel = context.WithCancel(context.Background())
 	if err := db.recover(); err != nil {

@@ -100,16 +100,13 @@ func (g *spaceGuard) backgroundOK() bool {
 }
 
 // noteErr marks the store unwritable when err says the disk is full, and
-// returns err, wrapped in ErrNoSpace if so.
+// returns err. It does not wrap err in ErrNoSpace: that promises nothing was
+// stored, which a failed commit cannot.
 func (g *spaceGuard) noteErr(err error) error {
-	if err == nil || !(errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
-		return err
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		g.setWritable(false)
 	}
-	g.setWritable(false)
-	if errors.Is(err, ErrNoSpace) {
-		return err
-	}
-	return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	return err
 }
 
 func (g *spaceGuard) setWritable(ok bool) {
