@@ -138,6 +138,13 @@ type StoreStatus struct {
 	WindowsDropped uint64  `json:"windows_dropped"`
 	LSMBytes       int64   `json:"lsm_bytes"`
 	ValueLogBytes  int64   `json:"value_log_bytes"`
+	// Writable is false while the store refuses writes because its disk is
+	// nearly full (HTTP ingest answers 507, syslog waits); it turns true by
+	// itself once FreeDiskBytes is back above MinFreeDiskBytes.
+	Writable         bool   `json:"writable"`
+	FreeDiskBytes    int64  `json:"free_disk_bytes"`
+	MinFreeDiskBytes int64  `json:"min_free_disk_bytes"`
+	WritesRefused    uint64 `json:"writes_refused"`
 }
 
 // Convergence is the answer to GET /v1/convergence: proof of when replicas

@@ -9,6 +9,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/logmesh/logmesh/api"
@@ -55,7 +57,11 @@ func (p *Peer) handlePostLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		p.log.Error("cannot store HTTP batch", "records", len(recs), "err", err)
-		writeError(w, http.StatusServiceUnavailable, "cannot store the batch: "+err.Error())
+		code, msg, retry := ingestFailure(err)
+		if retry > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(retry/time.Second)))
+		}
+		writeError(w, code, msg)
 		return
 	}
 	p.stats.httpAccepted.Add(uint64(len(recs)))
@@ -68,6 +74,32 @@ func (p *Peer) handlePostLogs(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, code, resp)
+}
+
+// noSpaceRetryAfter is the Retry-After of a 507: long enough not to hammer
+// a full peer, short enough that clients resume soon after space returns
+// (the store notices within a second).
+const noSpaceRetryAfter = 10 * time.Second
+
+// ingestFailure turns a store error into the answer to a failed batch: its
+// status, a message that says whether anything of the batch was stored, and
+// a Retry-After (0: none).
+func ingestFailure(err error) (code int, msg string, retryAfter time.Duration) {
+	switch {
+	case errors.Is(err, index.ErrNoSpace):
+		// refused before any of it was written
+		return http.StatusInsufficientStorage, "this peer's disk is nearly full: nothing of this batch was stored; " +
+			"retry later or send it to another peer (" + err.Error() + ")", noSpaceRetryAfter
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return http.StatusInsufficientStorage, "this peer's disk is full: the batch was not acknowledged and part of it " +
+			"may be stored (a retry may store those records twice): " + err.Error(), noSpaceRetryAfter
+	case errors.Is(err, index.ErrClosed):
+		return http.StatusServiceUnavailable, "this peer is shutting down: the batch was not acknowledged and part of " +
+			"it may be stored (a retry may store those records twice)", time.Second
+	default:
+		return http.StatusServiceUnavailable, "cannot store the batch: it was not acknowledged and part of it may be " +
+			"stored (a retry may store those records twice): " + err.Error(), 0
+	}
 }
 
 // writeLevel reads the w (1, quorum, all) and timeout parameters.

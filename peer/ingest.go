@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -29,9 +30,25 @@ type ingestStats struct {
 
 // Ingest assigns IDs to records that have just arrived, stores them and
 // returns once they are durable. It is the syslog listeners' sink.
+//
+// While the store's disk is nearly full it does not fail: it waits until
+// space returns (or ctx ends) and stores the batch then. That is the
+// backpressure a full disk needs: a TCP sender is not read meanwhile and
+// queues on its side (rsyslog and syslog-ng buffer to their own disk), and
+// the UDP queue fills and counts its drops, instead of the listener closing
+// connections and dropping every batch that arrived.
 func (p *Peer) Ingest(ctx context.Context, recs []*record.Record) error {
-	_, err := p.ingest(ctx, recs)
-	return err
+	for {
+		_, err := p.ingest(ctx, recs)
+		if !errors.Is(err, index.ErrNoSpace) {
+			return err
+		}
+		// refused whole (nothing stored): hold the sender until space returns
+		p.log.Debug("syslog batch waits for disk space", "records", len(recs))
+		if werr := p.db.WaitWritable(ctx); werr != nil {
+			return err
+		}
+	}
 }
 
 // ingestBuf holds the scratch space of one ingest call; it is reused once

@@ -79,6 +79,9 @@ var (
 	mCommitSecs   = desc("logmesh_store_commit_seconds_total", "Time spent in group commits.")
 	mWritten      = desc("logmesh_store_records_written_total", "Records written (new or not).")
 	mDropped      = desc("logmesh_store_windows_dropped_total", "Time windows dropped by retention.")
+	mWritable     = desc("logmesh_store_writable", "1 while the store accepts writes, 0 while its disk is nearly full and it refuses them.")
+	mFreeDisk     = desc("logmesh_store_free_disk_bytes", "Free bytes on the store's filesystem, as last measured.")
+	mRefused      = desc("logmesh_store_writes_refused_total", "Writes refused because the store's disk was nearly full.")
 
 	mUndeliveredBytes = desc("logmesh_replication_undelivered_bytes", "Bytes waiting to be pushed, by target peer.", "peer")
 	mUndeliveredRecs  = desc("logmesh_replication_undelivered_records", "Records waiting to be pushed, by target peer.", "peer")
@@ -103,7 +106,7 @@ var (
 func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mIngestRecords, mIngestBytes, mIngestMalformed, mIngestRejected, mIngestDropped,
 		mIngestTrunc, mConnsOpen, mConnsAccepted, mRecords, mDiskBytes, mLSMBytes, mVlogBytes, mCommits, mCommitErrors,
-		mCommitSecs, mWritten, mDropped, mUndeliveredBytes, mUndeliveredRecs, mDelivered, mLag, mReplIn, mReplDup, mSkips,
+		mCommitSecs, mWritten, mDropped, mWritable, mFreeDisk, mRefused, mUndeliveredBytes, mUndeliveredRecs, mDelivered, mLag, mReplIn, mReplDup, mSkips,
 		mHintsDeleted, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop} {
 		ch <- d
 	}
@@ -155,6 +158,13 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(mCommitSecs, s.Store.CommitSeconds)
 	counter(mWritten, float64(s.Store.RecordsWritten))
 	counter(mDropped, float64(s.Store.WindowsDropped))
+	writable := 0.0
+	if s.Store.Writable {
+		writable = 1
+	}
+	gauge(mWritable, writable)
+	gauge(mFreeDisk, float64(s.Store.FreeDiskBytes))
+	counter(mRefused, float64(s.Store.WritesRefused))
 
 	for _, t := range s.Replication {
 		gauge(mUndeliveredBytes, float64(t.UndeliveredBytes), t.Peer)

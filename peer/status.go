@@ -35,7 +35,8 @@ func (p *Peer) Status() api.Status {
 			MalformedLines:  p.stats.httpMalformedLines.Load(),
 		}},
 		Store: api.StoreStatus{Commits: ds.Commits, CommitErrors: ds.CommitErrors, CommitSeconds: ds.CommitSeconds,
-			RecordsWritten: ds.RecordsWritten, WindowsDropped: ds.WindowsDropped, LSMBytes: ds.LSMBytes, ValueLogBytes: ds.ValueLogBytes},
+			RecordsWritten: ds.RecordsWritten, WindowsDropped: ds.WindowsDropped, LSMBytes: ds.LSMBytes, ValueLogBytes: ds.ValueLogBytes,
+			Writable: ds.Writable, FreeDiskBytes: ds.FreeDiskBytes, MinFreeDiskBytes: ds.MinFreeDiskBytes, WritesRefused: ds.WritesRefused},
 	}
 	if p.syslog != nil {
 		st := p.syslog.Stats()
