@@ -392,3 +392,57 @@ func TestGossipKeyRotationThroughTheAPI(t *testing.T) {
 		t.Fatalf("after p3's restart: %+v (%v)", ks, err)
 	}
 }
+
+// TestLeaveHandsOverWhatOnlyThisPeerHolds: a peer told to leave while its
+// pushes are held back stops taking writes and does not leave until the
+// others have everything it acknowledged.
+func TestLeaveHandsOverWhatOnlyThisPeerHolds(t *testing.T) {
+	var held atomic.Bool
+	c := testutil.NewCluster(t, 3, func(i int, cfg *peer.Config) {
+		if i != 2 {
+			return
+		}
+		dialer := &net.Dialer{Timeout: 5 * time.Second}
+		cfg.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return heldConn{conn, &held}, nil
+		}
+	})
+	c.WaitAlive(20 * time.Second)
+	held.Store(true)
+	ids := ingestJSON(t, c.Client(2), "only-on-p3", 100, nil)
+	done := make(chan error, 1)
+	go func() { done <- c.Peer(2).Leave() }()
+	testutil.WaitFor(t, 10*time.Second, "p3 to refuse writes once leaving", func() bool {
+		_, err := c.Client(2).Ingest(context.Background(), []byte(`{"message":"late"}`+"\n"), "application/x-ndjson", nil)
+		var se *client.StatusError
+		return errors.As(err, &se) && se.Code == http.StatusServiceUnavailable
+	})
+	// a gossip leave alone takes about a second: watch three
+	select {
+	case err := <-done:
+		t.Fatalf("p3 left (%v) while the records only it holds could not be pushed", err)
+	case <-time.After(3 * time.Second):
+	}
+	held.Store(false)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("leave: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("p3 did not leave within 30s of its pushes resuming")
+	}
+	c.Stop(2) // as the agent does right after leaving
+	for i := 0; i < 2; i++ {
+		held := localIDs(t, c.Client(i))
+		for _, id := range ids {
+			if !held[id] {
+				t.Fatalf("p%d lacks %s after p3 left", i+1, id)
+			}
+		}
+	}
+}

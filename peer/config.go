@@ -28,6 +28,14 @@ type Config struct {
 	APIAddr string
 	// SyslogTCP and SyslogUDP are the syslog listen addresses; "" disables one.
 	SyslogTCP, SyslogUDP string
+	// SyslogTLS is the syslog-over-TLS (RFC 5425) listen address; "" (the
+	// default) disables it. It serves the certificate of TLS, so it needs
+	// TLS set; Syslog.TLSClientAuth decides whether clients must present a
+	// certificate, verified against SyslogTLSCA.
+	SyslogTLS string
+	// SyslogTLSCA is the CA file that signs syslog clients' certificates;
+	// "" means TLS.CA, the cluster's CA. Reread when it changes.
+	SyslogTLSCA string
 
 	// GossipAddr is the gossip listen address (UDP and TCP on one port). ""
 	// runs the peer alone, outside any cluster.
@@ -93,6 +101,9 @@ type Config struct {
 	// between peers mutual TLS under the cluster's CA; the certificate must
 	// name this peer (Name). Files are reread when they change.
 	TLS tlsutil.Files
+	// LeaveDrainTimeout bounds how long Leave waits for the records only
+	// this peer holds to reach the other peers (default 30s).
+	LeaveDrainTimeout time.Duration
 	// APIHeaderTimeout bounds the TLS handshake and the request headers of an
 	// API connection (default 10s): slow or stalled clients are cut off.
 	APIHeaderTimeout time.Duration
@@ -154,7 +165,7 @@ func (c *Config) validate() error {
 	if c.APIAddr == "" {
 		return fmt.Errorf("an API address is required (--api-addr)")
 	}
-	for what, addr := range map[string]string{"api": c.APIAddr, "syslog tcp": c.SyslogTCP, "syslog udp": c.SyslogUDP} {
+	for what, addr := range map[string]string{"api": c.APIAddr, "syslog tcp": c.SyslogTCP, "syslog udp": c.SyslogUDP, "syslog tls": c.SyslogTLS} {
 		if addr == "" {
 			continue
 		}
@@ -194,8 +205,17 @@ func (c *Config) validate() error {
 			return fmt.Errorf("gossip address %q is not host:port: %v", c.GossipAddr, err)
 		}
 	}
+	if c.SyslogTLS != "" && c.TLS == (tlsutil.Files{}) {
+		return fmt.Errorf("syslog over TLS (--syslog-tls) serves this peer's certificate: set --tls-cert, --tls-key and --tls-ca")
+	}
+	if c.SyslogTLSCA != "" && c.SyslogTLS == "" {
+		return fmt.Errorf("--syslog-tls-ca is set but --syslog-tls is not: there is no TLS syslog listener to use it")
+	}
 	if c.TokenFile != "" && c.TLS == (tlsutil.Files{}) {
 		return fmt.Errorf("API tokens need TLS (--tls-cert, --tls-key, --tls-ca): over plain HTTP they could be read off the network, and peers prove who they are by certificate")
+	}
+	if c.LeaveDrainTimeout == 0 {
+		c.LeaveDrainTimeout = 30 * time.Second
 	}
 	if c.APIHeaderTimeout == 0 {
 		c.APIHeaderTimeout = 10 * time.Second

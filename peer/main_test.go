@@ -1,6 +1,7 @@
 package peer_test
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -9,8 +10,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	defer testutil.CleanupBinary()
 	goleak.VerifyTestMain(m,
+		// VerifyTestMain exits: remove the built binary on the way out
+		goleak.Cleanup(func(code int) { testutil.CleanupBinary(); os.Exit(code) }),
 		goleak.IgnoreAnyFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"),
 		goleak.IgnoreTopFunction("github.com/hashicorp/go-metrics.(*InmemSignal).run"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),

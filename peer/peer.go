@@ -9,12 +9,14 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/logmesh/logmesh/api"
 	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/record"
 	"github.com/logmesh/logmesh/syslog"
+	"github.com/logmesh/logmesh/tlsutil"
 )
 
 // Peer is one logmesh node.
@@ -34,6 +36,7 @@ type Peer struct {
 	started time.Time
 	stats   ingestStats
 	sec     security
+	leaving atomic.Bool // Leave has begun: no more writes
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -116,11 +119,16 @@ func (p *Peer) Start() (err error) {
 			p.log.Error("API server stopped", "err", err)
 		}
 	}()
-	if p.cfg.SyslogTCP != "" || p.cfg.SyslogUDP != "" {
+	if p.cfg.SyslogTCP != "" || p.cfg.SyslogUDP != "" || p.cfg.SyslogTLS != "" {
 		sc := p.cfg.Syslog
-		sc.TCPAddr, sc.UDPAddr = p.cfg.SyslogTCP, p.cfg.SyslogUDP
+		sc.TCPAddr, sc.UDPAddr, sc.TLSAddr = p.cfg.SyslogTCP, p.cfg.SyslogUDP, p.cfg.SyslogTLS
 		sc.PeerName = p.cfg.Name
 		sc.Logger = p.cfg.Logger
+		if sc.TLSAddr != "" {
+			if sc.TLS, err = p.syslogTLS(); err != nil {
+				return err
+			}
+		}
 		if p.syslog, err = syslog.New(sc, sinkFunc(p.Ingest)); err != nil {
 			return err
 		}
@@ -129,8 +137,25 @@ func (p *Peer) Start() (err error) {
 		}
 	}
 	p.log.Info("peer started", "api", p.APIAddr(), "syslog_tcp", p.SyslogTCPAddr(), "syslog_udp", p.SyslogUDPAddr(),
-		"data_dir", p.cfg.DataDir)
+		"syslog_tls", p.SyslogTLSAddr(), "data_dir", p.cfg.DataDir)
 	return nil
+}
+
+// syslogTLS returns the certificate source of the syslog TLS listener: the
+// peer's own identity (reloaded when its files change), with the client CA
+// of SyslogTLSCA when one is set. The syslog package sets the version floor
+// and the client-certificate policy.
+func (p *Peer) syslogTLS() (*tls.Config, error) {
+	id := p.sec.tls
+	if p.cfg.SyslogTLSCA != "" {
+		files := p.cfg.TLS
+		files.CA = p.cfg.SyslogTLSCA
+		var err error
+		if id, err = tlsutil.Load(files, p.log); err != nil {
+			return nil, fmt.Errorf("syslog TLS client CA: %w", err)
+		}
+	}
+	return id.ServerConfig(), nil
 }
 
 // Close stops the listeners, then the store. It is idempotent and blocks
@@ -164,7 +189,31 @@ func (p *Peer) Close() error {
 
 // Leave announces to the cluster that this peer leaves for good (others see
 // it `left`, not `failed`, and stop placing data on it). Close must follow.
-func (p *Peer) Leave() error { return p.cluster.leave() }
+//
+// Records this peer took in and has not pushed yet exist nowhere else, and
+// once it has left no anti-entropy round will find them. So it first stops
+// taking writes (syslog listeners close, HTTP writes answer 503) and waits,
+// up to LeaveDrainTimeout, until every live peer has what it owns.
+func (p *Peer) Leave() error {
+	if p.cluster.g == nil {
+		return nil
+	}
+	p.leaving.Store(true)
+	if p.syslog != nil {
+		if err := p.syslog.Close(); err != nil {
+			p.log.Warn("closing syslog listeners before leaving", "err", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.LeaveDrainTimeout)
+	defer cancel()
+	if n, err := p.repl.drain(ctx); err != nil {
+		p.log.Error("leaving with records not yet pushed: they stay in this peer's data directory; start it again (it will push them) or copy them out",
+			"undelivered_records", n, "waited", p.cfg.LeaveDrainTimeout)
+	} else if n > 0 {
+		p.log.Info("pushed every record before leaving", "records", n)
+	}
+	return p.cluster.leave()
+}
 
 // GossipAddr returns the address other peers reach this one's gossip at, or "".
 func (p *Peer) GossipAddr() string {
@@ -191,6 +240,14 @@ func (p *Peer) SyslogTCPAddr() string {
 		return ""
 	}
 	return p.syslog.TCPAddr().String()
+}
+
+// SyslogTLSAddr returns the syslog TLS listen address, or "".
+func (p *Peer) SyslogTLSAddr() string {
+	if p.syslog == nil || p.syslog.TLSAddr() == nil {
+		return ""
+	}
+	return p.syslog.TLSAddr().String()
 }
 
 // SyslogUDPAddr returns the syslog UDP listen address, or "".

@@ -823,3 +823,37 @@ func (r *replication) oldestUndelivered(include func(target string) bool) time.T
 	}
 	return oldest
 }
+
+// drain waits until every usable target's cursor has reached the journal's
+// current head, returning how many records were waiting at the start (or
+// still are, with ctx's error, when it gives up).
+func (r *replication) drain(ctx context.Context) (int64, error) {
+	head := r.p.db.Applied()
+	waiting := func() int64 {
+		v := r.p.cluster.view()
+		var n int64
+		for _, t := range r.targetsSnapshot() {
+			if !v.usable(t.name) {
+				continue
+			}
+			if c, _ := t.state(); c < head {
+				n += max(t.backlog(), 1)
+			}
+		}
+		return n
+	}
+	first := waiting()
+	for {
+		progress := r.progress() // before the check: no advance is missed
+		n := waiting()
+		if n == 0 {
+			return first, nil
+		}
+		select {
+		case <-ctx.Done():
+			return n, ctx.Err()
+		case <-progress:
+		case <-time.After(500 * time.Millisecond): // targets joining or failing change the answer too
+		}
+	}
+}

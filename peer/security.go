@@ -153,6 +153,11 @@ func scopeOf(r *http.Request) (scope auth.Scope, open, peerOnly bool) {
 func (p *Peer) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scope, open, peerOnly := scopeOf(r)
+		if scope == auth.Ingest && p.leaving.Load() {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "this peer is leaving the cluster: send to another peer")
+			return
+		}
 		if open {
 			next.ServeHTTP(w, r)
 			return
