@@ -70,6 +70,13 @@ var (
 	mConnsOpen       = desc("logmesh_syslog_connections_open", "Syslog TCP connections open now.")
 	mConnsAccepted   = desc("logmesh_syslog_connections_accepted_total", "Syslog TCP connections served.")
 
+	mSyslogRefused   = desc("logmesh_syslog_refused_total", "Syslog input refused before it was read: connections closed at accept and UDP datagrams dropped (reason not_allowed: source outside --syslog-allow).", "transport", "reason")
+	mSyslogClosed    = desc("logmesh_syslog_connections_closed_total", "Syslog TCP and TLS connections closed by the server, by reason (idle_timeout, frame_timeout, framing_error).", "transport", "reason")
+	mTLSConnsOpen    = desc("logmesh_syslog_tls_connections_open", "Syslog TLS connections open now (handshaking or sending).")
+	mTLSConnsAcc     = desc("logmesh_syslog_tls_connections_accepted_total", "Syslog TLS connections whose handshake began.")
+	mTLSHandshakeErr = desc("logmesh_syslog_tls_handshake_failures_total", "Syslog TLS handshakes that failed, by reason (timeout, not_tls, no_client_cert, bad_client_cert, closed, protocol).", "reason")
+	mTLSLineFrames   = desc("logmesh_syslog_tls_line_frames_total", "Syslog TLS messages that arrived newline-framed, not octet-counted as RFC 5425 requires; stored flagged.")
+
 	mRecords      = desc("logmesh_store_records", "Records in this peer's store.")
 	mDiskBytes    = desc("logmesh_store_disk_bytes", "Bytes of the store on disk.")
 	mLSMBytes     = desc("logmesh_store_lsm_bytes", "Bytes of the store's LSM tree.")
@@ -105,7 +112,8 @@ var (
 
 func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mIngestRecords, mIngestBytes, mIngestMalformed, mIngestRejected, mIngestDropped,
-		mIngestTrunc, mConnsOpen, mConnsAccepted, mRecords, mDiskBytes, mLSMBytes, mVlogBytes, mCommits, mCommitErrors,
+		mIngestTrunc, mConnsOpen, mConnsAccepted, mSyslogRefused, mSyslogClosed, mTLSConnsOpen, mTLSConnsAcc,
+		mTLSHandshakeErr, mTLSLineFrames, mRecords, mDiskBytes, mLSMBytes, mVlogBytes, mCommits, mCommitErrors,
 		mCommitSecs, mWritten, mDropped, mWritable, mFreeDisk, mRefused, mUndeliveredBytes, mUndeliveredRecs, mDelivered, mLag, mReplIn, mReplDup, mSkips,
 		mHintsDeleted, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop} {
 		ch <- d
@@ -130,7 +138,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, t := range []struct {
 			transport string
 			s         syslog.TransportStats
-		}{{"tcp", sl.TCP}, {"udp", sl.UDP}} {
+		}{{"tcp", sl.TCP}, {"udp", sl.UDP}, {"tls", sl.TLS}} {
 			counter(mIngestRecords, float64(t.s.Messages), t.transport)
 			counter(mIngestBytes, float64(t.s.Bytes), t.transport)
 			counter(mIngestDropped, float64(t.s.Dropped), t.transport)
@@ -147,6 +155,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(mIngestRejected, float64(sl.TCP.ConnectionsRejected), "tcp", "connections")
 		gauge(mConnsOpen, float64(sl.TCP.ConnectionsOpen))
 		counter(mConnsAccepted, float64(sl.TCP.ConnectionsAccepted))
+		syslogMetrics(sl, counter, gauge)
 	}
 
 	gauge(mRecords, float64(s.Records))
@@ -195,4 +204,27 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(mFlaps, float64(g.Flaps()))
 		counter(mGossipDrop, float64(g.Dropped()))
 	}
+}
+
+// syslogMetrics exports the syslog counters of refusals, closes and TLS.
+func syslogMetrics(sl *syslog.Stats, counter, gauge func(*prometheus.Desc, float64, ...string)) {
+	for _, t := range []struct {
+		transport string
+		s         syslog.TransportStats
+	}{{"tcp", sl.TCP}, {"udp", sl.UDP}, {"tls", sl.TLS}} {
+		counter(mSyslogRefused, float64(t.s.NotAllowed), t.transport, "not_allowed")
+		if t.transport == "udp" {
+			continue
+		}
+		counter(mSyslogClosed, float64(t.s.IdleTimeouts), t.transport, "idle_timeout")
+		counter(mSyslogClosed, float64(t.s.FrameTimeouts), t.transport, "frame_timeout")
+		counter(mSyslogClosed, float64(t.s.FramingErrors), t.transport, "framing_error")
+	}
+	counter(mIngestRejected, float64(sl.TLS.ConnectionsRejected), "tls", "connections")
+	gauge(mTLSConnsOpen, float64(sl.TLS.ConnectionsOpen))
+	counter(mTLSConnsAcc, float64(sl.TLS.ConnectionsAccepted))
+	for _, r := range []string{"timeout", "not_tls", "no_client_cert", "bad_client_cert", "closed", "protocol"} {
+		counter(mTLSHandshakeErr, float64(sl.TLS.HandshakeFailures[r]), r)
+	}
+	counter(mTLSLineFrames, float64(sl.TLS.LineFrames))
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/logmesh/logmesh/gossip"
 	"github.com/logmesh/logmesh/peer"
+	"github.com/logmesh/logmesh/syslog"
 	"github.com/logmesh/logmesh/tlsutil"
 )
 
@@ -29,6 +30,10 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "api-addr", Value: ":7070", EnvVars: env("API_ADDR"), Usage: "HTTP API listen address"},
 		&cli.StringFlag{Name: "syslog-tcp", Value: ":5514", EnvVars: env("SYSLOG_TCP"), Usage: "syslog TCP listen address (RFC 6587 framing), empty to disable"},
 		&cli.StringFlag{Name: "syslog-udp", Value: ":5514", EnvVars: env("SYSLOG_UDP"), Usage: "syslog UDP listen address, empty to disable"},
+		&cli.StringFlag{Name: "syslog-tls", EnvVars: env("SYSLOG_TLS"), Usage: "syslog over TLS (RFC 5425, octet-counted) listen address, e.g. :6514; serves --tls-cert; empty to disable"},
+		&cli.StringFlag{Name: "syslog-tls-client-auth", Value: "none", EnvVars: env("SYSLOG_TLS_CLIENT_AUTH"), Usage: "none: any TLS client may send; verify: clients must present a certificate signed by --syslog-tls-ca"},
+		&cli.StringFlag{Name: "syslog-tls-ca", EnvVars: env("SYSLOG_TLS_CA"), TakesFile: true, Usage: "CA certificate (PEM) that signs syslog clients' certificates (default: --tls-ca); reread when it changes"},
+		&cli.StringSliceFlag{Name: "syslog-allow", EnvVars: env("SYSLOG_ALLOW"), Usage: "source networks that may send syslog (CIDR or address, repeatable or comma-separated), e.g. 10.0.0.0/8; empty: everyone"},
 		&cli.StringFlag{Name: "gossip-addr", Value: "", EnvVars: env("GOSSIP_ADDR"), Usage: "gossip listen address (UDP and TCP), e.g. :7946; empty runs the peer alone"},
 		&cli.StringFlag{Name: "advertise", EnvVars: env("ADVERTISE"), Usage: "gossip address other peers reach this one at (default: --gossip-addr)"},
 		&cli.StringFlag{Name: "api-advertise", EnvVars: env("API_ADVERTISE"), Usage: "API address other peers reach this one at (default: the advertised host with the API port)"},
@@ -53,7 +58,8 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "fsync", Value: "always", EnvVars: env("FSYNC"),
 			Usage: `"always": every group commit is synced before it is acknowledged (survives power loss); an interval such as 100ms: acknowledged once written, synced every interval (a power failure can lose the last interval)`},
 		&cli.StringFlag{Name: "max-message-bytes", Value: "64KiB", EnvVars: env("MAX_MESSAGE_BYTES"), Usage: "longer syslog messages are truncated and flagged"},
-		&cli.IntFlag{Name: "max-connections", Value: 4096, EnvVars: env("MAX_CONNECTIONS"), Usage: "syslog TCP connections held at once; more are refused"},
+		&cli.IntFlag{Name: "max-connections", Value: 4096, EnvVars: env("MAX_CONNECTIONS"), Usage: "syslog TCP and TLS connections held at once; more are refused"},
+		&cli.IntFlag{Name: "max-connections-per-source", Value: 0, EnvVars: env("MAX_CONNECTIONS_PER_SOURCE"), Usage: "syslog TCP and TLS connections held at once from one address (0: a quarter of --max-connections)"},
 		&cli.DurationFlag{Name: "idle-timeout", Value: 0, EnvVars: env("IDLE_TIMEOUT"), Usage: "close a syslog connection that sends nothing for this long (0: the default, 10m)"},
 		&cli.DurationFlag{Name: "frame-timeout", Value: 0, EnvVars: env("FRAME_TIMEOUT"), Usage: "a syslog message that has begun must arrive within this (0: the default, 30s)"},
 		&cli.StringFlag{Name: "cache-size", Value: "32MiB", EnvVars: env("CACHE_SIZE"), Usage: "block cache of the store"},
@@ -126,6 +132,16 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 	cfg.APIAddr = c.String("api-addr")
 	cfg.SyslogTCP = c.String("syslog-tcp")
 	cfg.SyslogUDP = c.String("syslog-udp")
+	cfg.SyslogTLS = c.String("syslog-tls")
+	cfg.SyslogTLSCA = c.String("syslog-tls-ca")
+	auth, err := syslog.ParseClientAuth(c.String("syslog-tls-client-auth"))
+	if err != nil {
+		return cfg, flagErr("syslog-tls-client-auth", err)
+	}
+	cfg.Syslog.TLSClientAuth = auth
+	if cfg.Syslog.Allow, err = syslog.ParseAllowList(c.StringSlice("syslog-allow")); err != nil {
+		return cfg, flagErr("syslog-allow", err)
+	}
 	cfg.Logger = logger
 	cfg.Pprof = c.Bool("pprof")
 	cfg.GossipAddr, cfg.Advertise, cfg.APIAdvertise = c.String("gossip-addr"), c.String("advertise"), c.String("api-advertise")
@@ -164,7 +180,6 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 	cfg.DisableReplication = c.Bool("disable-replication")
 	cfg.DisableAntiEntropy = c.Bool("disable-anti-entropy")
 	cfg.TestDropPushEvery = c.Int("test-drop-push-every")
-	var err error
 	if cfg.RepairRate, err = parseBytes(c.String("repair-rate")); err != nil {
 		return cfg, flagErr("repair-rate", err)
 	}
@@ -183,6 +198,7 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 	}
 	cfg.Syslog.MaxMessageBytes = int(n)
 	cfg.Syslog.MaxConnections = c.Int("max-connections")
+	cfg.Syslog.MaxConnectionsPerSource = c.Int("max-connections-per-source")
 	if d := c.Duration("idle-timeout"); d > 0 {
 		cfg.Syslog.IdleTimeout = d
 	}
