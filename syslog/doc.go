@@ -1,7 +1,8 @@
 // Package syslog is logmesh's syslog edge: it parses RFC 5424 and RFC 3164
 // messages into record.Record values, splits TCP streams into messages
 // (RFC 6587 octet counting and newline framing, detected per message), and
-// runs the TCP and UDP listeners that hand batches of records to a Sink.
+// runs the TCP, UDP and TLS (RFC 5425) listeners that hand batches of records
+// to a Sink.
 //
 // # Layers
 //
@@ -39,6 +40,17 @@
 // LF. The count is checked against the size limit before anything is
 // allocated, an oversized message keeps its first MaxMessageBytes bytes and
 // the rest is skipped without being buffered (see FrameReader).
+//
+// # Hostile senders
+//
+// Before a byte is read, a connection must come from Config.Allow and find a
+// slot under MaxConnections and MaxConnectionsPerSource; a TLS connection
+// must then finish its handshake within HandshakeTimeout (TLS 1.2 or 1.3,
+// with a verified client certificate under ClientAuthVerify). IdleTimeout
+// and FrameTimeout close idle and trickling connections. An idle connection
+// holds no read buffer. Every refusal and close is counted (Stats) by
+// reason. Over TLS, octet counting is expected: a newline-framed message is
+// stored flagged ReasonFraming.
 //
 // # Backpressure
 //
