@@ -246,9 +246,42 @@ func (db *DB) Close() error {
 }
 
 // Sync makes every committed write durable now.
+//
+// Badger's own Sync syncs only the active memtable's write-ahead log (and
+// the value log). A commit written just before the memtable filled sits in
+// the WAL of a now immutable memtable until that memtable is flushed to a
+// table, and Badger's Sync leaves that WAL unsynced: acknowledged writes
+// could vanish at a power cut. So Sync also fsyncs every memtable WAL still
+// on disk (an immutable one is deleted once its table is durable). On Linux
+// fsync writes back the pages dirtied through Badger's shared memory map.
 func (db *DB) Sync() error {
 	if err := db.bdb.Sync(); err != nil {
 		return db.space.noteErr(fmt.Errorf("index: sync: %w", err))
+	}
+	if err := syncWALs(db.bdb.Opts().Dir); err != nil {
+		return db.space.noteErr(fmt.Errorf("index: sync: %w", err))
+	}
+	return nil
+}
+
+// syncWALs fsyncs every memtable write-ahead log (*.mem) in dir.
+func syncWALs(dir string) error {
+	wals, err := filepath.Glob(filepath.Join(dir, "*.mem"))
+	if err != nil {
+		return err
+	}
+	for _, name := range wals {
+		f, err := os.Open(name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // flushed to a table and deleted meanwhile
+		} else if err != nil {
+			return err
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("fsync %s: %w", filepath.Base(name), err)
+		}
 	}
 	return nil
 }

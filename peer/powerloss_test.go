@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"log/slog"
 	"net/url"
+	"path/filepath"
 	"os"
 	"slices"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/logmesh/logmesh/client"
 	"github.com/logmesh/logmesh/faults"
+	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/record"
 	"github.com/logmesh/logmesh/testutil"
 )
@@ -108,11 +111,13 @@ func powerCutOnce(t *testing.T, fsync string, d time.Duration) (acked, lost int)
 		t.Fatal(err)
 	}
 	var lostAges []time.Duration // from ack to cut, per lost batch
+	var lostIDs []record.ID
 	for _, b := range batches {
 		n := 0
 		for _, id := range b.ids {
 			if !stored[id.String()] {
 				n++
+				lostIDs = append(lostIDs, id)
 			}
 		}
 		acked += len(b.ids)
@@ -121,7 +126,10 @@ func powerCutOnce(t *testing.T, fsync string, d time.Duration) (acked, lost int)
 			lostAges = append(lostAges, cutAt.Sub(b.at))
 		}
 	}
-	p.Kill()
+	p.Stop()
+	if len(lostIDs) > 0 {
+		t.Logf("lost records: %s", onDisk(t, p.DataDir(), lostIDs))
+	}
 	oldest := time.Duration(0)
 	if len(lostAges) > 0 {
 		oldest = slices.Max(lostAges)
@@ -138,4 +146,25 @@ func powerCutOnce(t *testing.T, fsync string, d time.Duration) (acked, lost int)
 		t.Fatalf("fsync=%s lost a batch acknowledged %v before the cut", fsync, oldest)
 	}
 	return acked, lost
+}
+
+// onDisk says which of ids the store in dataDir holds, read directly: it
+// tells a record lost on disk from one a query missed.
+func onDisk(t *testing.T, dataDir string, ids []record.ID) string {
+	t.Helper()
+	cfg := index.TestConfig(filepath.Join(dataDir, "store"))
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	db, err := index.Open(cfg)
+	if err != nil {
+		return "cannot open the store: " + err.Error()
+	}
+	defer db.Close()
+	found := 0
+	for _, id := range ids {
+		if _, err := db.Get(id); err == nil {
+			found++
+		}
+	}
+	return fmt.Sprintf("%d of %d on disk when read directly (first lost: %s, window %d partition %d)",
+		found, len(ids), ids[0], ids[0].Window(), ids[0].Partition())
 }
