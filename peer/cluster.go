@@ -26,6 +26,9 @@ type view struct {
 	self    string
 	members map[string]gossip.Member
 	table   *placement.Table
+	// fill holds, per member, the partitions it owns but is still being
+	// filled with (its "fill" tag; see fill.go).
+	fill map[string]*[record.NumPartitions]bool
 }
 
 // owners returns the replica set of partition p.
@@ -64,6 +67,33 @@ type cluster struct {
 	mu   sync.Mutex
 	subs map[int]chan struct{}
 	next int
+	// tagMu guards tags, this peer's gossip tags. Not mu: setting tags
+	// waits for the broadcast, and mu must stay free for the view's subscribers.
+	tagMu sync.Mutex
+	tags  map[string]string
+}
+
+// setTag sets one of this peer's gossip tags ("" removes it) and spreads it.
+func (c *cluster) setTag(name, value string) error {
+	c.tagMu.Lock()
+	defer c.tagMu.Unlock()
+	if c.g == nil {
+		return nil
+	}
+	tags := make(map[string]string, len(c.tags)+1)
+	for k, v := range c.tags {
+		tags[k] = v
+	}
+	if value == "" {
+		delete(tags, name)
+	} else {
+		tags[name] = value
+	}
+	if err := c.g.SetTags(tags); err != nil {
+		return err
+	}
+	c.tags = tags
+	return nil
 }
 
 func newCluster(p *Peer) *cluster {
@@ -87,6 +117,9 @@ func (c *cluster) start(ctx context.Context, wg *sync.WaitGroup, apiAddr string)
 	gc.Label = cfg.ClusterLabel
 	gc.Logger = cfg.Logger
 	gc.Tags = map[string]string{"api": c.apiAdvertise(apiAddr), "proto": protoVersion}
+	c.tagMu.Lock()
+	c.tags = gc.Tags
+	c.tagMu.Unlock()
 	g, err := gossip.New(gc)
 	if err != nil {
 		return err
@@ -191,6 +224,16 @@ func (c *cluster) set(ms map[string]gossip.Member) {
 	}
 	sort.Strings(names)
 	v := &view{self: c.p.cfg.Name, members: ms, table: placement.Compute(names, c.p.cfg.Replicas)}
+	for name, m := range ms {
+		if t := m.Tags[tagFill]; t != "" {
+			if mask, err := decodeMask(t); err == nil {
+				if v.fill == nil {
+					v.fill = map[string]*[record.NumPartitions]bool{}
+				}
+				v.fill[name] = mask
+			}
+		}
+	}
 	old := c.cur.Swap(v)
 	if old != nil && old.table.Equal(v.table) && sameStatus(old.members, ms) {
 		return

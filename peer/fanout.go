@@ -35,23 +35,30 @@ type plan struct {
 	missing  []int
 }
 
-func (v *view) plan(exclude map[string]bool) plan {
+func (v *view) plan(exclude map[string]bool, selfFill *[record.NumPartitions]bool) plan {
 	pl := plan{assigned: map[string]*[record.NumPartitions]bool{}}
 	load := map[string]int{}
 	for p := 0; p < record.NumPartitions; p++ {
 		owners := v.owners(record.Partition(p))
-		best := ""
+		// an owner that holds the whole partition beats one still being
+		// filled; then this peer; then the least loaded
+		best, bestFull := "", false
 		for _, o := range owners {
 			if exclude[o] || !v.usable(o) {
 				continue
 			}
-			if o == v.self {
-				best = o
-				break
+			full := !v.filling(o, record.Partition(p))
+			if o == v.self { // this peer's own state is fresher than its gossip tag
+				full = selfFill == nil || !selfFill[p]
 			}
-			if best == "" || load[o] < load[best] {
-				best = o
+			switch {
+			case best == "", full && !bestFull:
+			case full != bestFull, best == v.self:
+				continue
+			case o != v.self && load[o] >= load[best]:
+				continue
 			}
+			best, bestFull = o, full
 		}
 		if best == "" {
 			pl.missing = append(pl.missing, p)
@@ -93,7 +100,7 @@ func (p *Peer) fanout(w http.ResponseWriter, r *http.Request, q query.Query, out
 			s.close()
 		}
 		sources = sources[:0]
-		pl := v.plan(failed)
+		pl := v.plan(failed, p.selfFill.Load())
 		missing = pl.missing
 		var mu sync.Mutex
 		var wg sync.WaitGroup

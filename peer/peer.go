@@ -37,6 +37,9 @@ type Peer struct {
 	stats   ingestStats
 	sec     security
 	leaving atomic.Bool // Leave has begun: no more writes
+	// selfFill holds the partitions this peer owns and is still being
+	// filled with (see fill.go); nil until first computed.
+	selfFill atomic.Pointer[[record.NumPartitions]bool]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -109,6 +112,11 @@ func (p *Peer) Start() (err error) {
 		go func() {
 			defer p.wg.Done()
 			p.repair.run(p.ctx)
+		}()
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.fillLoop(p.ctx)
 		}()
 	}
 	p.api = p.newAPIServer()
