@@ -68,6 +68,7 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "base-table-size", Value: "1MiB", EnvVars: env("BASE_TABLE_SIZE"), Usage: "size of store tables below level 0 (compactions hold a dozen in memory)"},
 		&cli.IntFlag{Name: "l0-tables", Value: 8, EnvVars: env("L0_TABLES"), Usage: "level-0 store tables that accumulate before a compaction (writes stall at twice as many)"},
 		&cli.IntFlag{Name: "memtables", Value: 2, EnvVars: env("MEMTABLES"), Usage: "store memtables held in memory"},
+		&cli.StringFlag{Name: "min-free-disk", Value: "auto", EnvVars: env("MIN_FREE_DISK"), Usage: `below this much free space on the data directory's filesystem writes are refused (HTTP 507, syslog held) until space returns; "auto": 4 × memtables × memtable size, at least 32MiB; "off" disables the check`},
 		&cli.BoolFlag{Name: "pprof", EnvVars: env("PPROF"), Usage: "serve Go's profiler at /debug/pprof on the API address"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: env("LOG_LEVEL"), Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: env("LOG_FORMAT"), Usage: "text or json"},
@@ -215,6 +216,17 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 		return cfg, flagErr("base-table-size", err)
 	}
 	cfg.Index.NumMemTables = c.Int("memtables")
+	switch v := c.String("min-free-disk"); v {
+	case "auto", "":
+	case "off":
+		cfg.Index.MinFreeDiskBytes = -1
+	default:
+		n, err := parseBytes(v)
+		if err != nil || n <= 0 {
+			return cfg, flagErr("min-free-disk", fmt.Errorf("%q is not auto, off or a size like 512MiB", v))
+		}
+		cfg.Index.MinFreeDiskBytes = n
+	}
 	cfg.Index.L0Tables = c.Int("l0-tables")
 	limit, err := parseBytes(c.String("memory-limit"))
 	if err != nil {
