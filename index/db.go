@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +33,8 @@ type DB struct {
 	dig *digests
 	// space refuses writes while the disk is nearly full.
 	space *spaceGuard
+	// walSync syncs the logs of memtables that filled since the last sync.
+	walSync walSyncer
 
 	reqCh  chan *writeReq
 	exclCh chan func() // work run exclusively in the committer (retention)
@@ -258,19 +263,45 @@ func (db *DB) Sync() error {
 	if err := db.bdb.Sync(); err != nil {
 		return db.space.noteErr(fmt.Errorf("index: sync: %w", err))
 	}
-	if err := syncWALs(db.bdb.Opts().Dir); err != nil {
+	if err := db.walSync.syncImmutable(db.bdb.Opts().Dir); err != nil {
 		return db.space.noteErr(fmt.Errorf("index: sync: %w", err))
 	}
 	return nil
 }
 
-// syncWALs fsyncs every memtable write-ahead log (*.mem) in dir.
-func syncWALs(dir string) error {
+// walSyncer fsyncs the write-ahead logs (*.mem) of memtables that have
+// become immutable. Badger's Sync covers only the active memtable's log,
+// so a commit written just before its memtable filled would otherwise stay
+// unsynced until the flush. An immutable log takes no more writes, so each
+// is synced once; the newest log is the active one, which Badger syncs.
+type walSyncer struct {
+	mu     sync.Mutex
+	synced map[string]bool
+}
+
+func (w *walSyncer) syncImmutable(dir string) error {
 	wals, err := filepath.Glob(filepath.Join(dir, "*.mem"))
 	if err != nil {
 		return err
 	}
-	for _, name := range wals {
+	fid := func(name string) int64 {
+		n, _ := strconv.ParseInt(strings.TrimSuffix(filepath.Base(name), ".mem"), 10, 64)
+		return n
+	}
+	// by file id (zero-padded to 5 digits, longer past 99999): the newest,
+	// active log is last
+	sort.Slice(wals, func(i, j int) bool { return fid(wals[i]) < fid(wals[j]) })
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.synced == nil {
+		w.synced = map[string]bool{}
+	}
+	present := make(map[string]bool, len(wals))
+	for i, name := range wals {
+		present[name] = true
+		if i == len(wals)-1 || w.synced[name] {
+			continue
+		}
 		f, err := os.Open(name)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // flushed to a table and deleted meanwhile
@@ -281,6 +312,12 @@ func syncWALs(dir string) error {
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("fsync %s: %w", filepath.Base(name), err)
+		}
+		w.synced[name] = true
+	}
+	for name := range w.synced {
+		if !present[name] {
+			delete(w.synced, name)
 		}
 	}
 	return nil
