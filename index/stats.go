@@ -187,3 +187,23 @@ func (db *DB) diskUsage() (lsm, vlog int64) {
 	}
 	return lsm, vlog
 }
+
+// Level describes one level of the store's LSM tree: how compaction keeps up.
+type Level struct {
+	Level, Tables int
+	Bytes         int64
+	// Score above 1 means the level waits for compaction.
+	Score float64
+}
+
+// Levels returns the LSM tree's levels.
+func (db *DB) Levels() []Level {
+	if db.closed.Load() {
+		return nil
+	}
+	var out []Level
+	for _, l := range db.bdb.Levels() {
+		out = append(out, Level{Level: l.Level, Tables: l.NumTables, Bytes: l.Size, Score: l.Score})
+	}
+	return out
+}

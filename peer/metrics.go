@@ -3,6 +3,7 @@ package peer
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,6 +100,11 @@ var (
 	mSkips            = desc("logmesh_replication_skips_total", "Backlogs dropped for --max-hints-bytes (anti-entropy repairs them).")
 	mHintsDeleted     = desc("logmesh_replication_hints_deleted_total", "Records held for other peers, deleted once delivered.")
 
+	mVlogGC      = desc("logmesh_store_value_log_gc_runs_total", "Value-log files rewritten by garbage collection.")
+	mLevelTables = desc("logmesh_store_level_tables", "Tables in each level of the store's LSM tree (level 0 growing: compaction falls behind).", "level")
+	mLevelBytes  = desc("logmesh_store_level_bytes", "Bytes in each level of the store's LSM tree.", "level")
+	mLevelScore  = desc("logmesh_store_level_compaction_score", "Compaction score of each level (above 1: waiting for compaction).", "level")
+
 	mAERounds   = desc("logmesh_antientropy_rounds_total", "Anti-entropy rounds.")
 	mAEErrors   = desc("logmesh_antientropy_round_errors_total", "Anti-entropy rounds that failed.")
 	mAESecs     = desc("logmesh_antientropy_round_seconds_total", "Time spent in anti-entropy rounds.")
@@ -115,7 +121,7 @@ func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
 		mIngestTrunc, mConnsOpen, mConnsAccepted, mSyslogRefused, mSyslogClosed, mTLSConnsOpen, mTLSConnsAcc,
 		mTLSHandshakeErr, mTLSLineFrames, mRecords, mDiskBytes, mLSMBytes, mVlogBytes, mCommits, mCommitErrors,
 		mCommitSecs, mWritten, mDropped, mWritable, mFreeDisk, mRefused, mUndeliveredBytes, mUndeliveredRecs, mDelivered, mLag, mReplIn, mReplDup, mSkips,
-		mHintsDeleted, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop} {
+		mHintsDeleted, mVlogGC, mLevelTables, mLevelBytes, mLevelScore, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop} {
 		ch <- d
 	}
 }
@@ -167,6 +173,15 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(mCommitSecs, s.Store.CommitSeconds)
 	counter(mWritten, float64(s.Store.RecordsWritten))
 	counter(mDropped, float64(s.Store.WindowsDropped))
+	if c.p.db != nil {
+		counter(mVlogGC, float64(c.p.db.Stats().ValueLogGCRuns))
+		for _, l := range c.p.db.Levels() {
+			lv := strconv.Itoa(l.Level)
+			gauge(mLevelTables, float64(l.Tables), lv)
+			gauge(mLevelBytes, float64(l.Bytes), lv)
+			gauge(mLevelScore, l.Score, lv)
+		}
+	}
 	writable := 0.0
 	if s.Store.Writable {
 		writable = 1
