@@ -217,7 +217,9 @@ type merger struct {
 	it *badger.Iterator
 	// last is the key the iterator consumed last: it is positioned just
 	// after it, so a fill that resumes there needs no seek (a seek reloads,
-	// and often decompresses again, the block it lands in).
+	// and often decompresses again, the block it lands in). A seek empties
+	// it until the next key is consumed: a fill that seeks and finds its
+	// partition ended moves the iterator past keys nobody consumed.
 	last    []byte
 	runs    []*run
 	heap    []*run
@@ -278,6 +280,9 @@ func (m *merger) fill(r *run) {
 	for !r.done && len(r.buf) == 0 {
 		if !m.positioned(r) {
 			m.it.Seek(r.resume)
+			// the iterator no longer stands just after the last key consumed:
+			// should this fill consume nothing, the next must seek too
+			m.last = m.last[:0]
 			if r.skip && m.it.Valid() && bytes.Equal(m.it.Item().Key(), r.resume) {
 				m.it.Next()
 			}
@@ -316,7 +321,7 @@ func (m *merger) fill(r *run) {
 // everything between the last key consumed and the current key is either
 // consumed or before r's resume point.
 func (m *merger) positioned(r *run) bool {
-	if m.last == nil || !m.it.Valid() {
+	if len(m.last) == 0 || !m.it.Valid() {
 		return false
 	}
 	// the first key not yet passed must be the first one r wants: at or
