@@ -2,7 +2,9 @@ package deploy_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/logmesh/logmesh/testutil"
 )
@@ -117,28 +121,38 @@ func TestSystemdUnit(t *testing.T) {
 	}
 }
 
-// yamlDocs returns the documents of a YAML file as JSON values. It needs a
-// YAML parser, and the module has none of its own: it asks Python's PyYAML
-// (python3-yaml), and skips without it.
+// yamlDocs returns the documents of a YAML file as JSON values (through
+// JSON, so that numbers and maps have the types the checks expect).
 func yamlDocs(t *testing.T, path string) []any {
 	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil || exec.Command(py, "-c", "import yaml").Run() != nil {
-		t.Skip("python3 with PyYAML (python3-yaml) is not installed: cannot parse " + path)
-	}
-	const toJSON = `import json, sys, yaml
-json.dump([d for d in yaml.safe_load_all(open(sys.argv[1])) if d is not None], sys.stdout)`
-	out, err := exec.Command(py, "-c", toJSON, path).Output()
+	f, err := os.Open(path)
 	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("%s does not parse as YAML: %v\n%s", path, err, stderr)
-	}
-	var docs []any
-	if err := json.Unmarshal(out, &docs); err != nil {
 		t.Fatal(err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	var docs []any
+	for {
+		var d any
+		err := dec.Decode(&d)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s does not parse as YAML: %v", path, err)
+		}
+		if d == nil {
+			continue
+		}
+		b, err := json.Marshal(d)
+		if err != nil {
+			t.Fatalf("%s: a document does not convert to JSON: %v", path, err)
+		}
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, v)
 	}
 	return docs
 }
