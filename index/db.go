@@ -35,6 +35,8 @@ type DB struct {
 	space *spaceGuard
 	// walSync syncs the logs of memtables that filled since the last sync.
 	walSync walSyncer
+	// ckptMu makes digest checkpoints one at a time.
+	ckptMu sync.Mutex
 
 	reqCh  chan *writeReq
 	exclCh chan func() // work run exclusively in the committer (retention)
@@ -361,6 +363,10 @@ func (db *DB) writeCheckpoint() error {
 	if !db.space.backgroundOK() {
 		return nil // the journal covers the digests meanwhile
 	}
+	// The checkpoint loop, Maintain and Compact all write checkpoints: one at
+	// a time, so an older snapshot never lands after a newer one.
+	db.ckptMu.Lock()
+	defer db.ckptMu.Unlock()
 	cp := db.dig.takeCheckpoint()
 	if len(cp.windows) == 0 && cp.seq == db.ckptSeq.Load() {
 		return nil
@@ -373,6 +379,11 @@ func (db *DB) writeCheckpoint() error {
 		}
 		return txn.Set(metaKey("ckpt"), binary.BigEndian.AppendUint64(nil, cp.seq))
 	})
+	if err == nil {
+		// durable before the journal it covers may be pruned: a prune that
+		// survived a crash without its checkpoint would leave digests short
+		err = db.Sync()
+	}
 	if err != nil {
 		db.dig.markDirty(cp.windows)
 		return fmt.Errorf("index: write checkpoint: %w", err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -281,5 +282,50 @@ func TestRetentionDropsWholeWindowsAndRefusesExpiredWrites(t *testing.T) {
 	res, err := db.Write(ctx, old[:5], OriginRemote)
 	if err != nil || res.Expired != 5 || res.Written != 0 {
 		t.Fatalf("write to expired window = %+v, %v; want 5 expired", res, err)
+	}
+}
+
+// TestConcurrentCheckpointsAndPruningKeepDigestsWhole: checkpoints written
+// from several goroutines while writes go on and the journal is pruned
+// leave, after a crash, digests that count every stored record.
+func TestConcurrentCheckpointsAndPruningKeepDigestsWhole(t *testing.T) {
+	dir := t.TempDir()
+	cfg := TestConfig(dir)
+	cfg.CheckpointInterval = time.Hour // only the goroutines below checkpoint
+	db, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := makeEntries(4000, time.Now().Add(-2*time.Hour), 2*time.Hour, 9)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if err := db.writeCheckpoint(); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := db.pruneJournal(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < len(es); i += 100 {
+		if _, err := db.Write(context.Background(), es[i:i+100], OriginLocal); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	wg.Wait()
+	before := db.Digest()
+	crash(db)
+	db2 := openTest(t, dir)
+	if got := db2.Digest(); got != before || got.Count != uint64(len(es)) {
+		t.Fatalf("digest after a crash %+v, want %+v with %d records", got, before, len(es))
 	}
 }

@@ -304,14 +304,7 @@ func TestQueryAtAnyPeerSeesWritesNotYetPushed(t *testing.T) {
 			return
 		}
 		cfg.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-		dialer := &net.Dialer{Timeout: 5 * time.Second}
-		cfg.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, err := dialer.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return heldConn{conn, &blocked}, nil
-		}
+		cfg.DialContext = holdableDialer(&blocked)
 	})
 	c.WaitAlive(20 * time.Second)
 	blocked.Store(true)
@@ -341,6 +334,19 @@ func TestQueryAtAnyPeerSeesWritesNotYetPushed(t *testing.T) {
 	var detail string
 	testutil.WaitFor(t, 30*time.Second, "held records on every owner once pushes resume",
 		func() bool { detail = everyOwnerHasIt(t, c, ids); return detail == "" }, func() string { return detail })
+}
+
+// holdableDialer dials connections whose writes fail while held is set:
+// a peer's pushes (and calls) held back, kept-alive connections included.
+func holdableDialer(held *atomic.Bool) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return heldConn{conn, held}, nil
+	}
 }
 
 // heldConn fails writes while held is set, kept-alive connections included.
@@ -402,14 +408,7 @@ func TestLeaveHandsOverWhatOnlyThisPeerHolds(t *testing.T) {
 		if i != 2 {
 			return
 		}
-		dialer := &net.Dialer{Timeout: 5 * time.Second}
-		cfg.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, err := dialer.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return heldConn{conn, &held}, nil
-		}
+		cfg.DialContext = holdableDialer(&held)
 	})
 	c.WaitAlive(20 * time.Second)
 	held.Store(true)

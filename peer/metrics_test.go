@@ -21,7 +21,20 @@ import (
 // printed, e.g. `logmesh_ingest_records_total{transport="tcp"}`.
 func scrape(t *testing.T, addr string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	return scrapeURL(t, http.DefaultClient, "http://"+addr+"/metrics", "")
+}
+
+// scrapeURL scrapes a metrics URL with hc, sending token when set.
+func scrapeURL(t *testing.T, hc *http.Client, url, token string) map[string]float64 {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

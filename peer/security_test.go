@@ -181,25 +181,7 @@ func TestMutualTLSClusterReplicatesAndRefusesWhoeverDoesNotBelong(t *testing.T) 
 func scrapeTLS(t *testing.T, addr string, pool *x509.CertPool) map[string]float64 {
 	t.Helper()
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	req, _ := http.NewRequest("GET", "https://"+addr+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+tokQuery)
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		var v float64
-		fmt.Sscan(line[i+1:], &v)
-		out[line[:i]] = v
-	}
-	return out
+	return scrapeURL(t, hc, "https://"+addr+"/metrics", tokQuery)
 }
 
 // TestPeerWithACertificateOfAnotherCAGetsNoData: a peer that joins the
