@@ -122,6 +122,9 @@ func (g *Gossip) Start() error {
 	go g.eventLoop()
 	go g.joinLoop()
 	g.log.Info("gossip started", "addr", g.Addr(), "seeds", g.cfg.Seeds, "encrypted", kr != nil, "label", g.cfg.Label)
+	if kr == nil {
+		g.log.Warn("gossip is not encrypted: anyone who reaches the gossip port can join and read the member list; set --encrypt (logmesh keygen) on every peer")
+	}
 	return nil
 }
 
