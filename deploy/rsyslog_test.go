@@ -39,7 +39,7 @@ func TestRsyslogForwarding(t *testing.T) {
 
 	up := testLines("up")
 	rs.send(t, up)
-	waitForLines(t, cl, up)
+	waitForLines(t, cl, up, "tcp")
 
 	agent.Kill()
 	down := testLines("down")
@@ -47,7 +47,7 @@ func TestRsyslogForwarding(t *testing.T) {
 	// rsyslog has tried the dead agent and holds every message in its queue
 	rs.waitQueued(t, len(down))
 	agent.Start()
-	waitForLines(t, cl, append(up, down...))
+	waitForLines(t, cl, append(up, down...), "tcp")
 }
 
 // line is one message sent to rsyslog and what logmesh must store of it.
@@ -75,10 +75,10 @@ func testLines(phase string) []line {
 	return out
 }
 
-// waitForLines polls the agent until every line is stored with its fields.
-// rsyslog delivers at least once, so a line may be there twice: that is
-// logged, not failed.
-func waitForLines(t *testing.T, cl *client.Client, want []line) {
+// waitForLines polls the agent until every line is stored with its fields,
+// received over transport. rsyslog delivers at least once, so a line may be
+// there twice: that is logged, not failed.
+func waitForLines(t *testing.T, cl *client.Client, want []line, transport string) {
 	t.Helper()
 	var missing, twice []string
 	testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("%d forwarded messages in logmesh", len(want)), func() bool {
@@ -93,7 +93,7 @@ func waitForLines(t *testing.T, cl *client.Client, want []line) {
 				twice = append(twice, w.msg)
 			}
 			for _, r := range recs {
-				checkRecord(t, w, r)
+				checkRecord(t, w, r, transport)
 			}
 		}
 		return len(missing) == 0
@@ -121,11 +121,11 @@ func queryHost(t *testing.T, cl *client.Client, host string) map[string][]record
 	return got
 }
 
-func checkRecord(t *testing.T, w line, r record.JSON) {
+func checkRecord(t *testing.T, w line, r record.JSON, transport string) {
 	t.Helper()
-	if r.Host != w.host || r.App != w.app || r.Severity != w.severity || r.Transport != "tcp" || r.Format != "rfc5424" || r.Malformed != "" {
-		t.Fatalf("%q (sent as %q) stored as host=%q app=%q severity=%q transport=%q format=%q malformed=%q raw=%q;\nwant host=%q app=%q severity=%q transport=tcp format=rfc5424",
-			w.msg, w.sent, r.Host, r.App, r.Severity, r.Transport, r.Format, r.Malformed, r.Raw, w.host, w.app, w.severity)
+	if r.Host != w.host || r.App != w.app || r.Severity != w.severity || r.Transport != transport || r.Format != "rfc5424" || r.Malformed != "" {
+		t.Fatalf("%q (sent as %q) stored as host=%q app=%q severity=%q transport=%q format=%q malformed=%q raw=%q;\nwant host=%q app=%q severity=%q transport=%s format=rfc5424",
+			w.msg, w.sent, r.Host, r.App, r.Severity, r.Transport, r.Format, r.Malformed, r.Raw, w.host, w.app, w.severity, transport)
 	}
 }
 
@@ -145,29 +145,44 @@ func startRsyslog(t *testing.T, bin, target string) *rsyslogd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	example, err := os.ReadFile(filepath.Join("rsyslog", "logmesh.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs := &rsyslogd{dir: t.TempDir(), input: testutil.FreeAddr(t), done: make(chan struct{})}
-	action := substitute(t, string(example),
+	action := substitute(t, "logmesh.conf", readExample(t, "logmesh.conf"),
 		`target="127.0.0.1"`, fmt.Sprintf("target=%q", host),
 		`port="5514"`, fmt.Sprintf("port=%q", port),
 		// retry every second rather than every ten, to keep the test short
 		`action.resumeInterval="10"`, `action.resumeInterval="1"`)
+	return runRsyslog(t, bin, "", action)
+}
+
+// readExample returns the example config deploy/rsyslog/name.
+func readExample(t *testing.T, name string) string {
+	t.Helper()
+	example, err := os.ReadFile(filepath.Join("rsyslog", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(example)
+}
+
+// runRsyslog starts rsyslogd with globals (statements that rsyslog takes
+// only at the top level, such as global()) and action, the rendered
+// example, as the ruleset of an imtcp input of its own.
+func runRsyslog(t *testing.T, bin, globals, action string) *rsyslogd {
+	t.Helper()
+	rs := &rsyslogd{dir: t.TempDir(), input: testutil.FreeAddr(t), done: make(chan struct{})}
 	_, inPort, _ := net.SplitHostPort(rs.input)
 	// The example forwards the messages of the ruleset it is put in; here
 	// that is a ruleset of the test's input alone. rsyslog's own messages
 	// go to the default ruleset, which has no action (they also go to
 	// stderr, the log), instead of to the host's syslog socket.
 	conf := fmt.Sprintf(`global(workDirectory=%q processInternalMessages="on")
+%s
 module(load="imtcp")
 module(load="impstats" interval="1" log.file=%q log.syslog="off" format="json")
 ruleset(name="logmesh-test") {
 %s
 }
 input(type="imtcp" address="127.0.0.1" port=%q ruleset="logmesh-test")
-`, rs.dir, rs.statsPath(), action, inPort)
+`, rs.dir, globals, rs.statsPath(), action, inPort)
 	confPath := filepath.Join(rs.dir, "rsyslog.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -208,14 +223,14 @@ input(type="imtcp" address="127.0.0.1" port=%q ruleset="logmesh-test")
 	return rs
 }
 
-// substitute replaces each old string of the example by its new one, and
-// fails unless each occurs exactly once: the example and this test must stay
-// in step.
-func substitute(t *testing.T, s string, oldNew ...string) string {
+// substitute replaces each old string of the example name, s, by its new
+// one, and fails unless each occurs exactly once: the example and this test
+// must stay in step.
+func substitute(t *testing.T, name, s string, oldNew ...string) string {
 	t.Helper()
 	for i := 0; i < len(oldNew); i += 2 {
 		if n := strings.Count(s, oldNew[i]); n != 1 {
-			t.Fatalf("deploy/rsyslog/logmesh.conf has %s %d times, want once", oldNew[i], n)
+			t.Fatalf("deploy/rsyslog/%s has %s %d times, want once", name, oldNew[i], n)
 		}
 		s = strings.Replace(s, oldNew[i], oldNew[i+1], 1)
 	}
