@@ -184,6 +184,11 @@ func (t *tcpConn) flush() error {
 		if err != nil {
 			// The connection ends: do not let it wait for the sender.
 			t.raw.Close()
+		} else {
+			// counted now, not when the next batch or the close comes: a
+			// sender that keeps its connection open (rsyslog does) would
+			// otherwise always see one batch missing from the counters
+			t.stats.stored(batch)
 		}
 		done <- err
 	}()
@@ -202,8 +207,6 @@ func (t *tcpConn) waitInflight() error {
 		stats.sinkErrors.Add(1)
 		stats.dropped.Add(uint64(len(t.spare)))
 		t.sinkErr = fmt.Errorf("%w: storing %d records from %s: %w", errSink, len(t.spare), t.source, err)
-	} else {
-		stats.stored(t.spare)
 	}
 	for _, r := range t.spare { // the sink is done with them: reuse
 		raw := r.Raw[:0]

@@ -118,6 +118,23 @@ func TestTCPRecordNotHeldForMoreInput(t *testing.T) {
 	}
 }
 
+// TestTCPStoredCountedWhileTheConnectionStaysOpen: the counters move as a
+// batch is stored, not when the next one arrives or the sender hangs up.
+func TestTCPStoredCountedWhileTheConnectionStaysOpen(t *testing.T) {
+	sink := &fakeSink{}
+	s := startServer(t, testConfig(t), sink)
+	c := dialTCP(t, s)
+	write(t, c, "<13>Oct 11 22:14:15 host app: one\n<13>Oct 11 22:14:15 host app: two\n")
+	sink.waitRecords(t, 2)
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().TCP.Messages != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("2 records stored on an open connection, counters say %+v", s.Stats().TCP)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestTCPMaxBatch(t *testing.T) {
 	sink := &fakeSink{gate: make(chan struct{}), entered: make(chan struct{}, 1)}
 	cfg := testConfig(t)
