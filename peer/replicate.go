@@ -251,8 +251,9 @@ func (r *replication) syncTargets(ctx context.Context, saved map[string][2]uint6
 		tctx, cancel := context.WithCancel(ctx)
 		t.cancel = cancel
 		r.mu.targets[name] = t
+		from := t.mu.cursor // read before the target's goroutine may move it
 		go r.runTarget(tctx, t)
-		r.log.Info("replicating to peer", "target", name, "from_journal_seq", t.mu.cursor)
+		r.log.Info("replicating to peer", "target", name, "from_journal_seq", from)
 	}
 }
 
