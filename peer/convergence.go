@@ -2,8 +2,6 @@ package peer
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"slices"
 	"sort"
@@ -61,7 +59,10 @@ func (p *Peer) convergence(ctx context.Context) api.Convergence {
 		wg.Add(1)
 		go func(name string) {
 			defer wg.Done()
-			lc, err := p.fetchConvergence(ctx, v.apiAddr(name))
+			var lc api.LocalConvergence
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := p.getPeerJSON(cctx, v.apiAddr(name), "/v1/convergence?local=true", &lc)
+			cancel()
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -114,25 +115,6 @@ func (p *Peer) convergence(ctx context.Context) api.Convergence {
 	}
 	out.ConvergedThrough = through
 	return out
-}
-
-func (p *Peer) fetchConvergence(ctx context.Context, addr string) (api.LocalConvergence, error) {
-	var lc api.LocalConvergence
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.scheme()+addr+"/v1/convergence?local=true", nil)
-	if err != nil {
-		return lc, err
-	}
-	resp, err := p.repl.client.Do(req)
-	if err != nil {
-		return lc, unwrapURL(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return lc, fmt.Errorf("answered %d", resp.StatusCode)
-	}
-	return lc, json.NewDecoder(resp.Body).Decode(&lc)
 }
 
 // handleRepair runs anti-entropy with every co-replica now.

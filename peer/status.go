@@ -90,7 +90,8 @@ func (p *Peer) handleCluster(w http.ResponseWriter, r *http.Request) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 			defer cancel()
-			st, err := p.fetchStatus(ctx, addr)
+			var st api.Status
+			err := p.getPeerJSON(ctx, addr, "/v1/status", &st)
 			if err != nil {
 				ps.Error = err.Error()
 			} else {
@@ -106,21 +107,22 @@ func (p *Peer) handleCluster(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (p *Peer) fetchStatus(ctx context.Context, addr string) (api.Status, error) {
-	var st api.Status
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.scheme()+addr+"/v1/status", nil)
+// getPeerJSON GETs path from the peer at addr over the data plane's client
+// (mutual TLS when configured) and decodes its JSON answer into out.
+func (p *Peer) getPeerJSON(ctx context.Context, addr, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.scheme()+addr+path, nil)
 	if err != nil {
-		return st, err
+		return err
 	}
 	resp, err := p.repl.client.Do(req)
 	if err != nil {
-		return st, unwrapURL(err)
+		return unwrapURL(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("answered %d", resp.StatusCode)
+		return fmt.Errorf("answered %d", resp.StatusCode)
 	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return json.NewDecoder(resp.Body).Decode(out)
 }
 
 func (p *Peer) handleStatus(w http.ResponseWriter, r *http.Request) {
