@@ -2,10 +2,6 @@ package peer_test
 
 import (
 	"context"
-	"fmt"
-	"net/url"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,38 +25,10 @@ func TestSIGKILLDuringIngestionKeepsEveryAcknowledgedBatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			var mu sync.Mutex
-			var acked []record.ID
-			var wg sync.WaitGroup
-			for w := 0; w < 4; w++ {
-				wg.Add(1)
-				go func(w int) {
-					defer wg.Done()
-					for b := 0; ctx.Err() == nil; b++ {
-						var body strings.Builder
-						for i := 0; i < 100; i++ {
-							fmt.Fprintf(&body, "{\"message\":\"w%d b%d r%d\"}\n", w, b, i)
-						}
-						resp, err := c.Ingest(ctx, []byte(body.String()), "application/x-ndjson", url.Values{"ids": {"true"}})
-						if err != nil {
-							return // the peer died: this batch is indeterminate
-						}
-						mu.Lock()
-						acked = append(acked, resp.IDs...)
-						mu.Unlock()
-					}
-				}(w)
-			}
-			testutil.WaitFor(t, 30*time.Second, "a few thousand acknowledged records", func() bool {
-				mu.Lock()
-				defer mu.Unlock()
-				return len(acked) >= 5000
-			})
+			ws := startWriters([]*client.Client{c, c, c, c}, nil)
+			testutil.WaitFor(t, 30*time.Second, "a few thousand acknowledged records", func() bool { return ws.count() >= 5000 })
 			p.Kill()
-			cancel()
-			wg.Wait()
+			acked := ids(ws.stop())
 
 			p.Start()
 			var stored = map[string]bool{}

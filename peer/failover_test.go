@@ -2,16 +2,11 @@ package peer_test
 
 import (
 	"context"
-	"fmt"
-	"net/url"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/logmesh/logmesh/client"
 	"github.com/logmesh/logmesh/index"
-	"github.com/logmesh/logmesh/record"
 	"github.com/logmesh/logmesh/testutil"
 )
 
@@ -26,46 +21,16 @@ func TestSIGKILLReplicaDuringIngestionThenRestart(t *testing.T) {
 	for _, p := range c.Procs {
 		c.WaitStatus(30*time.Second, p.Name, "alive")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var mu sync.Mutex
-	var acked []record.ID
-	var wg sync.WaitGroup
-	for w := 0; w < 2; w++ { // writers on p1 and p2
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			cl := c.Client(w)
-			for b := 0; ctx.Err() == nil; b++ {
-				var body strings.Builder
-				for i := 0; i < 50; i++ {
-					fmt.Fprintf(&body, "{\"message\":\"w%d b%d r%d\"}\n", w, b, i)
-				}
-				resp, err := cl.Ingest(ctx, []byte(body.String()), "application/x-ndjson", url.Values{"ids": {"true"}})
-				if err != nil {
-					if ctx.Err() == nil {
-						t.Errorf("write to p%d failed while p3 was down: %v", w+1, err)
-					}
-					return
-				}
-				mu.Lock()
-				acked = append(acked, resp.IDs...)
-				mu.Unlock()
-			}
-		}(w)
-	}
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	testutil.WaitFor(t, 30*time.Second, "writes before the kill", func() bool { return count() >= 2000 })
+	ws := startWriters([]*client.Client{c.Client(0), c.Client(1)}, func(w int, err error) { // writers on p1 and p2
+		t.Errorf("write to p%d failed while p3 was down: %v", w+1, err)
+	})
+	testutil.WaitFor(t, 30*time.Second, "writes before the kill", func() bool { return ws.count() >= 2000 })
 	c.Procs[2].Kill()
-	before := count()
-	testutil.WaitFor(t, 30*time.Second, "writes while p3 is down", func() bool { return count() >= before+2000 })
+	before := ws.count()
+	testutil.WaitFor(t, 30*time.Second, "writes while p3 is down", func() bool { return ws.count() >= before+2000 })
 	c.WaitStatus(30*time.Second, "p3", "failed")
-	cancel()
-	wg.Wait()
+	all := ids(ws.stop())
 
-	mu.Lock()
-	all := append([]record.ID(nil), acked...)
-	mu.Unlock()
 	for i := 0; i < 2; i++ {
 		got, cov := clusterIDs(t, c.Client(i))
 		if cov.State != "full" {
@@ -118,7 +83,6 @@ func TestSIGKILLReplicaDuringIngestionThenRestart(t *testing.T) {
 		t.Fatalf("after restart p3 lacks %d of %d acknowledged records", missing, len(all))
 	}
 	t.Logf("%d acknowledged records, all on the restarted replica", len(all))
-	_ = client.Coverage{}
 }
 
 // TestSIGTERMLeavesGracefully: a stopped agent is seen `left`, not `failed`,

@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -50,12 +47,6 @@ func TestPowerCutKeepsWhatFsyncAlwaysAcknowledged(t *testing.T) {
 	}
 }
 
-// ackedBatch is one acknowledged batch and when its answer arrived.
-type ackedBatch struct {
-	ids []record.ID
-	at  time.Time
-}
-
 // powerCutOnce runs one agent, cuts the power after load ran for d,
 // restarts it and checks what survived. It returns the acknowledged and
 // lost record counts.
@@ -69,38 +60,13 @@ func powerCutOnce(t *testing.T, fsync string, d time.Duration) (acked, lost int)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var mu sync.Mutex
-	var batches []ackedBatch
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for b := 0; ctx.Err() == nil; b++ {
-				var body strings.Builder
-				for i := 0; i < 100; i++ {
-					fmt.Fprintf(&body, "{\"message\":\"w%d b%d r%d power cut test\"}\n", w, b, i)
-				}
-				resp, err := c.Ingest(ctx, []byte(body.String()), "application/x-ndjson", url.Values{"ids": {"true"}})
-				if err != nil {
-					return // the peer died: this batch is indeterminate
-				}
-				now := time.Now()
-				mu.Lock()
-				batches = append(batches, ackedBatch{ids: resp.IDs, at: now})
-				mu.Unlock()
-			}
-		}(w)
-	}
+	ws := startWriters([]*client.Client{c, c, c, c}, nil)
 	time.Sleep(d) // the load runs for d: the moment of the cut is the test's input
 	p.Kill()
 	cutAt := time.Now()
 	disk.PowerCut() // the agent restarts on the disk as the cut left it
 	t.Cleanup(p.Kill)
-	cancel()
-	wg.Wait()
+	batches := ws.stop()
 
 	p.Start()
 	stored := map[string]bool{}
