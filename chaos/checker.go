@@ -241,9 +241,10 @@ func judge(r *Report, t Target, w *workload, rd *read) {
 	}
 }
 
-// statuses reads every running peer's status.
-func statuses(ctx context.Context, t Target) map[string]api.Status {
-	out := map[string]api.Status{}
+// askRunning asks every running peer through its client, with timeout per
+// call, and keeps the answers of those that gave one.
+func askRunning[T any](ctx context.Context, t Target, timeout time.Duration, ask func(context.Context, *client.Client) (T, error)) map[string]T {
+	out := map[string]T{}
 	for _, name := range t.Names() {
 		if !t.Running(name) {
 			continue
@@ -252,37 +253,31 @@ func statuses(ctx context.Context, t Target) map[string]api.Status {
 		if err != nil {
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		s, err := cl.Status(cctx)
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		v, err := ask(cctx, cl)
 		cancel()
 		if err == nil {
-			out[name] = s
+			out[name] = v
 		}
 	}
 	return out
 }
 
+// statuses reads every running peer's status.
+func statuses(ctx context.Context, t Target) map[string]api.Status {
+	return askRunning(ctx, t, 3*time.Second, func(ctx context.Context, cl *client.Client) (api.Status, error) {
+		return cl.Status(ctx)
+	})
+}
+
 // membersSeen returns, per peer, how it sees every member.
 func membersSeen(ctx context.Context, t Target) map[string]map[string]string {
-	out := map[string]map[string]string{}
-	for _, name := range t.Names() {
-		if !t.Running(name) {
-			continue
-		}
-		cl, err := newClient(t, name)
-		if err != nil {
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		ms, err := cl.Members(cctx)
-		cancel()
-		if err != nil {
-			continue
-		}
-		out[name] = map[string]string{}
+	return askRunning(ctx, t, 2*time.Second, func(ctx context.Context, cl *client.Client) (map[string]string, error) {
+		ms, err := cl.Members(ctx)
+		seen := map[string]string{}
 		for _, m := range ms {
-			out[name][m.Name] = m.Status
+			seen[m.Name] = m.Status
 		}
-	}
-	return out
+		return seen, err
+	})
 }
