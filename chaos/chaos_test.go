@@ -12,6 +12,7 @@ import (
 
 	"github.com/logmesh/logmesh/peer"
 	"github.com/logmesh/logmesh/testutil"
+	"github.com/logmesh/logmesh/testutil/leaks"
 )
 
 func TestMain(m *testing.M) {
@@ -19,15 +20,10 @@ func TestMain(m *testing.M) {
 	RemoveDockerImage()
 	testutil.CleanupBinary()
 	if code == 0 {
-		if err := goleak.Find(
-			goleak.IgnoreAnyFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"),
-			goleak.IgnoreTopFunction("github.com/hashicorp/go-metrics.(*InmemSignal).run"),
-			goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-			goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-			goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		if err := goleak.Find(leaks.Options(
 			goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).pipe"),
 			goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*LatencyToxic).Pipe"),
-			goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*Proxy).server")); err != nil {
+			goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*Proxy).server"))...); err != nil {
 			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
 			code = 1
 		}

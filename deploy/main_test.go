@@ -10,16 +10,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/logmesh/logmesh/testutil"
+	"github.com/logmesh/logmesh/testutil/leaks"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
+	goleak.VerifyTestMain(m, leaks.Options(
 		// VerifyTestMain exits: remove the built binary on the way out
-		goleak.Cleanup(func(code int) { testutil.CleanupBinary(); os.Exit(code) }),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		// memberlist does not wait for a probe in flight at shutdown; it
-		// ends by itself when the probe's ack timer fires
-		goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
+		goleak.Cleanup(func(code int) { testutil.CleanupBinary(); os.Exit(code) }))...)
 }

@@ -9,17 +9,12 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/logmesh/logmesh/testutil/leaks"
 	"github.com/logmesh/logmesh/testutil/ports"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// go-metrics' global sink runs one goroutine for the whole process
-		goleak.IgnoreTopFunction("github.com/hashicorp/go-metrics.(*InmemSignal).run"),
-		goleak.IgnoreTopFunction("github.com/armon/go-metrics.(*InmemSignal).run"),
-		// memberlist does not wait for a probe in flight at shutdown; it
-		// ends by itself when the probe's ack timer fires
-		goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
+	goleak.VerifyTestMain(m, leaks.Options()...)
 }
 
 // freeAddr returns a loopback address whose port is free for TCP and UDP.

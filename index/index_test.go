@@ -14,11 +14,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/logmesh/logmesh/record"
+	"github.com/logmesh/logmesh/testutil/leaks"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"),
-		goleak.IgnoreAnyFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"))
+	goleak.VerifyTestMain(m, leaks.Options()...)
 }
 
 func openTest(t *testing.T, dir string, mut ...func(*Config)) *DB {

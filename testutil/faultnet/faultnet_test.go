@@ -9,18 +9,11 @@ import (
 
 	"github.com/logmesh/logmesh/testutil"
 	"github.com/logmesh/logmesh/testutil/faultnet"
+	"github.com/logmesh/logmesh/testutil/leaks"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"),
-		goleak.IgnoreTopFunction("github.com/hashicorp/go-metrics.(*InmemSignal).run"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		// memberlist does not wait for a probe in flight at shutdown; it
-		// ends by itself when the probe's ack timer fires
-		goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
+	goleak.VerifyTestMain(m, leaks.Options()...)
 }
 
 func status(c *testutil.Cluster, i int, name string) string {
