@@ -79,6 +79,16 @@ type Config struct {
 	// eighth above it. Zero means 4 × NumMemTables × MemTableBytes, at least
 	// 32 MiB (128 MiB with the defaults); negative turns the check off.
 	MinFreeDiskBytes int64
+	// MaxMappedBytes bounds the file-backed memory resident in the process
+	// (its /proc/self/statm "shared" pages: the store's table files, which
+	// Badger reads and writes through memory maps, and the executable's
+	// text). Above it the DB asks the kernel to page the mapped tables out
+	// (MADV_PAGEOUT), checked every 250ms. Without it every table Badger ever
+	// wrote or compacted stays resident: RSS grows with the store, and the
+	// OOM killer counts those pages. Zero means 48 MiB; negative turns it off
+	// (Linux only; elsewhere it does nothing).
+	MaxMappedBytes int64
+
 	// DiskCheckInterval is how often free space is measured while writes are
 	// refused, so the store turns writable without waiting for a write
 	// (default 1s). Writes measure it themselves, once per group commit.
@@ -152,6 +162,9 @@ func (c *Config) fillDefaults() {
 	if c.MaintenanceInterval == 0 {
 		c.MaintenanceInterval = time.Minute
 	}
+	if c.MaxMappedBytes == 0 {
+		c.MaxMappedBytes = 48 << 20
+	}
 	if c.DiskCheckInterval == 0 {
 		c.DiskCheckInterval = time.Second
 	}
@@ -164,6 +177,17 @@ func (c *Config) fillDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+}
+
+// MemoryBudget is what the store needs in memory with these settings:
+// memtables, the tables built from them (a flush or a compaction holds a
+// table's blocks twice, compressed and not, in buffers that grow by
+// doubling), the caches and the rest of the peer. The agent's default
+// soft memory limit (--memory-limit auto) is this figure: 224 MiB with
+// the defaults.
+func (c Config) MemoryBudget() int64 {
+	c.fillDefaults()
+	return 4*int64(c.NumMemTables)*c.MemTableBytes + c.BlockCacheBytes + c.IndexCacheBytes + 48<<20
 }
 
 // minFreeDiskBytes is MinFreeDiskBytes with its default, which follows the

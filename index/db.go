@@ -134,6 +134,16 @@ func Open(cfg Config) (*DB, error) {
 		db.wg.Add(1)
 		go db.syncLoop()
 	}
+	if p := builderPool(bdb); p != nil {
+		db.wg.Add(1)
+		go db.builderPoolLoop(p)
+	} else {
+		log.Warn("cannot reach Badger's table-builder pool; its idle allocators are not released early")
+	}
+	if cfg.MaxMappedBytes > 0 && pageOutSupported {
+		db.wg.Add(1)
+		go db.mappedLoop(mapsPrefix(filepath.Join(cfg.Dir, "badger")), cfg.MaxMappedBytes)
+	}
 	return db, nil
 }
 

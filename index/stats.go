@@ -18,6 +18,8 @@ type stats struct {
 	windowsDropped atomic.Uint64
 	vlogGCRuns     atomic.Uint64
 	journalPruned  atomic.Uint64
+	pageOuts       atomic.Uint64
+	pagedOutTables atomic.Uint64
 }
 
 // Stats is a snapshot of the store's counters and sizes.
@@ -51,6 +53,9 @@ type Stats struct {
 	FreeDiskBytes, MinFreeDiskBytes int64
 	// WritesRefused counts writes refused with ErrNoSpace.
 	WritesRefused uint64
+	// PageOuts counts the times mapped tables were paged out for exceeding
+	// Config.MaxMappedBytes, and PagedOutTables the table mappings advised.
+	PageOuts, PagedOutTables uint64
 }
 
 // Stats returns a snapshot of the store's counters.
@@ -67,6 +72,8 @@ func (db *DB) Stats() Stats {
 		Writable:       db.space.writable.Load(),
 		FreeDiskBytes:  db.space.free.Load(),
 		WritesRefused:  db.space.refused.Load(),
+		PageOuts:       db.stats.pageOuts.Load(),
+		PagedOutTables: db.stats.pagedOutTables.Load(),
 	}
 	s.MinFreeDiskBytes = db.space.minFree
 	s.LSMBytes, s.ValueLogBytes = db.diskUsage()
