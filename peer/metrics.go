@@ -101,6 +101,7 @@ var (
 	mHintsDeleted     = desc("logmesh_replication_hints_deleted_total", "Records held for other peers, deleted once delivered.")
 
 	mVlogGC      = desc("logmesh_store_value_log_gc_runs_total", "Value-log files rewritten by garbage collection.")
+	mPageOuts    = desc("logmesh_store_page_outs_total", "Times the store's mapped tables were paged out for exceeding --max-mapped-memory.")
 	mLevelTables = desc("logmesh_store_level_tables", "Tables in each level of the store's LSM tree (level 0 growing: compaction falls behind).", "level")
 	mLevelBytes  = desc("logmesh_store_level_bytes", "Bytes in each level of the store's LSM tree.", "level")
 	mLevelScore  = desc("logmesh_store_level_compaction_score", "Compaction score of each level (above 1: waiting for compaction).", "level")
@@ -121,7 +122,7 @@ func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
 		mIngestTrunc, mConnsOpen, mConnsAccepted, mSyslogRefused, mSyslogClosed, mTLSConnsOpen, mTLSConnsAcc,
 		mTLSHandshakeErr, mTLSLineFrames, mRecords, mDiskBytes, mLSMBytes, mVlogBytes, mCommits, mCommitErrors,
 		mCommitSecs, mWritten, mDropped, mWritable, mFreeDisk, mRefused, mUndeliveredBytes, mUndeliveredRecs, mDelivered, mLag, mReplIn, mReplDup, mSkips,
-		mHintsDeleted, mVlogGC, mLevelTables, mLevelBytes, mLevelScore, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop} {
+		mHintsDeleted, mVlogGC, mPageOuts, mLevelTables, mLevelBytes, mLevelScore, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop} {
 		ch <- d
 	}
 }
@@ -174,7 +175,9 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(mWritten, float64(s.Store.RecordsWritten))
 	counter(mDropped, float64(s.Store.WindowsDropped))
 	if c.p.db != nil {
-		counter(mVlogGC, float64(c.p.db.Stats().ValueLogGCRuns))
+		st := c.p.db.Stats()
+		counter(mVlogGC, float64(st.ValueLogGCRuns))
+		counter(mPageOuts, float64(st.PageOuts))
 		for _, l := range c.p.db.Levels() {
 			lv := strconv.Itoa(l.Level)
 			gauge(mLevelTables, float64(l.Tables), lv)

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/logmesh/logmesh/gossip"
+	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/peer"
 	"github.com/logmesh/logmesh/syslog"
 	"github.com/logmesh/logmesh/tlsutil"
@@ -64,7 +65,8 @@ func agentFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "frame-timeout", Value: 0, EnvVars: env("FRAME_TIMEOUT"), Usage: "a syslog message that has begun must arrive within this (0: the default, 30s)"},
 		&cli.StringFlag{Name: "cache-size", Value: "32MiB", EnvVars: env("CACHE_SIZE"), Usage: "block cache of the store"},
 		&cli.StringFlag{Name: "memtable-size", Value: "16MiB", EnvVars: env("MEMTABLE_SIZE"), Usage: "size of one store memtable (--memtables of them are held in memory)"},
-		&cli.StringFlag{Name: "memory-limit", Value: "0", EnvVars: env("MEMORY_LIMIT"), Usage: "soft memory limit for the Go runtime (like GOMEMLIMIT; 0: none)"},
+		&cli.StringFlag{Name: "memory-limit", Value: "auto", EnvVars: env("MEMORY_LIMIT"), Usage: `soft memory limit of the Go runtime, like GOMEMLIMIT; "auto": what the store settings need (224MiB with the defaults) unless GOMEMLIMIT is set; "off": none`},
+		&cli.StringFlag{Name: "max-mapped-memory", Value: "48MiB", EnvVars: env("MAX_MAPPED_MEMORY"), Usage: `file-backed memory (store tables mapped by Badger) resident above which the tables are paged out; "off": let the kernel decide`},
 		&cli.StringFlag{Name: "base-table-size", Value: "1MiB", EnvVars: env("BASE_TABLE_SIZE"), Usage: "size of store tables below level 0 (compactions hold a dozen in memory)"},
 		&cli.IntFlag{Name: "l0-tables", Value: 8, EnvVars: env("L0_TABLES"), Usage: "level-0 store tables that accumulate before a compaction (writes stall at twice as many)"},
 		&cli.IntFlag{Name: "memtables", Value: 2, EnvVars: env("MEMTABLES"), Usage: "store memtables held in memory"},
@@ -228,7 +230,17 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 		cfg.Index.MinFreeDiskBytes = n
 	}
 	cfg.Index.L0Tables = c.Int("l0-tables")
-	limit, err := parseBytes(c.String("memory-limit"))
+	switch v := c.String("max-mapped-memory"); v {
+	case "off":
+		cfg.Index.MaxMappedBytes = -1
+	default:
+		n, err := parseBytes(v)
+		if err != nil || n <= 0 {
+			return cfg, flagErr("max-mapped-memory", fmt.Errorf("%q is not off or a size like 64MiB", v))
+		}
+		cfg.Index.MaxMappedBytes = n
+	}
+	limit, err := memoryLimit(c.String("memory-limit"), cfg.Index)
 	if err != nil {
 		return cfg, flagErr("memory-limit", err)
 	}
@@ -236,6 +248,32 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 		debug.SetMemoryLimit(limit)
 	}
 	return cfg, nil
+}
+
+// memoryLimit is the soft memory limit --memory-limit asks for: 0 for none
+// (or to leave GOMEMLIMIT, which the runtime applied itself, in force).
+//
+// Without a limit the Go runtime lets the heap grow to twice what was live
+// at the last collection, and the store's live memory comes in bursts
+// (memtables, tables built by flushes and compactions), so a peer with
+// 200 MiB live would be seen at 400 MiB. The limit makes the collector run
+// sooner instead; it is soft, so a peer that needs more gets more (at up to
+// half its CPU spent collecting) rather than failing.
+func memoryLimit(v string, store index.Config) (int64, error) {
+	switch v {
+	case "auto", "":
+		if os.Getenv("GOMEMLIMIT") != "" {
+			return 0, nil
+		}
+		return store.MemoryBudget(), nil
+	case "off", "0":
+		return 0, nil
+	}
+	n, err := parseBytes(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not auto, off or a size like 512MiB", v)
+	}
+	return n, nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {

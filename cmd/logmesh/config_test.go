@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/urfave/cli/v2"
 
+	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/peer"
 )
 
@@ -334,5 +335,36 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if _, _, err := agent(t, "--config", writeConfig(t, strings.Join(uncommented, "\n")), "--print-config"); err != nil {
 		t.Fatalf("%s with every key uncommented: %v", example, err)
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	store := index.Config{Dir: "x"}
+	t.Setenv("GOMEMLIMIT", "")
+	for _, c := range []struct {
+		in   string
+		want int64
+	}{
+		{"auto", 224 << 20},
+		{"", 224 << 20},
+		{"off", 0},
+		{"0", 0},
+		{"512MiB", 512 << 20},
+	} {
+		got, err := memoryLimit(c.in, store)
+		if err != nil || got != c.want {
+			t.Errorf("memoryLimit(%q) = %d, %v; want %d", c.in, got, err, c.want)
+		}
+	}
+	if _, err := memoryLimit("lots", store); err == nil || !strings.Contains(err.Error(), `"lots" is not auto, off or a size`) {
+		t.Errorf("memoryLimit(lots) error %v", err)
+	}
+	big := index.Config{Dir: "x", MemTableBytes: 64 << 20}
+	if got, _ := memoryLimit("auto", big); got != (4*2*64+32+16+48)<<20 {
+		t.Errorf("auto with 64MiB memtables = %d MiB", got>>20)
+	}
+	t.Setenv("GOMEMLIMIT", "1GiB")
+	if got, _ := memoryLimit("auto", store); got != 0 {
+		t.Errorf("auto with GOMEMLIMIT set = %d, want 0 (the runtime's own)", got)
 	}
 }
