@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/logmesh/logmesh/index"
@@ -59,14 +60,23 @@ func Run(ctx context.Context, cfg Config) error {
 	// settings), under logmesh's keys and encoding — the target's reference —
 	// and, for comparison, as raw lines under time-ordered keys
 	streams1, lines, bytes := payloads(cfg.Messages, 1, 1)
-	base, err := baselineWrite(filepath.Join(cfg.Dir, "baseline"), lines, true)
-	if err != nil {
-		return fmt.Errorf("baseline: %w", err)
+	// The bare-Badger figure moves by half from one run to the next (it ends
+	// when the last memtable is handed over, so where Badger's compactions
+	// happen to stand decides it): the median of three is the baseline.
+	var bases []time.Duration
+	for range 3 {
+		base, err := baselineWrite(filepath.Join(cfg.Dir, "baseline"), lines, true)
+		if err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+		os.RemoveAll(filepath.Join(cfg.Dir, "baseline"))
+		bases = append(bases, base)
 	}
-	os.RemoveAll(filepath.Join(cfg.Dir, "baseline"))
-	baseRate := float64(len(lines)) / base.Seconds()
-	fmt.Fprintf(out, "baseline   bare Badger WriteBatch, %d records (lines avg %d B) under logmesh's keys: %.0f writes/s\n",
-		len(lines), bytes/int64(len(lines)), baseRate)
+	slices.Sort(bases)
+	baseRate := float64(len(lines)) / bases[1].Seconds()
+	fmt.Fprintf(out, "baseline   bare Badger WriteBatch, %d records (lines avg %d B) under logmesh's keys: %.0f writes/s (median of 3: %.0f, %.0f, %.0f)\n",
+		len(lines), bytes/int64(len(lines)), baseRate,
+		float64(len(lines))/bases[2].Seconds(), baseRate, float64(len(lines))/bases[0].Seconds())
 	tbase, err := baselineWrite(filepath.Join(cfg.Dir, "baseline"), lines, false)
 	if err != nil {
 		return fmt.Errorf("baseline: %w", err)
@@ -122,8 +132,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	total := uint64(2 * cfg.Messages)
 	anon, file := a.peakMem()
-	fmt.Fprintf(out, "memory     agent peak RSS after %d records: %.0f MB (target < 300 MB): anonymous (heap) peak %.0f MB, mapped store files peak %.0f MB\n",
-		total, float64(rss)/(1<<20), float64(anon)/(1<<20), float64(file)/(1<<20))
+	fmt.Fprintf(out, "memory     agent peak RSS after %d records: %.0f MB (target < 300 MB): anonymous (heap) peak %.0f MB, mapped files peak %.0f MB (defaults: --memory-limit auto = %d MiB, --max-mapped-memory 48MiB)\n",
+		total, float64(rss)/(1<<20), float64(anon)/(1<<20), float64(file)/(1<<20), index.DefaultConfig("").MemoryBudget()>>20)
 	if err := a.stop(); err != nil {
 		return fmt.Errorf("stop agent: %w", err)
 	}
