@@ -44,18 +44,3 @@ func drainBuilderPool(p *z.AllocatorPool) {
 
 // builderPoolCap is the capacity Badger gives the pool (z.NewAllocatorPool(8) in badger/v4 db.go).
 const builderPoolCap = 8
-
-// builderPoolLoop drains the pool until the DB closes.
-func (db *DB) builderPoolLoop(p *z.AllocatorPool) {
-	defer db.wg.Done()
-	t := time.NewTicker(builderPoolDrainEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-db.ctx.Done():
-			return
-		case <-t.C:
-			drainBuilderPool(p)
-		}
-	}
-}

@@ -124,27 +124,55 @@ func Open(cfg Config) (*DB, error) {
 	if err := db.space.check(); err != nil {
 		db.logWritable(false)
 	}
-	db.wg.Add(5)
-	go db.spaceLoop()
+	db.wg.Add(2)
 	go db.commitLoop()
 	go db.completeLoop()
-	go db.checkpointLoop()
-	go db.maintenanceLoop()
+	db.every(cfg.DiskCheckInterval, db.recheckSpace)
+	db.every(cfg.CheckpointInterval, func() bool {
+		if err := db.writeCheckpoint(); err != nil {
+			log.Error("digest checkpoint failed", "err", err)
+		}
+		return true
+	})
+	db.every(cfg.MaintenanceInterval, func() bool { db.Maintain(); return true })
 	if cfg.FsyncInterval > 0 {
-		db.wg.Add(1)
-		go db.syncLoop()
+		db.every(cfg.FsyncInterval, func() bool {
+			if err := db.Sync(); err != nil {
+				log.Error("periodic sync failed", "err", err)
+			}
+			return true
+		})
 	}
 	if p := builderPool(bdb); p != nil {
-		db.wg.Add(1)
-		go db.builderPoolLoop(p)
+		db.every(builderPoolDrainEvery, func() bool { drainBuilderPool(p); return true })
 	} else {
 		log.Warn("cannot reach Badger's table-builder pool; its idle allocators are not released early")
 	}
 	if cfg.MaxMappedBytes > 0 && pageOutSupported {
-		db.wg.Add(1)
-		go db.mappedLoop(mapsPrefix(filepath.Join(cfg.Dir, "badger")), cfg.MaxMappedBytes)
+		db.every(mappedCheckEvery, db.trimMapped(mapsPrefix(filepath.Join(cfg.Dir, "badger")), cfg.MaxMappedBytes))
 	}
 	return db, nil
+}
+
+// every runs fn every d in a goroutine the DB owns, until the DB closes or fn
+// returns false.
+func (db *DB) every(d time.Duration, fn func() bool) {
+	db.wg.Add(1)
+	go func() {
+		defer db.wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-db.ctx.Done():
+				return
+			case <-t.C:
+				if !fn() {
+					return
+				}
+			}
+		}
+	}()
 }
 
 // recover loads the digest checkpoint and replays the journal after it.
@@ -333,38 +361,6 @@ func (w *walSyncer) syncImmutable(dir string) error {
 		}
 	}
 	return nil
-}
-
-func (db *DB) syncLoop() {
-	defer db.wg.Done()
-	t := time.NewTicker(db.cfg.FsyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-db.ctx.Done():
-			return
-		case <-t.C:
-			if err := db.Sync(); err != nil {
-				db.cfg.Logger.Error("periodic sync failed", "err", err)
-			}
-		}
-	}
-}
-
-func (db *DB) checkpointLoop() {
-	defer db.wg.Done()
-	t := time.NewTicker(db.cfg.CheckpointInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-db.ctx.Done():
-			return
-		case <-t.C:
-			if err := db.writeCheckpoint(); err != nil {
-				db.cfg.Logger.Error("digest checkpoint failed", "err", err)
-			}
-		}
-	}
 }
 
 // writeCheckpoint writes the windows changed since the last checkpoint and the

@@ -11,20 +11,6 @@ import (
 	"github.com/logmesh/logmesh/record"
 )
 
-func (db *DB) maintenanceLoop() {
-	defer db.wg.Done()
-	t := time.NewTicker(db.cfg.MaintenanceInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-db.ctx.Done():
-			return
-		case <-t.C:
-			db.Maintain()
-		}
-	}
-}
-
 // Maintain runs retention, journal pruning and value-log garbage collection
 // once. It runs periodically on its own; tests and tools may call it.
 func (db *DB) Maintain() {

@@ -12,38 +12,31 @@ import (
 // on the bench, 210 MiB of mapped tables after 2 M records, growing with
 // the store. The kernel could take those pages back, but only under memory
 // pressure, and until then they count as the process's RSS (and in its OOM
-// score). mappedLoop keeps them within Config.MaxMappedBytes by asking the
+// score). trimMapped keeps them within Config.MaxMappedBytes by asking the
 // kernel to page the tables out when the budget is exceeded; what a query
 // or compaction reads afterwards comes from the page cache or the disk.
 const mappedCheckEvery = 250 * time.Millisecond
 
-// mappedLoop pages out the store's mapped tables whenever the process's
-// file-backed resident memory exceeds budget (down to half of it, the most
-// resident tables first), until the DB closes.
-func (db *DB) mappedLoop(prefix string, budget int64) {
-	defer db.wg.Done()
-	t := time.NewTicker(mappedCheckEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-db.ctx.Done():
-			return
-		case <-t.C:
-		}
+// trimMapped returns the check run every mappedCheckEvery: when the process's
+// file-backed resident memory exceeds budget, it pages out the tables of the
+// store under prefix, the most resident first, down to half the budget (so
+// that a store growing steadily is not trimmed at every check). It returns
+// false, ending the checks, once the kernel refuses.
+func (db *DB) trimMapped(prefix string, budget int64) func() bool {
+	return func() bool {
 		rss, err := fileResidentBytes()
 		if err != nil || rss <= budget {
-			continue
+			return true
 		}
-		// down to half the budget, so that a store growing steadily is not
-		// trimmed at every check
 		n, err := pageOutTables(prefix, rss-budget/2)
 		if err != nil {
 			// a kernel without MADV_PAGEOUT (before 5.4) says EINVAL once
 			db.cfg.Logger.Warn("cannot page out the store's mapped tables; they stay resident until the kernel needs the memory", "err", err)
-			return
+			return false
 		}
 		db.stats.pageOuts.Add(1)
 		db.stats.pagedOutTables.Add(uint64(n))
+		return true
 	}
 }
 

@@ -35,26 +35,18 @@ func fileResidentBytes() (int64, error) {
 	return pages * int64(os.Getpagesize()), nil
 }
 
-// pageOutTables asks the kernel to reclaim resident pages of the table files
-// of the store whose paths begin with prefix, mapped in this process
-// (MADV_PAGEOUT), until about excess bytes are gone: tables with the most
-// pages resident first. Those are the ones read or written through, mostly
-// (a fresh table is wholly resident, so is one a scan has passed), while the
-// table a query or compaction is in the middle of has few; paging the
-// finished ones out first spares the reads in progress.
-//
-// MADV_PAGEOUT is a hint that never changes what memory holds: should a
-// listed range be unmapped and reused by another mapping before the call,
-// that mapping's pages are at worst read in again (or, anonymous without
-// swap, left alone). It returns the mappings advised.
-func pageOutTables(prefix string, excess int64) (int, error) {
+// tableMapping is one table file of the store mapped in this process.
+type tableMapping struct{ start, end, rss uint64 }
+
+// tableMappings lists the table files whose paths begin with prefix mapped
+// in this process, with their resident bytes, from /proc/self/smaps.
+func tableMappings(prefix string) ([]tableMapping, error) {
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
-		return 0, fmt.Errorf("read smaps: %w", err)
+		return nil, fmt.Errorf("read smaps: %w", err)
 	}
 	defer f.Close()
-	type mapping struct{ start, end, rss uint64 }
-	var maps []mapping
+	var maps []tableMapping
 	cur := -1 // index in maps of the table mapping whose fields follow
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
@@ -77,8 +69,7 @@ func pageOutTables(prefix string, excess int64) (int, error) {
 			continue
 		}
 		cur = -1
-		i := bytes.LastIndexByte(line, ' ')
-		path := line[i+1:]
+		path := line[bytes.LastIndexByte(line, ' ')+1:]
 		if !bytes.HasSuffix(path, []byte(".sst")) || !bytes.HasPrefix(path, []byte(prefix)) {
 			continue
 		}
@@ -87,13 +78,33 @@ func pageOutTables(prefix string, excess int64) (int, error) {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		maps = append(maps, mapping{start: start, end: end})
+		maps = append(maps, tableMapping{start: start, end: end})
 		cur = len(maps) - 1
 	}
 	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("read smaps: %w", err)
+		return nil, fmt.Errorf("read smaps: %w", err)
 	}
-	slices.SortFunc(maps, func(a, b mapping) int { return cmp.Compare(b.rss, a.rss) })
+	return maps, nil
+}
+
+// pageOutTables asks the kernel to reclaim resident pages of the table files
+// of the store whose paths begin with prefix, mapped in this process
+// (MADV_PAGEOUT), until about excess bytes are gone: tables with the most
+// pages resident first. Those are the ones read or written through, mostly
+// (a fresh table is wholly resident, so is one a scan has passed), while the
+// table a query or compaction is in the middle of has few; paging the
+// finished ones out first spares the reads in progress.
+//
+// MADV_PAGEOUT is a hint that never changes what memory holds: should a
+// listed range be unmapped and reused by another mapping before the call,
+// that mapping's pages are at worst read in again (or, anonymous without
+// swap, left alone). It returns the mappings advised.
+func pageOutTables(prefix string, excess int64) (int, error) {
+	maps, err := tableMappings(prefix)
+	if err != nil {
+		return 0, err
+	}
+	slices.SortFunc(maps, func(a, b tableMapping) int { return cmp.Compare(b.rss, a.rss) })
 	n := 0
 	for _, m := range maps {
 		if excess <= 0 || m.rss == 0 {

@@ -1,11 +1,8 @@
 package index
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +39,8 @@ func fillTables(t *testing.T, db *DB) {
 	})
 }
 
+// waitFor is testutil.WaitFor, which this package cannot import (testutil
+// imports index).
 func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -103,36 +102,16 @@ func TestDBReleasesIdleBuilderAllocators(t *testing.T) {
 }
 
 // tablesResident sums the resident memory of the table files of dir mapped
-// in this process, from /proc/self/smaps.
+// in this process.
 func tablesResident(t *testing.T, dir string) int64 {
 	t.Helper()
-	f, err := os.Open("/proc/self/smaps")
+	maps, err := tableMappings(mapsPrefix(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	prefix := mapsPrefix(dir)
 	var total int64
-	in := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		fields := strings.Fields(line)
-		if len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":") {
-			path := ""
-			if len(fields) >= 6 {
-				path = fields[len(fields)-1]
-			}
-			in = strings.HasPrefix(path, prefix) && strings.HasSuffix(path, ".sst")
-			continue
-		}
-		if in && fields[0] == "Rss:" {
-			kb, _ := strconv.ParseInt(fields[1], 10, 64)
-			total += kb << 10
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
+	for _, m := range maps {
+		total += int64(m.rss)
 	}
 	return total
 }

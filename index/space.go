@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 )
 
 // ErrNoSpace is returned (wrapped) by writes refused because the disk that
@@ -132,25 +131,16 @@ func (g *spaceGuard) readyCh() <-chan struct{} {
 	return g.mu.ready
 }
 
-// spaceLoop re-measures free space while the store refuses writes, so that
-// it says it is writable again (and waiting writers resume) as soon as space
-// returns, without a write having to try first.
-func (db *DB) spaceLoop() {
-	defer db.wg.Done()
-	t := time.NewTicker(db.cfg.DiskCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-db.ctx.Done():
-			return
-		case <-t.C:
-			was := db.space.writable.Load()
-			_ = db.space.check()
-			if now := db.space.writable.Load(); now != was {
-				db.logWritable(now)
-			}
-		}
+// recheckSpace re-measures free space (every DiskCheckInterval), so that
+// the store says it is writable again (and waiting writers resume) as soon as
+// space returns, without a write having to try first.
+func (db *DB) recheckSpace() bool {
+	was := db.space.writable.Load()
+	_ = db.space.check()
+	if now := db.space.writable.Load(); now != was {
+		db.logWritable(now)
 	}
+	return true
 }
 
 func (db *DB) logWritable(ok bool) {
