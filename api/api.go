@@ -145,6 +145,10 @@ type StoreStatus struct {
 	FreeDiskBytes    int64  `json:"free_disk_bytes"`
 	MinFreeDiskBytes int64  `json:"min_free_disk_bytes"`
 	WritesRefused    uint64 `json:"writes_refused"`
+	// ValueLogGCRuns counts value-log files rewritten by garbage collection;
+	// PageOuts the times mapped tables were paged out (--max-mapped-memory).
+	ValueLogGCRuns uint64 `json:"value_log_gc_runs"`
+	PageOuts       uint64 `json:"page_outs"`
 }
 
 // Convergence is the answer to GET /v1/convergence: proof of when replicas

@@ -174,10 +174,9 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(mCommitSecs, s.Store.CommitSeconds)
 	counter(mWritten, float64(s.Store.RecordsWritten))
 	counter(mDropped, float64(s.Store.WindowsDropped))
+	counter(mVlogGC, float64(s.Store.ValueLogGCRuns))
+	counter(mPageOuts, float64(s.Store.PageOuts))
 	if c.p.db != nil {
-		st := c.p.db.Stats()
-		counter(mVlogGC, float64(st.ValueLogGCRuns))
-		counter(mPageOuts, float64(st.PageOuts))
 		for _, l := range c.p.db.Levels() {
 			lv := strconv.Itoa(l.Level)
 			gauge(mLevelTables, float64(l.Tables), lv)

@@ -36,7 +36,8 @@ func (p *Peer) Status() api.Status {
 		}},
 		Store: api.StoreStatus{Commits: ds.Commits, CommitErrors: ds.CommitErrors, CommitSeconds: ds.CommitSeconds,
 			RecordsWritten: ds.RecordsWritten, WindowsDropped: ds.WindowsDropped, LSMBytes: ds.LSMBytes, ValueLogBytes: ds.ValueLogBytes,
-			Writable: ds.Writable, FreeDiskBytes: ds.FreeDiskBytes, MinFreeDiskBytes: ds.MinFreeDiskBytes, WritesRefused: ds.WritesRefused},
+			Writable: ds.Writable, FreeDiskBytes: ds.FreeDiskBytes, MinFreeDiskBytes: ds.MinFreeDiskBytes, WritesRefused: ds.WritesRefused,
+			ValueLogGCRuns: ds.ValueLogGCRuns, PageOuts: ds.PageOuts},
 	}
 	if p.syslog != nil {
 		st := p.syslog.Stats()
