@@ -292,73 +292,97 @@ func (db *DB) Close() error {
 
 // Sync makes every committed write durable now.
 //
-// Badger's own Sync syncs only the active memtable's write-ahead log (and
-// the value log). A commit written just before the memtable filled sits in
-// the WAL of a now immutable memtable until that memtable is flushed to a
-// table, and Badger's Sync leaves that WAL unsynced: acknowledged writes
-// could vanish at a power cut. So Sync also fsyncs every memtable WAL still
-// on disk (an immutable one is deleted once its table is durable). On Linux
-// fsync writes back the pages dirtied through Badger's shared memory map.
+// A committed write sits in a memory-mapped log: the write-ahead log of a
+// memtable (*.mem) or, for a large value, the value log (*.vlog). Sync
+// fsyncs those files itself (on Linux fsync writes back the pages dirtied
+// through Badger's shared memory map, as msync does) instead of calling
+// Badger's DB.Sync, for two reasons:
+//   - Badger's Sync holds its DB lock (read side) while it msyncs the active
+//     log, and Badger's writer takes that lock (write side) for every batch
+//     it writes: each periodic sync held up all writes for as long as the
+//     disk took to take the interval's log pages.
+//   - Badger's Sync covers only the active memtable's log. A commit written
+//     just before its memtable filled sits in the log of a now immutable
+//     memtable until that memtable is flushed to a table, and would stay
+//     unsynced: acknowledged writes could vanish at a power cut.
 func (db *DB) Sync() error {
-	if err := db.bdb.Sync(); err != nil {
-		return db.space.noteErr(fmt.Errorf("index: sync: %w", err))
-	}
-	if err := db.walSync.syncImmutable(db.bdb.Opts().Dir); err != nil {
+	if err := db.walSync.sync(db.bdb.Opts().Dir); err != nil {
 		return db.space.noteErr(fmt.Errorf("index: sync: %w", err))
 	}
 	return nil
 }
 
-// walSyncer fsyncs the write-ahead logs (*.mem) of memtables that have
-// become immutable. Badger's Sync covers only the active memtable's log,
-// so a commit written just before its memtable filled would otherwise stay
-// unsynced until the flush. An immutable log takes no more writes, so each
-// is synced once; the newest log is the active one, which Badger syncs.
+// walSyncer fsyncs Badger's logs (*.mem, *.vlog). The newest log of each
+// kind is the one Badger writes to: it is synced every time. An older log
+// takes no more writes, so it is synced once (an immutable memtable's log is
+// deleted once its table is durable). Badger syncs the directory itself
+// when it creates a log.
 type walSyncer struct {
 	mu     sync.Mutex
-	synced map[string]bool
+	synced map[string]bool // older logs synced since they stopped taking writes
+	// fsync syncs a file (fsyncPath; tests record the calls).
+	fsync func(path string) error
 }
 
-func (w *walSyncer) syncImmutable(dir string) error {
-	wals, err := filepath.Glob(filepath.Join(dir, "*.mem"))
-	if err != nil {
-		return err
-	}
-	fid := func(name string) int64 {
-		n, _ := strconv.ParseInt(strings.TrimSuffix(filepath.Base(name), ".mem"), 10, 64)
-		return n
-	}
-	// by file id (zero-padded to 5 digits, longer past 99999): the newest,
-	// active log is last
-	sort.Slice(wals, func(i, j int) bool { return fid(wals[i]) < fid(wals[j]) })
+// logFid orders Badger's log names by file id (zero-padded, longer past the
+// padding's width): the newest log is last.
+func logFid(name string) int64 {
+	base := filepath.Base(name)
+	n, _ := strconv.ParseInt(strings.TrimSuffix(base, filepath.Ext(base)), 10, 64)
+	return n
+}
+
+func (w *walSyncer) sync(dir string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.synced == nil {
 		w.synced = map[string]bool{}
 	}
-	present := make(map[string]bool, len(wals))
-	for i, name := range wals {
-		present[name] = true
-		if i == len(wals)-1 || w.synced[name] {
-			continue
-		}
-		f, err := os.Open(name)
-		if errors.Is(err, os.ErrNotExist) {
-			continue // flushed to a table and deleted meanwhile
-		} else if err != nil {
+	fsync := w.fsync
+	if fsync == nil {
+		fsync = fsyncPath
+	}
+	present := map[string]bool{}
+	for _, pattern := range []string{"*.mem", "*.vlog"} {
+		logs, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
 			return err
 		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("fsync %s: %w", filepath.Base(name), err)
+		sort.Slice(logs, func(i, j int) bool { return logFid(logs[i]) < logFid(logs[j]) })
+		for i, name := range logs {
+			present[name] = true
+			active := i == len(logs)-1
+			if !active && w.synced[name] {
+				continue
+			}
+			err := fsync(name)
+			if errors.Is(err, os.ErrNotExist) {
+				continue // flushed to a table (or collected) and deleted meanwhile
+			} else if err != nil {
+				return err
+			}
+			if !active {
+				w.synced[name] = true
+			}
 		}
-		w.synced[name] = true
 	}
 	for name := range w.synced {
 		if !present[name] {
 			delete(w.synced, name)
 		}
+	}
+	return nil
+}
+
+// fsyncPath fsyncs the file at path.
+func fsyncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
 	}
 	return nil
 }

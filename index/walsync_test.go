@@ -3,43 +3,63 @@ package index
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
-// TestWALSyncerSyncsEachFilledMemtableLogOnce: the logs of memtables that
-// filled are synced (once each); the newest, active one is left to Badger,
-// also past file id 99999 where names stop being zero-padded.
-func TestWALSyncerSyncsEachFilledMemtableLogOnce(t *testing.T) {
+// TestWALSyncerSyncsActiveLogsEachTimeAndFilledOnesOnce: the newest memtable
+// log and the newest value log (the ones Badger writes to) are synced on
+// every call and older ones once, also past file id 99999 where names stop being zero-padded. Files that are
+// not logs are left alone.
+func TestWALSyncerSyncsActiveLogsEachTimeAndFilledOnesOnce(t *testing.T) {
 	dir := t.TempDir()
 	touch := func(name string) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var w walSyncer
-	synced := func() map[string]bool {
-		out := map[string]bool{}
-		for k := range w.synced {
-			out[filepath.Base(k)] = true
+	var calls []string
+	w := walSyncer{fsync: func(path string) error {
+		if _, err := os.Stat(path); err != nil {
+			return err
 		}
-		return out
+		calls = append(calls, filepath.Base(path))
+		return nil
+	}}
+	round := func(want ...string) {
+		t.Helper()
+		calls = nil
+		if err := w.sync(dir); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(calls)
+		slices.Sort(want)
+		if !slices.Equal(calls, want) {
+			t.Fatalf("synced %v, want %v", calls, want)
+		}
 	}
 	touch("99998.mem")
 	touch("99999.mem")
-	if err := w.syncImmutable(dir); err != nil {
-		t.Fatal(err)
-	}
-	if got := synced(); len(got) != 1 || !got["99998.mem"] {
-		t.Fatalf("synced %v, want the filled 99998.mem only", got)
-	}
-	touch("100000.mem") // 99999 filled; 100000 is active
+	touch("000001.vlog")
+	touch("000001.sst")
+	touch("MANIFEST")
+	round("99998.mem", "99999.mem", "000001.vlog")
+	round("99999.mem", "000001.vlog") // the active logs only
+	touch("100000.mem")               // 99999 filled; 100000 is active
+	touch("000002.vlog")
 	if err := os.Remove(filepath.Join(dir, "99998.mem")); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.syncImmutable(dir); err != nil {
-		t.Fatal(err)
+	round("99999.mem", "100000.mem", "000001.vlog", "000002.vlog")
+	round("100000.mem", "000002.vlog")
+	// a log deleted between the listing and its sync is skipped
+	w.fsync = func(path string) error {
+		if filepath.Base(path) == "100000.mem" {
+			return os.ErrNotExist
+		}
+		return nil
 	}
-	if got := synced(); len(got) != 1 || !got["99999.mem"] {
-		t.Fatalf("synced %v, want 99999.mem (flushed logs forgotten, the active 100000.mem left)", got)
+	if err := w.sync(dir); err != nil {
+		t.Fatalf("a log deleted meanwhile: %v", err)
 	}
 }
