@@ -94,11 +94,64 @@ func baselineWrite(dir string, lines [][]byte, layout bool) (time.Duration, erro
 	if !layout {
 		return b.Write(ids, lines)
 	}
+	return b.WriteLayout(ids, encodeLines(lines))
+}
+
+// encodeLines encodes the lines as the records logmesh would store for them.
+func encodeLines(lines [][]byte) [][]byte {
 	values := make([][]byte, len(lines))
 	for i, l := range lines {
-		r := &record.Record{ID: ids[i], Raw: l, Format: record.FormatRFC5424, Transport: record.TransportTCP,
+		r := &record.Record{Raw: l, Format: record.FormatRFC5424, Transport: record.TransportTCP,
 			Source: "127.0.0.1:40000", Peer: "bench", Message: string(l[min(len(l), 60):])}
 		values[i] = r.AppendEncode(nil)
 	}
-	return b.WriteLayout(ids, values)
+	return values
+}
+
+// storeWrite writes the encoded records through logmesh's store alone (no
+// syslog, no peer), from writers goroutines in batches of batch records,
+// with the agent's default store settings and the given fsync interval, and
+// returns how long it took until every write was acknowledged.
+func storeWrite(dir string, values [][]byte, writers, batch int, fsync time.Duration) (time.Duration, error) {
+	cfg := index.DefaultConfig(dir)
+	cfg.FsyncInterval = fsync
+	cfg.Logger = quietLogger()
+	db, err := index.Open(cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	gen := record.NewGenerator(nil)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	per := (len(values) + writers - 1) / writers
+	for w := 0; w < writers; w++ {
+		mine := values[min(w*per, len(values)):min((w+1)*per, len(values))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ids := make([]record.ID, batch)
+			entries := make([]index.Entry, 0, batch)
+			for len(mine) > 0 {
+				k := min(batch, len(mine))
+				gen.Fill(ids[:k])
+				entries = entries[:0]
+				for i := range k {
+					entries = append(entries, index.Entry{ID: ids[i], Data: mine[i]})
+				}
+				if _, err := db.Write(context.Background(), entries, index.OriginLocal); err != nil {
+					errs <- err
+					return
+				}
+				mine = mine[k:]
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return 0, fmt.Errorf("store write: %w", err)
+	}
+	return time.Since(start), nil
 }

@@ -85,6 +85,18 @@ func Run(ctx context.Context, cfg Config) error {
 	tRate := float64(len(lines)) / tbase.Seconds()
 	fmt.Fprintf(out, "baseline   bare Badger WriteBatch, the raw lines under time-ordered keys: %.0f writes/s\n", tRate)
 
+	// logmesh's store alone, fed the same encoded records from 4 writers: the
+	// share of the gap that is the store's (journal, digests, group commit,
+	// syncs), apart from syslog and the peer.
+	storeDir := filepath.Join(cfg.Dir, "store-only")
+	sel, err := storeWrite(storeDir, encodeLines(lines), 4, 1000, 100*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	os.RemoveAll(storeDir)
+	sRate := float64(len(lines)) / sel.Seconds()
+	fmt.Fprintf(out, "store      index.DB.Write alone, 4 writers × 1000 records, fsync 100ms: %.0f writes/s  = %.2f × baseline\n", sRate, sRate/baseRate)
+
 	// Each connection count gets a fresh agent, so both start, like the
 	// baseline, from an empty store.
 	var a *agent
