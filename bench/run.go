@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/logmesh/logmesh/index"
@@ -106,21 +107,51 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 	for _, conns := range []int{1, 4} {
-		dir := filepath.Join(cfg.Dir, fmt.Sprintf("agent-%d", conns))
-		if a, err = startAgent(ctx, cfg.Binary, dir, "--fsync", "100ms"); err != nil {
-			return err
-		}
 		streams := streams1
 		if conns != 1 {
 			streams, _, bytes = payloads(cfg.Messages, conns, uint64(conns))
 		}
-		el, err := ingestTCP(ctx, a, streams, cfg.Messages, uint64(cfg.Messages))
-		if err != nil {
-			return fmt.Errorf("ingest with %d connection(s): %w", conns, err)
+		// The 4-connection figure, the target's, is the median of three runs,
+		// each into a fresh agent: on this shared machine one run moves by a
+		// fifth. The last run's agent goes on to the second batch.
+		runs := 1
+		if conns == 4 {
+			runs = 3
 		}
-		r := IngestResult{Conns: conns, Messages: cfg.Messages, Bytes: bytes, Elapsed: el}
-		fmt.Fprintf(out, "ingest     syslog TCP, %d conn(s), --fsync 100ms: %.0f msg/s, %.1f MB/s  = %.2f × baseline (%.2f × time-ordered)\n",
-			conns, r.MsgPerSec(), r.MBPerSec(), r.MsgPerSec()/baseRate, r.MsgPerSec()/tRate)
+		var els []time.Duration
+		for i := range runs {
+			dir := filepath.Join(cfg.Dir, fmt.Sprintf("agent-%d", conns))
+			if err := os.RemoveAll(dir); err != nil {
+				return err
+			}
+			if a, err = startAgent(ctx, cfg.Binary, dir, "--fsync", "100ms"); err != nil {
+				return err
+			}
+			el, err := ingestTCP(ctx, a, streams, cfg.Messages, uint64(cfg.Messages))
+			if err != nil {
+				return fmt.Errorf("ingest with %d connection(s): %w", conns, err)
+			}
+			els = append(els, el)
+			if i < runs-1 {
+				if err := a.stop(); err != nil {
+					return fmt.Errorf("stop agent: %w", err)
+				}
+				a = nil
+			}
+		}
+		sorted := slices.Clone(els)
+		slices.Sort(sorted)
+		r := IngestResult{Conns: conns, Messages: cfg.Messages, Bytes: bytes, Elapsed: sorted[len(sorted)/2]}
+		runsNote := ""
+		if runs > 1 {
+			var rates []string
+			for _, el := range els {
+				rates = append(rates, fmt.Sprintf("%.0f", float64(cfg.Messages)/el.Seconds()))
+			}
+			runsNote = " (median of " + strings.Join(rates, ", ") + ")"
+		}
+		fmt.Fprintf(out, "ingest     syslog TCP, %d conn(s), --fsync 100ms: %.0f msg/s, %.1f MB/s  = %.2f × baseline (%.2f × time-ordered)%s\n",
+			conns, r.MsgPerSec(), r.MBPerSec(), r.MsgPerSec()/baseRate, r.MsgPerSec()/tRate, runsNote)
 		if conns == 1 {
 			if err := a.stop(); err != nil {
 				return fmt.Errorf("stop agent: %w", err)
@@ -130,7 +161,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		// a second batch on top of the first: the rate once the store holds data
 		streams, _, _ = payloads(cfg.Messages, conns, 99)
-		el, err = ingestTCP(ctx, a, streams, cfg.Messages, uint64(2*cfg.Messages))
+		el, err := ingestTCP(ctx, a, streams, cfg.Messages, uint64(2*cfg.Messages))
 		if err != nil {
 			return fmt.Errorf("second ingest with %d connection(s): %w", conns, err)
 		}
