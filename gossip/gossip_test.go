@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -189,4 +190,23 @@ func TestRestartWithSameNameRejoinsAsItself(t *testing.T) {
 	p = mk()
 	waitFor(t, 10*time.Second, "phoenix alive again after leaving", func() bool { return statusOf(seed.Gossip, "phoenix") == StatusAlive })
 	_ = p
+}
+
+// TestSetTagsAfterCloseFailsAtOnce: in a cluster, Serf's SetTags after
+// Shutdown waits out its broadcast timeout (5 s) for a broadcast that is never
+// sent; a stopping peer's tag loop must not hold its Close that long.
+func TestSetTagsAfterCloseFailsAtOnce(t *testing.T) {
+	n := startNode(t, "a", nil)
+	b := startNode(t, "b", []string{n.cfg.BindAddr})
+	waitFor(t, 10*time.Second, "a and b to see each other", allSee([]*node{n, b}, "a", StatusAlive))
+	waitFor(t, 10*time.Second, "a and b to see each other", allSee([]*node{n, b}, "b", StatusAlive))
+	if err := n.SetTags(map[string]string{"api": "x", "fill": "1"}); err != nil {
+		t.Fatalf("SetTags on a running node: %v", err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.SetTags(map[string]string{"api": "x"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("SetTags after Close: %v, want ErrClosed", err)
+	}
 }

@@ -27,6 +27,12 @@ func (p *Peer) fillLoop(ctx context.Context) {
 	var since [record.NumPartitions]time.Time // when this peer became an owner
 	last := "unset"
 	for {
+		if ctx.Err() != nil {
+			// select below picks at random among ready cases: without this a
+			// stopping peer could go round again and wait out another tag
+			// update that the shut-down gossip layer never sends
+			return
+		}
 		v := p.cluster.view()
 		now := time.Now()
 		proofs := p.repair.latestProofs()
@@ -50,6 +56,9 @@ func (p *Peer) fillLoop(ctx context.Context) {
 		p.selfFill.Store(&mask)
 		if tag != last {
 			if err := p.cluster.setTag(tagFill, tag); err != nil {
+				if ctx.Err() != nil {
+					return // stopping: gossip is shut down
+				}
 				p.log.Warn("cannot publish the partitions being filled", "err", err)
 			} else {
 				last = tag
