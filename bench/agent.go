@@ -134,6 +134,7 @@ func (a *agent) stop() error {
 	_ = a.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-a.done:
+		a.killed = true // exited: a deferred kill must not wait for it again
 		return err
 	case <-time.After(60 * time.Second):
 		a.kill()

@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -120,7 +121,6 @@ func storeWrite(dir string, values [][]byte, writers, batch int, fsync time.Dura
 	if err != nil {
 		return 0, err
 	}
-	defer db.Close()
 	gen := record.NewGenerator(nil)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -149,9 +149,11 @@ func storeWrite(dir string, values [][]byte, writers, batch int, fsync time.Dura
 		}()
 	}
 	wg.Wait()
+	el := time.Since(start)
 	close(errs)
-	for err := range errs {
+	err = errors.Join(<-errs, db.Close())
+	if err != nil {
 		return 0, fmt.Errorf("store write: %w", err)
 	}
-	return time.Since(start), nil
+	return el, nil
 }

@@ -184,14 +184,15 @@ func (g *Gossip) Dropped() uint64 { return g.dropped.Load() }
 func (g *Gossip) Flaps() uint64 { return g.flaps.Load() }
 
 // ErrClosed is returned by calls made after Close.
-var ErrClosed = errors.New("gossip closed")
+var ErrClosed = errors.New("gossip: closed")
 
 // SetTags replaces the local member's tags and spreads them.
 func (g *Gossip) SetTags(tags map[string]string) error {
 	if g.ctx.Err() != nil {
 		// Serf's SetTags after Shutdown waits out its broadcast timeout
-		// (5 s) for a broadcast that is never sent
-		return fmt.Errorf("gossip: set tags: %w", ErrClosed)
+		// (5 s) for a broadcast that is never sent. A call already in
+		// Serf when Close comes still waits it out.
+		return fmt.Errorf("set tags: %w", ErrClosed)
 	}
 	if err := g.serf.SetTags(tags); err != nil {
 		return fmt.Errorf("gossip: set tags: %w", err)

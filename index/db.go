@@ -293,10 +293,10 @@ func (db *DB) Close() error {
 // Sync makes every committed write durable now.
 //
 // A committed write sits in a memory-mapped log: the write-ahead log of a
-// memtable (*.mem) or, for a large value, the value log (*.vlog). Sync
-// fsyncs those files itself (on Linux fsync writes back the pages dirtied
-// through Badger's shared memory map, as msync does) instead of calling
-// Badger's DB.Sync, for two reasons:
+// memtable (*.mem) or, for a large value, the value log (*.vlog). On Linux
+// Sync fdatasyncs those files itself (fdatasync writes back the pages
+// dirtied through Badger's shared memory map, as Badger's msync does)
+// instead of calling Badger's DB.Sync, for two reasons:
 //   - Badger's Sync holds its DB lock (read side) while it msyncs the active
 //     log, and Badger's writer takes that lock (write side) for every batch
 //     it writes: each periodic sync held up all writes for as long as the
@@ -305,22 +305,32 @@ func (db *DB) Close() error {
 //     just before its memtable filled sits in the log of a now immutable
 //     memtable until that memtable is flushed to a table, and would stay
 //     unsynced: acknowledged writes could vanish at a power cut.
+//
+// Elsewhere (syncLogsByDescriptor false) Badger's Sync syncs the active logs
+// and the syncer the filled memtable logs.
 func (db *DB) Sync() error {
-	if err := db.walSync.sync(db.bdb.Opts().Dir); err != nil {
+	if !syncLogsByDescriptor {
+		if err := db.bdb.Sync(); err != nil {
+			return db.space.noteErr(fmt.Errorf("index: sync: %w", err))
+		}
+	}
+	opts := db.bdb.Opts()
+	if err := db.walSync.sync(opts.Dir, opts.ValueDir, syncLogsByDescriptor); err != nil {
 		return db.space.noteErr(fmt.Errorf("index: sync: %w", err))
 	}
 	return nil
 }
 
-// walSyncer fsyncs Badger's logs (*.mem, *.vlog). The newest log of each
-// kind is the one Badger writes to: it is synced every time. An older log
-// takes no more writes, so it is synced once (an immutable memtable's log is
-// deleted once its table is durable). Badger syncs the directory itself
-// when it creates a log.
+// walSyncer syncs Badger's logs (*.mem in the directory, *.vlog in the value
+// directory). The newest log of each kind is the one Badger writes to: it is
+// synced every time (when active is set). An older log takes no more
+// writes, so it is synced once (an immutable memtable's log is deleted once
+// its table is durable). Badger syncs the directory itself when it creates
+// a log.
 type walSyncer struct {
 	mu     sync.Mutex
 	synced map[string]bool // older logs synced since they stopped taking writes
-	// fsync syncs a file (fsyncPath; tests record the calls).
+	// fsync syncs a file's data (syncFileData; tests record the calls).
 	fsync func(path string) error
 }
 
@@ -332,37 +342,38 @@ func logFid(name string) int64 {
 	return n
 }
 
-func (w *walSyncer) sync(dir string) error {
+// sync syncs the logs that need it. The lock covers only the bookkeeping,
+// not the syncs: a commit's sync does not wait behind a checkpoint's, and a
+// log is marked synced only once its sync has returned.
+func (w *walSyncer) sync(dir, valueDir string, active bool) error {
+	fsync := w.fsync
+	if fsync == nil {
+		fsync = syncFileData
+	}
+	var todo []string   // logs to sync now
+	var filled []string // those of them that take no more writes
+	present := map[string]bool{}
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.synced == nil {
 		w.synced = map[string]bool{}
 	}
-	fsync := w.fsync
-	if fsync == nil {
-		fsync = fsyncPath
-	}
-	present := map[string]bool{}
-	for _, pattern := range []string{"*.mem", "*.vlog"} {
-		logs, err := filepath.Glob(filepath.Join(dir, pattern))
+	for _, pattern := range []string{filepath.Join(dir, "*.mem"), filepath.Join(valueDir, "*.vlog")} {
+		logs, err := filepath.Glob(pattern)
 		if err != nil {
+			w.mu.Unlock()
 			return err
 		}
 		sort.Slice(logs, func(i, j int) bool { return logFid(logs[i]) < logFid(logs[j]) })
 		for i, name := range logs {
 			present[name] = true
-			active := i == len(logs)-1
-			if !active && w.synced[name] {
-				continue
-			}
-			err := fsync(name)
-			if errors.Is(err, os.ErrNotExist) {
-				continue // flushed to a table (or collected) and deleted meanwhile
-			} else if err != nil {
-				return err
-			}
-			if !active {
-				w.synced[name] = true
+			switch {
+			case i == len(logs)-1:
+				if active {
+					todo = append(todo, name)
+				}
+			case !w.synced[name]:
+				todo = append(todo, name)
+				filled = append(filled, name)
 			}
 		}
 	}
@@ -371,19 +382,25 @@ func (w *walSyncer) sync(dir string) error {
 			delete(w.synced, name)
 		}
 	}
-	return nil
-}
+	w.mu.Unlock()
 
-// fsyncPath fsyncs the file at path.
-func fsyncPath(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
+	done := make(map[string]bool, len(filled))
+	for _, name := range todo {
+		err := fsync(name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // flushed to a table (or collected) and deleted meanwhile
+		} else if err != nil {
+			return err
+		}
+		done[name] = true
 	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", path, err)
+	w.mu.Lock()
+	for _, name := range filled {
+		if done[name] {
+			w.synced[name] = true
+		}
 	}
+	w.mu.Unlock()
 	return nil
 }
 

@@ -28,7 +28,8 @@ type ScanOptions struct {
 	// Partitions, when set, restricts the scan to partitions marked true.
 	Partitions *[record.NumPartitions]bool
 	// Workers is how many cores filter in parallel (default 1). A window is
-	// split into sharesPerWorker shares per worker (see scanWindowParallel).
+	// split into sharesPerWorker shares per worker, each filtered by a
+	// goroutine of its own (see scanWindowParallel).
 	Workers int
 }
 

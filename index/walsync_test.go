@@ -7,10 +7,12 @@ import (
 	"testing"
 )
 
-// TestWALSyncerSyncsActiveLogsEachTimeAndFilledOnesOnce: the newest memtable
-// log and the newest value log (the ones Badger writes to) are synced on
-// every call and older ones once, also past file id 99999 where names stop being zero-padded. Files that are
-// not logs are left alone.
+// TestWALSyncerSyncsActiveLogsEachTimeAndFilledOnesOnce: the newest
+// memtable log and the newest value log (the ones Badger writes to) are
+// synced on every call and older ones once, also past file id 99999 where
+// names stop being zero-padded. Files that are not logs are left alone,
+// deleted logs are forgotten, and without active only the filled logs are
+// synced (Badger's Sync takes the active ones there).
 func TestWALSyncerSyncsActiveLogsEachTimeAndFilledOnesOnce(t *testing.T) {
 	dir := t.TempDir()
 	touch := func(name string) {
@@ -26,10 +28,10 @@ func TestWALSyncerSyncsActiveLogsEachTimeAndFilledOnesOnce(t *testing.T) {
 		calls = append(calls, filepath.Base(path))
 		return nil
 	}}
-	round := func(want ...string) {
+	round := func(active bool, want ...string) {
 		t.Helper()
 		calls = nil
-		if err := w.sync(dir); err != nil {
+		if err := w.sync(dir, dir, active); err != nil {
 			t.Fatal(err)
 		}
 		slices.Sort(calls)
@@ -43,23 +45,31 @@ func TestWALSyncerSyncsActiveLogsEachTimeAndFilledOnesOnce(t *testing.T) {
 	touch("000001.vlog")
 	touch("000001.sst")
 	touch("MANIFEST")
-	round("99998.mem", "99999.mem", "000001.vlog")
-	round("99999.mem", "000001.vlog") // the active logs only
-	touch("100000.mem")               // 99999 filled; 100000 is active
+	round(true, "99998.mem", "99999.mem", "000001.vlog")
+	round(true, "99999.mem", "000001.vlog") // the active logs only
+	touch("100000.mem")                     // 99999 filled; 100000 is active
 	touch("000002.vlog")
 	if err := os.Remove(filepath.Join(dir, "99998.mem")); err != nil {
 		t.Fatal(err)
 	}
-	round("99999.mem", "100000.mem", "000001.vlog", "000002.vlog")
-	round("100000.mem", "000002.vlog")
-	// a log deleted between the listing and its sync is skipped
+	round(false, "99999.mem", "000001.vlog") // filled ones only
+	if w.synced[filepath.Join(dir, "99998.mem")] {
+		t.Fatal("a deleted log is still remembered as synced")
+	}
+	round(true, "100000.mem", "000002.vlog")
+	touch("100001.mem")
+	// a log deleted between the listing and its sync is skipped, and synced
+	// when it turns up again
 	w.fsync = func(path string) error {
 		if filepath.Base(path) == "100000.mem" {
 			return os.ErrNotExist
 		}
 		return nil
 	}
-	if err := w.sync(dir); err != nil {
+	if err := w.sync(dir, dir, true); err != nil {
 		t.Fatalf("a log deleted meanwhile: %v", err)
+	}
+	if w.synced[filepath.Join(dir, "100000.mem")] {
+		t.Fatal("a log whose sync found it deleted is marked synced")
 	}
 }
