@@ -218,27 +218,12 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 		return cfg, flagErr("base-table-size", err)
 	}
 	cfg.Index.NumMemTables = c.Int("memtables")
-	switch v := c.String("min-free-disk"); v {
-	case "auto", "":
-	case "off":
-		cfg.Index.MinFreeDiskBytes = -1
-	default:
-		n, err := parseBytes(v)
-		if err != nil || n <= 0 {
-			return cfg, flagErr("min-free-disk", fmt.Errorf("%q is not auto, off or a size like 512MiB", v))
-		}
-		cfg.Index.MinFreeDiskBytes = n
+	if cfg.Index.MinFreeDiskBytes, err = sizeOrOff(c.String("min-free-disk"), true, "512MiB"); err != nil {
+		return cfg, flagErr("min-free-disk", err)
 	}
 	cfg.Index.L0Tables = c.Int("l0-tables")
-	switch v := c.String("max-mapped-memory"); v {
-	case "off":
-		cfg.Index.MaxMappedBytes = -1
-	default:
-		n, err := parseBytes(v)
-		if err != nil || n <= 0 {
-			return cfg, flagErr("max-mapped-memory", fmt.Errorf("%q is not off or a size like 64MiB", v))
-		}
-		cfg.Index.MaxMappedBytes = n
+	if cfg.Index.MaxMappedBytes, err = sizeOrOff(c.String("max-mapped-memory"), false, "64MiB"); err != nil {
+		return cfg, flagErr("max-mapped-memory", err)
 	}
 	limit, err := memoryLimit(c.String("memory-limit"), cfg.Index)
 	if err != nil {
@@ -259,6 +244,24 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 // 200 MiB live would be seen at 400 MiB. The limit makes the collector run
 // sooner instead; it is soft, so a peer that needs more gets more (at up to
 // half its CPU spent collecting) rather than failing.
+// sizeOrOff parses a size flag that also takes "off" (-1) and, where auto
+// is set, "auto" or nothing (0: the default the store works out).
+func sizeOrOff(v string, auto bool, example string) (int64, error) {
+	switch {
+	case v == "off":
+		return -1, nil
+	case auto && (v == "auto" || v == ""):
+		return 0, nil
+	}
+	if n, err := parseBytes(v); err == nil && n > 0 {
+		return n, nil
+	}
+	if auto {
+		return 0, fmt.Errorf("%q is not auto, off or a size like %s", v, example)
+	}
+	return 0, fmt.Errorf("%q is not off or a size like %s", v, example)
+}
+
 func memoryLimit(v string, store index.Config) (int64, error) {
 	switch v {
 	case "auto", "":

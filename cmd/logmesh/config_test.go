@@ -368,3 +368,31 @@ func TestMemoryLimit(t *testing.T) {
 		t.Errorf("auto with GOMEMLIMIT set = %d, want 0 (the runtime's own)", got)
 	}
 }
+
+func TestSizeOrOff(t *testing.T) {
+	for _, c := range []struct {
+		v    string
+		auto bool
+		want int64
+		err  string
+	}{
+		{"off", false, -1, ""},
+		{"64MiB", false, 64 << 20, ""},
+		{"auto", true, 0, ""},
+		{"", true, 0, ""},
+		{"auto", false, 0, `"auto" is not off or a size like 64MiB`},
+		{"0", true, 0, `"0" is not auto, off or a size like 64MiB`},
+		{"lots", true, 0, `"lots" is not auto, off or a size like 64MiB`},
+	} {
+		got, err := sizeOrOff(c.v, c.auto, "64MiB")
+		if c.err != "" {
+			if err == nil || err.Error() != c.err {
+				t.Errorf("sizeOrOff(%q, %v) error %v, want %s", c.v, c.auto, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("sizeOrOff(%q, %v) = %d, %v, want %d", c.v, c.auto, got, err, c.want)
+		}
+	}
+}
