@@ -330,8 +330,8 @@ func (db *DB) Sync() error {
 type walSyncer struct {
 	mu     sync.Mutex
 	synced map[string]bool // older logs synced since they stopped taking writes
-	// fsync syncs a file's data (syncFileData; tests record the calls).
-	fsync func(path string) error
+	// syncFile syncs a file's data (syncFileData; tests record the calls).
+	syncFile func(path string) error
 }
 
 // logFid orders Badger's log names by file id (zero-padded, longer past the
@@ -346,9 +346,9 @@ func logFid(name string) int64 {
 // not the syncs: a commit's sync does not wait behind a checkpoint's, and a
 // log is marked synced only once its sync has returned.
 func (w *walSyncer) sync(dir, valueDir string, active bool) error {
-	fsync := w.fsync
-	if fsync == nil {
-		fsync = syncFileData
+	syncFile := w.syncFile
+	if syncFile == nil {
+		syncFile = syncFileData
 	}
 	var todo []string   // logs to sync now
 	var filled []string // those of them that take no more writes
@@ -386,7 +386,7 @@ func (w *walSyncer) sync(dir, valueDir string, active bool) error {
 
 	done := make(map[string]bool, len(filled))
 	for _, name := range todo {
-		err := fsync(name)
+		err := syncFile(name)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // flushed to a table (or collected) and deleted meanwhile
 		} else if err != nil {

@@ -21,7 +21,7 @@ func TestWALSyncerSyncsActiveLogsEachTimeAndFilledOnesOnce(t *testing.T) {
 		}
 	}
 	var calls []string
-	w := walSyncer{fsync: func(path string) error {
+	w := walSyncer{syncFile: func(path string) error {
 		if _, err := os.Stat(path); err != nil {
 			return err
 		}
@@ -60,7 +60,7 @@ func TestWALSyncerSyncsActiveLogsEachTimeAndFilledOnesOnce(t *testing.T) {
 	touch("100001.mem")
 	// a log deleted between the listing and its sync is skipped, and synced
 	// when it turns up again
-	w.fsync = func(path string) error {
+	w.syncFile = func(path string) error {
 		if filepath.Base(path) == "100000.mem" {
 			return os.ErrNotExist
 		}
