@@ -6,14 +6,13 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/logmesh/logmesh/record"
 )
 
 // Baseline is a bare Badger database with the same engine settings as a DB
-// but none of logmesh's work (no journal, digests, dedup or framing). The
-// benchmarks measure logmesh against it in the same run.
+// (engineOptions) but none of logmesh's work (no journal, digests, dedup or
+// framing). The benchmarks measure logmesh against it in the same run.
 type Baseline struct {
 	bdb *badger.DB
 }
@@ -23,14 +22,7 @@ func OpenBaseline(cfg Config) (*Baseline, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	opts := badger.DefaultOptions(cfg.Dir).WithLogger(nil).
-		WithSyncWrites(false).WithDetectConflicts(false).
-		WithCompression(options.ZSTD).WithZSTDCompressionLevel(cfg.CompressionLevel).
-		WithMemTableSize(cfg.MemTableBytes).WithNumMemtables(cfg.NumMemTables).
-		WithNumLevelZeroTables(cfg.L0Tables).WithBaseLevelSize(cfg.BaseLevelBytes).WithNumLevelZeroTablesStall(2 * cfg.L0Tables).
-		WithBlockCacheSize(cfg.BlockCacheBytes).WithIndexCacheSize(cfg.IndexCacheBytes).
-		WithBlockSize(cfg.BlockBytes).WithBaseTableSize(cfg.BaseTableBytes).WithValueThreshold(valueThreshold(cfg.MemTableBytes)).
-		WithMetricsEnabled(false)
+	opts := engineOptions(cfg, cfg.Dir).WithLogger(nil)
 	bdb, err := badger.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open baseline: %w", err)
@@ -62,6 +54,44 @@ func (b *Baseline) write(ids []record.ID, values [][]byte, key func(record.ID) [
 	}
 	err := wb.Flush()
 	return time.Since(start), err
+}
+
+// Commit stores values under the keys a DB gives records in one Badger
+// transaction and returns once Badger has applied it. It is the least a
+// store could do with a batch in logmesh's layout: no journal, digests,
+// duplicate check or sync. Safe for concurrent use: Badger batches
+// concurrent commits into shared writes, as a DB's group commit does.
+func (b *Baseline) Commit(ids []record.ID, values [][]byte) error {
+	txn := b.bdb.NewTransaction(true)
+	defer txn.Discard()
+	for i, id := range ids {
+		if err := txn.Set(recordKey(id), values[i]); err != nil {
+			return fmt.Errorf("baseline commit: %w", err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("baseline commit: %w", err)
+	}
+	return nil
+}
+
+// Each calls fn with every record stored under logmesh's keys, in key
+// order, with data valid only during the call.
+func (b *Baseline) Each(fn func(id record.ID, data []byte) error) error {
+	return b.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			id, ok := idFromRecordKey(it.Item().Key())
+			if !ok {
+				continue
+			}
+			if err := it.Item().Value(func(v []byte) error { return fn(id, v) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // CountContains iterates every record and counts values containing word.

@@ -79,22 +79,8 @@ func Open(cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("cannot create data directory %s: %w", cfg.Dir, err)
 	}
 	log := cfg.Logger.With("component", "index")
-	opts := badger.DefaultOptions(filepath.Join(cfg.Dir, "badger")).
-		WithLogger(badgerLogger{log.With("lib", "badger")}).
-		WithSyncWrites(false). // syncs are explicit: per group commit or per interval
-		WithDetectConflicts(false).
-		WithCompression(options.ZSTD).WithZSTDCompressionLevel(cfg.CompressionLevel).
-		WithMemTableSize(cfg.MemTableBytes).
-		WithNumMemtables(cfg.NumMemTables).
-		WithNumLevelZeroTables(cfg.L0Tables).WithBaseLevelSize(cfg.BaseLevelBytes).
-		WithNumLevelZeroTablesStall(2 * cfg.L0Tables).
-		WithBlockCacheSize(cfg.BlockCacheBytes).
-		WithIndexCacheSize(cfg.IndexCacheBytes).
-		WithBlockSize(cfg.BlockBytes).WithBaseTableSize(cfg.BaseTableBytes).
-		WithNumCompactors(2).
-		WithValueThreshold(valueThreshold(cfg.MemTableBytes)).
-		WithValueLogFileSize(256 << 20).
-		WithMetricsEnabled(false)
+	opts := engineOptions(cfg, filepath.Join(cfg.Dir, "badger")).
+		WithLogger(badgerLogger{log.With("lib", "badger")})
 	bdb, err := badger.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open store in %s (if it is corrupt, move it aside; anti-entropy refills the peer): %w", cfg.Dir, err)
@@ -437,6 +423,26 @@ func (db *DB) writeCheckpoint() error {
 	}
 	db.ckptSeq.Store(cp.seq)
 	return nil
+}
+
+// engineOptions are the Badger settings of a store in dir: the DB's and,
+// so that the benchmarks compare like with like, the Baseline's.
+func engineOptions(cfg Config, dir string) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithSyncWrites(false). // syncs are explicit: per group commit or per interval
+		WithDetectConflicts(false).
+		WithCompression(options.ZSTD).WithZSTDCompressionLevel(cfg.CompressionLevel).
+		WithMemTableSize(cfg.MemTableBytes).
+		WithNumMemtables(cfg.NumMemTables).
+		WithNumLevelZeroTables(cfg.L0Tables).WithBaseLevelSize(cfg.BaseLevelBytes).
+		WithNumLevelZeroTablesStall(2 * cfg.L0Tables).
+		WithBlockCacheSize(cfg.BlockCacheBytes).
+		WithIndexCacheSize(cfg.IndexCacheBytes).
+		WithBlockSize(cfg.BlockBytes).WithBaseTableSize(cfg.BaseTableBytes).
+		WithNumCompactors(2).
+		WithValueThreshold(valueThreshold(cfg.MemTableBytes)).
+		WithValueLogFileSize(256 << 20).
+		WithMetricsEnabled(false)
 }
 
 // valueThreshold keeps records and journal entries in the LSM tree (where they
