@@ -47,13 +47,25 @@ func payloads(n, conns int, seed uint64) (streams [][]byte, lines [][]byte, tota
 // the agent stores want records in all.
 func ingestTCP(ctx context.Context, a *agent, streams [][]byte, n int, want uint64) (time.Duration, error) {
 	start := time.Now()
+	if err := sendTCP(a.syslog, streams); err != nil {
+		return 0, err
+	}
+	if err := a.waitRecords(ctx, want, 10*time.Minute); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// sendTCP writes each stream over a TCP connection of its own to addr, all
+// at once, and returns when every stream is written.
+func sendTCP(addr string, streams [][]byte) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(streams))
 	for _, s := range streams {
 		wg.Add(1)
 		go func(s []byte) {
 			defer wg.Done()
-			conn, err := net.Dial("tcp", a.syslog)
+			conn, err := net.Dial("tcp", addr)
 			if err != nil {
 				errs <- err
 				return
@@ -72,12 +84,9 @@ func ingestTCP(ctx context.Context, a *agent, streams [][]byte, n int, want uint
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		return 0, fmt.Errorf("send: %w", err)
+		return fmt.Errorf("send: %w", err)
 	}
-	if err := a.waitRecords(ctx, want, 10*time.Minute); err != nil {
-		return 0, err
-	}
-	return time.Since(start), nil
+	return nil
 }
 
 // baselineWrite writes the same lines into a bare Badger with one WriteBatch,

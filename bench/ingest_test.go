@@ -1,10 +1,13 @@
 package bench
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/logmesh/logmesh/index"
+	"github.com/logmesh/logmesh/record"
 )
 
 // TestStoreWriteStoresEveryRecord: the store-only measurement writes every
@@ -26,5 +29,41 @@ func TestStoreWriteStoresEveryRecord(t *testing.T) {
 	defer db.Close()
 	if got := db.Stats().Records; got != uint64(len(lines)) {
 		t.Fatalf("store holds %d records after storeWrite, want %d", got, len(lines))
+	}
+}
+
+// TestFloorIngestStoresEveryLine: the floor measurement counts as stored only
+// what reached Badger, and every line sent over its connections is there
+// afterwards, as a record logmesh can decode (a ceiling measured on lines
+// that were dropped or left unparsed would be no ceiling).
+func TestFloorIngestStoresEveryLine(t *testing.T) {
+	const n = 4001
+	streams, _, _ := payloads(n, 4, 11)
+	dir := t.TempDir()
+	if _, err := floorIngest(context.Background(), dir, streams, n); err != nil {
+		t.Fatal(err)
+	}
+	base, err := index.OpenBaseline(index.DefaultConfig(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	got := 0
+	err = base.Each(func(id record.ID, data []byte) error {
+		r, err := record.Decode(id, data)
+		if err != nil {
+			return err
+		}
+		if r.Malformed() || r.AppName == "" || r.Message == "" {
+			return fmt.Errorf("record %s is not a parsed RFC 5424 line: %+v", id, r)
+		}
+		got++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != n {
+		t.Fatalf("bare Badger holds %d records after floorIngest, want %d", got, n)
 	}
 }

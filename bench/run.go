@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/logmesh/logmesh/index"
@@ -98,6 +97,25 @@ func Run(ctx context.Context, cfg Config) error {
 	sRate := float64(len(lines)) / sel.Seconds()
 	fmt.Fprintf(out, "store      index.DB.Write alone, 4 writers × 1000 records, fsync 100ms: %.0f writes/s  = %.2f × baseline\n", sRate, sRate/baseRate)
 
+	// The ceiling of the end-to-end figure: logmesh's syslog listener, with
+	// the IDs and encoding a peer gives, into the bare Badger under logmesh's
+	// keys, one transaction per batch and nothing else. What logmesh's store
+	// adds (journal, digests, dedup, syncs) and the peer's work come on top.
+	streams4, _, bytes4 := payloads(cfg.Messages, 4, 4)
+	var floors []time.Duration
+	for range 3 {
+		floorDir := filepath.Join(cfg.Dir, "floor")
+		el, err := floorIngest(ctx, floorDir, streams4, cfg.Messages)
+		if err != nil {
+			return fmt.Errorf("floor: %w", err)
+		}
+		os.RemoveAll(floorDir)
+		floors = append(floors, el)
+	}
+	fRates := ratesOf(cfg.Messages, floors)
+	fmt.Fprintf(out, "floor      syslog TCP, 4 conns, into bare Badger under logmesh's keys (no store layer, no sync): %.0f msg/s  = %.2f × baseline (median of %s)\n",
+		median(fRates), median(fRates)/baseRate, joinRates(fRates))
+
 	// Each connection count gets a fresh agent, so both start, like the
 	// baseline, from an empty store.
 	var a *agent
@@ -109,7 +127,7 @@ func Run(ctx context.Context, cfg Config) error {
 	for _, conns := range []int{1, 4} {
 		streams := streams1
 		if conns != 1 {
-			streams, _, bytes = payloads(cfg.Messages, conns, uint64(conns))
+			streams, bytes = streams4, bytes4
 		}
 		// The 4-connection figure, the target's, is the median of three runs,
 		// each into a fresh agent: on this shared machine one run moves by a
@@ -144,11 +162,7 @@ func Run(ctx context.Context, cfg Config) error {
 		r := IngestResult{Conns: conns, Messages: cfg.Messages, Bytes: bytes, Elapsed: sorted[len(sorted)/2]}
 		runsNote := ""
 		if runs > 1 {
-			var rates []string
-			for _, el := range els {
-				rates = append(rates, fmt.Sprintf("%.0f", float64(cfg.Messages)/el.Seconds()))
-			}
-			runsNote = " (median of " + strings.Join(rates, ", ") + ")"
+			runsNote = " (median of " + joinRates(ratesOf(cfg.Messages, els)) + ")"
 		}
 		fmt.Fprintf(out, "ingest     syslog TCP, %d conn(s), --fsync 100ms: %.0f msg/s, %.1f MB/s  = %.2f × baseline (%.2f × time-ordered)%s\n",
 			conns, r.MsgPerSec(), r.MBPerSec(), r.MsgPerSec()/baseRate, r.MsgPerSec()/tRate, runsNote)

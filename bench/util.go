@@ -6,9 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // dirBytes returns the disk space (allocated blocks) of every file under dir.
@@ -67,4 +69,29 @@ func rss(pid int) (anon, file int64, err error) {
 		}
 	}
 	return anon, file, sc.Err()
+}
+
+// ratesOf turns the durations of runs of n messages each into rates, in run order.
+func ratesOf(n int, els []time.Duration) []float64 {
+	rates := make([]float64, len(els))
+	for i, el := range els {
+		rates[i] = float64(n) / el.Seconds()
+	}
+	return rates
+}
+
+// median returns the middle of rates (the upper middle of an even count).
+func median(rates []float64) float64 {
+	s := slices.Clone(rates)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// joinRates prints rates as "140456, 162012, 134310".
+func joinRates(rates []float64) string {
+	parts := make([]string, len(rates))
+	for i, r := range rates {
+		parts[i] = fmt.Sprintf("%.0f", r)
+	}
+	return strings.Join(parts, ", ")
 }
