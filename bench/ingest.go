@@ -107,6 +107,30 @@ func baselineWrite(dir string, lines [][]byte, layout bool) (time.Duration, erro
 	return b.WriteLayout(ids, encodeLines(lines))
 }
 
+// durableWrite writes the encoded records into a bare Badger with
+// SyncWrites, under logmesh's keys, in transactions of txn records one after
+// the other (the setting of the second reference figure), and
+// returns how long it took: what making each commit durable costs Badger
+// itself on this disk.
+func durableWrite(dir string, values [][]byte, txn int) (time.Duration, error) {
+	b, err := index.OpenDurableBaseline(index.DefaultConfig(dir))
+	if err != nil {
+		return 0, err
+	}
+	ids := make([]record.ID, len(values))
+	record.NewGenerator(nil).Fill(ids)
+	start := time.Now()
+	for i := 0; i < len(values); i += txn {
+		end := min(i+txn, len(values))
+		if err := b.Commit(ids[i:end], values[i:end]); err != nil {
+			b.Close()
+			return 0, err
+		}
+	}
+	el := time.Since(start)
+	return el, b.Close()
+}
+
 // encodeLines encodes the lines as the records logmesh would store for them.
 func encodeLines(lines [][]byte) [][]byte {
 	values := make([][]byte, len(lines))

@@ -67,3 +67,25 @@ func TestFloorIngestStoresEveryLine(t *testing.T) {
 		t.Fatalf("bare Badger holds %d records after floorIngest, want %d", got, n)
 	}
 }
+
+// TestDurableWriteStoresEveryRecord: the durable baseline writes every
+// record, the last short transaction too.
+func TestDurableWriteStoresEveryRecord(t *testing.T) {
+	_, lines, _ := payloads(2500, 1, 5)
+	dir := t.TempDir()
+	if _, err := durableWrite(dir, encodeLines(lines), 1000); err != nil {
+		t.Fatal(err)
+	}
+	base, err := index.OpenBaseline(index.DefaultConfig(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	got := 0
+	if err := base.Each(func(record.ID, []byte) error { got++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got != len(lines) {
+		t.Fatalf("durable baseline holds %d records, want %d", got, len(lines))
+	}
+}

@@ -85,11 +85,24 @@ func Run(ctx context.Context, cfg Config) error {
 	tRate := float64(len(lines)) / tbase.Seconds()
 	fmt.Fprintf(out, "baseline   bare Badger WriteBatch, the raw lines under time-ordered keys: %.0f writes/s\n", tRate)
 
+	// The same encoded records into a bare Badger that syncs every commit
+	// (SyncWrites, 1000-record transactions): the price of durability on
+	// this disk before logmesh does anything.
+	values := encodeLines(lines)
+	durDir := filepath.Join(cfg.Dir, "baseline-durable")
+	del, err := durableWrite(durDir, values, 1000)
+	if err != nil {
+		return fmt.Errorf("durable baseline: %w", err)
+	}
+	os.RemoveAll(durDir)
+	dRate := float64(len(lines)) / del.Seconds()
+	fmt.Fprintf(out, "baseline   bare Badger, SyncWrites, 1000-record transactions, logmesh's keys: %.0f writes/s  = %.2f × baseline\n", dRate, dRate/baseRate)
+
 	// logmesh's store alone, fed the same encoded records from 4 writers: the
 	// share of the gap that is the store's (journal, digests, group commit,
 	// syncs), apart from syslog and the peer.
 	storeDir := filepath.Join(cfg.Dir, "store-only")
-	sel, err := storeWrite(storeDir, encodeLines(lines), 4, 1000, 100*time.Millisecond)
+	sel, err := storeWrite(storeDir, values, 4, 1000, 100*time.Millisecond)
 	if err != nil {
 		return err
 	}

@@ -18,11 +18,17 @@ type Baseline struct {
 }
 
 // OpenBaseline opens a bare Badger database in dir with cfg's engine settings.
-func OpenBaseline(cfg Config) (*Baseline, error) {
+func OpenBaseline(cfg Config) (*Baseline, error) { return openBaseline(cfg, false) }
+
+// OpenDurableBaseline is OpenBaseline with Badger's SyncWrites: each commit
+// returns only once Badger has synced its log to disk.
+func OpenDurableBaseline(cfg Config) (*Baseline, error) { return openBaseline(cfg, true) }
+
+func openBaseline(cfg Config, syncWrites bool) (*Baseline, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	opts := engineOptions(cfg, cfg.Dir).WithLogger(nil)
+	opts := engineOptions(cfg, cfg.Dir).WithLogger(nil).WithSyncWrites(syncWrites)
 	bdb, err := badger.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open baseline: %w", err)
