@@ -153,6 +153,7 @@ func (db *DB) Compact() error {
 		return fmt.Errorf("index: flatten: %w", err)
 	}
 	for db.bdb.RunValueLogGC(0.1) == nil {
+		db.wrote()
 	}
 	return nil
 }

@@ -455,6 +455,7 @@ func (b *builder) send() {
 	db.pipe.mu.Unlock()
 	start := time.Now()
 	txn.CommitWith(func(err error) {
+		db.wrote()
 		db.stats.commitNanos.Add(uint64(time.Since(start)))
 		db.pipe.mu.Lock()
 		work.err, work.done = err, true

@@ -99,6 +99,10 @@ type Config struct {
 	// Now is the clock used for retention (default time.Now).
 	Now func() time.Time
 
+	// syncFile syncs one of Badger's logs (default syncFileData); tests
+	// count the calls with it.
+	syncFile func(path string) error
+
 	// freeBytes measures the free space of a directory's filesystem
 	// (default statfs); tests fake a full disk with it.
 	freeBytes func(dir string) (int64, error)

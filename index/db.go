@@ -57,6 +57,10 @@ type DB struct {
 	floorSet     atomic.Bool
 	ckptSeq      atomic.Uint64
 	applied      atomic.Uint64 // last journal sequence applied
+	// writes counts the writes made to Badger, each once it has reached
+	// Badger's log (a commit's callback, or the return of the call). The
+	// periodic sync skips a tick with none since the last one.
+	writes atomic.Uint64
 
 	subs struct {
 		sync.Mutex
@@ -87,13 +91,14 @@ func Open(cfg Config) (*DB, error) {
 	}
 	cfg.Logger = log
 	db := &DB{
-		cfg:    cfg,
-		bdb:    bdb,
-		dig:    newDigests(),
-		reqCh:  make(chan *writeReq, 1024),
-		exclCh: make(chan func()),
-		pipe:   newPipeline(),
-		space:  newSpaceGuard(cfg.Dir, cfg.minFreeDiskBytes(), cfg.freeBytes),
+		cfg:     cfg,
+		bdb:     bdb,
+		dig:     newDigests(),
+		reqCh:   make(chan *writeReq, 1024),
+		exclCh:  make(chan func()),
+		pipe:    newPipeline(),
+		space:   newSpaceGuard(cfg.Dir, cfg.minFreeDiskBytes(), cfg.freeBytes),
+		walSync: walSyncer{syncFile: cfg.syncFile},
 	}
 	db.ctx, db.cancel = context.WithCancel(context.Background())
 	if err := db.recover(); err != nil {
@@ -122,12 +127,7 @@ func Open(cfg Config) (*DB, error) {
 	})
 	db.every(cfg.MaintenanceInterval, func() bool { db.Maintain(); return true })
 	if cfg.FsyncInterval > 0 {
-		db.every(cfg.FsyncInterval, func() bool {
-			if err := db.Sync(); err != nil {
-				log.Error("periodic sync failed", "err", err)
-			}
-			return true
-		})
+		db.every(cfg.FsyncInterval, db.periodicSync())
 	}
 	if p := builderPool(bdb); p != nil {
 		db.every(builderPoolDrainEvery, func() bool { drainBuilderPool(p); return true })
@@ -139,6 +139,31 @@ func Open(cfg Config) (*DB, error) {
 	}
 	return db, nil
 }
+
+// periodicSync returns the fsync-interval tick: it syncs the logs if
+// anything was written to Badger since the last sync that succeeded, so an
+// idle peer does not flush the disk ten times a second. The first tick
+// always syncs (the logs may hold writes of the previous process). The
+// count is read before syncing: a write that lands during the sync is
+// counted after it and makes the next tick sync again.
+func (db *DB) periodicSync() func() bool {
+	synced, first := uint64(0), true
+	return func() bool {
+		n := db.writes.Load()
+		if n == synced && !first {
+			return true
+		}
+		if err := db.Sync(); err != nil {
+			db.cfg.Logger.Error("periodic sync failed", "err", err)
+			return true
+		}
+		synced, first = n, false
+		return true
+	}
+}
+
+// wrote counts a write that has reached Badger's log (see DB.writes).
+func (db *DB) wrote() { db.writes.Add(1) }
 
 // every runs fn every d in a goroutine the DB owns, until the DB closes or fn
 // returns false.
@@ -412,6 +437,7 @@ func (db *DB) writeCheckpoint() error {
 		}
 		return txn.Set(metaKey("ckpt"), binary.BigEndian.AppendUint64(nil, cp.seq))
 	})
+	db.wrote()
 	if err == nil {
 		// durable before the journal it covers may be pruned: a prune that
 		// survived a crash without its checkpoint would leave digests short

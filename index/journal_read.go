@@ -120,6 +120,7 @@ func (db *DB) SetMeta(name string, value []byte) error {
 		}
 		return txn.Set(metaKey(name), value)
 	})
+	db.wrote()
 	if err != nil {
 		return fmt.Errorf("index: set %s: %w", name, err)
 	}

@@ -30,6 +30,9 @@ func (db *DB) Maintain() {
 	}
 	for i := 0; i < 16 && db.ctx.Err() == nil; i++ { // rewrite until nothing is worth it
 		err := db.bdb.RunValueLogGC(0.5)
+		if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+			db.wrote() // a collection rewrote live values through the log
+		}
 		if err != nil {
 			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
 				log.Warn("value-log GC failed", "err", err)
@@ -102,6 +105,7 @@ func (db *DB) expire() error {
 				return nil
 			})
 		}
+		db.wrote()
 		done <- err
 	}:
 	case <-db.ctx.Done():
@@ -155,7 +159,11 @@ func (db *DB) pruneJournal() error {
 	if err != nil {
 		return err
 	}
-	if err := wb.Flush(); err != nil {
+	err = wb.Flush()
+	if n > 0 {
+		db.wrote()
+	}
+	if err != nil {
 		return err
 	}
 	db.stats.journalPruned.Add(uint64(n))

@@ -1,10 +1,14 @@
 package index
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // TestWALSyncerSyncsActiveLogsEachTimeAndFilledOnesOnce: the newest
@@ -72,4 +76,71 @@ func TestWALSyncerSyncsActiveLogsEachTimeAndFilledOnesOnce(t *testing.T) {
 	if w.synced[filepath.Join(dir, "100000.mem")] {
 		t.Fatal("a log whose sync found it deleted is marked synced")
 	}
+}
+
+// TestPeriodicSyncSkipsIdleTicks: under an fsync interval the first tick
+// syncs, a store that takes no writes then stops syncing (an idle peer does
+// not flush its disk ten times a second), and a write makes a following tick
+// sync the active memtable log again, so the loss bound of the interval
+// holds.
+func TestPeriodicSyncSkipsIdleTicks(t *testing.T) {
+	if !syncLogsByDescriptor {
+		t.Skip("the periodic sync goes through Badger's DB.Sync on this system; the hook sees only filled logs")
+	}
+	const interval = 5 * time.Millisecond
+	var mu sync.Mutex
+	var synced []string
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(synced) }
+	db := openTest(t, t.TempDir(), func(c *Config) {
+		c.FsyncInterval = interval
+		c.CheckpointInterval, c.MaintenanceInterval = time.Hour, time.Hour // nothing else writes
+		c.syncFile = func(path string) error {
+			mu.Lock()
+			synced = append(synced, filepath.Base(path))
+			mu.Unlock()
+			return syncFileData(path)
+		}
+	})
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 10s", what)
+			}
+			time.Sleep(interval)
+		}
+	}
+	waitUntil("first sync", func() bool { return count() > 0 })
+	// the first round is over once no call came for a few intervals
+	last := count()
+	waitUntil("quiet after the first sync", func() bool {
+		n := count()
+		if n != last {
+			last = n
+			return false
+		}
+		time.Sleep(3 * interval)
+		return count() == n
+	})
+	idle := count()
+	time.Sleep(40 * interval) // the window observed: forty ticks with no writes
+	if n := count(); n != idle {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("an idle store synced %d logs in 40 ticks: %v", n-idle, synced[idle:])
+	}
+	if _, err := db.Write(context.Background(), makeEntries(10, time.Now(), time.Second, 1), OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil("sync after a write", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, name := range synced[idle:] {
+			if strings.HasSuffix(name, ".mem") {
+				return true
+			}
+		}
+		return false
+	})
 }
