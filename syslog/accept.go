@@ -31,8 +31,8 @@ func (s *Server) accept(ln net.Listener, transport record.Transport) {
 		backoff = 0
 		src := sourceAddr(c)
 		if !s.allow.allows(src) {
+			s.stats(transport).notAllowed.Add(1) // before the close, as for rejections
 			c.Close()
-			s.stats(transport).notAllowed.Add(1)
 			s.warnf("not-allowed", "refused connection: source not in the allow-list", "transport", transport,
 				"remote", c.RemoteAddr().String())
 			continue
@@ -71,8 +71,10 @@ func (s *Server) track(c net.Conn, transport record.Transport, src netip.Addr) b
 		c.Close()
 		return false
 	case full || fullSrc:
-		c.Close()
+		// counted before the close, so a client that sees the close sees
+		// the count too
 		stats.connsRejected.Add(1)
+		c.Close()
 		if full {
 			s.warnf("reject", "rejected connection: too many open", "transport", transport,
 				"remote", c.RemoteAddr().String(), "max_connections", s.cfg.MaxConnections)
