@@ -43,13 +43,7 @@ func TestFloorIngestStoresEveryLine(t *testing.T) {
 	if _, err := floorIngest(context.Background(), dir, streams, n); err != nil {
 		t.Fatal(err)
 	}
-	base, err := index.OpenBaseline(index.DefaultConfig(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer base.Close()
-	got := 0
-	err = base.Each(func(id record.ID, data []byte) error {
+	got := baselineRecords(t, dir, func(id record.ID, data []byte) error {
 		r, err := record.Decode(id, data)
 		if err != nil {
 			return err
@@ -57,12 +51,8 @@ func TestFloorIngestStoresEveryLine(t *testing.T) {
 		if r.Malformed() || r.AppName == "" || r.Message == "" {
 			return fmt.Errorf("record %s is not a parsed RFC 5424 line: %+v", id, r)
 		}
-		got++
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if got != n {
 		t.Fatalf("bare Badger holds %d records after floorIngest, want %d", got, n)
 	}
@@ -76,16 +66,31 @@ func TestDurableWriteStoresEveryRecord(t *testing.T) {
 	if _, err := durableWrite(dir, encodeLines(lines), 1000); err != nil {
 		t.Fatal(err)
 	}
+	if got := baselineRecords(t, dir, nil); got != len(lines) {
+		t.Fatalf("durable baseline holds %d records, want %d", got, len(lines))
+	}
+}
+
+// baselineRecords opens the bare Badger in dir, calls check (if not nil) on
+// every record in it, failing the test on its error, and returns how many
+// there are.
+func baselineRecords(t *testing.T, dir string, check func(id record.ID, data []byte) error) int {
+	t.Helper()
 	base, err := index.OpenBaseline(index.DefaultConfig(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer base.Close()
-	got := 0
-	if err := base.Each(func(record.ID, []byte) error { got++; return nil }); err != nil {
+	n := 0
+	err = base.Each(func(id record.ID, data []byte) error {
+		n++
+		if check == nil {
+			return nil
+		}
+		return check(id, data)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got != len(lines) {
-		t.Fatalf("durable baseline holds %d records, want %d", got, len(lines))
-	}
+	return n
 }
