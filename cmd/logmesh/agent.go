@@ -235,15 +235,6 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 	return cfg, nil
 }
 
-// memoryLimit is the soft memory limit --memory-limit asks for: 0 for none
-// (or to leave GOMEMLIMIT, which the runtime applied itself, in force).
-//
-// Without a limit the Go runtime lets the heap grow to twice what was live
-// at the last collection, and the store's live memory comes in bursts
-// (memtables, tables built by flushes and compactions), so a peer with
-// 200 MiB live would be seen at 400 MiB. The limit makes the collector run
-// sooner instead; it is soft, so a peer that needs more gets more (at up to
-// half its CPU spent collecting) rather than failing.
 // sizeOrOff parses a size flag that also takes "off" (-1) and, where auto
 // is set, "auto" or nothing (0: the default the store works out).
 func sizeOrOff(v string, auto bool, example string) (int64, error) {
@@ -262,6 +253,15 @@ func sizeOrOff(v string, auto bool, example string) (int64, error) {
 	return 0, fmt.Errorf("%q is not off or a size like %s", v, example)
 }
 
+// memoryLimit is the soft memory limit --memory-limit asks for: 0 for none
+// (or to leave GOMEMLIMIT, which the runtime applied itself, in force).
+//
+// Without a limit the Go runtime lets the heap grow to twice what was live
+// at the last collection, and the store's live memory comes in bursts
+// (memtables, tables built by flushes and compactions), so a peer with
+// 200 MiB live would be seen at 400 MiB. The limit makes the collector run
+// sooner instead; it is soft, so a peer that needs more gets more (at up to
+// half its CPU spent collecting) rather than failing.
 func memoryLimit(v string, store index.Config) (int64, error) {
 	switch v {
 	case "auto", "":
