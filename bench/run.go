@@ -170,9 +170,7 @@ func Run(ctx context.Context, cfg Config) error {
 				a = nil
 			}
 		}
-		sorted := slices.Clone(els)
-		slices.Sort(sorted)
-		r := IngestResult{Conns: conns, Messages: cfg.Messages, Bytes: bytes, Elapsed: sorted[len(sorted)/2]}
+		r := IngestResult{Conns: conns, Messages: cfg.Messages, Bytes: bytes, Elapsed: median(els)}
 		runsNote := ""
 		if runs > 1 {
 			runsNote = " (median of " + joinRates(ratesOf(cfg.Messages, els)) + ")"

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io/fs"
 	"os"
@@ -80,9 +81,9 @@ func ratesOf(n int, els []time.Duration) []float64 {
 	return rates
 }
 
-// median returns the middle of rates (the upper middle of an even count).
-func median(rates []float64) float64 {
-	s := slices.Clone(rates)
+// median returns the middle of xs (the upper middle of an even count).
+func median[T cmp.Ordered](xs []T) T {
+	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
 }
