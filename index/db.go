@@ -147,23 +147,31 @@ func Open(cfg Config) (*DB, error) {
 // count is read before syncing: a write that lands during the sync is
 // counted after it and makes the next tick sync again.
 func (db *DB) periodicSync() func() bool {
-	synced, first := uint64(0), true
+	synced := ^uint64(0) // no count yet: the first tick syncs
 	return func() bool {
 		n := db.writes.Load()
-		if n == synced && !first {
+		if n == synced {
 			return true
 		}
 		if err := db.Sync(); err != nil {
 			db.cfg.Logger.Error("periodic sync failed", "err", err)
 			return true
 		}
-		synced, first = n, false
+		synced = n
 		return true
 	}
 }
 
 // wrote counts a write that has reached Badger's log (see DB.writes).
 func (db *DB) wrote() { db.writes.Add(1) }
+
+// update is Badger's Update for the store's own writes outside the group
+// commit (checkpoints, metadata, retention): counted for the periodic sync
+// once it returns, failed or not (a failed one may have written some).
+func (db *DB) update(fn func(txn *badger.Txn) error) error {
+	defer db.wrote()
+	return db.bdb.Update(fn)
+}
 
 // every runs fn every d in a goroutine the DB owns, until the DB closes or fn
 // returns false.
@@ -429,7 +437,7 @@ func (db *DB) writeCheckpoint() error {
 	if len(cp.windows) == 0 && cp.seq == db.ckptSeq.Load() {
 		return nil
 	}
-	err := db.bdb.Update(func(txn *badger.Txn) error {
+	err := db.update(func(txn *badger.Txn) error {
 		for w, v := range cp.windows {
 			if err := txn.Set(checkpointKey(w), v); err != nil {
 				return err
@@ -437,7 +445,6 @@ func (db *DB) writeCheckpoint() error {
 		}
 		return txn.Set(metaKey("ckpt"), binary.BigEndian.AppendUint64(nil, cp.seq))
 	})
-	db.wrote()
 	if err == nil {
 		// durable before the journal it covers may be pruned: a prune that
 		// survived a crash without its checkpoint would leave digests short

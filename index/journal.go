@@ -49,7 +49,7 @@ func (e *JournalEntry) encode() []byte {
 			b = append(b, id[:]...)
 		} else {
 			// 1 + zigzag(millisecond delta), then zigzag(sequence delta)
-			b = binary.AppendUvarint(b, 1+zigzag(millisOf(id)-millisOf(prev)))
+			b = binary.AppendUvarint(b, 1+zigzag(id.Millis()-prev.Millis()))
 			b = binary.AppendUvarint(b, zigzag(int64(seqOf(id))-int64(seqOf(prev))))
 		}
 		prev = id
@@ -117,7 +117,7 @@ func decodeJournal(seq uint64, b []byte) (JournalEntry, error) {
 		}
 		b = b[n:]
 		prev := e.IDs[i-1]
-		ms := millisOf(prev) + unzigzag(c-1)
+		ms := prev.Millis() + unzigzag(c-1)
 		sq := int64(seqOf(prev)) + unzigzag(d)
 		if ms < 0 || ms >= 1<<48 || sq < 0 || sq > 1<<32-1 {
 			return e, corrupt
@@ -134,8 +134,6 @@ func decodeJournal(seq uint64, b []byte) (JournalEntry, error) {
 	}
 	return e, nil
 }
-
-func millisOf(id record.ID) int64 { return id.Millis() }
 
 func seqOf(id record.ID) uint32 { return binary.BigEndian.Uint32(id[12:16]) }
 

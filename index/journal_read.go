@@ -114,13 +114,12 @@ func (db *DB) GetMeta(name string) ([]byte, error) {
 // SetMeta stores a small metadata value (nil deletes it). It is written
 // without waiting for a sync; callers that need durability call Sync.
 func (db *DB) SetMeta(name string, value []byte) error {
-	err := db.bdb.Update(func(txn *badger.Txn) error {
+	err := db.update(func(txn *badger.Txn) error {
 		if value == nil {
 			return txn.Delete(metaKey(name))
 		}
 		return txn.Set(metaKey(name), value)
 	})
-	db.wrote()
 	if err != nil {
 		return fmt.Errorf("index: set %s: %w", name, err)
 	}

@@ -30,13 +30,12 @@ func (db *DB) Maintain() {
 	}
 	for i := 0; i < 16 && db.ctx.Err() == nil; i++ { // rewrite until nothing is worth it
 		err := db.bdb.RunValueLogGC(0.5)
-		if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-			db.wrote() // a collection rewrote live values through the log
+		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+			break // nothing worth rewriting, or another collection runs
 		}
+		db.wrote() // a collection rewrote live values through the log
 		if err != nil {
-			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-				log.Warn("value-log GC failed", "err", err)
-			}
+			log.Warn("value-log GC failed", "err", err)
 			break
 		}
 		db.stats.vlogGCRuns.Add(1)
@@ -94,9 +93,10 @@ func (db *DB) expire() error {
 		var err error
 		if len(prefixes) > 0 {
 			err = db.bdb.DropPrefix(prefixes...)
+			db.wrote()
 		}
 		if err == nil && len(stale) > 0 {
-			err = db.bdb.Update(func(txn *badger.Txn) error {
+			err = db.update(func(txn *badger.Txn) error {
 				for _, k := range stale {
 					if err := txn.Delete(k); err != nil {
 						return err
@@ -105,7 +105,6 @@ func (db *DB) expire() error {
 				return nil
 			})
 		}
-		db.wrote()
 		done <- err
 	}:
 	case <-db.ctx.Done():
