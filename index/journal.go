@@ -60,6 +60,8 @@ func (e *JournalEntry) encode() []byte {
 func decodeJournal(seq uint64, b []byte) (JournalEntry, error) {
 	e := JournalEntry{Seq: seq}
 	corrupt := fmt.Errorf("index: corrupt journal entry %d", seq)
+	// a first byte just past the known versions is a newer encoding (a
+	// downgrade); anything further is corruption
 	if len(b) > 0 && b[0] > journalV2 && b[0] < 16 {
 		return e, fmt.Errorf("index: journal entry %d has encoding version %d, newer than this logmesh reads (%d): run the version that wrote it", seq, b[0], journalV2)
 	}
