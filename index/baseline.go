@@ -149,6 +149,7 @@ func (db *DB) Compact() error {
 	if err := db.pruneJournal(); err != nil {
 		return err
 	}
+	db.allowDiscard()
 	if err := db.bdb.Flatten(2); err != nil {
 		return fmt.Errorf("index: flatten: %w", err)
 	}

@@ -249,7 +249,7 @@ func (db *DB) build(batch []*writeReq) {
 }
 
 func (b *builder) begin() {
-	b.txn = b.db.bdb.NewTransaction(true)
+	b.txn = b.db.bdb.NewTransactionAt(readAll, true)
 	b.work = &txnWork{}
 	b.local, b.remote = nil, nil
 	b.size = 0
@@ -454,7 +454,7 @@ func (b *builder) send() {
 	db.pipe.mu.lastSeq = seq
 	db.pipe.mu.Unlock()
 	start := time.Now()
-	txn.CommitWith(func(err error) {
+	txn.CommitAt(db.commitTs(), func(err error) {
 		db.wrote()
 		db.stats.commitNanos.Add(uint64(time.Since(start)))
 		db.pipe.mu.Lock()

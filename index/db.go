@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -61,6 +62,8 @@ type DB struct {
 	// Badger's log (a commit's callback, or the return of the call). The
 	// periodic sync skips a tick with none since the last one.
 	writes atomic.Uint64
+	// ts is the last Badger commit timestamp handed out (see commitTs).
+	ts atomic.Uint64
 
 	subs struct {
 		sync.Mutex
@@ -85,7 +88,12 @@ func Open(cfg Config) (*DB, error) {
 	log := cfg.Logger.With("component", "index")
 	opts := engineOptions(cfg, filepath.Join(cfg.Dir, "badger")).
 		WithLogger(badgerLogger{log.With("lib", "badger")})
-	bdb, err := badger.Open(opts)
+	// Managed mode: the store picks each commit's timestamp and reads at
+	// the newest (readAll). In Badger's own mode every new transaction
+	// waits until all earlier commits are in the memtable, which made the
+	// committer build each group commit only after Badger had written the
+	// one before, on two cores that were then partly idle.
+	bdb, err := badger.OpenManaged(opts)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open store in %s (if it is corrupt, move it aside; anti-entropy refills the peer): %w", cfg.Dir, err)
 	}
@@ -100,6 +108,7 @@ func Open(cfg Config) (*DB, error) {
 		space:   newSpaceGuard(cfg.Dir, cfg.minFreeDiskBytes(), cfg.freeBytes),
 		walSync: walSyncer{syncFile: cfg.syncFile},
 	}
+	db.ts.Store(bdb.MaxVersion())
 	db.ctx, db.cancel = context.WithCancel(context.Background())
 	if err := db.recover(); err != nil {
 		bdb.Close()
@@ -170,8 +179,25 @@ func (db *DB) wrote() { db.writes.Add(1) }
 // once it returns, failed or not (a failed one may have written some).
 func (db *DB) update(fn func(txn *badger.Txn) error) error {
 	defer db.wrote()
-	return db.bdb.Update(fn)
+	txn := db.bdb.NewTransactionAt(readAll, true)
+	defer txn.Discard()
+	if err := fn(txn); err != nil {
+		return err
+	}
+	return txn.CommitAt(db.commitTs(), nil)
 }
+
+// readAll is the read timestamp of every transaction: the newest version
+// of each key, including writes still on their way into the memtable.
+// Reads therefore never wait for commits in flight, and see every write
+// acknowledged before they started.
+const readAll = math.MaxUint64
+
+// commitTs hands out the next commit timestamp. Writers of the same key
+// (the committer for records and the journal, one goroutine each for the
+// checkpoint and metadata) take theirs in the order they write, so the
+// last write of a key is its newest version.
+func (db *DB) commitTs() uint64 { return db.ts.Add(1) }
 
 // every runs fn every d in a goroutine the DB owns, until the DB closes or fn
 // returns false.

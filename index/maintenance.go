@@ -19,6 +19,7 @@ func (db *DB) Maintain() {
 		log.Warn("maintenance skipped: disk nearly full", "free_bytes", db.space.free.Load())
 		return
 	}
+	db.allowDiscard()
 	if err := db.expire(); err != nil {
 		log.Error("retention failed", "err", err)
 	}
@@ -41,6 +42,11 @@ func (db *DB) Maintain() {
 		db.stats.vlogGCRuns.Add(1)
 	}
 }
+
+// allowDiscard lets compactions drop every version of a key that a newer one
+// hides, and deleted keys, up to now. Readers only ever read the newest
+// version (readAll); in managed mode Badger keeps all versions otherwise.
+func (db *DB) allowDiscard() { db.bdb.SetDiscardTs(db.ts.Load()) }
 
 // expire drops every window before the retention cutoff: records and digest
 // checkpoints together, with the digests forgotten in memory first so that
@@ -137,7 +143,7 @@ func (db *DB) pruneJournal() error {
 	case db.cfg.KeepJournal:
 		return nil // replication has not said yet what it needs
 	}
-	wb := db.bdb.NewWriteBatch()
+	wb := db.bdb.NewWriteBatchAt(db.commitTs())
 	defer wb.Cancel()
 	n := 0
 	err := db.bdb.View(func(txn *badger.Txn) error {

@@ -35,7 +35,8 @@ type ScanOptions struct {
 
 // Scan calls fn for every record in the time range, in ID order (ascending,
 // or descending with Reverse). data is valid only during the call. fn may
-// return ErrStop to end the scan. Scan reads a consistent snapshot.
+// return ErrStop to end the scan. Scan sees every write acknowledged before
+// it started; of the writes that land while it runs, it may see some.
 func (db *DB) Scan(ctx context.Context, opts ScanOptions, fn func(id record.ID, data []byte) error) error {
 	if db.closed.Load() {
 		return ErrClosed
@@ -60,7 +61,7 @@ func (db *DB) Scan(ctx context.Context, opts ScanOptions, fn func(id record.ID, 
 			windows[i], windows[j] = windows[j], windows[i]
 		}
 	}
-	txn := db.bdb.NewTransaction(false)
+	txn := db.bdb.NewTransactionAt(readAll, false)
 	defer txn.Discard()
 	for _, w := range windows {
 		if err := ctx.Err(); err != nil {
