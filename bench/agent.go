@@ -106,6 +106,12 @@ func startAgent(ctx context.Context, bin, dir string, extra ...string) (*agent, 
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for a.cl.Healthy(ctx) != nil {
+		select {
+		case err := <-a.done: // it refused its flags, or crashed
+			a.killed = true
+			return nil, fmt.Errorf("agent exited (%v); see %s", err, filepath.Join(dir, "agent.log"))
+		default:
+		}
 		if time.Now().After(deadline) {
 			a.kill()
 			return nil, fmt.Errorf("agent did not come up; see %s", filepath.Join(dir, "agent.log"))
