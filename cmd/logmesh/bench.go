@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -26,6 +27,9 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "anti-entropy", Usage: "measure one anti-entropy round between two replicas instead"},
 			&cli.IntFlag{Name: "ae-records", Value: 1_000_000, Usage: "records on each replica for --anti-entropy"},
 			&cli.IntFlag{Name: "ae-missing", Value: 100, Usage: "records missing on one replica for --anti-entropy"},
+			&cli.StringFlag{Name: "compare", Usage: "compare this binary's ingestion (A) with another logmesh binary (B), runs alternating, instead"},
+			&cli.StringFlag{Name: "compare-flags", Usage: "agent flags of B for --compare (B is this binary unless --compare names one), e.g. \"--memory-limit off\""},
+			&cli.IntFlag{Name: "rounds", Value: 3, Usage: "runs of each side for --compare"},
 		},
 		Action: func(c *cli.Context) error {
 			exe, err := os.Executable()
@@ -41,6 +45,25 @@ func benchCommand() *cli.Command {
 				}
 				defer os.RemoveAll(dir)
 				return bench.RunAntiEntropy(ctx, dir, c.Int("ae-records"), c.Int("ae-missing"), func(f string, a ...any) { fmt.Printf(f, a...) })
+			}
+			if c.IsSet("compare") || c.IsSet("compare-flags") {
+				dir, err := os.MkdirTemp("", "logmesh-bench-compare-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				other := c.String("compare")
+				if other == "" {
+					other = exe
+				}
+				if _, err := os.Stat(other); err != nil {
+					return fmt.Errorf("cannot run the binary to compare with: %w", err)
+				}
+				_, err = bench.RunCompare(ctx, bench.CompareConfig{
+					A: bench.Variant{Binary: exe}, B: bench.Variant{Binary: other, Flags: strings.Fields(c.String("compare-flags"))},
+					Dir: dir, Messages: c.Int("messages"), Rounds: c.Int("rounds"),
+				}, func(f string, a ...any) { fmt.Printf(f, a...) })
+				return err
 			}
 			if c.Bool("cluster") {
 				dir := c.String("dir")
