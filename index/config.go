@@ -42,8 +42,12 @@ type Config struct {
 
 	// L0Tables is how many level-0 tables (flushed memtables) accumulate
 	// before they are compacted into the level below; more means fewer,
-	// larger compactions and reads that merge more tables (default 8).
-	// Writes stall at twice as many.
+	// larger compactions and reads that merge more tables (default 16).
+	// Writes stall at twice as many. Every level-0 compaction rewrites the
+	// tables of the level below that hold the current window, whatever the
+	// number of level-0 tables, so larger batches cost less per record: 8
+	// million lines into one peer took 0.77× the CPU with 16 as with 8
+	// (logmesh bench --compare-flags "--l0-tables 8" --messages 8000000).
 	L0Tables int
 	// BaseLevelBytes is the target size of the first level below level 0
 	// (default 64 MiB); each further level is ten times larger.
@@ -146,7 +150,7 @@ func (c *Config) fillDefaults() {
 		c.BlockBytes = 64 << 10
 	}
 	if c.L0Tables == 0 {
-		c.L0Tables = 8
+		c.L0Tables = 16
 	}
 	if c.BaseLevelBytes == 0 {
 		c.BaseLevelBytes = 64 << 20

@@ -68,7 +68,7 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "memory-limit", Value: "auto", EnvVars: env("MEMORY_LIMIT"), Usage: `soft memory limit of the Go runtime, like GOMEMLIMIT; "auto": what the store settings need (224MiB with the defaults) unless GOMEMLIMIT is set; "off": none`},
 		&cli.StringFlag{Name: "max-mapped-memory", Value: "48MiB", EnvVars: env("MAX_MAPPED_MEMORY"), Usage: `file-backed memory (store tables mapped by Badger) resident above which the tables are paged out; "off": let the kernel decide`},
 		&cli.StringFlag{Name: "base-table-size", Value: "1MiB", EnvVars: env("BASE_TABLE_SIZE"), Usage: "size of store tables below level 0 (compactions hold a dozen in memory)"},
-		&cli.IntFlag{Name: "l0-tables", Value: 8, EnvVars: env("L0_TABLES"), Usage: "level-0 store tables that accumulate before a compaction (writes stall at twice as many)"},
+		&cli.IntFlag{Name: "l0-tables", Value: 16, EnvVars: env("L0_TABLES"), Usage: "level-0 store tables that accumulate before a compaction (writes stall at twice as many)"},
 		&cli.IntFlag{Name: "memtables", Value: 2, EnvVars: env("MEMTABLES"), Usage: "store memtables held in memory"},
 		&cli.StringFlag{Name: "min-free-disk", Value: "auto", EnvVars: env("MIN_FREE_DISK"), Usage: `below this much free space on the data directory's filesystem writes are refused (HTTP 507, syslog held) until space returns; "auto": 4 × memtables × memtable size, at least 32MiB; "off" disables the check`},
 		&cli.BoolFlag{Name: "pprof", EnvVars: env("PPROF"), Usage: "serve Go's profiler at /debug/pprof on the API address"},
