@@ -68,16 +68,16 @@ func RunCompare(ctx context.Context, cfg CompareConfig, out func(format string, 
 				float64(cfg.Messages)/r.Elapsed.Seconds(), r.CPU.Seconds(), v)
 		}
 	}
-	var rates, cpus [2][]float64
-	for side := range runs {
-		for _, r := range runs[side] {
-			rates[side] = append(rates[side], float64(cfg.Messages)/r.Elapsed.Seconds())
-			cpus[side] = append(cpus[side], r.CPU.Seconds())
+	var rate, cpu [2]float64 // medians
+	for side, rs := range runs {
+		els, cpus := make([]time.Duration, len(rs)), make([]time.Duration, len(rs))
+		for i, r := range rs {
+			els[i], cpus[i] = r.Elapsed, r.CPU
 		}
+		rate[side], cpu[side] = median(ratesOf(cfg.Messages, els)), median(cpus).Seconds()
 	}
 	out("compare    B against A: %.2f × the rate (medians %.0f and %.0f msg/s), %.2f × the agent CPU per line (medians %.1f and %.1f s)\n",
-		median(rates[1])/median(rates[0]), median(rates[1]), median(rates[0]),
-		median(cpus[1])/median(cpus[0]), median(cpus[1]), median(cpus[0]))
+		rate[1]/rate[0], rate[1], rate[0], cpu[1]/cpu[0], cpu[1], cpu[0])
 	return runs, nil
 }
 

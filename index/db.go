@@ -174,9 +174,11 @@ func (db *DB) periodicSync() func() bool {
 // wrote counts a write that has reached Badger's log (see DB.writes).
 func (db *DB) wrote() { db.writes.Add(1) }
 
-// update is Badger's Update for the store's own writes outside the group
-// commit (checkpoints, metadata, retention): counted for the periodic sync
-// once it returns, failed or not (a failed one may have written some).
+// update runs fn in a write transaction committed at the next timestamp:
+// Badger's Update for managed mode, for the store's own writes outside the
+// group commit (checkpoints, metadata, retention). It is counted for the
+// periodic sync once it returns, failed or not (a failed one may have
+// written some).
 func (db *DB) update(fn func(txn *badger.Txn) error) error {
 	defer db.wrote()
 	txn := db.bdb.NewTransactionAt(readAll, true)
