@@ -39,19 +39,19 @@ func benchCommand() *cli.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if c.Bool("anti-entropy") {
-				dir, err := os.MkdirTemp("", "logmesh-bench-ae-")
+				dir, done, err := benchDir(c)
 				if err != nil {
 					return err
 				}
-				defer os.RemoveAll(dir)
+				defer done()
 				return bench.RunAntiEntropy(ctx, dir, c.Int("ae-records"), c.Int("ae-missing"), func(f string, a ...any) { fmt.Printf(f, a...) })
 			}
 			if c.IsSet("compare") || c.IsSet("compare-flags") {
-				dir, err := os.MkdirTemp("", "logmesh-bench-compare-")
+				dir, done, err := benchDir(c)
 				if err != nil {
 					return err
 				}
-				defer os.RemoveAll(dir)
+				defer done()
 				other := c.String("compare")
 				if other == "" {
 					other = exe
@@ -66,15 +66,11 @@ func benchCommand() *cli.Command {
 				return err
 			}
 			if c.Bool("cluster") {
-				dir := c.String("dir")
-				if dir == "" {
-					if dir, err = os.MkdirTemp("", "logmesh-bench-"); err != nil {
-						return err
-					}
-					if !c.Bool("keep") {
-						defer os.RemoveAll(dir)
-					}
+				dir, done, err := benchDir(c)
+				if err != nil {
+					return err
 				}
+				defer done()
 				return bench.RunCluster(ctx, bench.ClusterConfig{Binary: exe, Dir: dir, Messages: c.Int("messages"), Conns: c.Int("conns")},
 					func(f string, a ...any) { fmt.Printf(f, a...) })
 			}
@@ -82,4 +78,19 @@ func benchCommand() *cli.Command {
 				Messages: c.Int("messages"), QueryRecords: c.Int("query-records")})
 		},
 	}
+}
+
+// benchDir is the work directory of a bench mode: --dir, or a temporary one
+// removed by done unless --keep.
+func benchDir(c *cli.Context) (dir string, done func(), err error) {
+	if dir = c.String("dir"); dir != "" {
+		return dir, func() {}, nil
+	}
+	if dir, err = os.MkdirTemp("", "logmesh-bench-"); err != nil {
+		return "", nil, err
+	}
+	if c.Bool("keep") {
+		return dir, func() {}, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
 }
