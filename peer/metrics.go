@@ -70,6 +70,7 @@ var (
 	mIngestTrunc     = desc("logmesh_ingest_truncated_total", "Syslog messages cut to --max-message-bytes.", "transport")
 	mConnsOpen       = desc("logmesh_syslog_connections_open", "Syslog TCP connections open now.")
 	mConnsAccepted   = desc("logmesh_syslog_connections_accepted_total", "Syslog TCP connections served.")
+	mLargeBuffers    = desc("logmesh_syslog_large_read_buffers", "Syslog TCP and TLS connections holding a large (256 KiB) read buffer now: senders with a backlog (at most 64).")
 
 	mSyslogRefused   = desc("logmesh_syslog_refused_total", "Syslog input refused before it was read: connections closed at accept and UDP datagrams dropped (reason not_allowed: source outside --syslog-allow).", "transport", "reason")
 	mSyslogClosed    = desc("logmesh_syslog_connections_closed_total", "Syslog TCP and TLS connections closed by the server, by reason (idle_timeout, frame_timeout, framing_error).", "transport", "reason")
@@ -119,7 +120,7 @@ var (
 
 func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mIngestRecords, mIngestBytes, mIngestMalformed, mIngestRejected, mIngestDropped,
-		mIngestTrunc, mConnsOpen, mConnsAccepted, mSyslogRefused, mSyslogClosed, mTLSConnsOpen, mTLSConnsAcc,
+		mIngestTrunc, mConnsOpen, mConnsAccepted, mLargeBuffers, mSyslogRefused, mSyslogClosed, mTLSConnsOpen, mTLSConnsAcc,
 		mTLSHandshakeErr, mTLSLineFrames, mRecords, mDiskBytes, mLSMBytes, mVlogBytes, mCommits, mCommitErrors,
 		mCommitSecs, mWritten, mDropped, mWritable, mFreeDisk, mRefused, mUndeliveredBytes, mUndeliveredRecs, mDelivered, mLag, mReplIn, mReplDup, mSkips,
 		mHintsDeleted, mVlogGC, mPageOuts, mLevelTables, mLevelBytes, mLevelScore, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop} {
@@ -162,6 +163,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(mIngestRejected, float64(sl.TCP.ConnectionsRejected), "tcp", "connections")
 		gauge(mConnsOpen, float64(sl.TCP.ConnectionsOpen))
 		counter(mConnsAccepted, float64(sl.TCP.ConnectionsAccepted))
+		gauge(mLargeBuffers, float64(sl.LargeReadBuffers))
 		syslogMetrics(sl, counter, gauge)
 	}
 

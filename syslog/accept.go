@@ -129,5 +129,6 @@ func (s *Server) serve(raw net.Conn, transport record.Transport, src netip.Addr)
 		parser:    &Parser{Location: s.cfg.Location},
 		batch:     make([]*record.Record, 0, min(s.cfg.MaxBatch, 64)),
 	}
+	defer t.releaseBuffer()
 	s.endConn(t, t.run())
 }

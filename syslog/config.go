@@ -72,7 +72,8 @@ type Config struct {
 	// connections beyond it are closed at once and counted as rejected.
 	// Default 4096. Higher admits more senders at the price of memory and
 	// file descriptors: an idle connection costs a goroutine (about 8 KiB);
-	// one that sends holds a 32 KiB read buffer, and up to three buffers of
+	// one that sends holds a 32 KiB read buffer (256 KiB for at most 64
+	// connections at a time whose senders have a backlog), and up to three buffers of
 	// MaxMessageBytes while it sends long messages (the frame being read,
 	// and the raw bytes of the batch being parsed and of the batch being
 	// stored).

@@ -2,6 +2,7 @@ package syslog
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,10 @@ const (
 	// most the message size limit.
 	readBufferBytes = 32 << 10
 )
+
+// ReadBufferBytes is the size of a FrameReader's read buffer until Resize
+// changes it.
+const ReadBufferBytes = readBufferBytes
 
 // Frame is one message cut from a stream.
 type Frame struct {
@@ -75,11 +80,12 @@ type Frame struct {
 // The caveat of per-message detection: a newline-framed line that starts
 // with digits, a space and '<' ("12 <not a count") is read as an octet count.
 //
-// Memory is bounded by the read buffer (32 KiB) plus one frame buffer that
+// Memory is bounded by the read buffer (32 KiB unless Resize changes it) plus one frame buffer that
 // grows to at most the limit + 1 bytes.
 //
 // A FrameReader is not safe for concurrent use.
 type FrameReader struct {
+	src io.Reader
 	br  *bufio.Reader
 	max int
 	// buf assembles a frame that is not contiguous in br's buffer.
@@ -103,7 +109,27 @@ func NewFrameReader(r io.Reader, maxMessageBytes int) *FrameReader {
 	if maxMessageBytes <= 0 {
 		maxMessageBytes = DefaultMaxMessageBytes
 	}
-	return &FrameReader{br: bufio.NewReaderSize(r, readBufferBytes), max: maxMessageBytes}
+	return &FrameReader{src: r, br: bufio.NewReaderSize(r, readBufferBytes), max: maxMessageBytes}
+}
+
+// BufferSize returns the size of the read buffer.
+func (fr *FrameReader) BufferSize() int { return fr.br.Size() }
+
+// Resize gives the reader a read buffer of size bytes (at least 16). The
+// bytes buffered but not yet delivered are read first from the new buffer,
+// so nothing is lost or reordered. Frame data returned by Next is invalid
+// afterwards, as after the next call to Next.
+func (fr *FrameReader) Resize(size int) {
+	if size == fr.br.Size() {
+		return
+	}
+	if n := fr.br.Buffered(); n > 0 {
+		// the buffered bytes come before whatever src still holds (which
+		// may be the rest of an earlier Resize's carry)
+		rest, _ := fr.br.Peek(n)
+		fr.src = io.MultiReader(bytes.NewReader(bytes.Clone(rest)), fr.src)
+	}
+	fr.br = bufio.NewReaderSize(fr.src, size)
 }
 
 // Next returns the next frame. At the end of the stream it returns io.EOF;

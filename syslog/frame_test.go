@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"testing"
@@ -255,5 +256,65 @@ func TestFrameReaderZeroCopy(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("%v allocations per line", n)
+	}
+}
+
+// TestFrameReaderResize: resizing the read buffer between frames, to any
+// size, with bytes of later frames buffered, delivers the same frames as a
+// reader never resized.
+func TestFrameReaderResize(t *testing.T) {
+	var sb strings.Builder
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 3000 {
+		msg := fmt.Sprintf("<13>1 - host app - - - line %d %s", i, strings.Repeat("x", rng.IntN(300)))
+		switch i % 4 {
+		case 0:
+			sb.WriteString(octet(msg))
+		case 1:
+			sb.WriteString(msg + "\r\n")
+		case 2:
+			sb.WriteString(msg + strings.Repeat("y", 700) + "\n") // over the limit: truncated
+		default:
+			sb.WriteString(msg + "\n")
+		}
+	}
+	stream := sb.String()
+	want, wantErr, wantDiscarded := readFrames(strings.NewReader(stream), 512)
+
+	sizes := []int{16, 100, ReadBufferBytes, 256 << 10, 4096}
+	for _, chunked := range []bool{false, true} {
+		var r io.Reader = strings.NewReader(stream)
+		if chunked {
+			r = iotest.HalfReader(r)
+		}
+		fr := NewFrameReader(r, 512)
+		var got []frameOut
+		var err error
+		for i := 0; ; i++ {
+			var f Frame
+			f, err = fr.Next()
+			if err != nil {
+				break
+			}
+			got = append(got, frameOut{string(f.Data), f.Truncated, f.Reason})
+			if i%7 == 0 {
+				size := sizes[rng.IntN(len(sizes))]
+				fr.Resize(size)
+				if fr.BufferSize() != max(size, 16) {
+					t.Fatalf("BufferSize %d after Resize(%d)", fr.BufferSize(), size)
+				}
+			}
+		}
+		if err != wantErr || fr.Discarded() != wantDiscarded {
+			t.Fatalf("chunked %v: end %v, %d discarded; want %v, %d", chunked, err, fr.Discarded(), wantErr, wantDiscarded)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("chunked %v: %d frames, want %d", chunked, len(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("chunked %v: frame %d = %v, want %v", chunked, i, got[i], want[i])
+			}
+		}
 	}
 }

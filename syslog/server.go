@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/logmesh/logmesh/record"
@@ -55,6 +56,11 @@ type Server struct {
 
 	closeOnce sync.Once
 
+	// bigBuffers counts connections holding a large read buffer, at most
+	// maxBig (maxBigBuffers; tests lower it).
+	bigBuffers atomic.Int32
+	maxBig     int32
+
 	mu struct {
 		sync.Mutex
 		started, closed bool                  // guarded by mu
@@ -76,11 +82,12 @@ func New(cfg Config, sink Sink) (*Server, error) {
 		return nil, errors.New("syslog: New needs a Sink, got nil")
 	}
 	s := &Server{
-		cfg:   cfg,
-		sink:  sink,
-		log:   cfg.Logger.With("component", "syslog"),
-		now:   time.Now,
-		allow: allowList(cfg.Allow),
+		cfg:    cfg,
+		sink:   sink,
+		log:    cfg.Logger.With("component", "syslog"),
+		now:    time.Now,
+		allow:  allowList(cfg.Allow),
+		maxBig: maxBigBuffers,
 	}
 	if cfg.TLS != nil {
 		s.tls = serverTLS(cfg.TLS, cfg.TLSClientAuth)

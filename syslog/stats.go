@@ -15,6 +15,10 @@ type Stats struct {
 	TCP TransportStats `json:"tcp"`
 	UDP TransportStats `json:"udp"`
 	TLS TransportStats `json:"tls"`
+	// LargeReadBuffers is the number of TCP and TLS connections holding a
+	// large read buffer now (a gauge): connections whose sender has a
+	// backlog, at most 64.
+	LargeReadBuffers int64 `json:"large_read_buffers"`
 }
 
 // TransportStats counts what one transport received.
@@ -172,5 +176,6 @@ func (c *counters) snapshot() TransportStats {
 
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
-	return Stats{TCP: s.tcpStats.snapshot(), UDP: s.udpStats.snapshot(), TLS: s.tlsStats.snapshot()}
+	return Stats{TCP: s.tcpStats.snapshot(), UDP: s.udpStats.snapshot(), TLS: s.tlsStats.snapshot(),
+		LargeReadBuffers: int64(s.bigBuffers.Load())}
 }

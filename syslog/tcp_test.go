@@ -1,6 +1,7 @@
 package syslog
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -304,4 +305,116 @@ func TestTCPSinkError(t *testing.T) {
 	if st := s.Stats().TCP; st.Dropped != 1 || st.Messages != 0 || st.Received != 1 {
 		t.Errorf("stats %+v", st)
 	}
+}
+
+// backlog writes n numbered lines to c from a goroutine and returns a
+// channel that yields the write's error once it is done.
+func backlog(c net.Conn, conn, n int) <-chan error {
+	var sb strings.Builder
+	for i := range n {
+		fmt.Fprintf(&sb, "<13>1 2024-01-02T03:04:05Z host app - - - conn %d line %06d %s\n", conn, i, strings.Repeat("x", 60))
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.WriteString(c, sb.String())
+		done <- err
+	}()
+	return done
+}
+
+// inOrder checks that recs hold lines 0..want[c]-1 of each connection c,
+// in order.
+func inOrder(t *testing.T, recs []*record.Record, want map[int]int) {
+	t.Helper()
+	next := map[int]int{}
+	for _, r := range recs {
+		var conn, i int
+		if _, err := fmt.Sscanf(r.Message, "conn %d line %d", &conn, &i); err != nil {
+			t.Fatalf("record %q: %v", r.Message, err)
+		}
+		if i != next[conn] {
+			t.Fatalf("connection %d: line %d after line %d", conn, i, next[conn]-1)
+		}
+		next[conn]++
+	}
+	for conn, n := range want {
+		if next[conn] != n {
+			t.Fatalf("connection %d: %d lines, want %d", conn, next[conn], n)
+		}
+	}
+	if len(next) != len(want) {
+		t.Fatalf("lines of %d connections, want %d", len(next), len(want))
+	}
+}
+
+// TestTCPLargeReadBuffer: a connection whose sender has a backlog gets a
+// large read buffer; it gives the buffer back when its reads stay small and
+// when it closes; nothing is lost or reordered on the way.
+func TestTCPLargeReadBuffer(t *testing.T) {
+	sink := &fakeSink{gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	cfg := testConfig(t)
+	cfg.MaxBatch = 512
+	s := startServer(t, cfg, sink)
+	c := dialTCP(t, s)
+	const n = 40000 // about 4 MB
+	sent := backlog(c, 0, n)
+	<-sink.entered // the first batch is held: the rest queues up in the kernel
+	close(sink.gate)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	inOrder(t, sink.waitRecords(t, n), map[int]int{0: n})
+	if got := s.Stats().LargeReadBuffers; got != 1 {
+		t.Fatalf("LargeReadBuffers %d after a backlog was read, want 1", got)
+	}
+
+	// lines one at a time: every read is small
+	for i := range shrinkAfterQuiet {
+		write(t, c, fmt.Sprintf("<13>1 2024-01-02T03:04:05Z host app - - - conn 1 line %06d\n", i))
+		sink.waitRecords(t, n+i+1)
+	}
+	if got := s.Stats().LargeReadBuffers; got != 0 {
+		t.Fatalf("LargeReadBuffers %d after %d small reads, want 0", got, shrinkAfterQuiet)
+	}
+	inOrder(t, sink.records(), map[int]int{0: n, 1: shrinkAfterQuiet})
+}
+
+// TestTCPLargeReadBufferLimit: large buffers go to at most maxBig
+// connections; the others keep theirs, lose nothing, and the large buffer
+// is given back when its connection closes.
+func TestTCPLargeReadBufferLimit(t *testing.T) {
+	sink := &fakeSink{gate: make(chan struct{}), entered: make(chan struct{}, 2)}
+	cfg := testConfig(t)
+	cfg.MaxBatch = 512
+	s, err := New(cfg, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.maxBig = 1
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	const n = 30000
+	conns := []net.Conn{dialTCP(t, s), dialTCP(t, s)}
+	var sent []<-chan error
+	for i, c := range conns {
+		sent = append(sent, backlog(c, i, n))
+	}
+	<-sink.entered
+	<-sink.entered
+	close(sink.gate)
+	for _, ch := range sent {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	inOrder(t, sink.waitRecords(t, 2*n), map[int]int{0: n, 1: n})
+	if got := s.Stats().LargeReadBuffers; got != 1 {
+		t.Fatalf("LargeReadBuffers %d with two backlogged connections and a limit of 1, want 1", got)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	waitFor(t, "the large buffer to be given back", func() bool { return s.Stats().LargeReadBuffers == 0 })
 }
