@@ -76,27 +76,45 @@ func (r *Record) AppendEncode(dst []byte) []byte {
 	dst = binary.AppendVarint(dst, delta)
 	dst = binary.AppendUvarint(dst, uint64(len(r.Raw)))
 	dst = append(dst, r.Raw...)
-	for _, s := range [numStr]string{r.Hostname, r.AppName, r.ProcID, r.MsgID, r.StructuredData, r.Message, r.Source, r.Peer} {
-		dst = appendStr(dst, s, r.Raw)
+	// The header fields and MSG usually lie in Raw, in this order: each is
+	// looked for from where the one before ended. Source and Peer are
+	// stored as literals: they are not part of the message (a search for
+	// them in Raw almost always fails, and cost the most).
+	from := 0
+	for _, s := range [...]string{r.Hostname, r.AppName, r.ProcID, r.MsgID, r.StructuredData, r.Message} {
+		dst, from = appendStr(dst, s, r.Raw, from)
 	}
+	dst, _ = appendStr(dst, r.Source, nil, 0)
+	dst, _ = appendStr(dst, r.Peer, nil, 0)
 	dst = binary.AppendUvarint(dst, uint64(len(r.Fields)))
 	for _, f := range r.Fields {
-		dst = appendStr(dst, f.Key, nil)
-		dst = appendStr(dst, f.Value, nil)
+		dst, _ = appendStr(dst, f.Key, nil, 0)
+		dst, _ = appendStr(dst, f.Value, nil, 0)
 	}
 	return dst
 }
 
-func appendStr(dst []byte, s string, raw []byte) []byte {
+// appendStr appends s as a reference into raw where raw holds it, else as a
+// literal. It looks in raw from `from` first, then in the part before it,
+// and returns where the next string should be looked for.
+func appendStr(dst []byte, s string, raw []byte, from int) ([]byte, int) {
 	if len(s) >= 4 && len(raw) > 0 {
 		// read-only view of s: no copy on the ingest hot path
-		if off := bytes.Index(raw, unsafe.Slice(unsafe.StringData(s), len(s))); off >= 0 {
+		sb := unsafe.Slice(unsafe.StringData(s), len(s))
+		from = min(from, len(raw))
+		off := bytes.Index(raw[from:], sb)
+		if off >= 0 {
+			off += from
+		} else {
+			off = bytes.Index(raw[:min(len(raw), from+len(s)-1)], sb)
+		}
+		if off >= 0 {
 			dst = binary.AppendUvarint(dst, uint64(len(s))<<1|1)
-			return binary.AppendUvarint(dst, uint64(off))
+			return binary.AppendUvarint(dst, uint64(off)), off + len(s)
 		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(s))<<1)
-	return append(dst, s...)
+	return append(dst, s...), from
 }
 
 // View gives access to an encoded record's fields without copying or
