@@ -66,8 +66,18 @@ func FuzzParse(f *testing.F) {
 		// same fields (else the scan's would be used unflagged).
 		if _, at, reason := parsePRI(in); reason != record.ReasonBadPRI && bytes.HasPrefix(in[at:], []byte("1 ")) {
 			if m, err := lib5424.Parse(in[at:]); err == nil {
-				if s := scanRFC5424(in, at+2); !s.agrees(in, m.(*rfc5424.SyslogMessage)) {
+				s := scanRFC5424(in, at+2)
+				if !s.agrees(in, m.(*rfc5424.SyslogMessage), true) {
 					t.Fatalf("go-syslog accepts %q, the scan disagrees: %+v", in, s)
+				}
+				// The parser gives go-syslog only the header and
+				// STRUCTURED-DATA: it must accept those as well.
+				if !s.sdOK {
+					t.Fatalf("go-syslog accepts %q, the scan finds no end of its STRUCTURED-DATA", in)
+				}
+				hm, err := lib5424.Parse(in[at:s.sd.to])
+				if err != nil || !s.agrees(in, hm.(*rfc5424.SyslogMessage), false) {
+					t.Fatalf("go-syslog accepts %q but not its header and STRUCTURED-DATA %q: %v", in, in[at:s.sd.to], err)
 				}
 			}
 		}

@@ -107,8 +107,9 @@ func closingQuote(b []byte, i int) int {
 }
 
 // agrees reports whether go-syslog's result holds exactly the fields of the
-// scan.
-func (s *scan5424) agrees(b []byte, m *rfc5424.SyslogMessage) bool {
+// scan. go-syslog is given the MSG only when the scan found no end of the
+// STRUCTURED-DATA (withMsg).
+func (s *scan5424) agrees(b []byte, m *rfc5424.SyslogMessage, withMsg bool) bool {
 	if s.nfields != numHeaderFields || !s.sdOK {
 		return false
 	}
@@ -120,7 +121,7 @@ func (s *scan5424) agrees(b []byte, m *rfc5424.SyslogMessage) bool {
 		sameField(b, s.fields[fAppName], m.Appname) &&
 		sameField(b, s.fields[fProcID], m.ProcID) &&
 		sameField(b, s.fields[fMsgID], m.MsgID) &&
-		(m.Message == nil && s.msg == len(b) || m.Message != nil && *m.Message == string(b[s.msg:]))
+		(!withMsg || m.Message == nil && s.msg == len(b) || m.Message != nil && *m.Message == string(b[s.msg:]))
 }
 
 // parse5424 fills r from the RFC 5424 message msg whose VERSION starts at
@@ -128,18 +129,25 @@ func (s *scan5424) agrees(b []byte, m *rfc5424.SyslogMessage) bool {
 func (p *Parser) parse5424(msg []byte, bodyAt int, r *record.Record) {
 	s := scanRFC5424(msg, bodyAt+2)
 	var m *rfc5424.SyslogMessage
-	out, err := p.library(p.p5424, msg[bodyAt:])
+	// MSG is *OCTET here (see Parser): once the scan has found where it
+	// starts, go-syslog gets only the header and STRUCTURED-DATA, and does
+	// not walk and copy the longest part of the message for nothing.
+	in, withMsg := msg[bodyAt:], true
+	if s.sdOK {
+		in, withMsg = msg[bodyAt:s.sd.to], false
+	}
+	out, err := p.library(p.p5424, in)
 	if out != nil {
 		m, _ = out.(*rfc5424.SyslogMessage)
 	}
-	if err == nil && m != nil && s.agrees(msg, m) {
+	if err == nil && m != nil && s.agrees(msg, m, withMsg) {
 		r.Format = record.FormatRFC5424
 		r.Hostname, r.AppName = deref(m.Hostname), deref(m.Appname)
 		r.ProcID, r.MsgID = deref(m.ProcID), deref(m.MsgID)
 		if sd := s.sd; sd.to-sd.from != 1 || msg[sd.from] != '-' {
 			r.StructuredData = string(msg[sd.from:sd.to])
 		}
-		r.Message = stripBOM(deref(m.Message))
+		r.Message = stripBOM(string(msg[s.msg:]))
 		if m.Timestamp != nil {
 			r.EventTime = *m.Timestamp
 		}
