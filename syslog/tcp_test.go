@@ -418,3 +418,34 @@ func TestTCPLargeReadBufferLimit(t *testing.T) {
 	}
 	waitFor(t, "the large buffer to be given back", func() bool { return s.Stats().LargeReadBuffers == 0 })
 }
+
+// TestTCPLargeReadBufferFrameTimeout: a connection on a large read buffer
+// whose sender stops inside a message is closed by FrameTimeout like any
+// other, with every whole line and the partial one stored.
+func TestTCPLargeReadBufferFrameTimeout(t *testing.T) {
+	sink := &fakeSink{gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	cfg := testConfig(t)
+	cfg.MaxBatch = 512
+	cfg.FrameTimeout = 300 * time.Millisecond
+	s := startServer(t, cfg, sink)
+	c := dialTCP(t, s)
+	const n = 40000
+	sent := backlog(c, 0, n)
+	<-sink.entered
+	close(sink.gate)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	sink.waitRecords(t, n)
+	if got := s.Stats().LargeReadBuffers; got != 1 {
+		t.Fatalf("LargeReadBuffers %d after a backlog was read, want 1", got)
+	}
+	write(t, c, "<13>1 2024-01-02T03:04:05Z host app - - - half a mess")
+	waitClosed(t, c)
+	recs := sink.waitRecords(t, n+1)
+	inOrder(t, recs[:n], map[int]int{0: n})
+	if got := summary(recs[n]); got != `rfc5424 0011 "framing" "half a mess"` {
+		t.Errorf("record %s", got)
+	}
+	waitFor(t, "stats", func() bool { return s.Stats().TCP.FrameTimeouts == 1 && s.Stats().LargeReadBuffers == 0 })
+}
