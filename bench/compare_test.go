@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -66,5 +68,48 @@ func TestCompareFailsOnFlagsTheAgentRefuses(t *testing.T) {
 	_, err := RunCompare(context.Background(), cfg, func(string, ...any) {})
 	if err == nil || !strings.Contains(err.Error(), "--no-such-flag") || !strings.Contains(err.Error(), "agent exited") {
 		t.Fatalf("RunCompare = %v, want an error naming the variant and its exit", err)
+	}
+}
+
+// TestWorkDirNeverRemovesWhatItDidNotMake: the work directory is a fresh one
+// inside the given directory, and its cleanup removes that one only.
+func TestWorkDirNeverRemovesWhatItDidNotMake(t *testing.T) {
+	parent := t.TempDir()
+	mine := filepath.Join(parent, "agent-4")
+	if err := os.WriteFile(filepath.Join(parent, "precious"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(mine, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, keep := range []bool{false, true} {
+		dir, cleanup, err := WorkDir(parent, keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if filepath.Dir(dir) != parent || dir == mine {
+			t.Fatalf("work directory %s, want a new one inside %s", dir, parent)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "data"), []byte("y"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cleanup()
+		if _, err := os.Stat(dir); keep != (err == nil) {
+			t.Fatalf("keep %v: work directory after cleanup: %v", keep, err)
+		}
+		for _, p := range []string{filepath.Join(parent, "precious"), mine} {
+			if _, err := os.Stat(p); err != nil {
+				t.Fatalf("keep %v: %s, which the bench did not make, is gone: %v", keep, p, err)
+			}
+		}
+	}
+	// a directory that does not exist yet is made
+	dir, cleanup, err := WorkDir(filepath.Join(parent, "new", "deeper"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -18,7 +18,9 @@ import (
 type Config struct {
 	// Binary is the logmesh executable to run as the agent under test.
 	Binary string
-	// Dir holds the data of the run (removed afterwards unless Keep).
+	// Dir is where the run makes its work directory (see WorkDir; default
+	// the system's temporary directory), which is removed afterwards
+	// unless Keep.
 	Dir  string
 	Keep bool
 	// Messages is the number of syslog lines per ingestion run (default 1M);
@@ -43,17 +45,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Out == nil {
 		cfg.Out = os.Stdout
 	}
-	if cfg.Dir == "" {
-		d, err := os.MkdirTemp("", "logmesh-bench-")
-		if err != nil {
-			return err
-		}
-		cfg.Dir = d
+	dir, cleanup, err := WorkDir(cfg.Dir, cfg.Keep)
+	if err != nil {
+		return err
 	}
-	if !cfg.Keep {
-		defer os.RemoveAll(cfg.Dir)
-	}
+	defer cleanup()
+	cfg.Dir = dir
 	out := cfg.Out
+	if cfg.Keep {
+		fmt.Fprintf(out, "work directory (kept): %s\n", dir)
+	}
 	fmt.Fprintf(out, "logmesh bench: %d cores, GOMAXPROCS %d, %s\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.RFC3339))
 
 	// baselines: the same records straight into a bare Badger (same engine

@@ -14,6 +14,27 @@ import (
 	"time"
 )
 
+// WorkDir makes a fresh work directory for a benchmark inside parent (the
+// system's temporary directory when parent is empty), and returns it with a
+// cleanup that removes it, and only it, unless keep. A benchmark never
+// deletes a directory it did not make: `logmesh bench --dir .` must not
+// empty the current directory.
+func WorkDir(parent string, keep bool) (dir string, cleanup func(), err error) {
+	if parent != "" {
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			return "", nil, fmt.Errorf("bench: work directory: %w", err)
+		}
+	}
+	dir, err = os.MkdirTemp(parent, "logmesh-bench-")
+	if err != nil {
+		return "", nil, fmt.Errorf("bench: work directory: %w", err)
+	}
+	if keep {
+		return dir, func() {}, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
 // dirBytes returns the disk space (allocated blocks) of every file under dir.
 func dirBytes(dir string) int64 {
 	var n int64

@@ -20,8 +20,8 @@ func benchCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "messages", Value: 1_000_000, Usage: "syslog lines per ingestion run (two runs: 1 and 4 connections)"},
 			&cli.IntFlag{Name: "query-records", Value: 2_000_000, Usage: "records in the query data set"},
-			&cli.StringFlag{Name: "dir", Usage: "work directory (default: a temporary one)"},
-			&cli.BoolFlag{Name: "keep", Usage: "keep the work directory"},
+			&cli.StringFlag{Name: "dir", Usage: "directory in which a fresh work directory is made (nothing else in it is touched) (default: the system's temporary directory)"},
+			&cli.BoolFlag{Name: "keep", Usage: "keep the work directory (its path is printed)"},
 			&cli.BoolFlag{Name: "cluster", Usage: "measure a 3-peer cluster (3 replicas) against one peer instead"},
 			&cli.IntFlag{Name: "conns", Value: 3, Usage: "syslog connections of the cluster benchmark"},
 			&cli.BoolFlag{Name: "anti-entropy", Usage: "measure one anti-entropy round between two replicas instead"},
@@ -80,17 +80,12 @@ func benchCommand() *cli.Command {
 	}
 }
 
-// benchDir is the work directory of a bench mode: --dir, or a temporary one
-// removed by done unless --keep.
+// benchDir is the work directory of a bench mode: a fresh one inside --dir
+// (or the system's temporary directory), removed by done unless --keep.
 func benchDir(c *cli.Context) (dir string, done func(), err error) {
-	if dir = c.String("dir"); dir != "" {
-		return dir, func() {}, nil
+	dir, done, err = bench.WorkDir(c.String("dir"), c.Bool("keep"))
+	if err == nil && c.Bool("keep") {
+		fmt.Printf("work directory (kept): %s\n", dir)
 	}
-	if dir, err = os.MkdirTemp("", "logmesh-bench-"); err != nil {
-		return "", nil, err
-	}
-	if c.Bool("keep") {
-		return dir, func() {}, nil
-	}
-	return dir, func() { os.RemoveAll(dir) }, nil
+	return dir, done, err
 }
