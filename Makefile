@@ -27,9 +27,11 @@ test: lint
 	$(GO) test -race -timeout 20m -count=1 $(PKGS)
 
 # Every fault scenario on real processes in network namespaces, cut by
-# nftables (root; see docs/testing.md). LOGMESH_SEED=N replays one seed.
+# nftables, and the power-cut campaign on loop disks (root; see
+# docs/testing.md). LOGMESH_SEED=N replays one seed.
 test-faults:
 	LOGMESH_FAULTS=1 $(GO) test -count=1 -timeout 60m -v -run 'TestScenariosNetns' ./chaos
+	LOGMESH_FAULTS=1 $(GO) test -count=1 -timeout 30m -v -run 'TestPowerCut' ./peer
 
 # Every fault scenario on peer containers, and the Compose file (Docker, root).
 test-docker:
