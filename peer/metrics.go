@@ -70,7 +70,7 @@ var (
 	mIngestTrunc     = desc("logmesh_ingest_truncated_total", "Syslog messages cut to --max-message-bytes.", "transport")
 	mConnsOpen       = desc("logmesh_syslog_connections_open", "Syslog TCP connections open now.")
 	mConnsAccepted   = desc("logmesh_syslog_connections_accepted_total", "Syslog TCP connections served.")
-	mLargeBuffers    = desc("logmesh_syslog_large_read_buffers", "Syslog TCP and TLS connections holding a large (256 KiB) read buffer now: senders with a backlog (at most 64).")
+	mLargeBuffers    = desc("logmesh_syslog_large_read_buffers", "Syslog TCP connections holding a large (256 KiB) read buffer now: senders with (or lately with) a backlog, at most 64.")
 
 	mSyslogRefused   = desc("logmesh_syslog_refused_total", "Syslog input refused before it was read: connections closed at accept and UDP datagrams dropped (reason not_allowed: source outside --syslog-allow).", "transport", "reason")
 	mSyslogClosed    = desc("logmesh_syslog_connections_closed_total", "Syslog TCP and TLS connections closed by the server, by reason (idle_timeout, frame_timeout, framing_error).", "transport", "reason")

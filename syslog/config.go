@@ -73,7 +73,7 @@ type Config struct {
 	// Default 4096. Higher admits more senders at the price of memory and
 	// file descriptors: an idle connection costs a goroutine (about 8 KiB);
 	// one that sends holds a 32 KiB read buffer (256 KiB for at most 64
-	// connections at a time whose senders have a backlog), and up to three buffers of
+	// TCP connections at a time whose senders have a backlog), and up to three buffers of
 	// MaxMessageBytes while it sends long messages (the frame being read,
 	// and the raw bytes of the batch being parsed and of the batch being
 	// stored).

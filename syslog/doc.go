@@ -58,7 +58,7 @@
 // blocks until the batch is durable, and a record is never held back waiting
 // for more input (the batch is flushed before every blocking read). A batch
 // is therefore at most what one read brings: a connection starts with a
-// 32 KiB read buffer, and one whose reads keep filling it (a sender with a
-// backlog) gets a 256 KiB one while its reads stay large, at most 64
-// connections at a time (Stats.LargeReadBuffers).
+// 32 KiB read buffer, and a plain TCP one whose reads keep filling it (a
+// sender with a backlog) gets a 256 KiB one until its reads stay small, at
+// most 64 connections at a time (Stats.LargeReadBuffers).
 package syslog

@@ -15,9 +15,9 @@ type Stats struct {
 	TCP TransportStats `json:"tcp"`
 	UDP TransportStats `json:"udp"`
 	TLS TransportStats `json:"tls"`
-	// LargeReadBuffers is the number of TCP and TLS connections holding a
-	// large read buffer now (a gauge): connections whose sender has a
-	// backlog, at most 64.
+	// LargeReadBuffers is the number of TCP connections holding a large
+	// read buffer now (a gauge): connections whose sender has (or lately
+	// had) a backlog, at most 64. TLS connections keep their small one.
 	LargeReadBuffers int64 `json:"large_read_buffers"`
 }
 

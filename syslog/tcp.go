@@ -92,6 +92,7 @@ func (t *tcpConn) run() error {
 		}
 	}
 	t.fr = NewFrameReader(io.MultiReader(bytes.NewReader(first[:]), t), t.s.cfg.MaxMessageBytes)
+	t.full, t.quiet = 0, 0 // the one-byte read above says nothing of a backlog
 	for {
 		f, err := t.fr.Next()
 		t.countDiscarded()
@@ -122,9 +123,13 @@ func (t *tcpConn) run() error {
 // batches, and the store's commits, larger: with 4 connections streaming
 // ~200-byte lines this took 1.14× the rate for 0.88× the CPU per line
 // (logmesh bench --compare, 4 rounds). The large buffers are shared out
-// among at most maxBigBuffers connections, and a connection gives its back
-// once its reads stay small, so memory stays bounded whatever the number of
-// connections.
+// among at most maxBigBuffers connections, so memory stays bounded whatever
+// the number of connections. A connection gives its buffer back after
+// shrinkAfterQuiet small reads in a row, or when it closes: one that drains
+// its backlog and then falls silent keeps it until it sends again or
+// IdleTimeout closes it, and while 64 such connections hold the large
+// buffers the others read 32 KiB at a time. TLS connections never grow: a
+// TLS read brings at most one 16 KiB record, so it never fills the buffer.
 const (
 	bigReadBufferBytes = 256 << 10
 	maxBigBuffers      = 64 // 16 MiB in all

@@ -449,3 +449,52 @@ func TestTCPLargeReadBufferFrameTimeout(t *testing.T) {
 	}
 	waitFor(t, "stats", func() bool { return s.Stats().TCP.FrameTimeouts == 1 && s.Stats().LargeReadBuffers == 0 })
 }
+
+// TestTCPLargeReadBufferNeedsTwoFullReads: one read that fills the buffer
+// is not yet a backlog (the wait for a connection's first byte does not
+// count as a full read); a second one in a row is.
+func TestTCPLargeReadBufferNeedsTwoFullReads(t *testing.T) {
+	sink := &fakeSink{}
+	cfg := testConfig(t)
+	cfg.MaxBatch = 512
+	s := startServer(t, cfg, sink)
+	lines := 0 // sent so far, over both connections
+	serve := func(total int) (net.Conn, chan error) {
+		client, server := net.Pipe()
+		tc := &tcpConn{s: s, c: server, raw: server, transport: record.TransportTCP, stats: s.stats(record.TransportTCP),
+			source: "pipe", parser: &Parser{Location: time.UTC}}
+		done := make(chan error, 1)
+		go func() {
+			defer tc.releaseBuffer()
+			done <- tc.run()
+		}()
+		var sb strings.Builder
+		for i := 0; sb.Len() < total; i++ {
+			fmt.Fprintf(&sb, "<13>1 2024-01-02T03:04:05Z host app - - - line %06d %s\n", i, strings.Repeat("x", 60))
+			lines++
+		}
+		// one Write: a pipe's reads get all they ask for while it lasts
+		if _, err := io.WriteString(client, sb.String()); err != nil {
+			t.Fatal(err)
+		}
+		sink.waitRecords(t, lines)
+		return client, done
+	}
+	// 40 000 bytes: the first byte, one full 32 KiB read, then the rest
+	client, done := serve(40000)
+	if got := s.Stats().LargeReadBuffers; got != 0 {
+		t.Fatalf("LargeReadBuffers %d after one full read, want 0", got)
+	}
+	client.Close()
+	<-done
+	// 200 000 bytes: full reads in a row
+	client, done = serve(200000)
+	if got := s.Stats().LargeReadBuffers; got != 1 {
+		t.Fatalf("LargeReadBuffers %d after full reads in a row, want 1", got)
+	}
+	client.Close()
+	<-done
+	if got := s.Stats().LargeReadBuffers; got != 0 {
+		t.Fatalf("LargeReadBuffers %d after the connection ended, want 0", got)
+	}
+}
