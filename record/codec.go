@@ -101,8 +101,7 @@ func appendStr(dst []byte, s string, raw []byte, from int) ([]byte, int) {
 	if len(s) >= 4 && len(raw) > 0 {
 		// read-only view of s: no copy on the ingest hot path
 		sb := unsafe.Slice(unsafe.StringData(s), len(s))
-		from = min(from, len(raw))
-		off := bytes.Index(raw[from:], sb)
+		off := bytes.Index(raw[from:], sb) // from <= len(raw): 0, or the end of a match
 		if off >= 0 {
 			off += from
 		} else {

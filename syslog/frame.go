@@ -30,10 +30,6 @@ const (
 	readBufferBytes = 32 << 10
 )
 
-// ReadBufferBytes is the size of a FrameReader's read buffer until Resize
-// changes it.
-const ReadBufferBytes = readBufferBytes
-
 // Frame is one message cut from a stream.
 type Frame struct {
 	// Data holds the message, at most the size limit; it is only valid

@@ -281,7 +281,7 @@ func TestFrameReaderResize(t *testing.T) {
 	stream := sb.String()
 	want, wantErr, wantDiscarded := readFrames(strings.NewReader(stream), 512)
 
-	sizes := []int{16, 100, ReadBufferBytes, 256 << 10, 4096}
+	sizes := []int{16, 100, readBufferBytes, 256 << 10, 4096}
 	for _, chunked := range []bool{false, true} {
 		var r io.Reader = strings.NewReader(stream)
 		if chunked {

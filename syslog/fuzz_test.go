@@ -67,7 +67,9 @@ func FuzzParse(f *testing.F) {
 		if _, at, reason := parsePRI(in); reason != record.ReasonBadPRI && bytes.HasPrefix(in[at:], []byte("1 ")) {
 			if m, err := lib5424.Parse(in[at:]); err == nil {
 				s := scanRFC5424(in, at+2)
-				if !s.agrees(in, m.(*rfc5424.SyslogMessage), true) {
+				full := m.(*rfc5424.SyslogMessage)
+				if !s.agrees(in, full) || full.Message == nil && s.msg != len(in) ||
+					full.Message != nil && *full.Message != string(in[s.msg:]) {
 					t.Fatalf("go-syslog accepts %q, the scan disagrees: %+v", in, s)
 				}
 				// The parser gives go-syslog only the header and
@@ -76,7 +78,7 @@ func FuzzParse(f *testing.F) {
 					t.Fatalf("go-syslog accepts %q, the scan finds no end of its STRUCTURED-DATA", in)
 				}
 				hm, err := lib5424.Parse(in[at:s.sd.to])
-				if err != nil || !s.agrees(in, hm.(*rfc5424.SyslogMessage), false) {
+				if err != nil || !s.agrees(in, hm.(*rfc5424.SyslogMessage)) {
 					t.Fatalf("go-syslog accepts %q but not its header and STRUCTURED-DATA %q: %v", in, in[at:s.sd.to], err)
 				}
 			}

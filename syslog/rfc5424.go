@@ -106,10 +106,11 @@ func closingQuote(b []byte, i int) int {
 	}
 }
 
-// agrees reports whether go-syslog's result holds exactly the fields of the
-// scan. go-syslog is given the MSG only when the scan found no end of the
-// STRUCTURED-DATA (withMsg).
-func (s *scan5424) agrees(b []byte, m *rfc5424.SyslogMessage, withMsg bool) bool {
+// agrees reports whether go-syslog's result holds exactly the header fields
+// of the scan. It is false when the scan found no end of the
+// STRUCTURED-DATA, so a result it accepts was parsed without the MSG (see
+// parse5424), and MSG is not compared.
+func (s *scan5424) agrees(b []byte, m *rfc5424.SyslogMessage) bool {
 	if s.nfields != numHeaderFields || !s.sdOK {
 		return false
 	}
@@ -120,8 +121,7 @@ func (s *scan5424) agrees(b []byte, m *rfc5424.SyslogMessage, withMsg bool) bool
 	return sameField(b, s.fields[fHostname], m.Hostname) &&
 		sameField(b, s.fields[fAppName], m.Appname) &&
 		sameField(b, s.fields[fProcID], m.ProcID) &&
-		sameField(b, s.fields[fMsgID], m.MsgID) &&
-		(!withMsg || m.Message == nil && s.msg == len(b) || m.Message != nil && *m.Message == string(b[s.msg:]))
+		sameField(b, s.fields[fMsgID], m.MsgID)
 }
 
 // parse5424 fills r from the RFC 5424 message msg whose VERSION starts at
@@ -132,15 +132,15 @@ func (p *Parser) parse5424(msg []byte, bodyAt int, r *record.Record) {
 	// MSG is *OCTET here (see Parser): once the scan has found where it
 	// starts, go-syslog gets only the header and STRUCTURED-DATA, and does
 	// not walk and copy the longest part of the message for nothing.
-	in, withMsg := msg[bodyAt:], true
+	in := msg[bodyAt:]
 	if s.sdOK {
-		in, withMsg = msg[bodyAt:s.sd.to], false
+		in = msg[bodyAt:s.sd.to]
 	}
 	out, err := p.library(p.p5424, in)
 	if out != nil {
 		m, _ = out.(*rfc5424.SyslogMessage)
 	}
-	if err == nil && m != nil && s.agrees(msg, m, withMsg) {
+	if err == nil && m != nil && s.agrees(msg, m) {
 		r.Format = record.FormatRFC5424
 		r.Hostname, r.AppName = deref(m.Hostname), deref(m.Appname)
 		r.ProcID, r.MsgID = deref(m.ProcID), deref(m.MsgID)

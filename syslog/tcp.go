@@ -151,7 +151,7 @@ func (t *tcpConn) sizeBuffer() {
 	case t.big && t.quiet >= shrinkAfterQuiet:
 		t.quiet = 0
 		t.releaseBuffer()
-		t.fr.Resize(ReadBufferBytes)
+		t.fr.Resize(readBufferBytes)
 	}
 }
 
