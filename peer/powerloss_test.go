@@ -138,9 +138,7 @@ func powerCutOnce(t *testing.T, fsync string, d time.Duration) (acked, lost int)
 // that are.
 func digestsOnDisk(t *testing.T, dataDir string) (n int, digest, data record.Digest) {
 	t.Helper()
-	cfg := index.TestConfig(filepath.Join(dataDir, "store"))
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	db, err := index.Open(cfg)
+	db, err := openStore(dataDir)
 	if err != nil {
 		t.Fatalf("open the store after the cut: %v", err)
 	}
@@ -159,9 +157,7 @@ func digestsOnDisk(t *testing.T, dataDir string) (n int, digest, data record.Dig
 // tells a record lost on disk from one a query missed.
 func onDisk(t *testing.T, dataDir string, ids []record.ID) string {
 	t.Helper()
-	cfg := index.TestConfig(filepath.Join(dataDir, "store"))
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	db, err := index.Open(cfg)
+	db, err := openStore(dataDir)
 	if err != nil {
 		return "cannot open the store: " + err.Error()
 	}
@@ -174,4 +170,11 @@ func onDisk(t *testing.T, dataDir string, ids []record.ID) string {
 	}
 	return fmt.Sprintf("%d of %d on disk when read directly (first lost: %s, window %d partition %d)",
 		found, len(ids), ids[0], ids[0].Window(), ids[0].Partition())
+}
+
+// openStore opens the store of a stopped agent's data directory directly.
+func openStore(dataDir string) (*index.DB, error) {
+	cfg := index.TestConfig(filepath.Join(dataDir, "store"))
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	return index.Open(cfg)
 }
