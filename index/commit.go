@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,6 +31,11 @@ const (
 	// OriginRemote marks records from another peer (replication, repair).
 	// Writes are idempotent: a record already stored is skipped.
 	OriginRemote
+	// OriginLocalRetry marks this peer's own records written again under
+	// the IDs a client's earlier attempt got (an idempotency key): records
+	// already stored are skipped, the others are journaled for replication
+	// like OriginLocal.
+	OriginLocalRetry
 )
 
 // WriteResult reports what a write did.
@@ -41,6 +48,13 @@ type WriteResult struct {
 	// Expired counts records whose time window has expired; they are refused
 	// so that replication and repair never resurrect dropped data.
 	Expired int
+	// Future counts records of another peer stamped more than
+	// Config.MaxFuture ahead of the trusted clock: refused too, so that a
+	// forged or wild ID (year 10889) neither sorts first in every query
+	// nor outlives retention.
+	Future int
+	// ExpiredIDs lists the refused records (expired or future).
+	ExpiredIDs []record.ID
 	// Seq is a journal sequence at or after every entry that holds this
 	// write's records: once replication has passed Seq, it has passed them.
 	Seq uint64
@@ -57,6 +71,11 @@ type writeReq struct {
 	// waitSeq is the journal sequence after which every write this request
 	// depends on (its own, and in-flight ones it found duplicates in) is applied.
 	waitSeq uint64
+	// metaName and metaValue, when set, are stored in the transaction that
+	// holds the request's first record (see WriteMeta).
+	metaName  string
+	metaValue []byte
+	metaTTL   time.Duration
 }
 
 // maxInflightCommits bounds Badger transactions committed but not yet
@@ -77,6 +96,20 @@ func (db *DB) Write(ctx context.Context, entries []Entry, origin Origin) (WriteR
 		return WriteResult{}, nil
 	}
 	return db.submit(ctx, &writeReq{entries: entries, origin: origin, done: make(chan struct{})})
+}
+
+// WriteMeta is Write that also stores the metadata value name (as SetMeta,
+// expiring after ttl unless it is 0) atomically with the first of the
+// entries: whoever finds the value finds at least part of the write, and a
+// retry that finds it can complete it.
+func (db *DB) WriteMeta(ctx context.Context, entries []Entry, origin Origin, name string, value []byte, ttl time.Duration) (WriteResult, error) {
+	if db.closed.Load() {
+		return WriteResult{}, ErrClosed
+	}
+	if len(entries) == 0 {
+		return WriteResult{}, nil
+	}
+	return db.submit(ctx, &writeReq{entries: entries, origin: origin, done: make(chan struct{}), metaName: name, metaValue: value, metaTTL: ttl})
 }
 
 // submit hands req to the committer and waits until it is durable (or ctx
@@ -204,15 +237,22 @@ func (db *DB) failPending(err error) {
 type builder struct {
 	db     *DB
 	cutoff record.Window
-	txn    *badger.Txn
-	work   *txnWork
-	local  []record.ID
-	remote []record.ID
-	seen   map[record.ID]struct{}
-	keys   []byte // slab the record keys are cut from (Badger keeps them until commit)
-	size   int64  // of the open transaction's records, as Badger counts it
-	op     Op     // of the open transaction: OpAdd, or OpRemove from removeAll
-	err    error
+	// future is the last millisecond another peer's record may carry,
+	// worked out on the first such record (futureSet)
+	future    int64
+	futureSet bool
+	txn       *badger.Txn
+	work      *txnWork
+	local     []record.ID
+	remote    []record.ID
+	// registered lists IDs of the open transaction entered in the pipeline's
+	// in-flight set by isDuplicate, released once applied or discarded.
+	registered []record.ID
+	seen       map[record.ID]struct{}
+	keys       []byte // slab the record keys are cut from (Badger keeps them until commit)
+	size       int64  // of the open transaction's records, as Badger counts it
+	op         Op     // of the open transaction: OpAdd, or OpRemove from removeAll
+	err        error
 }
 
 func (b *builder) key(id record.ID) []byte {
@@ -251,7 +291,7 @@ func (db *DB) build(batch []*writeReq) {
 func (b *builder) begin() {
 	b.txn = b.db.bdb.NewTransactionAt(readAll, true)
 	b.work = &txnWork{}
-	b.local, b.remote = nil, nil
+	b.local, b.remote, b.registered = nil, nil, nil
 	b.size = 0
 }
 
@@ -270,16 +310,39 @@ func (b *builder) fits(key, value []byte) bool {
 	return int64(ids+3) < maxCount && b.size+entrySize(key, value)+journal < maxSize*9/10
 }
 
+// futureLimit is the last millisecond another peer's record may carry
+// (see Config.MaxFuture and FutureLimit); math.MaxInt64 for no bound.
+func (b *builder) futureLimit() int64 {
+	if b.futureSet {
+		return b.future
+	}
+	b.future, b.futureSet = math.MaxInt64, true
+	if b.db.cfg.FutureLimit != nil {
+		if limit, ok := b.db.cfg.FutureLimit(); ok {
+			b.future = limit.UnixMilli()
+		}
+	} else if now, ok := b.db.retentionNow(); ok && b.db.cfg.MaxFuture > 0 {
+		b.future = now.Add(b.db.cfg.MaxFuture).UnixMilli()
+	}
+	return b.future
+}
+
 func (b *builder) add(req *writeReq) {
 	cr := credit{req: req}
 	for i := range req.entries {
 		e := &req.entries[i]
 		if e.ID.Window() < b.cutoff {
 			req.res.Expired++
+			req.res.ExpiredIDs = append(req.res.ExpiredIDs, e.ID)
+			continue
+		}
+		if req.origin != OriginLocal && e.ID.Millis() > b.futureLimit() {
+			req.res.Future++
+			req.res.ExpiredIDs = append(req.res.ExpiredIDs, e.ID)
 			continue
 		}
 		key := b.key(e.ID)
-		if req.origin == OriginRemote {
+		if req.origin != OriginLocal {
 			if dup, err := b.isDuplicate(e.ID, key); err != nil {
 				b.err = err
 				req.err = err
@@ -302,8 +365,22 @@ func (b *builder) add(req *writeReq) {
 			}
 			b.begin()
 		}
+		if req.metaName != "" {
+			me := badger.NewEntry(metaKey(req.metaName), req.metaValue)
+			if req.metaTTL > 0 {
+				me = me.WithTTL(req.metaTTL)
+			}
+			if err := b.txn.SetEntry(me); err != nil {
+				b.err, req.err = err, err
+				return
+			}
+			req.metaName = ""
+		}
 		err := b.txn.Set(key, e.Data)
 		if err != nil {
+			if req.origin != OriginLocal {
+				b.release([]record.ID{e.ID})
+			}
 			b.err = err
 			req.err = err
 			return
@@ -311,7 +388,10 @@ func (b *builder) add(req *writeReq) {
 		cr.written++
 		b.size += entrySize(key, e.Data)
 		b.db.newest.note(e.ID)
-		if req.origin == OriginLocal {
+		if req.origin != OriginLocal {
+			b.registered = append(b.registered, e.ID) // after any split: released with this transaction
+		}
+		if req.origin != OriginRemote {
 			b.local = append(b.local, e.ID)
 		} else {
 			b.remote = append(b.remote, e.ID)
@@ -323,7 +403,9 @@ func (b *builder) add(req *writeReq) {
 }
 
 // removeAll deletes the request's IDs in a transaction of their own, with a
-// journal entry that removes them from the digests.
+// journal entry that removes them from the digests. Records written or
+// removed by a commit still in flight are skipped (the caller sees them
+// uncounted in Written, and deletes them again later if it still wants to).
 func (b *builder) removeAll(req *writeReq) {
 	b.send() // adds before the removal commit first
 	b.begin()
@@ -346,6 +428,20 @@ func (b *builder) removeAll(req *writeReq) {
 				break
 			}
 		}
+		// A record being written or removed by a commit still in flight is
+		// left alone: its key may not read as it will be, and removing it
+		// twice would take it out of the digests twice.
+		p := b.db.pipe
+		p.mu.Lock()
+		_, busy := p.mu.remote[id]
+		if !busy {
+			p.mu.remote[id] = struct{}{}
+		}
+		p.mu.Unlock()
+		if busy {
+			continue
+		}
+		b.registered = append(b.registered, id) // released with this transaction
 		if _, err := b.txn.Get(key); errors.Is(err, badger.ErrKeyNotFound) {
 			continue
 		} else if err != nil {
@@ -418,9 +514,7 @@ func (b *builder) send() {
 	}
 	if b.err != nil || len(b.local)+len(b.remote) == 0 {
 		txn.Discard()
-		if b.op != OpRemove {
-			b.release(b.remote)
-		}
+		b.release(b.registered)
 		return
 	}
 	db := b.db
@@ -431,9 +525,7 @@ func (b *builder) send() {
 	}
 	work.entry = JournalEntry{Seq: seq, Op: op, Local: len(b.local),
 		IDs: append(append(make([]record.ID, 0, len(b.local)+len(b.remote)), b.local...), b.remote...)}
-	if op == OpAdd {
-		work.remote = b.remote
-	}
+	work.remote = b.registered
 	if err := txn.Set(journalKey(seq), work.entry.encode()); err != nil {
 		txn.Discard()
 		b.err = err
@@ -442,9 +534,7 @@ func (b *builder) send() {
 				c.req.err = fmt.Errorf("index: commit: %w", err)
 			}
 		}
-		if op == OpAdd {
-			b.release(b.remote)
-		}
+		b.release(b.registered)
 		return
 	}
 	db.pipe.slots <- struct{}{} // bound transactions in flight
@@ -538,7 +628,9 @@ func (db *DB) completeLoop() {
 			close(req.done)
 		}
 		db.stats.recordsWritten.Add(written)
-		waiting = waiting[n:]
+		// shifted down and the tail zeroed: a re-slice would keep every
+		// answered request (and its batch) reachable from the array
+		waiting = slices.Delete(waiting, 0, n)
 	}
 }
 

@@ -24,6 +24,16 @@ type Config struct {
 	// Whole time windows (record.WindowMillis) expire at once, so records live
 	// between Retention and Retention+1h. Default 7 days.
 	Retention time.Duration
+	// MaxFuture is how far ahead of the trusted clock (see RetentionClock)
+	// a record written by another peer (pushed, repaired) may be stamped;
+	// later ones are refused (WriteResult.Future). Default 24h; negative:
+	// no bound. This peer's own writes are not checked: it mints their IDs.
+	MaxFuture time.Duration
+	// FutureLimit, when set, replaces MaxFuture: the latest time another
+	// peer's record may carry, or false for no bound now. A cluster peer
+	// bounds by the latest clock it measured among the members (a member
+	// whose clock runs ahead mints IDs ahead, legitimately) plus a slack.
+	FutureLimit func() (time.Time, bool)
 
 	// MemTableBytes is the size of one Badger memtable. Larger memtables mean
 	// fewer flushes (faster ingestion) and more memory: up to NumMemTables of
@@ -100,8 +110,14 @@ type Config struct {
 
 	// Logger receives the DB's own logs (default slog.Default()).
 	Logger *slog.Logger
-	// Now is the clock used for retention (default time.Now).
+	// Now is the clock used for retention when RetentionClock is nil
+	// (default time.Now).
 	Now func() time.Time
+	// RetentionClock, when set, is the time retention is computed from: in
+	// a cluster, the cluster's time rather than this peer's clock alone.
+	// While it answers false, the retention cutoff stays where it was and
+	// nothing is deleted.
+	RetentionClock func() (time.Time, bool)
 
 	// syncFile syncs one of Badger's logs (default syncFileData); tests
 	// count the calls with it.
@@ -131,6 +147,9 @@ func TestConfig(dir string) Config {
 }
 
 func (c *Config) fillDefaults() {
+	if c.MaxFuture == 0 {
+		c.MaxFuture = 24 * time.Hour
+	}
 	if c.Retention == 0 {
 		c.Retention = 7 * 24 * time.Hour
 	}

@@ -2,7 +2,9 @@ package index
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -57,7 +59,12 @@ type DB struct {
 	journalFloor atomic.Uint64
 	floorSet     atomic.Bool
 	ckptSeq      atomic.Uint64
-	applied      atomic.Uint64 // last journal sequence applied
+	// cutoffW is the first window retention keeps (see cutoff).
+	cutoffW atomic.Uint32
+	// storeID identifies this store; fresh: Open created it empty.
+	storeID string
+	fresh   bool
+	applied atomic.Uint64 // last journal sequence applied
 	// writes counts the writes made to Badger, each once it has reached
 	// Badger's log (a commit's callback, or the return of the call). The
 	// periodic sync skips a tick with none since the last one.
@@ -86,6 +93,15 @@ func Open(cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("cannot create data directory %s: %w", cfg.Dir, err)
 	}
 	log := cfg.Logger.With("component", "index")
+	if minFree := cfg.minFreeDiskBytes(); minFree > 0 {
+		// Badger replays its log and flushes through memory maps while it
+		// opens: on a full disk that is SIGBUS, not an error
+		if free, err := cfg.freeBytes(cfg.Dir); err == nil && free < minFree {
+			return nil, fmt.Errorf("cannot open the store in %s: %d MiB free on its disk, under the %d MiB it needs to open "+
+				"without crashing (its log is replayed through memory maps); free space, then start again: %w",
+				cfg.Dir, free>>20, minFree>>20, ErrNoSpace)
+		}
+	}
 	opts := engineOptions(cfg, filepath.Join(cfg.Dir, "badger")).
 		WithLogger(badgerLogger{log.With("lib", "badger")})
 	// Managed mode: the store picks each commit's timestamp and reads at
@@ -110,6 +126,10 @@ func Open(cfg Config) (*DB, error) {
 	}
 	db.ts.Store(bdb.MaxVersion())
 	db.ctx, db.cancel = context.WithCancel(context.Background())
+	if err := db.loadIdentity(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
 	if err := db.recover(); err != nil {
 		bdb.Close()
 		return nil, err
@@ -313,14 +333,97 @@ func (db *DB) recover() error {
 	return nil
 }
 
-// cutoff returns the first window that has not expired.
-func (db *DB) cutoff() record.Window {
-	return record.WindowOf(db.cfg.Now().Add(-db.cfg.Retention).UnixMilli())
-}
+// cutoff returns the first window retention keeps. It moves only when
+// maintenance reads a trusted retention clock (see Config.RetentionClock),
+// and is kept across restarts, so a clock that is wrong at start-up neither
+// drops windows early nor refuses their records.
+func (db *DB) cutoff() record.Window { return record.Window(db.cutoffW.Load()) }
 
 // Cutoff returns the first time window that has not expired; records in
 // earlier windows are refused and never compared.
 func (db *DB) Cutoff() record.Window { return db.cutoff() }
+
+// retentionNow is the time retention is computed from, and whether it can
+// be trusted now.
+func (db *DB) retentionNow() (time.Time, bool) {
+	if db.cfg.RetentionClock != nil {
+		return db.cfg.RetentionClock()
+	}
+	return db.cfg.Now(), true
+}
+
+// updateCutoff recomputes the cutoff from the retention clock, when it can
+// be trusted, and keeps it. It reports the cutoff in force.
+func (db *DB) updateCutoff() record.Window {
+	now, ok := db.retentionNow()
+	if !ok {
+		return db.cutoff()
+	}
+	c := record.WindowOf(now.Add(-db.cfg.Retention).UnixMilli())
+	if old := db.cutoff(); old != c {
+		db.cutoffW.Store(uint32(c))
+		if err := db.SetMeta(metaCutoff, binary.BigEndian.AppendUint32(nil, uint32(c))); err != nil {
+			db.cfg.Logger.Warn("cannot save the retention cutoff", "err", err)
+		}
+	}
+	return c
+}
+
+const (
+	metaCutoff = "cutoff"
+	metaStore  = "sid"
+)
+
+// loadIdentity reads the store's identity and retention cutoff, creating
+// the identity of a new store.
+func (db *DB) loadIdentity() error {
+	v, err := db.GetMeta(metaCutoff)
+	if err != nil {
+		return err
+	}
+	if len(v) == 4 {
+		db.cutoffW.Store(binary.BigEndian.Uint32(v))
+	} else if now, ok := db.retentionNow(); ok {
+		db.cutoffW.Store(uint32(record.WindowOf(now.Add(-db.cfg.Retention).UnixMilli())))
+	}
+	sid, err := db.GetMeta(metaStore)
+	if err != nil {
+		return err
+	}
+	if len(sid) > 0 {
+		db.storeID = string(sid)
+		return nil
+	}
+	empty := true
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if k := it.Item().Key(); len(k) > 0 && k[0] != prefixMeta {
+				empty = false
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cannot read store %s: %w", db.cfg.Dir, err)
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return fmt.Errorf("index: store identity: %w", err)
+	}
+	db.storeID, db.fresh = hex.EncodeToString(b[:]), empty
+	// synced with the next commit or checkpoint; a store that crashes
+	// before that holds nothing and gets a new identity
+	return db.SetMeta(metaStore, []byte(db.storeID))
+}
+
+// StoreID identifies this store: a new data directory gets a new one.
+func (db *DB) StoreID() string { return db.storeID }
+
+// Fresh reports whether this Open created the store (it held nothing).
+func (db *DB) Fresh() bool { return db.fresh }
 
 // Close stops background work, checkpoints the digests and closes the store.
 // It is idempotent; writes after Close fail with ErrClosed.
@@ -356,6 +459,7 @@ func (db *DB) Close() error {
 // Elsewhere (syncLogsByDescriptor false) Badger's Sync syncs the active logs
 // and the syncer the filled memtable logs.
 func (db *DB) Sync() error {
+	db.stats.syncs.Add(1)
 	if !syncLogsByDescriptor {
 		if err := db.bdb.Sync(); err != nil {
 			return db.space.noteErr(fmt.Errorf("index: sync: %w", err))
@@ -503,7 +607,9 @@ func engineOptions(cfg Config, dir string) badger.Options {
 		WithNumCompactors(2).
 		WithValueThreshold(valueThreshold(cfg.MemTableBytes)).
 		WithValueLogFileSize(256 << 20).
-		WithMetricsEnabled(false)
+		WithMetricsEnabled(false).
+		// every block read checks its CRC: a damaged table is an error, not data
+		WithChecksumVerificationMode(options.OnBlockRead)
 }
 
 // valueThreshold keeps records and journal entries in the LSM tree (where they
@@ -512,3 +618,7 @@ func engineOptions(cfg Config, dir string) badger.Options {
 func valueThreshold(memTableBytes int64) int64 {
 	return min(256<<10, memTableBytes*15/100/2)
 }
+
+// FsyncAlways reports whether every commit is synced before it is
+// acknowledged (no FsyncInterval).
+func (db *DB) FsyncAlways() bool { return db.cfg.FsyncInterval == 0 }

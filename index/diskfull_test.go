@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -264,4 +265,41 @@ func crashSummary(stderr string) []string {
 		}
 	}
 	return out
+}
+
+// TestOpenOnAFullDiskRefuses: a store whose disk is under the free-space
+// floor refuses to open, with ErrNoSpace and a message saying what to do,
+// instead of letting Badger replay its log into memory maps (SIGBUS); with
+// space back it opens with what it held.
+func TestOpenOnAFullDiskRefuses(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir)
+	entries := makeEntries(50, time.Now(), time.Second, 3)
+	if _, err := db.Write(context.Background(), entries, OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	var ids []record.ID
+	for _, e := range entries {
+		ids = append(ids, e.ID)
+	}
+	var free atomic.Int64
+	free.Store(1 << 20)
+	cfg := TestConfig(dir)
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.freeBytes = func(string) (int64, error) { return free.Load(), nil }
+	if _, err := Open(cfg); !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "free space, then start again") {
+		t.Fatalf("open with 1 MiB free: %v, want ErrNoSpace saying what to do", err)
+	}
+	free.Store(1 << 40)
+	db, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, id := range ids {
+		if _, err := db.Get(id); err != nil {
+			t.Fatalf("after space returned, %s: %v", id, err)
+		}
+	}
 }

@@ -52,7 +52,7 @@ func (db *DB) allowDiscard() { db.bdb.SetDiscardTs(db.ts.Load()) }
 // checkpoints together, with the digests forgotten in memory first so that
 // nothing compares or serves a window that is going.
 func (db *DB) expire() error {
-	cutoff := db.cutoff()
+	cutoff := db.updateCutoff()
 	dropped := db.dig.dropWindows(cutoff)
 	var stale [][]byte // checkpoint keys of expired windows
 	err := db.bdb.View(func(txn *badger.Txn) error {

@@ -31,6 +31,10 @@ type ScanOptions struct {
 	// split into sharesPerWorker shares per worker, each filtered by a
 	// goroutine of its own (see scanWindowParallel).
 	Workers int
+	// Limit, when set, is the most records the caller will take: no
+	// partition run buffers more than that many ahead (a limit=1 query
+	// holds one record per run, not a chunk of 128).
+	Limit int
 }
 
 // Scan calls fn for every record in the time range, in ID order (ascending,
@@ -81,7 +85,7 @@ func (db *DB) Scan(ctx context.Context, opts ScanOptions, fn func(id record.ID, 
 		if opts.Workers > 1 && opts.Match != nil && len(parts) > 1 {
 			err = db.scanWindowParallel(ctx, txn, w, parts, from, to, opts, fn)
 		} else {
-			err = db.scanWindow(txn, w, parts, from, to, opts, fn)
+			err = db.scanWindow(ctx, txn, w, parts, from, to, opts, fn)
 		}
 		if errors.Is(err, ErrStop) {
 			return nil
@@ -94,18 +98,21 @@ func (db *DB) Scan(ctx context.Context, opts ScanOptions, fn func(id record.ID, 
 }
 
 // scanWindow merges the partition runs of one window in one goroutine.
-func (db *DB) scanWindow(txn *badger.Txn, w record.Window, parts []record.Partition, from, to int64,
+func (db *DB) scanWindow(ctx context.Context, txn *badger.Txn, w record.Window, parts []record.Partition, from, to int64,
 	opts ScanOptions, fn func(record.ID, []byte) error) error {
-	m := newMerger(txn, w, parts, from, to, opts.Reverse, opts.Match)
+	m := newMerger(ctx, txn, w, parts, from, to, opts.Reverse, opts.Match, chunkFor(opts.Limit))
 	defer m.close()
-	for m.valid() {
+	for n := 0; m.valid(); n++ {
+		if n%256 == 255 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		s := m.top()
 		if err := fn(s.id, s.data); err != nil {
 			return err
 		}
 		m.next()
 	}
-	return nil
+	return ctx.Err() // a cancelled fill ends its run early: not a full answer
 }
 
 type scanned struct {
@@ -138,7 +145,7 @@ func (db *DB) scanWindowParallel(ctx context.Context, txn *badger.Txn, w record.
 		go func(out chan<- []scanned, share []record.Partition) {
 			defer wg.Done()
 			defer close(out)
-			m := newMerger(txn, w, share, from, to, opts.Reverse, opts.Match)
+			m := newMerger(ctx, txn, w, share, from, to, opts.Reverse, opts.Match, chunkFor(opts.Limit))
 			defer m.close()
 			var buf []scanned
 			send := func() bool {
@@ -225,7 +232,8 @@ func before(a, b record.ID, reverse bool) bool {
 // position to resume from, so a scan costs one iterator per window (not one
 // per partition) and one seek per chunk.
 type merger struct {
-	it *badger.Iterator
+	ctx context.Context
+	it  *badger.Iterator
 	// last is the key the iterator consumed last: it is positioned just
 	// after it, so a fill that resumes there needs no seek (a seek reloads,
 	// and often decompresses again, the block it lands in). A seek empties
@@ -238,6 +246,7 @@ type merger struct {
 	to      int64
 	reverse bool
 	match   func(record.ID, []byte) bool
+	chunk   int // records a run buffers at most (chunkFor)
 }
 
 // run is one partition's cursor.
@@ -257,15 +266,29 @@ type run struct {
 // every fill up to maxScan: a selective filter scans long stretches per seek
 // (and decompresses each block about once), while a query that stops early
 // reads little more than it returns.
+// A fill also stops once it buffered mergeChunkBytes of record data: a
+// query holds one chunk per partition run, and 128 records of 30 KB in each
+// of 256 runs was close to a gigabyte for a query asking for one record.
+const mergeChunkBytes = 64 << 10
+
 const (
 	mergeChunk = 128
 	minScan    = 128
 	maxScan    = 8192
 )
 
-func newMerger(txn *badger.Txn, w record.Window, parts []record.Partition, from, to int64, reverse bool,
-	match func(record.ID, []byte) bool) *merger {
-	m := &merger{from: from, to: to, reverse: reverse, match: match}
+// chunkFor is the records a run buffers at most for a caller that takes
+// at most limit (0: no limit).
+func chunkFor(limit int) int {
+	if limit > 0 && limit < mergeChunk {
+		return limit
+	}
+	return mergeChunk
+}
+
+func newMerger(ctx context.Context, txn *badger.Txn, w record.Window, parts []record.Partition, from, to int64, reverse bool,
+	match func(record.ID, []byte) bool, chunk int) *merger {
+	m := &merger{ctx: ctx, from: from, to: to, reverse: reverse, match: match, chunk: chunk}
 	m.it = txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), Reverse: reverse})
 	for _, p := range parts {
 		r := &run{w: w, p: p, budget: minScan}
@@ -289,6 +312,12 @@ func (m *merger) fill(r *run) {
 	r.buf, r.head = r.buf[:0], 0
 	prefix := partitionPrefix(r.w, r.p)
 	for !r.done && len(r.buf) == 0 {
+		if m.ctx.Err() != nil {
+			// a filter that keeps little scans long stretches in here: a
+			// cancelled query (its client gone) stops at the next chunk
+			r.done = true
+			break
+		}
 		if !m.positioned(r) {
 			m.it.Seek(r.resume)
 			// the iterator no longer stands just after the last key consumed:
@@ -298,7 +327,8 @@ func (m *merger) fill(r *run) {
 				m.it.Next()
 			}
 		}
-		for n := 0; n < r.budget && len(r.buf) < mergeChunk; n++ {
+		held := 0
+		for n := 0; n < r.budget && len(r.buf) < m.chunk && held < mergeChunkBytes; n++ {
 			if !m.it.Valid() || !bytes.HasPrefix(m.it.Item().Key(), prefix) {
 				r.done = true
 				break
@@ -316,6 +346,7 @@ func (m *merger) fill(r *run) {
 			_ = item.Value(func(v []byte) error {
 				if m.match == nil || m.match(id, v) {
 					r.buf = append(r.buf, scanned{id, bytes.Clone(v)})
+					held += len(v)
 				}
 				return nil
 			})

@@ -2,7 +2,9 @@ package index
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,4 +72,33 @@ func TestScanReturnsRecordsAfterARunEndsOnAChunkBoundary(t *testing.T) {
 	}
 	f(false)
 	f(true)
+}
+
+// TestCancelledFilteredScanStops: a filter that keeps nothing scans whole
+// windows inside one fill; a cancelled scan (its client gone) must stop
+// within a chunk, not read on to the end.
+func TestCancelledFilteredScanStops(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	es := makeEntries(60000, time.Now().Add(-30*time.Minute), 20*time.Minute, 9)
+	if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	for _, workers := range []int{1, 2} {
+		ctx, cancel := context.WithCancel(context.Background())
+		var calls atomic.Int64
+		err := db.Scan(ctx, ScanOptions{Workers: workers, Match: func(record.ID, []byte) bool {
+			if calls.Add(1) == 1000 {
+				cancel()
+			}
+			return false
+		}}, func(record.ID, []byte) error { return nil })
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("workers=%d: a cancelled scan returned %v", workers, err)
+		}
+		// each run (partition) finishes at most the chunk it is in
+		if n := calls.Load(); n > 1000+int64(2*workers*maxScan) {
+			t.Fatalf("workers=%d: the filter ran %d times of %d after the scan was cancelled at 1000", workers, n, len(es))
+		}
+	}
 }

@@ -11,15 +11,19 @@ import (
 )
 
 type stats struct {
-	commits        atomic.Uint64
-	commitErrors   atomic.Uint64
-	commitNanos    atomic.Uint64
-	recordsWritten atomic.Uint64
-	windowsDropped atomic.Uint64
-	vlogGCRuns     atomic.Uint64
-	journalPruned  atomic.Uint64
-	pageOuts       atomic.Uint64
-	pagedOutTables atomic.Uint64
+	commits          atomic.Uint64
+	commitErrors     atomic.Uint64
+	commitNanos      atomic.Uint64
+	recordsWritten   atomic.Uint64
+	windowsDropped   atomic.Uint64
+	vlogGCRuns       atomic.Uint64
+	journalPruned    atomic.Uint64
+	pageOuts         atomic.Uint64
+	pagedOutTables   atomic.Uint64
+	syncs            atomic.Uint64
+	scrubs           atomic.Uint64
+	scrubBuckets     atomic.Uint64
+	scrubUndecodable atomic.Uint64
 }
 
 // Stats is a snapshot of the store's counters and sizes.
@@ -56,24 +60,34 @@ type Stats struct {
 	// PageOuts counts the times mapped tables were paged out for exceeding
 	// Config.MaxMappedBytes, and PagedOutTables the table mappings advised.
 	PageOuts, PagedOutTables uint64
+	// Syncs counts syncs of the logs to disk (per commit, per interval,
+	// checkpoints, and those callers ask for).
+	Syncs uint64
+	// Scrubs counts passes of Scrub; ScrubBuckets the buckets whose digest
+	// disagreed with the store; ScrubUndecodable the damaged records deleted.
+	Scrubs, ScrubBuckets, ScrubUndecodable uint64
 }
 
 // Stats returns a snapshot of the store's counters.
 func (db *DB) Stats() Stats {
 	s := Stats{
-		Commits:        db.stats.commits.Load(),
-		CommitErrors:   db.stats.commitErrors.Load(),
-		CommitSeconds:  float64(db.stats.commitNanos.Load()) / 1e9,
-		RecordsWritten: db.stats.recordsWritten.Load(),
-		WindowsDropped: db.stats.windowsDropped.Load(),
-		ValueLogGCRuns: db.stats.vlogGCRuns.Load(),
-		JournalPruned:  db.stats.journalPruned.Load(),
-		JournalHead:    db.nextSeq.Load(),
-		Writable:       db.space.writable.Load(),
-		FreeDiskBytes:  db.space.free.Load(),
-		WritesRefused:  db.space.refused.Load(),
-		PageOuts:       db.stats.pageOuts.Load(),
-		PagedOutTables: db.stats.pagedOutTables.Load(),
+		Commits:          db.stats.commits.Load(),
+		CommitErrors:     db.stats.commitErrors.Load(),
+		CommitSeconds:    float64(db.stats.commitNanos.Load()) / 1e9,
+		RecordsWritten:   db.stats.recordsWritten.Load(),
+		WindowsDropped:   db.stats.windowsDropped.Load(),
+		ValueLogGCRuns:   db.stats.vlogGCRuns.Load(),
+		JournalPruned:    db.stats.journalPruned.Load(),
+		JournalHead:      db.nextSeq.Load(),
+		Writable:         db.space.writable.Load(),
+		FreeDiskBytes:    db.space.free.Load(),
+		WritesRefused:    db.space.refused.Load(),
+		PageOuts:         db.stats.pageOuts.Load(),
+		PagedOutTables:   db.stats.pagedOutTables.Load(),
+		Syncs:            db.stats.syncs.Load(),
+		Scrubs:           db.stats.scrubs.Load(),
+		ScrubBuckets:     db.stats.scrubBuckets.Load(),
+		ScrubUndecodable: db.stats.scrubUndecodable.Load(),
 	}
 	s.MinFreeDiskBytes = db.space.minFree
 	s.LSMBytes, s.ValueLogBytes = db.diskUsage()

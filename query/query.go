@@ -119,6 +119,10 @@ func Parse(v url.Values, now time.Time) (Query, error) {
 	return q, nil
 }
 
+// MaxRelativeDays bounds a relative time (-106752d used to overflow into
+// an empty answer).
+const MaxRelativeDays = 36500
+
 // ParseTime accepts RFC 3339, "now", or a duration relative to now ("-15m", "-2h30m", "-7d").
 func ParseTime(s string, now time.Time) (time.Time, error) {
 	s = strings.TrimSpace(s)
@@ -134,8 +138,9 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 	rel := s
 	days := 0
 	if i := strings.IndexByte(rel, 'd'); i > 0 { // "-7d" or "-1d12h"
-		n, err := strconv.Atoi(strings.TrimPrefix(rel[:i], "-"))
-		if err == nil {
+		digits := strings.TrimPrefix(rel[:i], "-")
+		n, err := strconv.Atoi(digits)
+		if err == nil && n >= 0 && digits[0] >= '0' && digits[0] <= '9' { // not "--1d" nor "-+1d"
 			days = n
 			rel = rel[i+1:]
 			if strings.HasPrefix(s, "-") && rel != "" {
@@ -149,6 +154,9 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 		if d, err = time.ParseDuration(rel); err != nil {
 			return time.Time{}, fmt.Errorf("want RFC 3339 (2026-01-02T15:04:05Z), now, or a relative time like -15m, -2h, -7d")
 		}
+	}
+	if days > MaxRelativeDays || abs(d) > MaxRelativeDays*24*time.Hour {
+		return time.Time{}, fmt.Errorf("%q is more than %d days away: give an RFC 3339 time instead", s, MaxRelativeDays)
 	}
 	day := time.Duration(days) * 24 * time.Hour
 	if strings.HasPrefix(s, "-") {

@@ -2,6 +2,7 @@ package query
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ func TestParseTime(t *testing.T) {
 	f("-7d", now.Add(-7*24*time.Hour))
 	f("-1d12h", now.Add(-36*time.Hour))
 	f("2026-01-02T15:04:05Z", time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC))
-	for _, bad := range []string{"yesterday", "-15", "15 minutes ago", "2026-13-01"} {
+	for _, bad := range []string{"yesterday", "-15", "15 minutes ago", "2026-13-01", "-106752d", "-36501d", "--1d", "-900000h", "2000000h"} {
 		if _, err := ParseTime(bad, now); err == nil {
 			t.Errorf("ParseTime(%q) accepted", bad)
 		}
@@ -95,4 +96,29 @@ func TestMatcher(t *testing.T) {
 	f("field.env=dev")
 	f("after="+syslogRec.ID.String()+"&order=asc", jsonRec)
 	f("after="+jsonRec.ID.String(), syslogRec)
+}
+
+// FuzzParseTime: any input is refused or gives a time on the side of now
+// its sign says, within the bound of a relative time.
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{"now", "-15m", "-7d", "-1d12h", "2026-01-02T15:04:05Z", "-106752d", "3d", "-0d"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseTime(s, now)
+		if err != nil || got.IsZero() {
+			return
+		}
+		if _, rfc := time.Parse(time.RFC3339Nano, strings.TrimSpace(s)); rfc == nil {
+			return
+		}
+		limit := 2 * MaxRelativeDays * 24 * time.Hour
+		if d := got.Sub(now); d > limit || d < -limit {
+			t.Fatalf("ParseTime(%q) = %v: %v from now", s, got, d)
+		}
+		if strings.HasPrefix(strings.TrimSpace(s), "-") && got.After(now) {
+			t.Fatalf("ParseTime(%q) = %v, after now", s, got)
+		}
+	})
 }

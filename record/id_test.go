@@ -6,13 +6,13 @@ import (
 	"time"
 )
 
-func TestGeneratorStrictlyIncreasesWhenClockStepsBack(t *testing.T) {
+func TestGeneratorIncreasesWhenClockStepsBackALittle(t *testing.T) {
 	clock := time.UnixMilli(1_700_000_000_000)
 	g := NewGenerator(func() time.Time { return clock })
 	var prev ID
 	for i := 0; i < 1000; i++ {
 		if i == 500 {
-			clock = clock.Add(-time.Hour) // clock steps backwards
+			clock = clock.Add(-MaxClockStepBack / 2) // an NTP slew-sized step back
 		}
 		if i%100 == 0 {
 			clock = clock.Add(time.Millisecond)
@@ -22,6 +22,49 @@ func TestGeneratorStrictlyIncreasesWhenClockStepsBack(t *testing.T) {
 			t.Fatalf("id %d (%s) not after previous (%s)", i, id, prev)
 		}
 		prev = id
+	}
+	if g.Retags() != 0 {
+		t.Fatalf("a step back of %v took a new instance tag", MaxClockStepBack/2)
+	}
+}
+
+// TestGeneratorFollowsABigStepBackWithANewTag: after the clock steps back an
+// hour, new IDs carry the new (true) time instead of counting on in the
+// future for an hour, and still never repeat an earlier ID.
+func TestGeneratorFollowsABigStepBackWithANewTag(t *testing.T) {
+	clock := time.UnixMilli(1_700_000_000_000)
+	g := NewGenerator(func() time.Time { return clock })
+	seen := map[ID]bool{}
+	before := g.Instance()
+	for i := 0; i < 3000; i++ {
+		if i == 1000 {
+			clock = clock.Add(-time.Hour)
+		}
+		if i%7 == 0 {
+			clock = clock.Add(time.Millisecond)
+		}
+		id := g.Next()
+		if seen[id] {
+			t.Fatalf("id %d (%s) repeats an earlier one", i, id)
+		}
+		seen[id] = true
+		if i >= 1000 && id.Millis() != clock.UnixMilli() {
+			t.Fatalf("id %d carries %d, the clock says %d: the generator did not follow the step", i, id.Millis(), clock.UnixMilli())
+		}
+	}
+	if g.Retags() != 1 || g.Instance() == before {
+		t.Fatalf("retags %d, instance changed %v: want one new tag", g.Retags(), g.Instance() != before)
+	}
+}
+
+func TestRetagNeverReusesTheTagAndRestartsTheSequence(t *testing.T) {
+	clock := func() time.Time { return time.UnixMilli(1_700_000_000_000) }
+	g := NewGenerator(clock)
+	a := g.Next()
+	g.Retag()
+	b := g.Next()
+	if [6]byte(a[6:12]) == [6]byte(b[6:12]) || a == b {
+		t.Fatalf("retag kept the tag: %s then %s", a, b)
 	}
 }
 
