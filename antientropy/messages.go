@@ -12,7 +12,7 @@ import (
 // fields as uvarints, fixed-size roots, digests and IDs, and length-prefixed
 // records. Every decoder bounds counts by the bytes left before allocating.
 
-const msgVersion = 1
+const msgVersion = 2
 
 // ShortBytes is the length of a shortened window root.
 const ShortBytes = 8
@@ -41,7 +41,24 @@ type RootsRequest struct {
 	// difference showing is then compared in full.
 	Full  bool
 	Roots []PartRoot
+	// Vouch holds the partitions the initiator holds complete (see
+	// Config.Vouches): a proof of equality with it makes the other side
+	// complete too.
+	Vouch PartSet
+	// Own is the initiator's own retention cutoff (Cutoff is the one the
+	// roots were computed at: the responder's, when the initiator asks again
+	// at it). Nothing is proven between peers whose own cutoffs differ.
+	Own record.Window
 }
+
+// PartSet is a set of partitions.
+type PartSet [record.NumPartitions / 8]byte
+
+// Has reports whether p is in the set.
+func (s *PartSet) Has(p record.Partition) bool { return s[p/8]&(1<<(p%8)) != 0 }
+
+// Add puts p in the set.
+func (s *PartSet) Add(p record.Partition) { s[p/8] |= 1 << (p % 8) }
 
 // PartRoot is one partition's root.
 type PartRoot struct {
@@ -55,6 +72,8 @@ type RootsReply struct {
 	Cutoff record.Window
 	Full   bool // window roots are whole, not shortened
 	Differ []PartWindows
+	// Vouch holds the partitions the responder holds complete.
+	Vouch PartSet
 }
 
 // PartWindows is a partition's window roots.
@@ -344,6 +363,8 @@ func (m *RootsRequest) MarshalBinary() ([]byte, error) {
 		e.u(uint64(r.P))
 		e.root(r.Root)
 	}
+	e.b = append(e.b, m.Vouch[:]...)
+	e.u(uint64(m.Own))
 	return e.b, nil
 }
 
@@ -358,6 +379,8 @@ func (m *RootsRequest) UnmarshalBinary(b []byte) error {
 	for i := 0; i < n && d.err == nil; i++ {
 		m.Roots = append(m.Roots, PartRoot{P: d.partition(), Root: d.root()})
 	}
+	copy(m.Vouch[:], d.take(len(m.Vouch)))
+	m.Own = d.window()
 	return d.end()
 }
 
@@ -381,6 +404,7 @@ func (m *RootsReply) MarshalBinary() ([]byte, error) {
 			}
 		}
 	}
+	e.b = append(e.b, m.Vouch[:]...)
 	return e.b, nil
 }
 
@@ -413,6 +437,7 @@ func (m *RootsReply) UnmarshalBinary(b []byte) error {
 		}
 		m.Differ = append(m.Differ, pw)
 	}
+	copy(m.Vouch[:], d.take(len(m.Vouch)))
 	return d.end()
 }
 

@@ -19,7 +19,18 @@ type Responder struct {
 	maxBytes int
 	stats    *Stats
 	// onEqual, when set, is told which partitions proved equal with a peer.
-	onEqual func(peer string, parts []record.Partition, at time.Time)
+	onEqual func(Proof)
+	vouches func(record.Partition) bool
+}
+
+// Proof reports partitions whose records were proven the same on both
+// sides of a round, at the same retention cutoff, at time At.
+type Proof struct {
+	Peer  string
+	At    time.Time
+	Parts []record.Partition
+	// Vouched[i]: the peer held Parts[i] complete when it sent its root.
+	Vouched []bool
 }
 
 // Peer is both ends of reconciliation over one store: it initiates rounds
@@ -36,8 +47,14 @@ type Config struct {
 	// MaxMessageBytes bounds the records of one message (default 8 MiB).
 	MaxMessageBytes int
 	// OnEqual is told which partitions proved equal with a peer, and when
-	// (the start of the round): the proof of convergence operators see.
-	OnEqual func(peer string, parts []record.Partition, at time.Time)
+	// (the start of the round): the proof of convergence operators see,
+	// and how a peer that is being filled learns it is complete. Nothing is
+	// proven between peers whose retention cutoffs differ: a peer that
+	// dropped windows the other still keeps is not equal to it.
+	OnEqual func(Proof)
+	// Vouches reports whether this side holds partition p complete (nil:
+	// never); it travels with the roots.
+	Vouches func(p record.Partition) bool
 }
 
 // New returns a Peer over a store.
@@ -46,7 +63,7 @@ func New(cfg Config) *Peer {
 		cfg.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	return &Peer{Responder{store: cfg.Store, trees: newTrees(cfg.Store), limit: cfg.Limiter,
-		maxBytes: cfg.MaxMessageBytes, stats: &Stats{}, onEqual: cfg.OnEqual}}
+		maxBytes: cfg.MaxMessageBytes, stats: &Stats{}, onEqual: cfg.OnEqual, vouches: cfg.Vouches}}
 }
 
 // Stats returns the counters of this peer's rounds, both sides.
@@ -56,17 +73,23 @@ func (r *Responder) Stats() *Stats { return r.stats }
 // partition whose root differs from the initiator's.
 func (r *Responder) Roots(ctx context.Context, from string, req *RootsRequest) (*RootsReply, error) {
 	at := time.Now()
-	cutoff := max(req.Cutoff, r.store.Cutoff())
+	own := r.store.Cutoff()
+	cutoff := max(req.Cutoff, own)
 	r.trees.forget(cutoff)
-	reply := &RootsReply{Cutoff: r.store.Cutoff(), Full: req.Full}
+	reply := &RootsReply{Cutoff: own, Full: req.Full}
 	var equal []record.Partition
+	var vouched []bool
 	for _, pr := range req.Roots {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if r.vouches != nil && r.vouches(pr.P) {
+			reply.Vouch.Add(pr.P)
+		}
 		ws := r.trees.windowRoots(pr.P, cutoff)
 		if partitionRoot(ws) == pr.Root {
 			equal = append(equal, pr.P)
+			vouched = append(vouched, req.Vouch.Has(pr.P))
 			continue
 		}
 		if !req.Full {
@@ -76,8 +99,8 @@ func (r *Responder) Roots(ctx context.Context, from string, req *RootsRequest) (
 		}
 		reply.Differ = append(reply.Differ, PartWindows{P: pr.P, Windows: ws})
 	}
-	if r.onEqual != nil && len(equal) > 0 {
-		r.onEqual(from, equal, at)
+	if r.onEqual != nil && len(equal) > 0 && req.Own == own {
+		r.onEqual(Proof{Peer: from, At: at, Parts: equal, Vouched: vouched})
 	}
 	return reply, nil
 }

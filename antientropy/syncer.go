@@ -69,20 +69,35 @@ func (s *Peer) round(ctx context.Context, tr Transport, peer string, parts []rec
 			s.stats.RoundErrors.Add(1)
 		}
 	}()
-	cutoff := s.store.Cutoff()
+	own := s.store.Cutoff()
+	cutoff := own
 	s.trees.forget(cutoff)
-	mine := map[record.Partition][]WindowRoot{}
-	req := &RootsRequest{Cutoff: cutoff, Full: full}
-	for _, p := range parts {
-		ws := s.trees.windowRoots(p, cutoff)
-		mine[p] = ws
-		req.Roots = append(req.Roots, PartRoot{P: p, Root: partitionRoot(ws)})
-	}
-	rr, err := tr.Roots(ctx, peer, req)
-	if err != nil {
-		return res, nil, fmt.Errorf("roots: %w", err)
+	var mine map[record.Partition][]WindowRoot
+	var req *RootsRequest
+	var rr *RootsReply
+	for try := 0; try < 2; try++ {
+		mine = map[record.Partition][]WindowRoot{}
+		req = &RootsRequest{Cutoff: cutoff, Full: full, Own: own}
+		for _, p := range parts {
+			ws := s.trees.windowRoots(p, cutoff)
+			mine[p] = ws
+			req.Roots = append(req.Roots, PartRoot{P: p, Root: partitionRoot(ws)})
+			if s.vouches != nil && s.vouches(p) {
+				req.Vouch.Add(p)
+			}
+		}
+		if rr, err = tr.Roots(ctx, peer, req); err != nil {
+			return res, nil, fmt.Errorf("roots: %w", err)
+		}
+		if rr.Cutoff <= cutoff {
+			break
+		}
+		// the peer keeps fewer windows: compare what both keep, with the
+		// roots computed over the same windows on both sides
+		cutoff = rr.Cutoff
 	}
 	cutoff = max(cutoff, rr.Cutoff)
+	sameCutoff := rr.Cutoff == own
 	differ := map[record.Partition]bool{}
 	breq := &BucketsRequest{Cutoff: cutoff, Pull: pull, Full: full}
 	for _, pw := range rr.Differ {
@@ -94,13 +109,15 @@ func (s *Peer) round(ctx context.Context, tr Transport, peer string, parts []rec
 			breq.Windows = append(breq.Windows, WindowDigests{W: w, P: pw.P, Digests: ds})
 		}
 	}
+	var vouched []bool
 	for _, p := range parts {
 		if !differ[p] {
 			res.Equal = append(res.Equal, p)
+			vouched = append(vouched, rr.Vouch.Has(p))
 		}
 	}
-	if s.onEqual != nil && len(res.Equal) > 0 {
-		s.onEqual(peer, res.Equal, res.Started)
+	if s.onEqual != nil && len(res.Equal) > 0 && sameCutoff {
+		s.onEqual(Proof{Peer: peer, At: res.Started, Parts: res.Equal, Vouched: vouched})
 	}
 	res.DifferingWindows = len(breq.Windows)
 	if len(breq.Windows) == 0 {

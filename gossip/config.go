@@ -38,6 +38,10 @@ type Config struct {
 	// start when it exists (EncryptKey must then be one of its keys), made
 	// from EncryptKey otherwise, and rewritten by every key operation.
 	KeyringFile string
+	// Insecure lets the peer gossip unencrypted on an address other peers
+	// can reach (not loopback). Without it, Start refuses: anyone who
+	// reaches a plaintext gossip port can join and be given partitions.
+	Insecure bool
 	// Label, when set, marks every gossip packet: members with another label
 	// ignore them, so two clusters that share a key never merge.
 	Label string

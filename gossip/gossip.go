@@ -24,6 +24,9 @@ type Gossip struct {
 	log  *slog.Logger
 	serf *serf.Serf
 	evCh chan serf.Event
+	// keyring is the gossip keyring (nil: unencrypted); key operations
+	// change it in place.
+	keyring *memberlist.Keyring
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -45,6 +48,7 @@ type Gossip struct {
 	joinMu    sync.Mutex
 	dropped   atomic.Uint64
 	flaps     atomic.Uint64
+	joinedAt  atomic.Pointer[time.Time]
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -92,7 +96,14 @@ func (g *Gossip) Start() error {
 	if err != nil {
 		return err
 	}
+	if kr == nil && !g.cfg.Insecure {
+		if open := reachable(g.cfg.BindAddr, bind.host, g.cfg.AdvertiseAddr); open != "" {
+			return fmt.Errorf("gossip on %s is not encrypted: anyone who reaches it can join the cluster and be given its logs; "+
+				"set --encrypt (logmesh keygen) on every peer, or --insecure-gossip on a network where only peers can reach it", open)
+		}
+	}
 	if kr != nil {
+		g.keyring = kr
 		ml.Keyring = kr
 		ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true
 	}
@@ -126,6 +137,39 @@ func (g *Gossip) Start() error {
 		g.log.Warn("gossip is not encrypted: anyone who reaches the gossip port can join and read the member list; set --encrypt (logmesh keygen) on every peer")
 	}
 	return nil
+}
+
+// reachable returns the first of the bind host and the advertised address
+// that other hosts could reach (not loopback), or "".
+func reachable(bindAddr, bindHost, advertise string) string {
+	if !loopback(bindHost) {
+		return bindAddr
+	}
+	if advertise != "" {
+		if h, _, err := net.SplitHostPort(advertise); err == nil && !loopback(h) {
+			return advertise
+		}
+	}
+	return ""
+}
+
+// loopback reports whether host is a loopback IP or "localhost"; a
+// wildcard, another IP or a name is not.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Keys returns the gossip keys, the one gossip encrypts with first; nil
+// when gossip is not encrypted.
+func (g *Gossip) Keys() [][]byte {
+	if g == nil || g.keyring == nil {
+		return nil
+	}
+	return g.keyring.GetKeys()
 }
 
 // Addr returns the address other members reach this one at.
@@ -177,11 +221,35 @@ func (g *Gossip) Subscribe(buffer int) (<-chan Event, func()) {
 	}
 }
 
+// JoinedAt returns when a seed first answered (or when it turned out there
+// is no seed to ask); zero until then. From then on the member list holds
+// the cluster's members and their tags.
+func (g *Gossip) JoinedAt() time.Time {
+	if t := g.joinedAt.Load(); t != nil {
+		return *t
+	}
+	return time.Time{}
+}
+
+func (g *Gossip) markJoined() {
+	now := time.Now()
+	g.joinedAt.CompareAndSwap(nil, &now)
+}
+
 // Dropped counts events dropped because a subscriber was slow.
 func (g *Gossip) Dropped() uint64 { return g.dropped.Load() }
 
 // Flaps counts members that went from failed back to alive.
 func (g *Gossip) Flaps() uint64 { return g.flaps.Load() }
+
+// ForceLeave marks a failed member as having left, cluster-wide: an
+// operator's decision that it will not come back.
+func (g *Gossip) ForceLeave(name string) error {
+	if err := g.serf.RemoveFailedNode(name); err != nil {
+		return fmt.Errorf("gossip: force %s to leave: %w", name, err)
+	}
+	return nil
+}
 
 // ErrClosed is returned by calls made after Close.
 var ErrClosed = errors.New("gossip: closed")
@@ -364,6 +432,8 @@ func (g *Gossip) joinLoop() {
 					g.log.Info("joined cluster", "contacted", n, "members", g.aliveCount())
 				}
 				joined = true
+				g.refresh() // the joined members' tags are in the view from now on
+				g.markJoined()
 				backoff = 100 * time.Millisecond
 			} else if !joined {
 				g.log.Debug("seeds not reachable yet; retrying", "seeds", targets, "err", err, "retry_in", backoff)
@@ -371,6 +441,7 @@ func (g *Gossip) joinLoop() {
 			}
 		} else if len(g.cfg.Seeds) == 0 || onlySelf(g.cfg.Seeds, self) {
 			joined = true // a cluster of one, or the first seed
+			g.markJoined()
 		}
 		wait := g.cfg.RejoinInterval
 		if !joined {

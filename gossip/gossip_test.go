@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,5 +209,46 @@ func TestSetTagsAfterCloseFailsAtOnce(t *testing.T) {
 	}
 	if err := n.SetTags(map[string]string{"api": "x"}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("SetTags after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestPlaintextGossipOffLoopbackNeedsConsent: a peer without a key whose
+// gossip others could reach (a wildcard or non-loopback bind, or a
+// non-loopback advertised address) refuses to start unless Insecure says
+// the operator chose it; on loopback, or with a key, it starts.
+func TestPlaintextGossipOffLoopbackNeedsConsent(t *testing.T) {
+	start := func(mut func(*Config)) error {
+		cfg := Config{Name: "n", BindAddr: freeAddr(t), Logger: slog.New(slog.DiscardHandler)}
+		cfg.TestTimings()
+		mut(&cfg)
+		g, err := New(cfg)
+		if err != nil {
+			return err
+		}
+		if err := g.Start(); err != nil {
+			return err
+		}
+		return g.Close()
+	}
+	for _, tc := range []struct {
+		name    string
+		mut     func(*Config)
+		refused bool
+	}{
+		{"wildcard bind", func(c *Config) { c.BindAddr = ":0" }, true},
+		{"advertised off loopback", func(c *Config) { c.AdvertiseAddr = "10.255.0.9:7946" }, true},
+		{"advertised off loopback, insecure", func(c *Config) { c.AdvertiseAddr, c.Insecure = "10.255.0.9:7946", true }, false},
+		{"advertised off loopback, with a key", func(c *Config) {
+			c.AdvertiseAddr, c.EncryptKey = "10.255.0.9:7946", []byte("0123456789abcdef")
+		}, false},
+		{"loopback", func(c *Config) {}, false},
+	} {
+		err := start(tc.mut)
+		if tc.refused && (err == nil || !strings.Contains(err.Error(), "--insecure-gossip")) {
+			t.Errorf("%s: want a refusal naming --insecure-gossip, got %v", tc.name, err)
+		}
+		if !tc.refused && err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
 	}
 }

@@ -86,6 +86,16 @@ func LoadCA(certFile, keyFile string) (*CA, error) {
 // operators and CLI clients reach it by; the name itself is the first DNS
 // name, the identity peers check.
 func (ca *CA) Issue(name string, hosts []string, validity time.Duration) (certPEM, keyPEM []byte, err error) {
+	return ca.issue(name, hosts, validity, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth})
+}
+
+// IssueClient issues a client certificate for name: client authentication
+// only, so it can never pass as a peer (see IsPeer), whatever it names.
+func (ca *CA) IssueClient(name string, validity time.Duration) (certPEM, keyPEM []byte, err error) {
+	return ca.issue(name, nil, validity, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
+}
+
+func (ca *CA) issue(name string, hosts []string, validity time.Duration, usage []x509.ExtKeyUsage) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -97,7 +107,7 @@ func (ca *CA) Issue(name string, hosts []string, validity time.Duration) (certPE
 		NotBefore:    time.Now().Add(-time.Minute),
 		NotAfter:     time.Now().Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:  usage,
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -132,6 +142,19 @@ func (ca *CA) IssueFiles(dir, name string, hosts []string, validity time.Duratio
 	if err != nil {
 		return Files{}, err
 	}
+	return ca.writeFiles(dir, name, c, k)
+}
+
+// IssueClientFiles is IssueFiles for a client certificate (IssueClient).
+func (ca *CA) IssueClientFiles(dir, name string, validity time.Duration) (Files, error) {
+	c, k, err := ca.IssueClient(name, validity)
+	if err != nil {
+		return Files{}, err
+	}
+	return ca.writeFiles(dir, name, c, k)
+}
+
+func (ca *CA) writeFiles(dir, name string, c, k []byte) (Files, error) {
 	f := Files{Cert: filepath.Join(dir, name+".crt"), Key: filepath.Join(dir, name+".key"), CA: filepath.Join(dir, "ca.crt")}
 	if err := os.WriteFile(f.Cert, c, 0o644); err != nil {
 		return f, err

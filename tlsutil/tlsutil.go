@@ -189,10 +189,38 @@ func verify(chain []*x509.Certificate, pool *x509.CertPool, name string, usage x
 }
 
 // PeerName returns the name in a verified client certificate of a TLS
-// connection, or "" when the client presented none.
+// connection that carries the peer role (IsPeer), or "" when the client
+// presented none or a client-only one.
 func PeerName(cs *tls.ConnectionState) string {
 	if cs == nil || len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
 		return ""
 	}
-	return Name(cs.VerifiedChains[0][0])
+	if leaf := cs.VerifiedChains[0][0]; IsPeer(leaf) {
+		return Name(leaf)
+	}
+	return ""
+}
+
+// IsPeer reports whether a certificate carries the peer role: peers both
+// serve and call, so theirs allow server and client authentication; a
+// client certificate (`logmesh certs issue --client`) allows only the
+// latter and never passes as a member, whatever name it carries. A
+// certificate with no extended key usage is unrestricted (as x509 reads
+// it) and passes.
+func IsPeer(c *x509.Certificate) bool {
+	if len(c.ExtKeyUsage) == 0 {
+		return true
+	}
+	var server, client bool
+	for _, u := range c.ExtKeyUsage {
+		switch u {
+		case x509.ExtKeyUsageServerAuth:
+			server = true
+		case x509.ExtKeyUsageClientAuth:
+			client = true
+		case x509.ExtKeyUsageAny:
+			server, client = true, true
+		}
+	}
+	return server && client
 }

@@ -2,6 +2,8 @@ package tlsutil_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net"
@@ -159,5 +161,40 @@ func TestLoadNamesTheBadFile(t *testing.T) {
 	bad.Cert = filepath.Join(dir, "missing.crt")
 	if _, err := tlsutil.Load(bad, nil); err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing certificate: %v", err)
+	}
+}
+
+// TestClientCertificatesAreNoPeers: a peer certificate carries the peer
+// role, a client certificate (client authentication only) does not,
+// whatever name it carries.
+func TestClientCertificatesAreNoPeers(t *testing.T) {
+	ca, err := tlsutil.NewCA("roles", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerPEM, _, err := ca.Issue("p1", nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientPEM, _, err := ca.IssueClient("p1", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parse := func(b []byte) *x509.Certificate {
+		blk, _ := pem.Decode(b)
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if !tlsutil.IsPeer(parse(peerPEM)) || tlsutil.IsPeer(parse(clientPEM)) {
+		t.Fatalf("IsPeer: peer certificate %v, client certificate %v; want true, false", tlsutil.IsPeer(parse(peerPEM)), tlsutil.IsPeer(parse(clientPEM)))
+	}
+	chain := func(c *x509.Certificate) *tls.ConnectionState {
+		return &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{c, ca.Cert}}}
+	}
+	if tlsutil.PeerName(chain(parse(peerPEM))) != "p1" || tlsutil.PeerName(chain(parse(clientPEM))) != "" {
+		t.Fatal("PeerName gave a client certificate a member's name, or denied a peer's")
 	}
 }
