@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/logmesh/logmesh/record"
-	"github.com/logmesh/logmesh/syslog"
 )
 
 // Error is the JSON body of every error answer.
@@ -59,8 +58,67 @@ type Status struct {
 	Skips uint64 `json:"replication_skips"`
 	// AntiEntropy counts anti-entropy work; nil outside a cluster.
 	AntiEntropy *AntiEntropyStatus `json:"anti_entropy,omitempty"`
+	// DebtPartitions sums, over the other peers, the partitions they may
+	// lack records of that this peer held before it tracked them; settled
+	// by anti-entropy.
+	DebtPartitions int `json:"debt_partitions,omitempty"`
+	// DeliveredThrough: every record this peer received before it is on
+	// every owner (absent while a debt is outstanding).
+	DeliveredThrough time.Time `json:"delivered_through,omitempty"`
+	// Partitions says which partitions this peer owns and holds complete.
+	Partitions *PartitionsStatus `json:"partitions,omitempty"`
+	// Clock compares this peer's clock with the others'.
+	Clock *ClockStatus `json:"clock,omitempty"`
+	// PartialAnswers counts cluster queries answered with partial coverage.
+	PartialAnswers uint64 `json:"partial_answers"`
+	// APIConnections is the open API connections; APIConnectionsRefused
+	// counts those closed at once because their host was at its cap.
+	APIConnections        int    `json:"api_connections"`
+	APIConnectionsRefused uint64 `json:"api_connections_refused"`
+	// QueriesRefused counts queries refused at --max-queries or
+	// --max-queries-per-client; QueryTimeouts those ended at --query-timeout.
+	QueriesRefused uint64 `json:"queries_refused"`
+	QueryTimeouts  uint64 `json:"query_timeouts"`
+	// APIConnectionsReclaimed counts idle keep-alive connections closed
+	// to let a new connection in at a cap.
+	APIConnectionsReclaimed uint64 `json:"api_connections_reclaimed"`
+	// IDRetags counts new ID instance tags (clock stepped back, or a tag
+	// another peer used).
+	IDRetags uint64 `json:"id_retags"`
 	// Runtime describes the process.
 	Runtime RuntimeStatus `json:"runtime"`
+}
+
+// PartitionsStatus counts a peer's partitions.
+type PartitionsStatus struct {
+	Owned    int `json:"owned"`
+	Complete int `json:"complete"`
+	// Witness: not owned any more, held complete until handed over.
+	Witness int `json:"witness"`
+	// Filling lists owned partitions not complete yet.
+	Filling []int `json:"filling,omitempty"`
+}
+
+// ClockStatus compares a peer's clock with the others'.
+type ClockStatus struct {
+	// SkewSeconds is this clock minus the cluster's (the median of the
+	// clocks compared, this one included).
+	SkewSeconds    float64 `json:"skew_seconds"`
+	Skewed         bool    `json:"skewed"`
+	MaxSkewSeconds float64 `json:"max_skew_seconds"`
+	// Compared counts the clocks the cluster's time is the median of.
+	Compared int         `json:"compared"`
+	Peers    []PeerClock `json:"peers,omitempty"`
+}
+
+// PeerClock is one peer's measured clock offset.
+type PeerClock struct {
+	Peer string `json:"peer"`
+	// OffsetSeconds is its clock minus this one, within ±RTTSeconds/2.
+	OffsetSeconds float64 `json:"offset_seconds"`
+	RTTSeconds    float64 `json:"rtt_seconds"`
+	AgeSeconds    float64 `json:"age_seconds"`
+	Skewed        bool    `json:"skewed,omitempty"`
 }
 
 // RuntimeStatus describes the peer's process.
@@ -89,6 +147,13 @@ type TargetStatus struct {
 	LastError         string  `json:"last_error,omitempty"`
 	LastErrorAt       string  `json:"last_error_at,omitempty"`
 	OldestUndelivered float64 `json:"oldest_undelivered_seconds,omitempty"`
+	// DebtPartitions counts partitions of which the peer may lack records
+	// this one held before it started (or stopped) queueing for it; anti-
+	// entropy settles them (DebtSince: when the debt was last extended).
+	DebtPartitions int    `json:"debt_partitions,omitempty"`
+	DebtSince      string `json:"debt_since,omitempty"`
+	// Refused counts records the peer refused (expired in its window).
+	Refused uint64 `json:"refused_records,omitempty"`
 }
 
 // Member is one peer of the cluster as GET /v1/members lists it.
@@ -116,8 +181,8 @@ type PeerStatus struct {
 
 // IngestStatus holds the ingestion counters by transport.
 type IngestStatus struct {
-	Syslog *syslog.Stats `json:"syslog,omitempty"`
-	HTTP   HTTPIngest    `json:"http"`
+	Syslog *SyslogStats `json:"syslog,omitempty"`
+	HTTP   HTTPIngest   `json:"http"`
 }
 
 // HTTPIngest holds the HTTP ingestion counters.
@@ -148,7 +213,16 @@ type StoreStatus struct {
 	// ValueLogGCRuns counts value-log files rewritten by garbage collection;
 	// PageOuts the times mapped tables were paged out (--max-mapped-memory).
 	ValueLogGCRuns uint64 `json:"value_log_gc_runs"`
-	PageOuts       uint64 `json:"page_outs"`
+	// Syncs counts syncs of the store's logs to disk.
+	// Scrubs counts whole reads of the store; ScrubDifferingBuckets the
+	// digest buckets they found out of step with the records stored (then
+	// repaired by anti-entropy), ScrubDamagedRecords the records whose bytes
+	// did not decode (deleted, and fetched again from a replica).
+	Scrubs                uint64 `json:"scrubs"`
+	ScrubDifferingBuckets uint64 `json:"scrub_differing_buckets"`
+	ScrubDamagedRecords   uint64 `json:"scrub_damaged_records"`
+	Syncs                 uint64 `json:"syncs"`
+	PageOuts              uint64 `json:"page_outs"`
 }
 
 // Convergence is the answer to GET /v1/convergence: proof of when replicas
@@ -175,6 +249,8 @@ type PartitionProof struct {
 	Partition     int       `json:"partition"`
 	Owners        []string  `json:"owners"`
 	ProvenEqualAt time.Time `json:"proven_equal_at"`
+	// Filling names owners that do not hold the partition complete yet.
+	Filling []string `json:"filling,omitempty"`
 }
 
 // RepairProgress is an anti-entropy repair under way.
@@ -190,15 +266,25 @@ type RepairProgress struct {
 // LocalConvergence is one peer's part of the convergence view.
 type LocalConvergence struct {
 	Node string `json:"node"`
+	// Store identifies the peer's store (a wiped peer has a new one).
+	Store string `json:"store"`
+	// Complete is the mask of partitions the peer holds complete.
+	Complete string `json:"complete"`
 	// Proofs lists when this peer's roots last equalled a co-replica's.
-	Proofs            []PairProof      `json:"proofs"`
-	OldestUndelivered time.Time        `json:"oldest_undelivered,omitempty"`
-	Repairs           []RepairProgress `json:"repairs,omitempty"`
+	Proofs            []PairProof `json:"proofs"`
+	OldestUndelivered time.Time   `json:"oldest_undelivered,omitempty"`
+	// Debts: some peer may lack records this one held before it tracked
+	// it (see docs/architecture.md); nothing it received is proven
+	// everywhere until they are settled.
+	Debts   bool             `json:"debts,omitempty"`
+	Repairs []RepairProgress `json:"repairs,omitempty"`
 }
 
 // PairProof is one proof of equality between two peers for one partition.
 type PairProof struct {
-	Peer      string    `json:"peer"`
+	Peer string `json:"peer"`
+	// PeerStore is the store the peer had then.
+	PeerStore string    `json:"peer_store"`
 	Partition int       `json:"partition"`
 	At        time.Time `json:"at"`
 }
@@ -213,6 +299,16 @@ type AntiEntropyStatus struct {
 	RecordsReceived uint64  `json:"records_received"`
 	BytesSent       uint64  `json:"bytes_sent"`
 	BytesReceived   uint64  `json:"bytes_received"`
+}
+
+// ForgetResponse is the answer to POST /v1/members/{name}/forget.
+type ForgetResponse struct {
+	Peer string `json:"peer"`
+	// Forgotten: some peer knew it, failed or departed, and gave it up.
+	Forgotten bool `json:"forgotten"`
+	// Told names the members that forgot it too; Errors those that could not be told.
+	Told   []string `json:"told,omitempty"`
+	Errors []string `json:"errors,omitempty"`
 }
 
 // RepairResponse is the answer to POST /v1/repair.
@@ -243,4 +339,80 @@ type KeyStatus struct {
 // KeyRequest is the body of POST /v1/keys/{op} (op: install, use, remove).
 type KeyRequest struct {
 	Key string `json:"key"`
+}
+
+// SyslogStats is a snapshot of a peer's syslog listeners' counters, per transport. Every field
+// except ConnectionsOpen only grows, so a Prometheus collector can export
+// them as counters (logmesh_syslog_<json name>_total{transport="tcp"|"udp"|"tls"},
+// Malformed and HandshakeFailures with a reason label) and ConnectionsOpen
+// as a gauge.
+type SyslogStats struct {
+	TCP SyslogTransport `json:"tcp"`
+	UDP SyslogTransport `json:"udp"`
+	TLS SyslogTransport `json:"tls"`
+	// LargeReadBuffers is the number of TCP connections holding a large
+	// read buffer now (a gauge): connections whose sender has (or lately
+	// had) a backlog, at most 64. TLS connections keep their small one.
+	LargeReadBuffers int64 `json:"large_read_buffers"`
+}
+
+// SyslogTransport counts what one transport received.
+type SyslogTransport struct {
+	// Received counts the messages turned into records (empty ones are
+	// not); each ends up in Messages or Dropped, or is on its way.
+	Received uint64 `json:"received"`
+	// Messages counts the records the Sink accepted, Bytes their raw bytes.
+	Messages uint64 `json:"messages"`
+	Bytes    uint64 `json:"bytes"`
+	// Malformed counts the messages received with a reason, by the reason's
+	// label (the reason's label: "no_pri", "truncated"...); reasons never
+	// seen are absent. Empty messages (empty lines and datagrams, "empty")
+	// are counted here and not stored.
+	Malformed map[string]uint64 `json:"malformed"`
+	// Truncated counts the messages cut to MaxMessageBytes, DiscardedBytes
+	// the bytes cut off them.
+	Truncated      uint64 `json:"truncated"`
+	DiscardedBytes uint64 `json:"discarded_bytes"`
+	// Dropped counts the records lost after they were received: the Sink
+	// failed, or (UDP) the queue in front of the Sink was full.
+	Dropped uint64 `json:"dropped"`
+	// SinkErrors counts the Ingest calls that failed.
+	SinkErrors uint64 `json:"sink_errors"`
+	// NotAllowed counts what came from a source outside Config.Allow:
+	// connections closed at accept (TCP, TLS) or datagrams dropped (UDP).
+	NotAllowed uint64 `json:"not_allowed"`
+
+	// TCP and TLS only.
+
+	// ConnectionsOpen is the number of connections open now (a gauge).
+	ConnectionsOpen int64 `json:"connections_open"`
+	// ConnectionsAccepted counts the connections served (for TLS: whose
+	// handshake began), ConnectionsRejected those closed at once because
+	// MaxConnections, or MaxConnectionsPerSource from their source, were
+	// open.
+	ConnectionsAccepted uint64 `json:"connections_accepted"`
+	ConnectionsRejected uint64 `json:"connections_rejected"`
+	// FramingErrors counts the connections closed for broken octet framing.
+	FramingErrors uint64 `json:"framing_errors"`
+	// IdleTimeouts and FrameTimeouts count the connections closed by
+	// Config.IdleTimeout and Config.FrameTimeout.
+	IdleTimeouts  uint64 `json:"idle_timeouts"`
+	FrameTimeouts uint64 `json:"frame_timeouts"`
+
+	// TLS only.
+
+	// HandshakeFailures counts the connections closed because their TLS
+	// handshake failed, by reason: "timeout" (not done within
+	// HandshakeTimeout), "not_tls" (the client spoke something else, such
+	// as plaintext syslog), "no_client_cert" and "bad_client_cert"
+	// (TLSClientAuth verify: none presented, or one not signed by the CA),
+	// "closed" (the client hung up) and "protocol" (anything else: no
+	// common version or cipher suite, a bad message). Reasons never seen
+	// are absent.
+	HandshakeFailures map[string]uint64 `json:"handshake_failures,omitempty"`
+	// LineFrames counts the messages that arrived newline-framed: RFC
+	// 5425 requires octet counting, so each is stored flagged (reason
+	// "framing", also counted in Malformed). A sender that shows up here
+	// needs octet-counted framing switched on.
+	LineFrames uint64 `json:"line_frames"`
 }

@@ -55,6 +55,9 @@ func (c *Client) WithTLS(cfg *tls.Config) *Client {
 	return c
 }
 
+// CloseIdleConnections closes the keep-alive connections not in use.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
 // Addr returns the peer's base URL.
 func (c *Client) Addr() string { return c.base.String() }
 
@@ -112,12 +115,22 @@ func (e *StatusError) Error() string {
 
 // Ingest posts a batch: NDJSON records, or text lines with contentType "text/plain".
 func (c *Client) Ingest(ctx context.Context, body []byte, contentType string, params url.Values) (api.IngestResponse, error) {
+	return c.IngestOnce(ctx, body, contentType, params, "")
+}
+
+// IngestOnce is Ingest with an idempotency key: retried with the same key
+// (against the same peer, within a day), the batch is stored once whatever
+// happened to earlier attempts. An empty key sends none.
+func (c *Client) IngestOnce(ctx context.Context, body []byte, contentType string, params url.Values, key string) (api.IngestResponse, error) {
 	var out api.IngestResponse
 	req, err := c.newRequest(ctx, http.MethodPost, "/v1/logs", params, bytes.NewReader(body))
 	if err != nil {
 		return out, err
 	}
 	req.Header.Set("Content-Type", contentType)
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	resp, err := c.do(req)
 	if err != nil {
 		return out, err
@@ -134,8 +147,15 @@ type Coverage struct {
 	// State is "full", "partial" (some partitions had no live replica, or a
 	// peer failed while answering) or "local" (one peer's store only).
 	State string
-	// Missing lists the partitions no replica answered for.
+	// Missing lists the partitions no complete replica answered for.
 	Missing string
+	// Unread names peers that could not be read and may hold records not
+	// yet on other peers, each with the time from which (name@RFC3339, or
+	// name@- for any time), comma-separated.
+	Unread string
+	// Reason is the peer's word on why a stream that had begun ended
+	// partial (a peer failed while answering, the query timed out).
+	Reason string
 }
 
 // Partial reports whether the answer may lack records.
@@ -160,6 +180,7 @@ func (c *Client) query(ctx context.Context, q query.Query, fn func(*record.JSON)
 	}
 	defer resp.Body.Close()
 	cov.State, cov.Missing = resp.Header.Get("X-Logmesh-Coverage"), resp.Header.Get("X-Logmesh-Missing")
+	cov.Unread = resp.Header.Get("X-Logmesh-Unread")
 	defer func() {
 		if t := resp.Trailer.Get("X-Logmesh-Coverage"); t != "" {
 			cov.State = t
@@ -180,7 +201,7 @@ func (c *Client) query(ctx context.Context, q query.Query, fn func(*record.JSON)
 			var e api.Error
 			if json.Unmarshal(line, &e) == nil && e.Error != "" {
 				if strings.HasPrefix(e.Error, "partial answer") {
-					cov.State = "partial"
+					cov.State, cov.Reason = "partial", e.Error
 					return nil
 				}
 				return errors.New(e.Error)
@@ -258,6 +279,22 @@ func (c *Client) Convergence(ctx context.Context) (api.Convergence, error) {
 func (c *Client) Repair(ctx context.Context) (api.RepairResponse, error) {
 	var out api.RepairResponse
 	req, err := c.newRequest(ctx, http.MethodPost, "/v1/repair", nil, nil)
+	if err != nil {
+		return out, err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// Forget gives up on a failed or departed peer: queries stop saying they
+// may miss what it held, and what only it held is lost.
+func (c *Client) Forget(ctx context.Context, name string) (api.ForgetResponse, error) {
+	var out api.ForgetResponse
+	req, err := c.newRequest(ctx, http.MethodPost, "/v1/members/"+url.PathEscape(name)+"/forget", nil, nil)
 	if err != nil {
 		return out, err
 	}

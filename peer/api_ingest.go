@@ -11,10 +11,12 @@ import (
 	"net/http"
 	"strconv"
 	"syscall"
+
 	"time"
 
 	"github.com/logmesh/logmesh/api"
 	"github.com/logmesh/logmesh/index"
+	"github.com/logmesh/logmesh/peer/view"
 	"github.com/logmesh/logmesh/record"
 	"github.com/logmesh/logmesh/syslog"
 )
@@ -39,6 +41,20 @@ func (p *Peer) handlePostLogs(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes; send smaller batches", tooBig.Limit))
 			return
 		}
+		if errors.Is(err, errTooManyRecords) {
+			// read the rest (unparsed, up to the body cap) so that the
+			// client, still sending, reads this answer instead of a reset
+			// connection: a shipper must learn to split its batches
+			if _, err := io.Copy(io.Discard, body); err != nil {
+				if errors.As(err, &tooBig) {
+					writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes; send smaller batches", tooBig.Limit))
+				}
+				return
+			}
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the batch has more than %d records (--max-batch-records); "+
+				"nothing of it was stored: send smaller batches", p.cfg.MaxBatchRecords))
+			return
+		}
 		writeError(w, http.StatusBadRequest, err.Error()+"; nothing of this batch was stored")
 		return
 	}
@@ -48,12 +64,62 @@ func (p *Peer) handlePostLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var res index.WriteResult
-	if local := r.URL.Query().Get("local"); local == "true" {
+	opts := ingestOptions{origin: index.OriginLocal}
+	local := r.URL.Query().Get("local") == "true"
+	if local {
 		// an admin write: stored here only, pushed nowhere (drills and tests
 		// of anti-entropy)
-		res, err = p.ingestOrigin(r.Context(), recs, index.OriginRemote)
-	} else {
-		res, err = p.ingest(r.Context(), recs)
+		opts.origin = index.OriginRemote
+	}
+	replayed := false
+	if key := r.Header.Get(HeaderIdempotencyKey); key != "" {
+		if err := checkKey(key); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		end, err := p.idem.begin(r.Context(), key)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "an earlier attempt with this "+HeaderIdempotencyKey+" is still being stored")
+			return
+		}
+		defer end()
+		ids, found, err := p.idempotentIDs(key)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		switch {
+		case found && len(ids) != len(recs):
+			writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("%s %q was used for a batch of %d records, this one has %d: use a new key for a new batch",
+				HeaderIdempotencyKey, key, len(ids), len(recs)))
+			return
+		case found:
+			opts.ids, replayed = ids, true
+			if !local {
+				opts.origin = index.OriginLocalRetry
+			}
+		default:
+			opts.metaName, opts.metaValue, opts.metaTTL = metaIdempotency+key, encodeIDs, p.cfg.IdempotencyTTL
+		}
+	}
+	if err := r.Context().Err(); err != nil {
+		// the client gave up while the body was parsed: store nothing, so
+		// that its retry does not store the batch twice
+		p.log.Debug("HTTP batch not stored: the client went away", "records", len(recs))
+		return
+	}
+	startApplied := p.db.Applied()
+	res, err = p.ingestWith(r.Context(), recs, opts)
+	if local && err == nil && p.repl != nil {
+		// every other owner lacks it, which is what a debt of this peer's says
+		parts := new(view.Mask)
+		for _, rec := range recs {
+			parts[rec.ID.Partition()] = true
+		}
+		p.repl.Owe(parts)
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	if err != nil {
 		p.log.Error("cannot store HTTP batch", "records", len(recs), "err", err)
@@ -66,7 +132,7 @@ func (p *Peer) handlePostLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	p.stats.httpAccepted.Add(uint64(len(recs)))
 	resp := api.IngestResponse{Accepted: len(recs), W: level}
-	code := p.waitReplicas(r.Context(), &resp, recs, res.Seq, timeout)
+	code := p.waitReplicas(r.Context(), &resp, recs, res.Seq, startApplied, timeout)
 	if r.URL.Query().Get("ids") == "true" {
 		resp.IDs = make([]record.ID, len(recs))
 		for i, rec := range recs {
@@ -92,13 +158,13 @@ func ingestFailure(err error) (code int, msg string, retryAfter time.Duration) {
 			"retry later or send it to another peer (" + err.Error() + ")", noSpaceRetryAfter
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return http.StatusInsufficientStorage, "this peer's disk is full: the batch was not acknowledged and part of it " +
-			"may be stored (a retry may store those records twice): " + err.Error(), noSpaceRetryAfter
+			"may be stored (a retry stores them twice unless it carries the same Idempotency-Key): " + err.Error(), noSpaceRetryAfter
 	case errors.Is(err, index.ErrClosed):
 		return http.StatusServiceUnavailable, "this peer is shutting down: the batch was not acknowledged and part of " +
-			"it may be stored (a retry may store those records twice)", time.Second
+			"it may be stored (a retry stores them twice unless it carries the same Idempotency-Key)", time.Second
 	default:
 		return http.StatusServiceUnavailable, "cannot store the batch: it was not acknowledged and part of it may be " +
-			"stored (a retry may store those records twice): " + err.Error(), 0
+			"stored (a retry stores them twice unless it carries the same Idempotency-Key): " + err.Error(), 0
 	}
 }
 
@@ -128,20 +194,23 @@ func writeLevel(r *http.Request, def time.Duration) (string, time.Duration, erro
 // or w=all, waits until enough owners hold it or the timeout passes. It
 // returns the HTTP status: 200 when w is met, 504 when it is not (the batch
 // is stored here and replication goes on).
-func (p *Peer) waitReplicas(ctx context.Context, resp *api.IngestResponse, recs []*record.Record, seq uint64, timeout time.Duration) int {
-	seen := map[record.Partition]bool{}
-	var parts []record.Partition
-	for _, r := range recs {
-		if pt := r.ID.Partition(); !seen[pt] {
-			seen[pt] = true
-			parts = append(parts, pt)
-		}
+func (p *Peer) waitReplicas(ctx context.Context, resp *api.IngestResponse, recs []*record.Record, seq, startApplied uint64, timeout time.Duration) int {
+	ids := make([]record.ID, len(recs))
+	for i, r := range recs {
+		ids[i] = r.ID
 	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
-		progress := p.repl.progress()
-		have, owners, missing := p.repl.copies(parts, seq)
+		var progress <-chan struct{}
+		var have, owners []int
+		var missing []string
+		if p.repl != nil {
+			progress = p.repl.Progress()
+			_, have, owners, missing = p.repl.Copies(ids, seq, startApplied)
+		} else {
+			have, owners = []int{1}, []int{1}
+		}
 		fewest, required, met := -1, 0, true
 		for i, n := range owners {
 			want := 1
@@ -214,9 +283,15 @@ func eachLine(r io.Reader, max int, fn func(n int, line []byte) error) (int64, e
 	}
 }
 
+// errTooManyRecords: a batch past Config.MaxBatchRecords.
+var errTooManyRecords = errors.New("too many records in one batch")
+
 func (p *Peer) parseNDJSON(body io.Reader, source string) ([]*record.Record, error) {
 	var recs []*record.Record
 	n, err := eachLine(body, p.cfg.MaxLineBytes, func(n int, line []byte) error {
+		if len(recs) >= p.cfg.MaxBatchRecords {
+			return errTooManyRecords
+		}
 		r := &record.Record{}
 		if err := record.ParseJSON(line, r); err != nil {
 			p.stats.httpRejectedLines.Add(1)
@@ -237,6 +312,9 @@ func (p *Peer) parseTextLines(body io.Reader, source string) ([]*record.Record, 
 	parser := &syslog.Parser{Location: p.cfg.Syslog.Location}
 	now := p.cfg.Now()
 	n, err := eachLine(body, p.cfg.MaxLineBytes, func(n int, line []byte) error {
+		if len(recs) >= p.cfg.MaxBatchRecords {
+			return errTooManyRecords
+		}
 		r := &record.Record{}
 		parser.Parse(line, now, r)
 		r.Transport, r.Source = record.TransportHTTP, source

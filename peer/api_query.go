@@ -2,57 +2,62 @@ package peer
 
 import (
 	"bufio"
+	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
 	"github.com/logmesh/logmesh/api"
 	"github.com/logmesh/logmesh/index"
+	"github.com/logmesh/logmesh/peer/fanout"
+	"github.com/logmesh/logmesh/peer/view"
 	"github.com/logmesh/logmesh/query"
 	"github.com/logmesh/logmesh/record"
 	"github.com/logmesh/logmesh/wire"
 )
 
-// Coverage headers of query answers. A trailer of the same name overrides
-// the header when a peer failed while the answer was streaming.
-const (
-	headerCoverage = "X-Logmesh-Coverage" // "full" or "partial"
-	headerMissing  = "X-Logmesh-Missing"  // partitions no live replica answered for, comma-separated
-)
-
 // handleGetLogs answers a query. With local=true (or outside a cluster) it
 // reads this peer's store; otherwise it fans out to the peers that cover
-// every partition and merges their answers.
+// every partition and merges their answers. A coordinating peer's request
+// for this peer's part comes in the binary format.
 func (p *Peer) handleGetLogs(w http.ResponseWriter, r *http.Request) {
 	params := r.URL.Query()
-	// partitions and recent come from a coordinating peer (see fanout)
-	var mask, recent *[record.NumPartitions]bool
-	for _, f := range []struct {
-		name string
-		dst  **[record.NumPartitions]bool
-	}{{"partitions", &mask}, {"recent", &recent}} {
-		if s := params.Get(f.name); s != "" {
-			m, err := decodeMask(s)
-			if err != nil {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: %v", f.name, err))
-				return
-			}
-			*f.dst = m
-		}
-		params.Del(f.name)
-	}
-	q, err := query.Parse(params, p.cfg.Now())
+	part, err := fanout.DecodeRequest(params)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	q, err := query.Parse(params, p.mintNow()) // "-15m" in the time base of IDs
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !isMemberCall(r) {
+		release, ok := p.queries.acquire(remoteHost(r))
+		if !ok {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many queries at once (at most %d from one client, %d in all): retry shortly",
+				p.cfg.MaxQueriesPerClient, p.cfg.MaxQueries))
+			return
+		}
+		defer release()
+	}
+	if p.cfg.QueryTimeout > 0 {
+		ctx, cancel := context.WithTimeoutCause(r.Context(), p.cfg.QueryTimeout, errQueryTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
 	start := time.Now()
 	if r.Header.Get("Accept") == wire.ContentType {
-		p.streamWire(w, r, q, mask, recent)
+		if part != nil && r.Header.Get("X-Logmesh-Proto") != protoVersion {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("protocol version %q is not %s", r.Header.Get("X-Logmesh-Proto"), protoVersion))
+			return
+		}
+		p.streamWire(w, r, q, part)
 		p.metrics.observeQuery(true, time.Since(start))
 		return
 	}
@@ -60,17 +65,43 @@ func (p *Peer) handleGetLogs(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	out := newNDJSON(w)
-	if q.Local || len(p.cluster.view().table.Members()) <= 1 {
-		w.Header().Set(headerCoverage, "local")
-		err = p.localQuery(r.Context(), q, mask, nil, out.record)
+	if q.Local || p.fan == nil {
+		w.Header().Set(fanout.HeaderCoverage, "local")
+		err = p.scan(r.Context(), q, nil, out.record)
 	} else {
-		err = p.fanout(w, r, q, out)
+		err = p.fanoutQuery(w, r, q, out)
 	}
-	if err != nil && !errors.Is(err, r.Context().Err()) {
+	switch {
+	case errors.Is(context.Cause(r.Context()), errQueryTimeout):
+		p.stats.queryTimeouts.Add(1)
+		out.err(fmt.Sprintf("partial answer: the query ran past --query-timeout (%v) and was ended; narrow its time range or filter", p.cfg.QueryTimeout))
+	case err != nil && !errors.Is(err, r.Context().Err()):
 		p.log.Warn("query failed", "err", err)
 		out.err("query failed: " + err.Error())
 	}
 	out.flush()
+}
+
+// errQueryTimeout is the cause of a query's end at Config.QueryTimeout.
+var errQueryTimeout = errors.New("query timeout")
+
+// fanoutQuery answers q from the cluster, with its coverage in the headers
+// (and in a trailer if a peer fails while the answer streams).
+func (p *Peer) fanoutQuery(w http.ResponseWriter, r *http.Request, q query.Query, out *ndjson) error {
+	a := p.fan.Open(r.Context(), q)
+	defer a.Close()
+	a.Coverage.Header(w.Header())
+	w.Header().Set("Trailer", fanout.HeaderCoverage)
+	if !a.Coverage.Full() {
+		p.stats.partialAnswers.Add(1)
+	}
+	err := a.Stream(out.record)
+	if a.Coverage.Failed != nil {
+		p.log.Warn("query: a peer failed while answering; the answer is partial", "err", a.Coverage.Failed)
+		out.err("partial answer: " + a.Coverage.Failed.Error())
+	}
+	w.Header().Set(fanout.HeaderCoverage, map[bool]string{true: "full", false: "partial"}[a.Coverage.Full()]) // the trailer
+	return err
 }
 
 // ndjson writes records as NDJSON, flushing every 256 records.
@@ -116,15 +147,26 @@ func (o *ndjson) flush() error {
 	return nil
 }
 
-// streamWire answers a peer's fan-out request from the local store, in the
-// binary record format.
-func (p *Peer) streamWire(w http.ResponseWriter, r *http.Request, q query.Query, mask, recent *[record.NumPartitions]bool) {
+// streamWire answers from the local store in the binary record format: a
+// coordinating peer's request for this peer's part (part), or a plain
+// local query.
+func (p *Peer) streamWire(w http.ResponseWriter, r *http.Request, q query.Query, part *fanout.Request) {
 	w.Header().Set("Content-Type", wire.ContentType)
 	ww, err := wire.NewWriter(w)
 	if err != nil {
 		return
 	}
-	err = p.localQuery(r.Context(), q, mask, recent, ww.Record)
+	if part == nil {
+		err = p.scan(r.Context(), q, nil, ww.Record)
+	} else {
+		s := p.localPart(r.Context(), q, *part)
+		err = fanout.Merge([]fanout.Named{{Name: p.cfg.Name, Source: s}}, !q.Ascending, q.Limit, ww.Record)
+		s.Close()
+		var se *fanout.SourceError
+		if errors.As(err, &se) {
+			err = se.Err
+		}
+	}
 	if err != nil {
 		_ = ww.Error(err.Error())
 		return
@@ -132,87 +174,183 @@ func (p *Peer) streamWire(w http.ResponseWriter, r *http.Request, q query.Query,
 	_ = ww.End("ok")
 }
 
-// localQuery runs q against this peer's store (restricted to mask when set),
-// calling fn in order. Partitions in recent are read too, but only for
-// records received since recentSince: a fan-out reads most partitions from
-// one owner, and these are the records that owner may not have yet.
-func (p *Peer) localQuery(ctx context.Context, q query.Query, mask, recent *[record.NumPartitions]bool, fn func(record.ID, []byte) error) error {
+// scan runs q against this peer's store, restricted to mask when set,
+// calling fn in order.
+func (p *Peer) scan(ctx context.Context, q query.Query, mask *view.Mask, fn func(record.ID, []byte) error) error {
 	opts := p.scanOptions(q, mask)
-	if recent == nil || isEmpty(recent) {
-		n := 0
-		return p.db.Scan(ctx, opts, func(id record.ID, data []byte) error {
-			if err := fn(id, data); err != nil {
-				return err
-			}
-			n++
-			if q.Limit > 0 && n >= q.Limit {
-				return index.ErrStop
-			}
-			return nil
-		})
-	}
-	ropts := p.scanOptions(q, recent)
-	ropts.FromMillis = max(ropts.FromMillis, p.recentSince().UnixMilli())
-	srcs := []source{p.scanSource(ctx, opts, q.Limit), p.scanSource(ctx, ropts, q.Limit)}
-	defer func() {
-		for _, s := range srcs {
-			s.close()
+	n := 0
+	return p.db.Scan(ctx, opts, func(id record.ID, data []byte) error {
+		if err := fn(id, data); err != nil {
+			return err
 		}
-	}()
-	err := mergeSources(srcs, opts.Reverse, q.Limit, fn)
-	var se *sourceError
-	if errors.As(err, &se) {
-		return se.err
-	}
-	return err
+		n++
+		if q.Limit > 0 && n >= q.Limit {
+			return index.ErrStop
+		}
+		return nil
+	})
 }
 
-func (p *Peer) scanOptions(q query.Query, mask *[record.NumPartitions]bool) index.ScanOptions {
+// localPart is this peer's part of a fanned-out query: the partitions it
+// was asked for whole, and for each other owner the partitions it also
+// owns, read back to the oldest record that owner may still lack from
+// here — all of it where this peer owes the owner a debt or does not track
+// it at all — and at least recentWindow back.
+func (p *Peer) localPart(ctx context.Context, q query.Query, req fanout.Request) fanout.Source {
+	whole := req.Parts
+	since := map[time.Time]*view.Mask{}
+	floor := p.mintNow().Add(-p.recentWindow()) // the time base of IDs
+	for owner, m := range req.Recent {
+		var owed struct {
+			tracked bool
+			since   time.Time
+			debt    view.Mask
+		}
+		if p.repl != nil {
+			o := p.repl.OwedTo(owner)
+			owed.tracked, owed.since, owed.debt = o.Tracked, o.Since, o.Debt
+		}
+		s := floor
+		if !owed.since.IsZero() && owed.since.Before(s) {
+			s = owed.since
+		}
+		for _, pt := range m.Partitions() {
+			if !owed.tracked || owed.debt[pt] {
+				whole[pt] = true
+				continue
+			}
+			if since[s] == nil {
+				since[s] = new(view.Mask)
+			}
+			since[s][pt] = true
+		}
+	}
+	var srcs []fanout.Named
+	if !whole.Empty() {
+		opts := p.scanOptions(q, &whole)
+		srcs = append(srcs, fanout.Named{Name: "whole", Source: p.scanSource(ctx, opts, q.Limit)})
+	}
+	for s, m := range since {
+		opts := p.scanOptions(q, m)
+		opts.FromMillis = max(opts.FromMillis, s.UnixMilli())
+		srcs = append(srcs, fanout.Named{Name: "recent", Source: p.scanSource(ctx, opts, q.Limit)})
+	}
+	return p.goSource(ctx, func(ctx context.Context, fn func(record.ID, []byte) error) error {
+		defer func() {
+			for _, s := range srcs {
+				s.Close()
+			}
+		}()
+		err := fanout.Merge(srcs, !q.Ascending, q.Limit, fn)
+		var se *fanout.SourceError
+		if errors.As(err, &se) {
+			return se.Err
+		}
+		return err
+	})
+}
+
+func (p *Peer) scanOptions(q query.Query, mask *view.Mask) index.ScanOptions {
 	from, to := q.Range()
-	opts := index.ScanOptions{FromMillis: from, ToMillis: to, Reverse: !q.Ascending, Match: q.Matcher(), Partitions: mask}
+	opts := index.ScanOptions{FromMillis: from, ToMillis: to, Reverse: !q.Ascending, Match: q.Matcher(), Limit: q.Limit}
+	if mask != nil {
+		opts.Partitions = (*[record.NumPartitions]bool)(mask)
+	}
 	if q.Filtering() {
 		opts.Workers = p.cfg.QueryWorkers
 	}
 	return opts
 }
 
-// recentSince is how far back a fan-out reads the partitions of a peer that
-// another owner answers for: records received since then may not have
-// reached that owner. It covers the oldest record this peer received and
-// has not yet delivered to every live target, and at least recentWindow,
-// for records that reached this peer from a third one that could not
-// deliver them everywhere (anti-entropy repairs those within an interval or two).
-func (p *Peer) recentSince() time.Time {
-	since := p.cfg.Now().Add(-p.recentWindow())
-	v := p.cluster.view()
-	if t := p.repl.oldestUndelivered(v.usable); !t.IsZero() && t.Before(since) {
-		since = t
-	}
-	return since
-}
-
+// recentWindow is the least a fan-out reads of the partitions another
+// owner answers for: belt and braces over the exact backlog.
 func (p *Peer) recentWindow() time.Duration {
 	return max(2*time.Minute, 3*p.cfg.AntiEntropyInterval)
 }
 
-func encodeMask(m *[record.NumPartitions]bool) string {
-	var b [record.NumPartitions / 8]byte
-	for i, on := range m {
-		if on {
-			b[i/8] |= 1 << (i % 8)
-		}
-	}
-	return hex.EncodeToString(b[:])
+// scanSource scans this peer's store in a goroutine, stopping after limit
+// records (0: no limit).
+func (p *Peer) scanSource(ctx context.Context, opts index.ScanOptions, limit int) fanout.Source {
+	return p.goSource(ctx, func(ctx context.Context, fn func(record.ID, []byte) error) error {
+		n := 0
+		return p.db.Scan(ctx, opts, func(id record.ID, data []byte) error {
+			if err := fn(id, data); err != nil {
+				return err
+			}
+			n++
+			if limit > 0 && n >= limit {
+				return index.ErrStop
+			}
+			return nil
+		})
+	})
 }
 
-func decodeMask(s string) (*[record.NumPartitions]bool, error) {
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != record.NumPartitions/8 {
-		return nil, fmt.Errorf("partitions=%q: want %d hex digits", s, record.NumPartitions/4)
+// goSource turns a producer of ordered records into a source; the producer
+// runs in a goroutine that Close stops and waits for.
+func (p *Peer) goSource(ctx context.Context, produce func(context.Context, func(record.ID, []byte) error) error) fanout.Source {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &local{ch: make(chan []scannedRec, 4), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		defer close(s.ch)
+		var buf []scannedRec
+		err := produce(ctx, func(id record.ID, data []byte) error {
+			buf = append(buf, scannedRec{id, bytes.Clone(data)})
+			if len(buf) >= 128 {
+				select {
+				case s.ch <- buf:
+					buf = nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		})
+		if len(buf) > 0 && err == nil {
+			select {
+			case s.ch <- buf:
+			case <-ctx.Done():
+			}
+		}
+		s.err = err
+	}()
+	return s
+}
+
+type scannedRec struct {
+	id   record.ID
+	data []byte
+}
+
+type local struct {
+	ch     chan []scannedRec
+	buf    []scannedRec
+	err    error
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (s *local) Next() (record.ID, []byte, error) {
+	for len(s.buf) == 0 {
+		b, ok := <-s.ch
+		if !ok {
+			<-s.done
+			if s.err != nil && !errors.Is(s.err, context.Canceled) {
+				return record.ID{}, nil, s.err
+			}
+			return record.ID{}, nil, io.EOF
+		}
+		s.buf = b
 	}
-	var m [record.NumPartitions]bool
-	for i := range m {
-		m[i] = b[i/8]&(1<<(i%8)) != 0
+	r := s.buf[0]
+	s.buf = s.buf[1:]
+	return r.id, r.data, nil
+}
+
+func (s *local) Close() {
+	s.cancel()
+	for range s.ch {
 	}
-	return &m, nil
+	<-s.done
 }

@@ -1,10 +1,13 @@
 package peer_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -16,8 +19,11 @@ import (
 
 	"github.com/logmesh/logmesh/client"
 	"github.com/logmesh/logmesh/peer"
+	"github.com/logmesh/logmesh/peer/link"
+	"github.com/logmesh/logmesh/peer/view"
 	"github.com/logmesh/logmesh/record"
 	"github.com/logmesh/logmesh/testutil"
+	"github.com/logmesh/logmesh/wire"
 )
 
 // ingestJSON posts n records to a peer and returns their IDs.
@@ -397,6 +403,120 @@ func TestGossipKeyRotationThroughTheAPI(t *testing.T) {
 	if ks, err := c.Client(0).Keys(ctx); err != nil || ks.Primary[newKey] != 3 || ks.Answered != 3 {
 		t.Fatalf("after p3's restart: %+v (%v)", ks, err)
 	}
+	// the data plane signs with the new key too: writes still replicate
+	ids := ingestJSON(t, c.Client(0), "after-rotation", 50, nil)
+	testutil.WaitFor(t, 20*time.Second, "every peer to hold the records written after the rotation", func() bool {
+		for i := 0; i < 3; i++ {
+			held := localIDs(t, c.Client(i))
+			for _, id := range ids {
+				if !held[id] {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+// TestAForgedFarFutureIDIsRefused: a record pushed with an ID of year
+// 10889 (it would sort first in every query and never expire) is refused
+// by a cluster peer: no member's clock is anywhere near it. One an hour
+// ahead is taken.
+func TestAForgedFarFutureIDIsRefused(t *testing.T) {
+	c := testutil.NewCluster(t, 2, nil)
+	c.WaitAlive(20 * time.Second)
+	at := func(ts time.Time) record.ID { return record.NewGenerator(func() time.Time { return ts }).Next() }
+	forged, soon := at(time.Date(10889, 1, 1, 0, 0, 0, 0, time.UTC)), at(time.Now().Add(time.Hour))
+	var body bytes.Buffer
+	ww, err := wire.NewWriter(&body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []record.ID{forged, soon} {
+		r := &record.Record{ID: id, Message: "from the future", Peer: "p2"}
+		if err := ww.Record(id, r.AppendEncode(nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ww.End(""); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, "http://"+c.Peer(0).APIAddr()+"/internal/v1/replicate", &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(link.HeaderFrom, "p2")
+	req.Header.Set(link.HeaderProto, peer.ProtoVersion)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pr struct {
+		Written, Future int
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	err = json.Unmarshal(raw, &pr)
+	if err != nil || resp.StatusCode != 200 || pr.Future != 1 || pr.Written != 1 {
+		t.Fatalf("push of a forged and a near-future record: %d %+v %v, want 1 refused as future and 1 written", resp.StatusCode, pr, err)
+	}
+	held := localIDs(t, c.Client(0))
+	if held[forged] || !held[soon] {
+		t.Fatalf("after the push: forged held %v, near-future held %v", held[forged], held[soon])
+	}
+}
+
+// TestInternalCallsNeedTheClusterKey: with encrypted gossip and no TLS, a
+// peer answers /internal only to a member that signs with the gossip key:
+// an outsider's push is refused before its body is read, whether unsigned,
+// signed with another key, or signed under the receiver's own name.
+func TestInternalCallsNeedTheClusterKey(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	c := testutil.NewCluster(t, 2, func(i int, cfg *peer.Config) { cfg.EncryptKey = key })
+	c.WaitAlive(20 * time.Second)
+	push := func(from string, signKey []byte) int {
+		req, err := http.NewRequest(http.MethodPost, "http://"+c.Peer(0).APIAddr()+"/internal/v1/replicate",
+			strings.NewReader("not a batch"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(link.HeaderFrom, from)
+		if signKey != nil {
+			link.Sign(req, signKey)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		what string
+		from string
+		key  []byte
+	}{
+		{"unsigned", "p2", nil},
+		{"signed with another key", "p2", []byte("ffffffffffffffffffffffffffffffff")},
+		{"signed under its own name", "p1", key},
+	} {
+		if code := push(tc.from, tc.key); code != http.StatusForbidden {
+			t.Errorf("%s: answered %d, want 403", tc.what, code)
+		}
+	}
+	if code := push("p2", key); code == http.StatusForbidden {
+		t.Fatal("a member's signed call was refused")
+	}
+	ids := ingestJSON(t, c.Client(0), "signed", 20, nil)
+	testutil.WaitFor(t, 20*time.Second, "p2 to hold what p1 took", func() bool {
+		held := localIDs(t, c.Client(1))
+		for _, id := range ids {
+			if !held[id] {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // TestLeaveHandsOverWhatOnlyThisPeerHolds: a peer told to leave while its
@@ -471,22 +591,29 @@ func TestQueryAvoidsAPeerStillBeingFilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := resp.IDs
-	fillTags := func(i int) map[string]string {
-		out := map[string]string{}
+	// fillTags returns, as peer i sees them, the partitions each member
+	// owns and does not claim complete (in its "cm" gossip tag)
+	fillTags := func(i int) map[string]int {
+		out := map[string]int{}
 		for _, m := range c.Peer(i).Members() {
-			out[m.Name] = m.Tags["fill"]
+			claims, _ := view.ParseMask(m.Tags[view.TagComplete])
+			for pt := 0; pt < record.NumPartitions; pt++ {
+				if slices.Contains(c.Peer(i).Owners(record.Partition(pt)), m.Name) && (claims == nil || !claims[pt]) {
+					out[m.Name]++
+				}
+			}
 		}
 		return out
 	}
 	testutil.WaitFor(t, 30*time.Second, "both peers holding the records and proven complete", func() bool {
 		f := fillTags(0)
-		return c.Peer(0).Status().Records == 500 && c.Peer(1).Status().Records == 500 && f["p1"] == "" && f["p2"] == ""
+		return c.Peer(0).Status().Records == 500 && c.Peer(1).Status().Records == 500 && f["p1"] == 0 && f["p2"] == 0
 	}, func() string { return fmt.Sprint(fillTags(0)) })
 	offset.Store(0)
 	n := c.Add(mut)
-	c.WaitAlive(20 * time.Second)
+	c.WaitMembers(20 * time.Second)
 	testutil.WaitFor(t, 20*time.Second, "the new peer to say it is being filled", func() bool {
-		return fillTags(0)[c.Name(n)] != ""
+		return fillTags(0)[c.Name(n)] > 0
 	})
 	for _, i := range []int{n, 0} {
 		got, cov := clusterIDs(t, c.Client(i))

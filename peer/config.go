@@ -1,8 +1,6 @@
 package peer
 
 import (
-	"github.com/logmesh/logmesh/tlsutil"
-
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,7 +12,9 @@ import (
 
 	"github.com/logmesh/logmesh/gossip"
 	"github.com/logmesh/logmesh/index"
+	"github.com/logmesh/logmesh/record"
 	"github.com/logmesh/logmesh/syslog"
+	"github.com/logmesh/logmesh/tlsutil"
 )
 
 // Config configures a peer. Zero values mean the defaults of DefaultConfig.
@@ -50,6 +50,10 @@ type Config struct {
 	Seeds []string
 	// EncryptKey is the gossip encryption key (16, 24 or 32 bytes).
 	EncryptKey []byte
+	// InsecureGossip lets gossip run unencrypted on a non-loopback address
+	// (see gossip.Config.Insecure); without it and without EncryptKey
+	// such a peer refuses to start.
+	InsecureGossip bool
 	// ClusterLabel, when set, keeps gossip from merging with a cluster of
 	// another label (two clusters that share a key, a staging seed in a
 	// production list). Every peer of a cluster needs the same one.
@@ -85,6 +89,12 @@ type Config struct {
 	// partitions are given to other peers (default 1h). Anti-entropy fills
 	// the new owners; the failed peer gets its partitions back when it returns.
 	FailedReassignAfter time.Duration
+	// MaxClockSkew is how far this peer's clock may be from the cluster's
+	// (the median of every peer's, measured on every call between peers)
+	// before it is skewed: it then says so loudly, mints IDs and runs
+	// retention on the cluster's time, and makes no proofs of convergence
+	// (default 5s).
+	MaxClockSkew time.Duration
 	// DisableAntiEntropy stops anti-entropy rounds (tests and drills).
 	DisableAntiEntropy bool
 	// DialContext, when set, opens the peer-to-peer connections of the data
@@ -97,6 +107,13 @@ type Config struct {
 	// TestDuplicateAnswers makes cluster queries return every record twice:
 	// a deliberately broken query path for the checker's own tests.
 	TestDuplicateAnswers bool
+	// TestBeforeLeaveGossip, when set, runs in Leave once every record is
+	// handed over and before gossip hears of it: the window in which the
+	// others still count this peer an owner.
+	TestBeforeLeaveGossip func()
+	// TestAfterHandOverConfirm, when set, runs in a hand-over between the
+	// owners' confirmation and the delete of this peer's copy.
+	TestAfterHandOverConfirm func(p record.Partition, owners []string)
 	// TLS, when its files are set, makes the API TLS 1.3 and every call
 	// between peers mutual TLS under the cluster's CA; the certificate must
 	// name this peer (Name). Files are reread when they change.
@@ -107,6 +124,15 @@ type Config struct {
 	// APIHeaderTimeout bounds the TLS handshake and the request headers of an
 	// API connection (default 10s): slow or stalled clients are cut off.
 	APIHeaderTimeout time.Duration
+	// APIIdleTimeout ends a request whose client sends none of its body, or
+	// reads none of the answer, for this long (default 30s).
+	APIIdleTimeout time.Duration
+	// APIMaxConns caps the open API connections (default 4096, and never
+	// more than a quarter of the descriptor limit); past it new ones wait.
+	APIMaxConns int
+	// APIMaxConnsPerHost caps the open API connections of one remote
+	// address (default 512); past it its new ones are closed at once.
+	APIMaxConnsPerHost int
 	// TokenFile, when set, requires a bearer token on API calls (see package
 	// auth for the format); it needs TLS. Reread when it changes.
 	TokenFile string
@@ -120,10 +146,31 @@ type Config struct {
 	// timeouts); its addresses come from SyslogTCP and SyslogUDP.
 	Syslog syslog.Config
 
+	// ScrubInterval is how often the store is read whole to check every
+	// record and re-derive the digests anti-entropy compares (default 24h,
+	// paced to about 50,000 records a second; negative: never).
+	ScrubInterval time.Duration
+
+	// IdempotencyTTL is how long a batch's Idempotency-Key is remembered:
+	// a retry with the same key within it stores nothing twice (default 24h).
+	IdempotencyTTL time.Duration
+
 	// MaxBodyBytes bounds one HTTP request body (default 64 MiB).
 	MaxBodyBytes int64
 	// MaxLineBytes bounds one line of an HTTP ingest body (default 1 MiB).
 	MaxLineBytes int
+	// QueryTimeout ends a query that runs longer (default 5m; negative:
+	// none); its answer ends with an error saying it is incomplete.
+	QueryTimeout time.Duration
+	// MaxQueries and MaxQueriesPerClient cap the queries running at once,
+	// in all and per client address (defaults 64 and 16; negative: no
+	// cap); past them a query is refused with 429. Members' fan-out calls
+	// are not counted.
+	MaxQueries, MaxQueriesPerClient int
+	// MaxBatchRecords bounds the records of one HTTP write (default
+	// 100000): a body of tiny lines parses to far more memory than its
+	// size, so a larger batch is refused whole as soon as it is seen.
+	MaxBatchRecords int
 	// QueryWorkers is how many cores a filtering query may use (default 2).
 	QueryWorkers int
 
@@ -197,6 +244,12 @@ func (c *Config) validate() error {
 	if c.FailedReassignAfter == 0 {
 		c.FailedReassignAfter = time.Hour
 	}
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = 5 * time.Second
+	}
+	if c.MaxClockSkew < 0 {
+		return fmt.Errorf("max clock skew %v must be positive", c.MaxClockSkew)
+	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
 	}
@@ -220,8 +273,35 @@ func (c *Config) validate() error {
 	if c.APIHeaderTimeout == 0 {
 		c.APIHeaderTimeout = 10 * time.Second
 	}
+	if c.APIIdleTimeout == 0 {
+		c.APIIdleTimeout = 30 * time.Second
+	}
+	if c.APIMaxConns == 0 {
+		c.APIMaxConns = 4096
+	}
+	if c.APIMaxConnsPerHost == 0 {
+		c.APIMaxConnsPerHost = 512
+	}
+	if c.ScrubInterval == 0 {
+		c.ScrubInterval = 24 * time.Hour
+	}
+	if c.IdempotencyTTL == 0 {
+		c.IdempotencyTTL = defaultIdempotencyTTL
+	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 64 << 20
+	}
+	if c.QueryTimeout == 0 {
+		c.QueryTimeout = 5 * time.Minute
+	}
+	if c.MaxQueries == 0 {
+		c.MaxQueries = 64
+	}
+	if c.MaxQueriesPerClient == 0 {
+		c.MaxQueriesPerClient = 16
+	}
+	if c.MaxBatchRecords == 0 {
+		c.MaxBatchRecords = 100000
 	}
 	if c.MaxLineBytes == 0 {
 		c.MaxLineBytes = 1 << 20

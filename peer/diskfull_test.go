@@ -126,6 +126,22 @@ func TestDiskFullRefusesHonestlyAndRecoversWithoutRestart(t *testing.T) {
 	p.Kill()
 	p.Start()
 	h.verify(ctx, "after SIGKILL and restart")
+
+	// a restart while the disk is full: a clear refusal, not SIGBUS while
+	// Badger replays its log; with space back it starts with everything
+	floor := status(t, c).Store.MinFreeDiskBytes
+	p.Kill()
+	faults.Fill(t, filler, faults.FreeBytes(t, fs.Dir)-floor/2)
+	out, err := p.StartExpectingExit(30 * time.Second)
+	if err == nil || !strings.Contains(out, "free space, then start again") || strings.Contains(out, "unexpected fault address") {
+		t.Fatalf("restart on the full disk: %v, printed:\n%s", err, out[max(0, len(out)-2000):])
+	}
+	t.Logf("restart on the full disk refused: %s", strings.TrimSpace(out[max(0, len(out)-300):]))
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	h.verify(ctx, "after the refused restart, with space back")
 }
 
 func status(t *testing.T, c *client.Client) api.Status {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/record"
@@ -26,6 +27,8 @@ type ingestStats struct {
 	httpRejectedBatch  atomic.Uint64
 	httpRejectedLines  atomic.Uint64
 	httpMalformedLines atomic.Uint64
+	partialAnswers     atomic.Uint64
+	queryTimeouts      atomic.Uint64
 }
 
 // Ingest assigns IDs to records that have just arrived, stores them and
@@ -63,18 +66,36 @@ type ingestBuf struct {
 var ingestBufs = sync.Pool{New: func() any { return new(ingestBuf) }}
 
 func (p *Peer) ingest(ctx context.Context, recs []*record.Record) (index.WriteResult, error) {
-	return p.ingestOrigin(ctx, recs, index.OriginLocal)
+	return p.ingestWith(ctx, recs, ingestOptions{origin: index.OriginLocal})
 }
 
-// ingestOrigin stores new records; OriginRemote keeps them out of the
-// journal's push list (an admin write that only anti-entropy spreads).
-func (p *Peer) ingestOrigin(ctx context.Context, recs []*record.Record, origin index.Origin) (index.WriteResult, error) {
+// ingestOptions say how a batch is stored.
+type ingestOptions struct {
+	// origin: OriginLocal; OriginRemote keeps the records out of the
+	// journal's push list (an admin write that only anti-entropy spreads);
+	// OriginLocalRetry writes them under ids, skipping those stored.
+	origin index.Origin
+	// ids, when set, are the records' IDs (a retry); otherwise they are minted.
+	ids []record.ID
+	// metaName and metaValue are stored with the first record (an
+	// idempotency key), kept for metaTTL.
+	metaName  string
+	metaValue func(ids []record.ID) []byte
+	metaTTL   time.Duration
+}
+
+// ingestWith stores new records.
+func (p *Peer) ingestWith(ctx context.Context, recs []*record.Record, o ingestOptions) (index.WriteResult, error) {
 	if len(recs) == 0 {
 		return index.WriteResult{}, nil
 	}
 	b := ingestBufs.Get().(*ingestBuf)
 	b.ids = slices.Grow(b.ids[:0], len(recs))[:len(recs)]
-	p.gen.Fill(b.ids)
+	if o.ids != nil {
+		copy(b.ids, o.ids)
+	} else {
+		p.gen.Fill(b.ids)
+	}
 	size := 0
 	for _, r := range recs {
 		size += r.EncodedSizeHint() + len(p.cfg.Name)
@@ -93,11 +114,28 @@ func (p *Peer) ingestOrigin(ctx context.Context, recs []*record.Record, origin i
 	for i := range recs {
 		b.entries = append(b.entries, index.Entry{ID: b.ids[i], Data: b.buf[b.offs[i]:b.offs[i+1]:b.offs[i+1]]})
 	}
-	res, err := p.db.Write(ctx, b.entries, origin)
+	var done func(uint64)
+	if p.repl != nil {
+		// undelivered from the moment its IDs exist (see replicate.BeginLocal)
+		done = p.repl.BeginLocal(b.ids[0].Time())
+	}
+	var res index.WriteResult
+	var err error
+	if o.metaName != "" {
+		res, err = p.db.WriteMeta(ctx, b.entries, o.origin, o.metaName, o.metaValue(b.ids), o.metaTTL)
+	} else {
+		res, err = p.db.Write(ctx, b.entries, o.origin)
+	}
+	if done != nil {
+		if err != nil && res.Seq == 0 {
+			res.Seq = p.db.Applied() + 1 // some of it may have landed: counted after what is applied now
+		}
+		done(res.Seq)
+	}
 	switch {
 	case ctx.Err() != nil || cap(b.buf) > 8<<20:
 		// the store may still hold the entries: leave the buffers to the GC
-	case err == nil && p.recent != nil && origin == index.OriginLocal:
+	case err == nil && p.recent != nil && o.origin == index.OriginLocal:
 		p.recent.add(b) // replication pushes them from memory
 	default:
 		ingestBufs.Put(b)

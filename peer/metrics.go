@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/logmesh/logmesh/syslog"
+	"github.com/logmesh/logmesh/api"
 )
 
 // metrics is a peer's Prometheus registry: its own (not the global one, so
@@ -116,6 +116,21 @@ var (
 	mMembers    = desc("logmesh_gossip_members", "Members this peer knows, by state.", "state")
 	mFlaps      = desc("logmesh_gossip_flaps_total", "Members seen going from alive to suspect or failed and back.")
 	mGossipDrop = desc("logmesh_gossip_events_dropped_total", "Membership events dropped by slow subscribers.")
+
+	mDebt           = desc("logmesh_replication_debt_partitions", "Partitions a target peer may lack records of that this peer held before it tracked it (settled by anti-entropy), by target peer.", "peer")
+	mReplRefused    = desc("logmesh_replication_refused_records_total", "Pushed records a target refused (expired in its window): no copy there, by target peer.", "peer")
+	mDelivThrough   = desc("logmesh_replication_delivered_through_timestamp_seconds", "Every record this peer received before this time is on every owner (0 while a debt is outstanding).")
+	mPartitions     = desc("logmesh_partitions", "Partitions this peer owns, holds complete, or holds as a witness until handed over.", "state")
+	mClockSkew      = desc("logmesh_clock_skew_seconds", "This peer's clock minus the cluster's (the median of the clocks compared).")
+	mClockSkewed    = desc("logmesh_clock_skewed", "1 while this peer's clock is beyond --max-clock-skew from the cluster's.")
+	mClockOffset    = desc("logmesh_clock_offset_seconds", "Another peer's clock minus this one's, by peer.", "peer")
+	mPartialAnswer  = desc("logmesh_query_partial_answers_total", "Cluster queries answered with partial coverage.")
+	mIDRetags       = desc("logmesh_id_retags_total", "New ID instance tags taken (the clock stepped back, or another peer drew the same tag).")
+	mAPIConns       = desc("logmesh_api_connections", "Open API connections.")
+	mAPIRefused     = desc("logmesh_api_connections_refused_total", "API connections closed at once: their host was at --api-max-conns-per-host.")
+	mQueriesRefused = desc("logmesh_queries_refused_total", "Queries refused with 429 at --max-queries or --max-queries-per-client.")
+	mQueryTimeouts  = desc("logmesh_query_timeouts_total", "Queries ended at --query-timeout (their answers said so).")
+	mAPIReclaimed   = desc("logmesh_api_connections_reclaimed_total", "Idle keep-alive API connections closed to let a new one in at a connection cap.")
 )
 
 func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -123,7 +138,8 @@ func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
 		mIngestTrunc, mConnsOpen, mConnsAccepted, mLargeBuffers, mSyslogRefused, mSyslogClosed, mTLSConnsOpen, mTLSConnsAcc,
 		mTLSHandshakeErr, mTLSLineFrames, mRecords, mDiskBytes, mLSMBytes, mVlogBytes, mCommits, mCommitErrors,
 		mCommitSecs, mWritten, mDropped, mWritable, mFreeDisk, mRefused, mUndeliveredBytes, mUndeliveredRecs, mDelivered, mLag, mReplIn, mReplDup, mSkips,
-		mHintsDeleted, mVlogGC, mPageOuts, mLevelTables, mLevelBytes, mLevelScore, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop} {
+		mHintsDeleted, mVlogGC, mPageOuts, mLevelTables, mLevelBytes, mLevelScore, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop,
+		mDebt, mReplRefused, mDelivThrough, mPartitions, mClockSkew, mClockSkewed, mClockOffset, mPartialAnswer, mIDRetags, mAPIConns, mAPIRefused, mAPIReclaimed, mQueriesRefused, mQueryTimeouts} {
 		ch <- d
 	}
 }
@@ -145,7 +161,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	if sl := s.Ingest.Syslog; sl != nil {
 		for _, t := range []struct {
 			transport string
-			s         syslog.TransportStats
+			s         api.SyslogTransport
 		}{{"tcp", sl.TCP}, {"udp", sl.UDP}, {"tls", sl.TLS}} {
 			counter(mIngestRecords, float64(t.s.Messages), t.transport)
 			counter(mIngestBytes, float64(t.s.Bytes), t.transport)
@@ -200,7 +216,39 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(mDelivered, float64(t.Delivered), t.Peer)
 		gauge(mLag, t.LagP50Seconds, t.Peer, "0.5")
 		gauge(mLag, t.LagP99Seconds, t.Peer, "0.99")
+		gauge(mDebt, float64(t.DebtPartitions), t.Peer)
+		counter(mReplRefused, float64(t.Refused), t.Peer)
 	}
+	if s.Replication != nil || s.Partitions != nil {
+		dt := 0.0
+		if !s.DeliveredThrough.IsZero() {
+			dt = float64(s.DeliveredThrough.UnixMilli()) / 1e3
+		}
+		gauge(mDelivThrough, dt)
+	}
+	if ps := s.Partitions; ps != nil {
+		gauge(mPartitions, float64(ps.Owned), "owned")
+		gauge(mPartitions, float64(ps.Complete), "complete")
+		gauge(mPartitions, float64(ps.Witness), "witness")
+	}
+	if cs := s.Clock; cs != nil {
+		gauge(mClockSkew, cs.SkewSeconds)
+		skewed := 0.0
+		if cs.Skewed {
+			skewed = 1
+		}
+		gauge(mClockSkewed, skewed)
+		for _, pc := range cs.Peers {
+			gauge(mClockOffset, pc.OffsetSeconds, pc.Peer)
+		}
+		counter(mPartialAnswer, float64(s.PartialAnswers))
+		counter(mIDRetags, float64(s.IDRetags))
+	}
+	gauge(mAPIConns, float64(s.APIConnections))
+	counter(mAPIRefused, float64(s.APIConnectionsRefused))
+	counter(mAPIReclaimed, float64(s.APIConnectionsReclaimed))
+	counter(mQueriesRefused, float64(s.QueriesRefused))
+	counter(mQueryTimeouts, float64(s.QueryTimeouts))
 	counter(mReplIn, float64(s.ReplicatedIn))
 	counter(mReplDup, float64(s.ReplicatedDuplicates))
 	counter(mSkips, float64(s.Skips))
@@ -226,10 +274,10 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // syslogMetrics exports the syslog counters of refusals, closes and TLS.
-func syslogMetrics(sl *syslog.Stats, counter, gauge func(*prometheus.Desc, float64, ...string)) {
+func syslogMetrics(sl *api.SyslogStats, counter, gauge func(*prometheus.Desc, float64, ...string)) {
 	for _, t := range []struct {
 		transport string
-		s         syslog.TransportStats
+		s         api.SyslogTransport
 	}{{"tcp", sl.TCP}, {"udp", sl.UDP}, {"tls", sl.TLS}} {
 		counter(mSyslogRefused, float64(t.s.NotAllowed), t.transport, "not_allowed")
 		if t.transport == "udp" {

@@ -52,9 +52,9 @@ func (c *recentCache) add(b *ingestBuf) {
 	}
 }
 
-// appendTo calls fn with the cached encoding of each of ids (under the read
+// AppendTo calls fn with the cached encoding of each of ids (under the read
 // lock: fn must copy) and returns the IDs not cached.
-func (c *recentCache) appendTo(ids []record.ID, fn func(record.ID, []byte) error) ([]record.ID, error) {
+func (c *recentCache) AppendTo(ids []record.ID, fn func(record.ID, []byte) error) ([]record.ID, error) {
 	var misses []record.ID
 	c.mu.RLock()
 	defer c.mu.RUnlock()

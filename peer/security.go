@@ -3,7 +3,9 @@ package peer
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -46,6 +48,9 @@ func (p *Peer) loadSecurity() error {
 		}
 		if name := tlsutil.Name(id.Certificate()); name != c.Name {
 			return fmt.Errorf("tls: certificate %s names %q, but this peer is %q: peers check that names match", c.TLS.Cert, name, c.Name)
+		}
+		if !tlsutil.IsPeer(id.Certificate()) {
+			return fmt.Errorf("tls: certificate %s is a client certificate (its extended key usage lacks server authentication): a peer needs one issued for a peer (logmesh certs issue without --client)", c.TLS.Cert)
 		}
 		p.sec.tls = id
 	}
@@ -100,7 +105,7 @@ func (p *Peer) scheme() string {
 // addr, refusing a certificate that does not name that member.
 func (p *Peer) dialPeerTLS(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		name := p.cluster.view().memberAt(addr)
+		name := p.cluster.view().MemberAt(addr)
 		if name == "" {
 			return nil, fmt.Errorf("no member advertises the API address %s", addr)
 		}
@@ -117,19 +122,18 @@ func (p *Peer) dialPeerTLS(dial func(ctx context.Context, network, addr string) 
 	}
 }
 
-// memberAt returns the member advertising API address addr ("" if none).
-func (v *view) memberAt(addr string) string {
-	for name, m := range v.members {
-		if m.Tags["api"] == addr {
-			return name
-		}
+// dataPlaneKeys returns the gossip keys that sign data-plane calls: only
+// without TLS (certificates identify peers then) and with encrypted gossip.
+func (p *Peer) dataPlaneKeys() [][]byte {
+	if p.sec.tls != nil || p.cluster.g == nil {
+		return nil
 	}
-	return ""
+	return p.cluster.g.Keys()
 }
 
 // isMember reports whether name is a member that has not left.
 func (c *cluster) isMember(name string) bool {
-	m, ok := c.view().members[name]
+	m, ok := c.view().Members[name]
 	return ok && m.Status != gossip.StatusLeft
 }
 
@@ -141,26 +145,53 @@ func scopeOf(r *http.Request) (scope auth.Scope, open, peerOnly bool) {
 		return 0, true, false
 	case strings.HasPrefix(path, "/internal/"):
 		return 0, false, true
+	case path == "/v1/logs" && r.Method == http.MethodPost && r.URL.Query().Get("local") == "true":
+		// stored here only and pushed nowhere: a drill, not a shipper's write
+		return auth.Ingest | auth.Admin, false, false
 	case path == "/v1/logs" && r.Method == http.MethodPost:
 		return auth.Ingest, false, false
-	case path == "/v1/repair", path == "/v1/keys", strings.HasPrefix(path, "/v1/keys/"), strings.HasPrefix(path, "/debug/"):
+	case path == "/v1/repair", path == "/v1/keys", strings.HasPrefix(path, "/v1/keys/"), strings.HasPrefix(path, "/debug/"),
+		strings.HasPrefix(path, "/v1/members/") && r.Method == http.MethodPost:
 		return auth.Admin, false, false
 	}
 	return auth.Query, false, false
 }
 
+// bearer returns the token of an Authorization header; the scheme is
+// case-insensitive (RFC 9110, 11.1).
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	tok = strings.TrimSpace(tok)
+	return tok, ok && strings.EqualFold(scheme, "Bearer") && tok != ""
+}
+
 // guard enforces peer certificates and tokens in front of the API.
 func (p *Peer) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+			// a refusal must not wait for a body the handler never read
+			tb := &trackedBody{ReadCloser: r.Body}
+			r.Body = tb
+			w = &closeOnRefusal{ResponseWriter: w, body: tb}
+		}
 		scope, open, peerOnly := scopeOf(r)
-		if scope == auth.Ingest && p.leaving.Load() {
-			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, "this peer is leaving the cluster: send to another peer")
-			return
+		if scope&auth.Ingest != 0 {
+			// held until the write is answered: Leave waits for it
+			p.leaveGate.RLock()
+			defer p.leaveGate.RUnlock()
+			if p.leaving.Load() {
+				w.Header().Set("Retry-After", "1")
+				writeError(w, http.StatusServiceUnavailable, "this peer is leaving the cluster: send to another peer")
+				return
+			}
 		}
 		if open {
 			next.ServeHTTP(w, r)
 			return
+		}
+		member := p.memberCaller(r)
+		if member {
+			r = withMemberCall(r)
 		}
 		if p.sec.tls != nil {
 			if name := tlsutil.PeerName(r.TLS); name != "" && name != p.cfg.Name && p.cluster.isMember(name) {
@@ -172,14 +203,22 @@ func (p *Peer) guard(next http.Handler) http.Handler {
 				writeError(w, http.StatusForbidden, "this endpoint is for peers: it needs the client certificate of a cluster member")
 				return
 			}
+		} else if keys := p.dataPlaneKeys(); peerOnly && len(keys) > 0 {
+			// no TLS identities, but a gossip key: members sign their calls
+			// (memberCaller checks the name and the signature)
+			if !member {
+				p.metrics.refused("not_a_peer")
+				writeError(w, http.StatusForbidden, "this endpoint is for peers: the call must come from a member, signed with the cluster's gossip key")
+				return
+			}
 		}
 		tokens := p.sec.tokens.Load()
 		if tokens == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || tok == "" {
+		tok, ok := bearer(r.Header.Get("Authorization"))
+		if !ok {
 			p.metrics.refused("no_token")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="logmesh"`)
 			writeError(w, http.StatusUnauthorized, "a bearer token is needed (Authorization: Bearer TOKEN)")
@@ -198,11 +237,49 @@ func (p *Peer) guard(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "the token has expired")
 			return
 		}
-		if has&scope == 0 {
+		if has&scope != scope {
 			p.metrics.refused("scope")
-			writeError(w, http.StatusForbidden, fmt.Sprintf("the token lacks the %s scope", scope))
+			writeError(w, http.StatusForbidden, fmt.Sprintf("the token lacks a scope this needs (%s)", scope))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// trackedBody notes whether a request body was read to its end.
+type trackedBody struct {
+	io.ReadCloser
+	done atomic.Bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) {
+		b.done.Store(true)
+	}
+	return n, err
+}
+
+// closeOnRefusal closes the connection after an error answer to a request
+// whose body was not read: net/http would otherwise read the rest of the
+// body before sending the answer, and a client that stalls mid-body would
+// hold the answer (and the connection) for ever.
+type closeOnRefusal struct {
+	http.ResponseWriter
+	body *trackedBody
+}
+
+func (w *closeOnRefusal) WriteHeader(code int) {
+	if code >= 400 && !w.body.done.Load() {
+		w.Header().Set("Connection", "close")
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *closeOnRefusal) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *closeOnRefusal) Unwrap() http.ResponseWriter { return w.ResponseWriter }

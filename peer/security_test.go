@@ -1,6 +1,7 @@
 package peer_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -123,12 +124,42 @@ func TestMutualTLSClusterReplicatesAndRefusesWhoeverDoesNotBelong(t *testing.T) 
 		{"gossip keys with a query token", "GET", "/v1/keys", tokQuery, 403},
 		{"a query with a query token", "GET", "/v1/logs", tokQuery, 200},
 		{"a write with an ingest token", "POST", "/v1/logs", tokIngest, 200},
+		{"a local (admin) write with an ingest token", "POST", "/v1/logs?local=true", tokIngest, 403},
+		{"a local write with the all-scopes token", "POST", "/v1/logs?local=true", tokAll, 200},
 		{"a peer-only push with the all-scopes token", "POST", "/internal/v1/replicate", tokAll, 403},
 	} {
 		code, err := call(anon, c.method, c.path, c.token)
 		if err != nil || code != c.want {
 			t.Errorf("%s: %d (%v), want %d", c.what, code, err, c.want)
 		}
+	}
+
+	// the scheme of Authorization is case-insensitive
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: anon}}
+	for _, h := range []string{"bearer " + tokQuery, "BEARER  " + tokQuery} {
+		req, _ := http.NewRequest("GET", "https://"+addr+"/v1/status", nil)
+		req.Header.Set("Authorization", h)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("Authorization: %q: %d, want 200", h, resp.StatusCode)
+		}
+	}
+	// a refused write whose body stalls half-way gets its answer at once
+	// (net/http would read the rest of the body first) and is closed
+	raw, err := tls.Dial("tcp", addr, anon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	fmt.Fprintf(raw, "POST /v1/logs HTTP/1.1\r\nHost: p1\r\nContent-Length: 100000\r\n\r\n{\"message\":")
+	_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(raw).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 401") {
+		t.Fatalf("a write without a token whose body stalls: %q, %v; want a 401 at once", line, err)
 	}
 
 	// plaintext HTTP gets nothing
@@ -152,6 +183,21 @@ func TestMutualTLSClusterReplicatesAndRefusesWhoeverDoesNotBelong(t *testing.T) 
 	cfg := mid.ClientConfig("p1")
 	if code, err := call(cfg, "POST", "/internal/v1/replicate", ""); err != nil || code != 403 {
 		t.Fatalf("a push by a certificate naming no member: %d (%v), want 403", code, err)
+	}
+	// a client certificate of the cluster's CA never passes as a member,
+	// even one that names a member
+	cli, err := ca.IssueClientFiles(t.TempDir(), "p2", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cid, err := tlsutil.Load(cli, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/internal/v1/replicate", "/v1/logs"} {
+		if code, err := call(cid.ClientConfig("p1"), "POST", path, ""); err != nil || (code != 403 && code != 401) {
+			t.Fatalf("a client certificate named p2, %s without a token: %d (%v), want 401 or 403", path, code, err)
+		}
 	}
 	// a client certificate from another CA fails the handshake
 	foreign, _ := tlsutil.NewCA("other", time.Hour)
@@ -200,7 +246,7 @@ func TestPeerWithACertificateOfAnotherCAGetsNoData(t *testing.T) {
 		cfg.TLS = f
 		cfg.TokenFile = ""
 	})
-	c.WaitAlive(20 * time.Second)
+	c.WaitMembers(20 * time.Second) // it can never prove itself complete: its rounds are refused
 	ingestJSON(t, tlsClient(t, c, 0, ca, tokAll), "kept-from-intruder", 20, nil)
 	intruder := c.Name(i)
 	testutil.WaitFor(t, 20*time.Second, "p1 to fail pushing to the intruder over TLS", func() bool {

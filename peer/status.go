@@ -3,7 +3,6 @@ package peer
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"runtime"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/logmesh/logmesh/api"
+	"github.com/logmesh/logmesh/peer/view"
+	"github.com/logmesh/logmesh/syslog"
 )
 
 // Version is the logmesh version, set at build time with
@@ -37,34 +38,56 @@ func (p *Peer) Status() api.Status {
 		Store: api.StoreStatus{Commits: ds.Commits, CommitErrors: ds.CommitErrors, CommitSeconds: ds.CommitSeconds,
 			RecordsWritten: ds.RecordsWritten, WindowsDropped: ds.WindowsDropped, LSMBytes: ds.LSMBytes, ValueLogBytes: ds.ValueLogBytes,
 			Writable: ds.Writable, FreeDiskBytes: ds.FreeDiskBytes, MinFreeDiskBytes: ds.MinFreeDiskBytes, WritesRefused: ds.WritesRefused,
-			ValueLogGCRuns: ds.ValueLogGCRuns, PageOuts: ds.PageOuts},
+			ValueLogGCRuns: ds.ValueLogGCRuns, Syncs: ds.Syncs,
+			Scrubs: ds.Scrubs, ScrubDifferingBuckets: ds.ScrubBuckets, ScrubDamagedRecords: ds.ScrubUndecodable, PageOuts: ds.PageOuts},
 	}
 	if p.syslog != nil {
-		st := p.syslog.Stats()
-		s.Ingest.Syslog = &st
+		s.Ingest.Syslog = syslogStatus(p.syslog.Stats())
 	}
 	s.Runtime = runtimeStatus()
-	if p.cfg.GossipAddr != "" {
-		s.Replication = p.repl.status()
+	if p.repl != nil {
+		s.Replication = p.repl.Status()
 		for _, t := range s.Replication {
 			s.UndeliveredBytes += t.UndeliveredBytes
+			s.DebtPartitions += t.DebtPartitions
 		}
 		s.Members = map[string]int{}
 		for _, m := range p.cluster.members() {
 			s.Members[string(m.Status)]++
 		}
-		s.ReplicatedIn = p.stats.replicatedIn.Load()
-		s.ReplicatedDuplicates = p.stats.replicatedDup.Load()
-		s.HintsDeleted = p.repl.hintsDel.Load()
-		s.Skips = p.repl.skips.Load()
-		if p.repair != nil {
-			st := p.repair.ae.Stats()
-			s.AntiEntropy = &api.AntiEntropyStatus{Rounds: st.Rounds.Load(), RoundErrors: st.RoundErrors.Load(),
-				RoundSeconds: float64(st.RoundNanos.Load()) / 1e9, DifferingLeaves: st.DifferingLeaves.Load(),
-				RecordsSent: st.RecordsSent.Load(), RecordsReceived: st.RecordsReceived.Load(),
-				BytesSent: st.BytesSent.Load(), BytesReceived: st.BytesReceived.Load()}
+		rs := p.repl.Stats()
+		s.ReplicatedIn = rs.PushedInWritten
+		s.ReplicatedDuplicates = rs.PushedInDuplicates
+		s.HintsDeleted = rs.HintsDeleted
+		s.Skips = rs.Skips
+		if dt := p.repl.DeliveredThrough(); !dt.IsZero() {
+			s.DeliveredThrough = dt.UTC()
 		}
+		st := p.repair.Stats()
+		s.AntiEntropy = &api.AntiEntropyStatus{Rounds: st.Rounds.Load(), RoundErrors: st.RoundErrors.Load(),
+			RoundSeconds: float64(st.RoundNanos.Load()) / 1e9, DifferingLeaves: st.DifferingLeaves.Load(),
+			RecordsSent: st.RecordsSent.Load(), RecordsReceived: st.RecordsReceived.Load(),
+			BytesSent: st.BytesSent.Load(), BytesReceived: st.BytesReceived.Load()}
+		complete, witness := p.repair.Claims()
+		owned := p.cluster.view().Table.Partitions(p.cfg.Name)
+		s.Partitions = &api.PartitionsStatus{Owned: view.MaskCount(&owned), Complete: complete.Count(), Witness: witness.Count()}
+		for i, on := range owned {
+			if on && !complete[i] {
+				s.Partitions.Filling = append(s.Partitions.Filling, i)
+			}
+		}
+		s.Clock = p.clockStatus()
+		s.PartialAnswers = p.stats.partialAnswers.Load()
 	}
+	s.IDRetags = p.gen.Retags()
+	if p.apiLimit != nil {
+		s.APIConnections, s.APIConnectionsRefused = p.apiLimit.Open(), p.apiLimit.Refused()
+		s.APIConnectionsReclaimed = p.apiLimit.Reclaimed()
+	}
+	if p.queries != nil {
+		s.QueriesRefused = p.queries.refused.Load()
+	}
+	s.QueryTimeouts = p.stats.queryTimeouts.Load()
 	return s
 }
 
@@ -82,17 +105,17 @@ func (p *Peer) handleCluster(w http.ResponseWriter, r *http.Request) {
 			out.Peers = append(out.Peers, ps)
 			continue
 		}
-		if !v.usable(m.Name) {
+		if !v.Readable(m.Name) {
 			out.Peers = append(out.Peers, ps)
 			continue
 		}
 		wg.Add(1)
-		go func(ps api.PeerStatus, addr string) {
+		go func(ps api.PeerStatus, name string) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 			defer cancel()
 			var st api.Status
-			err := p.getPeerJSON(ctx, addr, "/v1/status", &st)
+			err := p.getPeerJSON(ctx, name, "/v1/status", &st)
 			if err != nil {
 				ps.Error = err.Error()
 			} else {
@@ -101,29 +124,44 @@ func (p *Peer) handleCluster(w http.ResponseWriter, r *http.Request) {
 			mu.Lock()
 			out.Peers = append(out.Peers, ps)
 			mu.Unlock()
-		}(ps, v.apiAddr(m.Name))
+		}(ps, m.Name)
 	}
 	wg.Wait()
 	sort.Slice(out.Peers, func(i, j int) bool { return out.Peers[i].Name < out.Peers[j].Name })
 	writeJSON(w, http.StatusOK, out)
 }
 
-// getPeerJSON GETs path from the peer at addr over the data plane's client
-// (mutual TLS when configured) and decodes its JSON answer into out.
-func (p *Peer) getPeerJSON(ctx context.Context, addr, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.scheme()+addr+path, nil)
+// getPeerJSON GETs path from member name over the data plane (mutual TLS
+// when configured) and decodes its JSON answer into out.
+func (p *Peer) getPeerJSON(ctx context.Context, name, path string, out any) error {
+	resp, err := p.link.Do(ctx, name, http.MethodGet, path, nil, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := p.repl.client.Do(req)
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// postPeerJSON POSTs to path at member name and decodes its JSON answer.
+func (p *Peer) postPeerJSON(ctx context.Context, name, path string, out any) error {
+	resp, err := p.link.Do(ctx, name, http.MethodPost, path, nil, nil)
 	if err != nil {
-		return unwrapURL(err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("answered %d", resp.StatusCode)
-	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// clockStatus describes this peer's clock against the others'.
+func (p *Peer) clockStatus() *api.ClockStatus {
+	off, n := p.clock.ClusterOffset()
+	cs := &api.ClockStatus{SkewSeconds: (-off).Seconds(), Skewed: p.clock.Skewed(), MaxSkewSeconds: p.clock.MaxSkew().Seconds(),
+		Compared: n}
+	for _, o := range p.clock.Offsets() {
+		cs.Peers = append(cs.Peers, api.PeerClock{Peer: o.Peer, OffsetSeconds: o.Offset.Seconds(), RTTSeconds: o.RTT.Seconds(),
+			AgeSeconds: o.Age.Seconds(), Skewed: p.clock.PeerSkewed(o.Peer)})
+	}
+	return cs
 }
 
 func (p *Peer) handleStatus(w http.ResponseWriter, r *http.Request) {
@@ -148,4 +186,11 @@ func runtimeStatus() api.RuntimeStatus {
 		rs.OpenFDs = len(fds)
 	}
 	return rs
+}
+
+// syslogStatus is the API's copy of the syslog listeners' counters (api
+// does not depend on the syslog package).
+func syslogStatus(st syslog.Stats) *api.SyslogStats {
+	return &api.SyslogStats{TCP: api.SyslogTransport(st.TCP), UDP: api.SyslogTransport(st.UDP), TLS: api.SyslogTransport(st.TLS),
+		LargeReadBuffers: st.LargeReadBuffers}
 }

@@ -1,0 +1,240 @@
+package repair
+
+import (
+	"sync"
+	"time"
+
+	"github.com/logmesh/logmesh/gossip"
+	"github.com/logmesh/logmesh/peer/view"
+	"github.com/logmesh/logmesh/record"
+)
+
+// completeness is this peer's per-partition state, kept in the store.
+type completeness struct {
+	mu struct {
+		sync.Mutex
+		complete, witness view.Mask
+		// clustered: this store has been in a cluster with another member.
+		clustered bool
+		dirty     bool
+	}
+}
+
+const (
+	metaComplete    = "complete"
+	completeVersion = 1
+	completeLen     = 2 + 2*record.NumPartitions/8
+	flagClustered   = 1
+)
+
+func (c *completeness) encodeLocked() []byte {
+	b := []byte{completeVersion, 0}
+	if c.mu.clustered {
+		b[1] |= flagClustered
+	}
+	for _, m := range []*view.Mask{&c.mu.complete, &c.mu.witness} {
+		var bits [record.NumPartitions / 8]byte
+		for i, on := range m {
+			if on {
+				bits[i/8] |= 1 << (i % 8)
+			}
+		}
+		b = append(b, bits[:]...)
+	}
+	return b
+}
+
+func (c *completeness) decode(b []byte) bool {
+	if len(b) != completeLen || b[0] != completeVersion {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.clustered = b[1]&flagClustered != 0
+	for k, m := range []*view.Mask{&c.mu.complete, &c.mu.witness} {
+		bits := b[2+k*record.NumPartitions/8:]
+		for i := range m {
+			m[i] = bits[i/8]&(1<<(i%8)) != 0
+		}
+	}
+	return true
+}
+
+// load reads the state; a store that predates it (data but no state) is
+// trusted to hold complete what it owns, as logmesh assumed before.
+func (r *Repairer) loadCompleteness() {
+	c := &r.comp
+	v, err := r.cfg.DB.GetMeta(metaComplete)
+	if err == nil && c.decode(v) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !r.cfg.DB.Fresh() {
+		for i := range c.mu.complete {
+			c.mu.complete[i] = true
+		}
+		c.mu.clustered = true
+		r.log.Info("store predates completeness tracking: it is taken as complete for the partitions it owns")
+	}
+	c.mu.dirty = true
+}
+
+func (r *Repairer) saveCompleteness() {
+	c := &r.comp
+	c.mu.Lock()
+	if !c.mu.dirty {
+		c.mu.Unlock()
+		return
+	}
+	b := c.encodeLocked()
+	c.mu.dirty = false
+	c.mu.Unlock()
+	if err := r.cfg.DB.SetMeta(metaComplete, b); err != nil {
+		r.log.Warn("cannot save which partitions this peer holds complete", "err", err)
+		c.mu.Lock()
+		c.mu.dirty = true
+		c.mu.Unlock()
+	}
+}
+
+// Complete reports whether this peer holds partition p complete.
+func (r *Repairer) Complete(p record.Partition) bool {
+	r.comp.mu.Lock()
+	defer r.comp.mu.Unlock()
+	return r.comp.mu.complete[p]
+}
+
+// Claims returns the partitions this peer holds complete and those it holds
+// as a witness.
+func (r *Repairer) Claims() (complete, witness view.Mask) {
+	r.comp.mu.Lock()
+	defer r.comp.mu.Unlock()
+	return r.comp.mu.complete, r.comp.mu.witness
+}
+
+// vouches reports whether this peer may vouch for partition p in a round.
+func (r *Repairer) vouches(p record.Partition) bool {
+	r.comp.mu.Lock()
+	defer r.comp.mu.Unlock()
+	return r.comp.mu.complete[p] || r.comp.mu.witness[p]
+}
+
+// follow updates the state for view v: partitions gained start incomplete,
+// partitions lost are kept as a witness while their data is here, and
+// partitions nobody claims are complete at genesis.
+func (r *Repairer) follow(v *view.View) {
+	genesis := r.genesisAllowed(v)
+	c := &r.comp
+	c.mu.Lock()
+	changed := false
+	if !c.mu.clustered && otherAlive(v) {
+		c.mu.clustered, changed = true, true
+	}
+	var gained []int
+	for p := 0; p < record.NumPartitions; p++ {
+		pt := record.Partition(p)
+		owns := v.Owns(v.Self, pt)
+		switch {
+		case !owns && c.mu.complete[p]:
+			c.mu.complete[p] = false
+			c.mu.witness[p] = len(r.cfg.DB.Windows(pt)) > 0
+			changed = true
+		case !owns && c.mu.witness[p] && len(r.cfg.DB.Windows(pt)) == 0:
+			c.mu.witness[p], changed = false, true
+		case owns && c.mu.witness[p]:
+			c.mu.witness[p], changed = false, true // owner again: what it missed meanwhile is elsewhere
+		case owns && !c.mu.complete[p] && genesis && !claimed(v, pt):
+			c.mu.complete[p], changed = true, true
+			gained = append(gained, p)
+		}
+	}
+	if changed {
+		c.mu.dirty = true
+	}
+	c.mu.Unlock()
+	if len(gained) > 0 {
+		r.log.Info("no member holds these partitions complete: this owner is complete for them (a new cluster, or every complete holder is gone)",
+			"partitions", len(gained))
+	}
+	if changed {
+		r.saveCompleteness()
+	}
+}
+
+// genesisAllowed: this peer knows the cluster well enough to tell that
+// nobody claims a partition. It sees another member alive (whose tags it
+// has), or it was never in a cluster and has been alone for the grace
+// period: long enough for the members of a cluster it does not know about
+// (it is a seed restarted with an empty disk) to reconnect to it.
+func (r *Repairer) genesisAllowed(v *view.View) bool {
+	if r.cfg.Joined != nil && !r.cfg.Joined() {
+		return false
+	}
+	if otherAlive(v) {
+		return true
+	}
+	r.comp.mu.Lock()
+	clustered := r.comp.mu.clustered
+	r.comp.mu.Unlock()
+	return !clustered && time.Since(r.started) >= r.cfg.GenesisGrace
+}
+
+func otherAlive(v *view.View) bool {
+	for name, m := range v.Members {
+		if name != v.Self && m.Status == gossip.StatusAlive {
+			return true
+		}
+	}
+	return false
+}
+
+// claimed reports whether a known member other than this one claims
+// partition p, complete or as a witness (members that left claim nothing;
+// members gossip forgot after they failed still do, for as long as this
+// peer remembers them).
+func claimed(v *view.View, p record.Partition) bool {
+	for name, m := range v.Members {
+		if name == v.Self || m.Status == gossip.StatusLeft {
+			continue
+		}
+		if v.Complete(name, p) || v.Witness(name, p) {
+			return true
+		}
+	}
+	for name, in := range v.Departed {
+		if _, member := v.Members[name]; !member && name != v.Self &&
+			((in.Complete != nil && in.Complete[p]) || (in.Witness != nil && in.Witness[p])) {
+			return true
+		}
+	}
+	return false
+}
+
+// earned makes partition p complete: proven against a peer that vouched
+// for it. It reports whether anything changed.
+func (r *Repairer) earned(p record.Partition, from string) bool {
+	v := r.cfg.View()
+	if !v.Owns(v.Self, p) {
+		return false
+	}
+	c := &r.comp
+	c.mu.Lock()
+	if c.mu.complete[p] {
+		c.mu.Unlock()
+		return false
+	}
+	c.mu.complete[p], c.mu.dirty = true, true
+	c.mu.Unlock()
+	r.log.Debug("partition complete: proven against a peer that holds it complete", "partition", p, "peer", from)
+	r.saveCompleteness()
+	return true
+}
+
+// Clustered reports whether this store has ever been in a cluster with
+// another member.
+func (r *Repairer) Clustered() bool {
+	r.comp.mu.Lock()
+	defer r.comp.mu.Unlock()
+	return r.comp.mu.clustered
+}

@@ -1,0 +1,141 @@
+package repair
+
+import (
+	"testing"
+	"time"
+
+	"github.com/logmesh/logmesh/api"
+	"github.com/logmesh/logmesh/gossip"
+	"github.com/logmesh/logmesh/peer/view"
+	"github.com/logmesh/logmesh/placement"
+	"github.com/logmesh/logmesh/record"
+)
+
+func TestHaveRequestRoundTripsAndRefusesGarbage(t *testing.T) {
+	g := record.NewGenerator(nil)
+	var ids []record.ID
+	for len(ids) < 5 {
+		if id := g.Next(); id.Partition() == 9 {
+			ids = append(ids, id)
+		}
+	}
+	in := haveRequest{P: 9, Vouch: true, IDs: ids}
+	b, _ := in.MarshalBinary()
+	var out haveRequest
+	if err := out.UnmarshalBinary(b); err != nil || out.P != 9 || !out.Vouch || len(out.IDs) != 5 || out.IDs[4] != ids[4] {
+		t.Fatalf("round trip: %+v %v", out, err)
+	}
+	wrong := haveRequest{P: 10, IDs: ids}
+	b2, _ := wrong.MarshalBinary()
+	if err := out.UnmarshalBinary(b2); err == nil {
+		t.Fatal("an ID of another partition was accepted")
+	}
+	for _, bad := range [][]byte{nil, b[:len(b)-1], append([]byte{2}, b[1:]...)} {
+		if err := out.UnmarshalBinary(bad); err == nil {
+			t.Fatalf("accepted %x", bad)
+		}
+	}
+}
+
+func FuzzHaveRequest(f *testing.F) {
+	g := record.NewGenerator(nil)
+	id := g.Next()
+	seed, _ := (&haveRequest{P: id.Partition(), IDs: []record.ID{id}}).MarshalBinary()
+	f.Add(seed)
+	f.Add([]byte{1, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m haveRequest
+		if m.UnmarshalBinary(b) != nil {
+			return
+		}
+		again, _ := m.MarshalBinary()
+		var back haveRequest
+		if err := back.UnmarshalBinary(again); err != nil || back.P != m.P || back.Vouch != m.Vouch || len(back.IDs) != len(m.IDs) {
+			t.Fatalf("a decoded request does not round-trip: %v", err)
+		}
+	})
+}
+
+func TestCompletenessStateRoundTrips(t *testing.T) {
+	var c completeness
+	c.mu.clustered = true
+	c.mu.complete[3], c.mu.witness[200] = true, true
+	b := c.encodeLocked()
+	var d completeness
+	if !d.decode(b) || !d.mu.clustered || !d.mu.complete[3] || !d.mu.witness[200] || d.mu.complete[4] {
+		t.Fatal("completeness does not round-trip")
+	}
+	if d.decode(b[:len(b)-1]) {
+		t.Fatal("a truncated state decoded")
+	}
+}
+
+func TestClaimedIgnoresSelfAndLeftMembers(t *testing.T) {
+	all := view.MaskOf(5)
+	ms := map[string]gossip.Member{
+		"p1": {Name: "p1", Status: gossip.StatusAlive, Tags: map[string]string{view.TagComplete: all.String()}},
+		"p2": {Name: "p2", Status: gossip.StatusLeft, Tags: map[string]string{view.TagComplete: all.String()}},
+		"p3": {Name: "p3", Status: gossip.StatusFailed, Tags: map[string]string{view.TagWitness: view.MaskOf(6).String()}},
+	}
+	v := view.New("p1", ms, placement.Compute([]string{"p1", "p3"}, 3), 1)
+	if claimed(v, 5) {
+		t.Fatal("partition 5 is claimed only by this peer and by one that left")
+	}
+	if !claimed(v, 6) {
+		t.Fatal("a failed member's witness claim was ignored")
+	}
+	v.Departed = map[string]view.Info{"p9": {Complete: view.MaskOf(7)}}
+	if !claimed(v, 7) {
+		t.Fatal("a departed member's claim was ignored")
+	}
+}
+
+func TestAggregate(t *testing.T) {
+	names := []string{"a", "b", "c"}
+	table := placement.Compute(names, 3)
+	ms := map[string]gossip.Member{}
+	for _, n := range names {
+		ms[n] = gossip.Member{Name: n, Status: gossip.StatusAlive}
+	}
+	v := view.New("a", ms, table, 1)
+	now := time.Unix(1_800_000_000, 0)
+	allMask := new(view.Mask)
+	for i := range allMask {
+		allMask[i] = true
+	}
+	local := func(node, store string, complete *view.Mask, at time.Time, others map[string]string) api.LocalConvergence {
+		lc := api.LocalConvergence{Node: node, Store: store, Complete: complete.String()}
+		for peer, st := range others {
+			for p := 0; p < record.NumPartitions; p++ {
+				lc.Proofs = append(lc.Proofs, api.PairProof{Peer: peer, PeerStore: st, Partition: p, At: at})
+			}
+		}
+		return lc
+	}
+	t1 := now.Add(-time.Minute)
+	locals := []api.LocalConvergence{
+		local("a", "sa", allMask, t1, map[string]string{"b": "sb", "c": "sc"}),
+		local("b", "sb", allMask, t1, map[string]string{"c": "sc"}),
+		local("c", "sc", allMask, t1, nil),
+	}
+	cv := Aggregate(v, "a", locals, nil, now)
+	if !cv.ConvergedThrough.Equal(t1) {
+		t.Fatalf("converged through %v, want %v", cv.ConvergedThrough, t1)
+	}
+	// c was wiped: proofs with its old store do not count, and it fills
+	locals[2] = local("c", "sc2", new(view.Mask), time.Time{}, nil)
+	cv = Aggregate(v, "a", locals, nil, now)
+	if !cv.ConvergedThrough.IsZero() || len(cv.Partitions[0].Filling) != 1 || cv.Partitions[0].Filling[0] != "c" {
+		t.Fatalf("with c wiped: through %v, filling %v", cv.ConvergedThrough, cv.Partitions[0].Filling)
+	}
+	// a debt or an unreachable peer: nothing is proven through
+	locals[2] = local("c", "sc", allMask, t1, nil)
+	locals[1].Debts = true
+	if cv = Aggregate(v, "a", locals, nil, now); !cv.ConvergedThrough.IsZero() {
+		t.Fatal("converged through a time while a debt is outstanding")
+	}
+	locals[1].Debts = false
+	if cv = Aggregate(v, "a", locals, []string{"d"}, now); !cv.ConvergedThrough.IsZero() {
+		t.Fatal("converged through a time while a peer could not be asked")
+	}
+}
