@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -40,6 +41,8 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "api-advertise", EnvVars: env("API_ADVERTISE"), Usage: "API address other peers reach this one at (default: the advertised host with the API port)"},
 		&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "gossip addresses of peers to join (host:port, repeatable or comma-separated); retried until one answers"},
 		&cli.StringFlag{Name: "encrypt", EnvVars: env("ENCRYPT"), Usage: "gossip encryption key, base64 of 16, 24 or 32 bytes (logmesh keygen)"},
+		&cli.StringFlag{Name: "encrypt-file", EnvVars: env("ENCRYPT_FILE"), Usage: "read the gossip encryption key from this file (logmesh keygen --out FILE) instead of --encrypt"},
+		&cli.BoolFlag{Name: "insecure-gossip", EnvVars: env("INSECURE_GOSSIP"), Usage: "gossip unencrypted on a non-loopback address: anyone who reaches the gossip port can join and be given logs; only on a network where nothing but the peers can reach it (without it and --encrypt, such a peer refuses to start)"},
 		&cli.StringFlag{Name: "cluster-label", EnvVars: env("CLUSTER_LABEL"), Usage: "gossip label every peer of the cluster shares: peers with another label are ignored, so two clusters never merge (changing it needs every peer restarted)"},
 		&cli.StringFlag{Name: "tls-cert", EnvVars: env("TLS_CERT"), Usage: "this peer's certificate (PEM), naming the peer (--name); with --tls-key and --tls-ca the API is TLS 1.3 and peers use mutual TLS (logmesh certs makes them); reread when it changes"},
 		&cli.StringFlag{Name: "tls-key", EnvVars: env("TLS_KEY"), Usage: "the private key of --tls-cert (PEM)"},
@@ -50,7 +53,20 @@ func agentFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "anti-entropy-interval", Value: 30 * time.Second, EnvVars: env("ANTI_ENTROPY_INTERVAL"), Usage: "how often replicas compare their Merkle trees (jittered)"},
 		&cli.StringFlag{Name: "repair-rate", Value: "0", EnvVars: env("REPAIR_RATE"), Usage: "bytes per second of records sent for repair and hand-over (0: no limit), e.g. 50MB"},
 		&cli.DurationFlag{Name: "failed-reassign-after", Value: time.Hour, EnvVars: env("FAILED_REASSIGN_AFTER"), Usage: "a peer failed for this long loses its partitions to other peers until it returns"},
+		&cli.DurationFlag{Name: "max-clock-skew", Value: 5 * time.Second, EnvVars: env("MAX_CLOCK_SKEW"), Usage: "a peer whose clock is further than this from the cluster's (the median of every peer's) says so loudly, mints IDs and runs retention on the cluster's time, and proves nothing"},
+		&cli.IntFlag{Name: "api-max-conns", Value: 4096, EnvVars: env("API_MAX_CONNS"), Usage: "open API connections at most (never more than a quarter of the descriptor limit); past it new ones wait"},
+		&cli.IntFlag{Name: "api-max-conns-per-host", Value: 512, EnvVars: env("API_MAX_CONNS_PER_HOST"), Usage: "open API connections of one remote address at most; past it its new ones are closed"},
+		&cli.DurationFlag{Name: "query-timeout", Value: 5 * time.Minute, EnvVars: env("QUERY_TIMEOUT"), Usage: "end a query that runs longer; its answer ends with an error saying it is incomplete (0: never)"},
+		&cli.IntFlag{Name: "max-queries", Value: 64, EnvVars: env("MAX_QUERIES"), Usage: "queries running at once; past it a query is refused with 429 (0: no cap)"},
+		&cli.IntFlag{Name: "max-queries-per-client", Value: 16, EnvVars: env("MAX_QUERIES_PER_CLIENT"), Usage: "queries running at once from one client address; past it 429 (0: no cap)"},
+		&cli.IntFlag{Name: "max-batch-records", Value: 100000, EnvVars: env("MAX_BATCH_RECORDS"), Usage: "records one HTTP write may carry; a larger batch is refused whole (413) before it is stored, so tiny lines cannot blow up memory"},
+		&cli.DurationFlag{Name: "api-idle-timeout", Value: 30 * time.Second, EnvVars: env("API_IDLE_TIMEOUT"), Usage: "end a request whose client sends none of its body, or reads none of the answer, for this long"},
+		&cli.DurationFlag{Name: "leave-drain-timeout", Value: 30 * time.Second, EnvVars: env("LEAVE_DRAIN_TIMEOUT"), Usage: "on SIGTERM, how long to deliver what only this peer holds before leaving; if it cannot, it stops without leaving (it delivers them when started again)"},
+		&cli.DurationFlag{Name: "scrub-interval", Value: 24 * time.Hour, EnvVars: env("SCRUB_INTERVAL"), Usage: "how often the whole store is read to check every record and re-derive the digests anti-entropy compares (0: never)"},
+		&cli.DurationFlag{Name: "idempotency-ttl", Value: 24 * time.Hour, EnvVars: env("IDEMPOTENCY_TTL"), Usage: "how long a batch's Idempotency-Key is remembered: a retry with the same key stores nothing twice"},
 		&cli.DurationFlag{Name: "clock-offset", Hidden: true, EnvVars: env("CLOCK_OFFSET"), Usage: "shift this peer's clock (fault tests: clock skew)"},
+		&cli.StringFlag{Name: "clock-offset-file", Hidden: true, Usage: "shift this peer's clock by the duration in this file, reread every 100ms (fault tests: clock steps)"},
+		&cli.DurationFlag{Name: "maintenance-interval", Hidden: true, Usage: "run retention and journal pruning this often (fault tests; default 1m)"},
 		&cli.BoolFlag{Name: "disable-replication", Hidden: true, Usage: "push nothing: anti-entropy alone must restore replicas (fault tests)"},
 		&cli.BoolFlag{Name: "disable-anti-entropy", Hidden: true, Usage: "run no anti-entropy rounds (fault tests)"},
 		&cli.IntFlag{Name: "test-drop-push-every", Hidden: true, Usage: "acknowledge but drop every n-th pushed batch: a broken peer for checker tests"},
@@ -123,7 +139,11 @@ func runPeer(cfg peer.Config) error {
 	defer stop()
 	<-ctx.Done()
 	cfg.Logger.Info("signal received: leaving the cluster and stopping")
-	if err := p.Leave(); err != nil {
+	if err := p.Leave(); errors.Is(err, peer.ErrLeaveIncomplete) {
+		// it did not leave: exit non-zero, so that a supervisor starts it
+		// again and it delivers what only it holds
+		return errors.Join(err, p.Close())
+	} else if err != nil {
 		cfg.Logger.Warn("cannot leave gracefully", "err", err)
 	}
 	return p.Close()
@@ -159,9 +179,18 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 		cfg.GossipAddr = ":7946"
 	}
 	if k := c.String("encrypt"); k != "" {
+		if c.String("encrypt-file") != "" {
+			return cfg, flagErr("encrypt-file", fmt.Errorf("give the key with --encrypt or --encrypt-file, not both"))
+		}
 		key, err := gossip.ParseKey(k)
 		if err != nil {
 			return cfg, flagErr("encrypt", err)
+		}
+		cfg.EncryptKey = key
+	} else if f := c.String("encrypt-file"); f != "" {
+		key, err := readKeyFile(f)
+		if err != nil {
+			return cfg, flagErr("encrypt-file", err)
 		}
 		cfg.EncryptKey = key
 	}
@@ -171,14 +200,33 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 	}
 	cfg.TokenFile = c.String("api-token-file")
 	cfg.ClusterLabel = c.String("cluster-label")
+	cfg.InsecureGossip = c.Bool("insecure-gossip")
 	cfg.Replicas = c.Int("replicas")
 	cfg.AntiEntropyInterval = c.Duration("anti-entropy-interval")
 	cfg.FailedReassignAfter = c.Duration("failed-reassign-after")
+	cfg.MaxClockSkew = c.Duration("max-clock-skew")
+	cfg.LeaveDrainTimeout = c.Duration("leave-drain-timeout")
+	cfg.APIMaxConns, cfg.APIMaxConnsPerHost = c.Int("api-max-conns"), c.Int("api-max-conns-per-host")
+	cfg.APIIdleTimeout = c.Duration("api-idle-timeout")
+	cfg.MaxBatchRecords = c.Int("max-batch-records")
+	cfg.QueryTimeout = orNever(c.Duration("query-timeout"))
+	cfg.MaxQueries, cfg.MaxQueriesPerClient = orNone(c.Int("max-queries")), orNone(c.Int("max-queries-per-client"))
+	cfg.ScrubInterval = c.Duration("scrub-interval")
+	if cfg.ScrubInterval == 0 {
+		cfg.ScrubInterval = -1 // 0 on the command line: never
+	}
+	cfg.IdempotencyTTL = c.Duration("idempotency-ttl")
 	if c.Bool("test-timings") {
 		cfg.Gossip.TestTimings()
 	}
 	if off := c.Duration("clock-offset"); off != 0 {
 		cfg.Now = func() time.Time { return time.Now().Add(off) }
+	}
+	if f := c.String("clock-offset-file"); f != "" {
+		cfg.Now = fileClock(c.Context, f, c.Duration("clock-offset"), logger)
+	}
+	if d := c.Duration("maintenance-interval"); d > 0 {
+		cfg.Index.MaintenanceInterval = d
 	}
 	cfg.DisableReplication = c.Bool("disable-replication")
 	cfg.DisableAntiEntropy = c.Bool("disable-anti-entropy")
@@ -303,4 +351,20 @@ func versionCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// orNever and orNone turn a 0 given on the command line ("no limit") into
+// the -1 the peer's configuration reads that way (its 0 is "the default").
+func orNever(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+func orNone(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

@@ -49,7 +49,8 @@ func certsCommand() *cli.Command {
 				ArgsUsage: "NAME",
 				Flags: []cli.Flag{dir,
 					&cli.StringSliceFlag{Name: "host", Usage: "extra DNS names and IP addresses clients reach the peer by (repeatable)"},
-					&cli.DurationFlag{Name: "valid", Value: 365 * 24 * time.Hour, Usage: "validity"}},
+					&cli.DurationFlag{Name: "valid", Value: 365 * 24 * time.Hour, Usage: "validity"},
+					&cli.BoolFlag{Name: "client", Usage: "a client certificate (client authentication only): it authenticates a user or tool and never passes as a peer, whatever NAME it carries"}},
 				Action: func(c *cli.Context) error {
 					name := c.Args().First()
 					if name == "" || c.NArg() > 1 {
@@ -60,7 +61,16 @@ func certsCommand() *cli.Command {
 					if err != nil {
 						return fmt.Errorf("load the CA (logmesh certs ca makes one): %w", err)
 					}
-					f, err := ca.IssueFiles(d, name, c.StringSlice("host"), c.Duration("valid"))
+					issue := func() (tlsutil.Files, error) {
+						return ca.IssueFiles(d, name, c.StringSlice("host"), c.Duration("valid"))
+					}
+					if c.Bool("client") {
+						if len(c.StringSlice("host")) > 0 {
+							return errors.New("--host names a peer's addresses: a --client certificate has none")
+						}
+						issue = func() (tlsutil.Files, error) { return ca.IssueClientFiles(d, name, c.Duration("valid")) }
+					}
+					f, err := issue()
 					if err != nil {
 						return err
 					}

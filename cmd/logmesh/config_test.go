@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/urfave/cli/v2"
 
+	"github.com/logmesh/logmesh/gossip"
 	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/peer"
 )
@@ -394,5 +395,49 @@ func TestSizeOrOff(t *testing.T) {
 		if err != nil || got != c.want {
 			t.Errorf("sizeOrOff(%q, %v) = %d, %v, want %d", c.v, c.auto, got, err, c.want)
 		}
+	}
+}
+
+// TestKeyFile: keygen --out writes a key once and keeps it after; the
+// agent reads it with --encrypt-file, refuses it with --encrypt too, and
+// passes --insecure-gossip on.
+func TestKeyFile(t *testing.T) {
+	clearAgentEnv(t)
+	file := filepath.Join(t.TempDir(), "gossip.key")
+	keygen := func() {
+		app := newApp(func(peer.Config) error { return nil })
+		app.Writer, app.ErrWriter = io.Discard, io.Discard
+		if err := app.Run([]string{"logmesh", "keygen", "--out", file}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keygen()
+	first, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(file); st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, want 0600", st.Mode().Perm())
+	}
+	keygen()
+	if again, _ := os.ReadFile(file); !bytes.Equal(first, again) {
+		t.Fatal("a second keygen --out replaced the key: peers started with the first could not talk to new ones")
+	}
+	_, cfg, err := agent(t, "--encrypt-file", file, "--insecure-gossip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := gossip.ParseKey(strings.TrimSpace(string(first)))
+	if !bytes.Equal(cfg.EncryptKey, want) || !cfg.InsecureGossip {
+		t.Fatalf("agent key %x insecure %v, want %x and true", cfg.EncryptKey, cfg.InsecureGossip, want)
+	}
+	if _, _, err := agent(t, "--encrypt-file", file, "--encrypt", strings.TrimSpace(string(first))); err == nil {
+		t.Fatal("--encrypt and --encrypt-file together were accepted")
+	}
+	if err := os.WriteFile(file, []byte("not a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := agent(t, "--encrypt-file", file); err == nil || !strings.Contains(err.Error(), "gossip key file") {
+		t.Fatalf("a bad key file: %v", err)
 	}
 }

@@ -61,6 +61,11 @@ func runDemo(c *cli.Context) error {
 			peers[i].Close()
 		}
 	}()
+	// the demo's gossip is encrypted too, with a key kept next to its data
+	key, err := demoKey(filepath.Join(dir, "gossip.key"))
+	if err != nil {
+		return err
+	}
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("peer-%d", i+1)
 		cfg := peer.DefaultConfig(filepath.Join(dir, name))
@@ -68,7 +73,7 @@ func runDemo(c *cli.Context) error {
 		cfg.APIAddr = addr(c.Int("api-port"), i)
 		cfg.SyslogTCP, cfg.SyslogUDP = addr(c.Int("syslog-port"), i), addr(c.Int("syslog-port"), i)
 		if n > 1 {
-			cfg.GossipAddr = addr(c.Int("gossip-port"), i)
+			cfg.GossipAddr, cfg.EncryptKey = addr(c.Int("gossip-port"), i), key
 			if i > 0 {
 				cfg.Seeds = []string{addr(c.Int("gossip-port"), 0)}
 			}

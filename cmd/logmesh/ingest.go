@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/logmesh/logmesh/api"
 	"github.com/logmesh/logmesh/client"
 )
 
@@ -42,7 +45,8 @@ func ingestCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			in := &ingester{cl: cl, batch: max(1, c.Int("batch")), quiet: c.Bool("quiet"), start: time.Now()}
+			in := &ingester{cl: cl, batch: max(1, c.Int("batch")), quiet: c.Bool("quiet"), start: time.Now(),
+				run: fmt.Sprintf("ingest-%x", rand.Uint64())}
 			for _, name := range c.Args().Slice() {
 				format := c.String("format")
 				if format == "auto" {
@@ -74,6 +78,31 @@ type ingester struct {
 	accepted int64
 	bytes    int64
 	files    int
+	// run names this run's batches (run-N) in their idempotency keys, so
+	// a retried batch is stored once.
+	run     string
+	batches int
+}
+
+// send posts one batch, retrying what may be transient (no answer, 503,
+// 504, 507) with the same idempotency key, so nothing is stored twice.
+func (in *ingester) send(ctx context.Context, body []byte, ctype, key string) (api.IngestResponse, error) {
+	backoff := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		resp, err := in.cl.IngestOnce(ctx, body, ctype, nil, key)
+		var se *client.StatusError
+		transient := err != nil && (!errors.As(err, &se) || se.Code == http.StatusServiceUnavailable ||
+			se.Code == http.StatusGatewayTimeout || se.Code == http.StatusInsufficientStorage)
+		if !transient || attempt == 5 || ctx.Err() != nil {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return resp, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
 }
 
 func (in *ingester) file(ctx context.Context, name, format string) error {
@@ -105,7 +134,8 @@ func (in *ingester) file(ctx context.Context, name, format string) error {
 		if n == 0 {
 			return nil
 		}
-		resp, err := in.cl.Ingest(ctx, buf.Bytes(), ctype, nil)
+		in.batches++
+		resp, err := in.send(ctx, buf.Bytes(), ctype, fmt.Sprintf("%s-%d", in.run, in.batches))
 		if err != nil {
 			return fmt.Errorf("%s: batch ending at line %d was refused: %w", name, in.lines, err)
 		}

@@ -41,6 +41,7 @@ func newApp(runPeer func(peer.Config) error) *cli.App {
 			certsCommand(),
 			keysCommand(),
 			repairCommand(),
+			forgetCommand(),
 			versionCommand(),
 			benchCommand(),
 		},

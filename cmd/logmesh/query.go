@@ -108,11 +108,28 @@ func queryCommand() *cli.Command {
 
 // warnCoverage tells the user when an answer may lack records.
 func warnCoverage(cov client.Coverage) {
-	if cov.Partial() {
-		msg := "logmesh: warning: partial answer: some data had no live replica to answer for it"
-		if cov.Missing != "" {
-			msg += " (partitions " + cov.Missing + ")"
+	if !cov.Partial() {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "logmesh: warning: partial answer: it may lack records")
+	if cov.Reason != "" {
+		fmt.Fprintln(os.Stderr, "  "+cov.Reason)
+	}
+	if cov.Missing != "" {
+		fmt.Fprintln(os.Stderr, "  no peer holding them complete answered for partitions "+cov.Missing)
+	}
+	for _, u := range strings.Split(cov.Unread, ",") {
+		name, since, ok := strings.Cut(u, "@")
+		if !ok {
+			continue
 		}
-		fmt.Fprintln(os.Stderr, msg)
+		when := "any time"
+		if since != "-" {
+			when = "after " + since
+		}
+		fmt.Fprintf(os.Stderr, "  %s could not be read and may hold records received %s that no other peer has yet (logmesh forget %s gives them up)\n", name, when, name)
+	}
+	if cov.Missing == "" && cov.Unread == "" {
+		fmt.Fprintln(os.Stderr, "  a peer failed while answering")
 	}
 }

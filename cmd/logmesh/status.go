@@ -14,7 +14,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/logmesh/logmesh/api"
-	"github.com/logmesh/logmesh/syslog"
 )
 
 func statusCommand() *cli.Command {
@@ -91,9 +90,15 @@ func printCluster(cs api.ClusterStatus) error {
 			if t.LastError != "" {
 				notes = append(notes, "cannot push to "+t.Peer)
 			}
-			if t.Skipped {
-				notes = append(notes, t.Peer+" left to anti-entropy")
+			if t.DebtPartitions > 0 {
+				notes = append(notes, fmt.Sprintf("owes %s %d partition(s)", t.Peer, t.DebtPartitions))
 			}
+		}
+		if ps := s.Partitions; ps != nil && len(ps.Filling) > 0 {
+			notes = append(notes, fmt.Sprintf("filling %d of %d partitions", len(ps.Filling), ps.Owned))
+		}
+		if cl := s.Clock; cl != nil && cl.Skewed {
+			notes = append(notes, fmt.Sprintf("CLOCK SKEWED %+.1fs", cl.SkewSeconds))
 		}
 		ingested := s.Ingest.HTTP.Accepted
 		if sy := s.Ingest.Syslog; sy != nil {
@@ -122,10 +127,28 @@ func printPeer(s api.Status) error {
 	if sy := s.Ingest.Syslog; sy != nil {
 		printSyslogStatus(tw, sy)
 	}
+	if ps := s.Partitions; ps != nil {
+		fmt.Fprintf(tw, "partitions\t%d owned, %d held complete, %d filling, %d held for hand-over\n", ps.Owned, ps.Complete, len(ps.Filling), ps.Witness)
+	}
+	if !s.DeliveredThrough.IsZero() {
+		fmt.Fprintf(tw, "delivered through\t%s: every record received before then is on all its owners\n", s.DeliveredThrough.Format(time.RFC3339))
+	} else if s.Replication != nil {
+		fmt.Fprintf(tw, "delivered through\tnot yet: some peer is owed records anti-entropy has not settled\n")
+	}
+	if cl := s.Clock; cl != nil {
+		state := "agrees with the cluster"
+		if cl.Skewed {
+			state = "SKEWED: IDs and retention follow the cluster's time; fix NTP"
+		}
+		fmt.Fprintf(tw, "clock\t%+.3fs from the cluster's (%d clocks compared, bound %.0fs): %s\n", cl.SkewSeconds, cl.Compared, cl.MaxSkewSeconds, state)
+	}
 	for _, t := range s.Replication {
 		state := "ok"
 		if t.LastError != "" {
 			state = "failing: " + t.LastError
+		}
+		if t.DebtPartitions > 0 {
+			state += fmt.Sprintf("; owes %d partition(s) to anti-entropy", t.DebtPartitions)
 		}
 		fmt.Fprintf(tw, "replication to %s\t%d undelivered (%s), lag p50 %s p99 %s, %s\n", t.Peer, t.UndeliveredCount,
 			humanBytes(t.UndeliveredBytes), fmtLag(t.LagP50Seconds), fmtLag(t.LagP99Seconds), state)
@@ -146,10 +169,10 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-func printSyslogStatus(tw io.Writer, s *syslog.Stats) {
+func printSyslogStatus(tw io.Writer, s *api.SyslogStats) {
 	for _, t := range []struct {
 		name string
-		st   syslog.TransportStats
+		st   api.SyslogTransport
 	}{{"syslog tcp", s.TCP}, {"syslog udp", s.UDP}} {
 		fmt.Fprintf(tw, "%s\t%d stored, %.1f MB", t.name, t.st.Messages, float64(t.st.Bytes)/1e6)
 		var bad []string
@@ -183,6 +206,15 @@ func printConvergence(c api.Convergence) {
 	}
 	fmt.Printf("converged through %s: every record received before then is on all its replicas\n", through)
 	fmt.Printf("partitions proven in agreement: %d of %d\n", agreed, len(c.Partitions))
+	filling := map[string]int{}
+	for _, p := range c.Partitions {
+		for _, f := range p.Filling {
+			filling[f]++
+		}
+	}
+	for name, n := range filling {
+		fmt.Printf("%s is still being filled with %d partition(s)\n", name, n)
+	}
 	for _, r := range c.Repairs {
 		eta := ""
 		if r.ETASeconds > 0 {

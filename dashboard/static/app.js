@@ -129,15 +129,24 @@ async function refreshPeers() {
         el('td', 'num', fmtBytes(s.undelivered_bytes)), el('td', 'num', fmtBytes(s.disk_bytes)),
         el('td', 'num', (s.replication || []).length ? fmtSecs(lag) : ''),
         el('td', 'num', fmtBytes(s.runtime && s.runtime.rss_bytes)), el('td', 'num', fmtSecs(s.uptime_seconds)));
+      const ck = el('td', 'num clock');
+      if (s.clock) {
+        ck.textContent = (s.clock.skew_seconds >= 0 ? '+' : '') + s.clock.skew_seconds.toFixed(3) + ' s';
+        ck.title = 'this peer\'s clock minus the cluster\'s (median of ' + s.clock.compared + ' clocks); bound ' + s.clock.max_skew_seconds + ' s';
+        if (s.clock.skewed) ck.classList.add('error');
+      }
+      tr.append(ck);
       const notes = [];
       for (const t of s.replication || []) {
         if (t.last_error) notes.push('→' + t.peer + ': ' + t.last_error);
-        if (t.skipped) notes.push('→' + t.peer + ': backlog dropped, anti-entropy repairs it');
+        if (t.debt_partitions) notes.push('→' + t.peer + ': owes ' + t.debt_partitions + ' partition(s) to anti-entropy');
       }
+      const ps = s.partitions;
+      if (ps && ps.filling && ps.filling.length) notes.push('filling ' + ps.filling.length + ' of ' + ps.owned + ' partitions');
       tr.append(el('td', 'muted', notes.join('; ')));
     } else {
       previous.delete(p.name);
-      for (let i = 0; i < 7; i++) tr.append(el('td', 'num'));
+      for (let i = 0; i < 8; i++) tr.append(el('td', 'num'));
       tr.append(el('td', 'muted', p.error || (p.state === 'alive' ? '' : 'not asked: ' + p.state)));
     }
     body.append(tr);
@@ -229,7 +238,8 @@ async function fetchLogs(p) {
     const o = JSON.parse(line);
     if (o.error) err = o.error; else recs.push(o);
   }
-  return { recs, err, coverage: r.headers.get('X-Logmesh-Coverage'), missing: r.headers.get('X-Logmesh-Missing') };
+  return { recs, err, coverage: r.headers.get('X-Logmesh-Coverage'), missing: r.headers.get('X-Logmesh-Missing'),
+    unread: r.headers.get('X-Logmesh-Unread') };
 }
 
 function row(rec, isNew) {
@@ -243,8 +253,15 @@ function row(rec, isNew) {
 }
 
 function coverageNote(res) {
-  if (res.coverage === 'partial') return ' — PARTIAL: no live replica for partitions ' + (res.missing || '?');
-  return '';
+  if (res.coverage !== 'partial') return '';
+  const why = [];
+  if (res.missing) why.push('no complete replica answered for partitions ' + res.missing);
+  for (const u of (res.unread || '').split(',').filter(Boolean)) {
+    const [name, since] = u.split('@');
+    why.push(name + ' could not be read and may hold records received ' + (since && since !== '-' ? 'after ' + since : 'at any time') + ' that no other peer has yet');
+  }
+  if (!why.length) why.push('a peer failed while answering');
+  return ' — PARTIAL: ' + why.join('; ');
 }
 
 async function search(ev) {
