@@ -60,7 +60,7 @@ func TestScenariosInProcess(t *testing.T) {
 				t.Fatal(err)
 			}
 			if f := r.Failures(); len(f) > 0 {
-				t.Fatalf("%s failed: %v\n%s", sc.Name, f, r.Summary())
+				t.Fatalf("%s failed: %v\n%s\nreplay: LOGMESH_SEED=%d go test -count=1 -run '%s' ./chaos", sc.Name, f, r.Summary(), s, t.Name())
 			}
 		})
 	}
@@ -68,6 +68,56 @@ func TestScenariosInProcess(t *testing.T) {
 
 // TestCheckerCatchesLostReplicas: a peer that drops every tenth batch pushed
 // to it, with anti-entropy off, must fail the check.
+// randomSeeds is how many seeded random schedules a level runs:
+// LOGMESH_RANDOM_SEEDS, or def.
+func randomSeeds(t *testing.T, def int) int {
+	if s := os.Getenv("LOGMESH_RANDOM_SEEDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			t.Fatalf("LOGMESH_RANDOM_SEEDS=%q is not a count", s)
+		}
+		return n
+	}
+	return def
+}
+
+// runRandom runs n seeded random schedules (seeds base+i, or LOGMESH_SEED
+// once) on targets made by start.
+func runRandom(t *testing.T, level string, base uint64, n int, d time.Duration, start func(t *testing.T, n int, o Options) Target) {
+	sc := RandomScenario(d)
+	seeds := make([]uint64, n)
+	for i := range seeds {
+		seeds[i] = base + uint64(i)
+	}
+	if s := os.Getenv("LOGMESH_SEED"); s != "" {
+		seeds = []uint64{seed(t, 0)}
+	}
+	for _, s := range seeds {
+		t.Run(fmt.Sprintf("random-%d", s), func(t *testing.T) {
+			target := start(t, sc.Peers, sc.Options)
+			defer target.Close()
+			r, err := Run(context.Background(), target, sc, s, t.Logf)
+			if err != nil {
+				t.Fatalf("%v (replay: LOGMESH_SEED=%d go test -run '%s' ./chaos)", err, s, t.Name())
+			}
+			t.Logf("%s %s", level, r.Summary())
+			if f := r.Failures(); len(f) > 0 {
+				t.Fatalf("%s failed: %v\n%s\nreplay: LOGMESH_SEED=%d go test -count=1 -run '%s' ./chaos", sc.Name, f, r.Summary(), s, t.Name())
+			}
+		})
+	}
+}
+
+// TestRandomSchedulesInProcess runs seeded random schedules in process.
+func TestRandomSchedulesInProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault scenarios take minutes")
+	}
+	runRandom(t, "in-process", 500, randomSeeds(t, 2), 6*time.Second, func(t *testing.T, n int, o Options) Target {
+		return NewInProcess(t, n, 500, time.Second, o, nil)
+	})
+}
+
 func TestCheckerCatchesLostReplicas(t *testing.T) {
 	target := NewInProcess(t, 3, 7, time.Second, Options{}, func(i int, c *peer.Config) {
 		c.DisableAntiEntropy = true
@@ -101,7 +151,7 @@ func TestCheckerCatchesDuplicates(t *testing.T) {
 
 func TestScheduleReplaysFromTheSeed(t *testing.T) {
 	names := []string{"p1", "p2", "p3", "p4", "p5"}
-	for _, kind := range []string{"partition-halves", "bridge", "kill9-during-hint-drain", "majorities-ring"} {
+	for _, kind := range []string{"partition-halves", "bridge", "kill9-during-hint-drain", "majorities-ring", "random", "two-down"} {
 		a, b := schedule(kind, 42, names, 10*time.Second), schedule(kind, 42, names, 10*time.Second)
 		if a.String() != b.String() || a.String() == "" {
 			t.Fatalf("%s: the same seed gave\n%s\nand\n%s", kind, a, b)

@@ -52,6 +52,13 @@ type Report struct {
 	// Resources lists peers whose goroutines, FDs or RSS did not come back
 	// within 20% of their warm-up level.
 	Resources []string
+
+	// The continuous checker's answers while writes ran: FullButMissing
+	// lists answers marked full that lacked a record acknowledged before
+	// the query began (a broken promise); Full and Partial count answers,
+	// QueryErrors queries that got none.
+	FullButMissing                           []string
+	FullAnswers, PartialAnswers, QueryErrors int
 }
 
 // Failures lists the pass criteria the run broke.
@@ -66,6 +73,7 @@ func (r *Report) Failures() []string {
 	check(len(r.LostPerReplica) > 0, "lost-per-replica %d, e.g. %v", len(r.LostPerReplica), first(r.LostPerReplica))
 	check(len(r.Unexpected) > 0, "unexpected %d, e.g. %v", len(r.Unexpected), first(r.Unexpected))
 	check(len(r.Duplicated) > 0, "duplicated %d, e.g. %v", len(r.Duplicated), first(r.Duplicated))
+	check(len(r.FullButMissing) > 0, "%d answers marked full lacked acknowledged records, e.g. %v", len(r.FullButMissing), first(r.FullButMissing))
 	check(!r.Converged, "replicas did not converge within two anti-entropy intervals of the heal (and slack)")
 	check(r.Undelivered > 0, "replication backlog not empty: %d bytes", r.Undelivered)
 	check(r.Acknowledged == 0, "no write was acknowledged: the run proves nothing")
@@ -91,6 +99,8 @@ func (r *Report) Summary() string {
 		fmt.Fprintf(&b, "; kill detected by every peer in %v", r.Detection.Round(10*time.Millisecond))
 	}
 	fmt.Fprintf(&b, "; false failed at rest %d", r.FalseFailed)
+	fmt.Fprintf(&b, "; while writing: %d full answers (%d lacking acknowledged records), %d partial, %d query errors",
+		r.FullAnswers, len(r.FullButMissing), r.PartialAnswers, r.QueryErrors)
 	return b.String()
 }
 

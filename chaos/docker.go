@@ -145,6 +145,7 @@ func NewDocker(t testing.TB, n int, interval time.Duration, o Options, extra ...
 	}, func(h string) string { return d.ips[h] })
 
 	seed := net.JoinHostPort(subnet+".10", fmt.Sprint(hostGossipPort))
+	key := gossipKey(t)
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("p%d", i+1)
 		ip := fmt.Sprintf("%s.%d", subnet, 10+i)
@@ -152,10 +153,13 @@ func NewDocker(t testing.TB, n int, interval time.Duration, o Options, extra ...
 		d.ips[name], d.dirs[name] = ip, t.TempDir()
 		args := []string{"agent", "--name", name, "--data-dir", "/data", "--api-addr", fmt.Sprintf(":%d", hostAPIPort),
 			"--syslog-tcp", fmt.Sprintf(":%d", hostSyslogPort), "--syslog-udp", fmt.Sprintf(":%d", hostSyslogPort),
-			"--gossip-addr", net.JoinHostPort(ip, fmt.Sprint(hostGossipPort)), "--test-timings", "--log-level", "debug",
+			"--gossip-addr", net.JoinHostPort(ip, fmt.Sprint(hostGossipPort)), "--test-timings", "--log-level", "debug", "--encrypt", key,
 			"--fsync", "50ms", "--memtable-size", "4MiB", "--cache-size", "4MiB",
-			"--anti-entropy-interval", interval.String(), "--join", seed}
-		args = append(append(args, o.flags(i)...), extra...)
+			"--anti-entropy-interval", interval.String(), "--join", seed, "--clock-offset-file", "/data/clock"}
+		if err := writeClock(filepath.Join(d.dirs[name], "clock"), o.skewOf(i)); err != nil {
+			t.Fatal(err)
+		}
+		args = append(append(args, o.flags(i, n)...), extra...)
 		d.args[name] = args
 		cmd := append([]string{"run", "-d", "--name", d.container(name), "--hostname", name, "--network", d.network,
 			"--ip", ip, "-v", d.dirs[name] + ":/data", d.image}, args...)
@@ -269,6 +273,39 @@ func (d *Docker) Heal() error {
 		}
 	}
 	return d.fw.Heal(up)
+}
+
+// CutAPI drops TCP from → to's API port (nftables in both containers).
+func (d *Docker) CutAPI(from, to string) error { return d.fw.CutAPI(from, to) }
+
+// Leave is docker stop: SIGTERM, and time to leave before a SIGKILL.
+func (d *Docker) Leave(name string) error {
+	return run("", "docker", "stop", "-t", "90", d.container(name))
+}
+
+// Wipe kills a container, deletes its data (keeping its clock file) and
+// starts it again.
+func (d *Docker) Wipe(name string) error {
+	if err := d.Kill(name); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(d.dirs[name])
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() != "clock" {
+			if err := os.RemoveAll(filepath.Join(d.dirs[name], e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return d.Start(name)
+}
+
+// SetClock rewrites the clock file in the container's volume.
+func (d *Docker) SetClock(name string, offset time.Duration) error {
+	return writeClock(filepath.Join(d.dirs[name], "clock"), offset)
 }
 
 // Kill is docker kill (SIGKILL).

@@ -19,8 +19,12 @@ import (
 	"github.com/logmesh/logmesh/testutil/ports"
 )
 
-// dockerSmoke is the scenario the Docker level runs in make test.
-var dockerSmoke = map[string]bool{"kill9-replica-then-restart": true}
+// dockerSmoke is the scenario the Docker level runs in make test;
+// dockerCI those it runs in CI's fault target (every one in make test-docker).
+var (
+	dockerSmoke = map[string]bool{"kill9-replica-then-restart": true}
+	dockerCI    = map[string]bool{"kill9-replica-then-restart": true, "wipe-and-rejoin": true, "backlog-overflow-then-leave": true}
+)
 
 // TestScenariosDocker runs the scenarios on peer containers (level 3).
 func TestScenariosDocker(t *testing.T) {
@@ -29,7 +33,11 @@ func TestScenariosDocker(t *testing.T) {
 	}
 	NeedDocker(t)
 	for i, sc := range Scenarios(10 * time.Second) {
-		if !faultsFull() && !dockerSmoke[sc.Name] {
+		switch {
+		case faultsCampaign():
+		case faultsFull() && dockerCI[sc.Name]:
+		case !faultsFull() && dockerSmoke[sc.Name]:
+		default:
 			continue
 		}
 		t.Run(sc.Name, func(t *testing.T) {

@@ -25,12 +25,13 @@ type firewall struct {
 
 	mu   sync.Mutex
 	cut  map[[2]string]bool    // unordered pair (sorted)
+	api  map[[2]string]bool    // from → to: TCP to to's API port only
 	loss map[[2]string]float64 // from → to
 	slow map[[2]string]int     // from → to, kbytes/s
 }
 
 func newFirewall(exec func(host, input string) error, addr func(string) string) *firewall {
-	return &firewall{exec: exec, addr: addr, cut: map[[2]string]bool{},
+	return &firewall{exec: exec, addr: addr, cut: map[[2]string]bool{}, api: map[[2]string]bool{},
 		loss: map[[2]string]float64{}, slow: map[[2]string]int{}}
 }
 
@@ -58,6 +59,14 @@ func (f *firewall) render(host string) string {
 		out = append(out, fmt.Sprintf("ip daddr %s drop", f.addr(other)))
 	}
 	var extra []string
+	for p := range f.api {
+		switch host {
+		case p[0]:
+			out = append(out, fmt.Sprintf("ip daddr %s tcp dport %d drop", f.addr(p[1]), hostAPIPort))
+		case p[1]:
+			extra = append(extra, fmt.Sprintf("ip saddr %s tcp dport %d drop", f.addr(p[0]), hostAPIPort))
+		}
+	}
 	for p, prob := range f.loss {
 		if p[1] == host {
 			extra = append(extra, fmt.Sprintf("ip saddr %s numgen random mod 100 < %d drop", f.addr(p[0]), int(prob*100)))
@@ -120,6 +129,14 @@ func (f *firewall) Partition(groups ...[]string) error {
 	return f.apply(touched...)
 }
 
+// CutAPI drops TCP from → to's API port, in both hosts; gossip is untouched.
+func (f *firewall) CutAPI(from, to string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.api[[2]string{from, to}] = true
+	return f.apply(from, to)
+}
+
 // Loss drops a share p of the packets from → to.
 func (f *firewall) Loss(from, to string, p float64) error {
 	f.mu.Lock()
@@ -141,6 +158,7 @@ func (f *firewall) Heal(hosts []string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	clear(f.cut)
+	clear(f.api)
 	clear(f.loss)
 	clear(f.slow)
 	return f.apply(hosts...)

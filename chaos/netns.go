@@ -2,12 +2,15 @@ package chaos
 
 import (
 	"bytes"
+	crand "crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -66,6 +69,7 @@ type Netns struct {
 	ips      map[string]string
 	fw       *firewall
 	interval time.Duration
+	clocks   map[string]string // the file each peer's clock offset is read from
 	down     sync.Once
 }
 
@@ -75,7 +79,7 @@ func NewNetns(t testing.TB, n int, interval time.Duration, o Options, extra ...s
 	t.Helper()
 	NeedRoot(t)
 	nt := &Netns{t: t, id: fmt.Sprintf("%04x", rand.IntN(1<<16)), procs: map[string]*testutil.Process{},
-		ips: map[string]string{}, interval: interval}
+		ips: map[string]string{}, interval: interval, clocks: map[string]string{}}
 	t.Cleanup(nt.teardown)
 	if err := nt.setup(n); err != nil {
 		t.Fatalf("network namespaces: %v", err)
@@ -85,12 +89,18 @@ func NewNetns(t testing.TB, n int, interval time.Duration, o Options, extra ...s
 	}, func(h string) string { return nt.ips[h] })
 
 	seed := net.JoinHostPort(nt.ips[nt.names[0]], fmt.Sprint(hostGossipPort))
+	key := gossipKey(t) // gossip off loopback needs one (or --insecure-gossip)
 	for i, name := range nt.names {
 		ip := nt.ips[name]
-		args := []string{"--gossip-addr", net.JoinHostPort(ip, fmt.Sprint(hostGossipPort)), "--test-timings",
+		args := []string{"--gossip-addr", net.JoinHostPort(ip, fmt.Sprint(hostGossipPort)), "--test-timings", "--encrypt", key,
 			"--fsync", "50ms", "--memtable-size", "4MiB", "--cache-size", "4MiB",
 			"--anti-entropy-interval", interval.String(), "--join", seed}
-		args = append(args, o.flags(i)...)
+		nt.clocks[name] = filepath.Join(t.TempDir(), "clock")
+		if err := writeClock(nt.clocks[name], o.skewOf(i)); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--clock-offset-file", nt.clocks[name])
+		args = append(args, o.flags(i, n)...)
 		args = append(args, extra...)
 		p := testutil.NewProcessAt(t, name, []string{"ip", "netns", "exec", nt.ns(name)},
 			net.JoinHostPort(ip, fmt.Sprint(hostAPIPort)), net.JoinHostPort(ip, fmt.Sprint(hostSyslogPort)), args...)
@@ -101,16 +111,43 @@ func NewNetns(t testing.TB, n int, interval time.Duration, o Options, extra ...s
 	return nt
 }
 
-// flags are the agent flags that carry the options to peer i.
-func (o Options) flags(i int) []string {
+// flags are the agent flags that carry the options to peer i of n (the
+// clock offset goes in the peer's clock file).
+func (o Options) flags(i, n int) []string {
 	var f []string
 	if o.DisableReplication {
 		f = append(f, "--disable-replication")
 	}
-	if i == 0 && o.Skew != 0 {
-		f = append(f, "--clock-offset", o.Skew.String())
+	if o.DisableAntiEntropy {
+		f = append(f, "--disable-anti-entropy")
+	}
+	if o.FailedReassignAfter > 0 {
+		f = append(f, "--failed-reassign-after", o.FailedReassignAfter.String())
+	}
+	if o.MaintenanceInterval > 0 {
+		f = append(f, "--maintenance-interval", o.MaintenanceInterval.String())
+	}
+	if i == n-1 && o.LastMaxHintsBytes > 0 {
+		f = append(f, "--max-hints-bytes", fmt.Sprint(o.LastMaxHintsBytes))
 	}
 	return f
+}
+
+// skewOf is peer i's clock offset at start.
+func (o Options) skewOf(i int) time.Duration {
+	if i == 0 {
+		return o.Skew
+	}
+	return 0
+}
+
+// writeClock writes a clock offset file (see the agent's --clock-offset-file).
+func writeClock(path string, d time.Duration) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(d.String()+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func (nt *Netns) ns(name string) string { return "lm" + nt.id + name }
@@ -211,6 +248,33 @@ const slowKBs = 256
 // Heal removes every rule.
 func (nt *Netns) Heal() error { return nt.fw.Heal(nt.names) }
 
+// CutAPI drops TCP from → to's API port (nftables in both namespaces).
+func (nt *Netns) CutAPI(from, to string) error { return nt.fw.CutAPI(from, to) }
+
+// Leave sends SIGTERM and waits for the agent to leave and exit.
+func (nt *Netns) Leave(name string) error {
+	if !nt.procs[name].StopWithin(90 * time.Second) {
+		return fmt.Errorf("%s did not exit within 90s of SIGTERM", name)
+	}
+	return nil
+}
+
+// Wipe kills a peer, deletes its data directory and starts it again.
+func (nt *Netns) Wipe(name string) error {
+	p := nt.procs[name]
+	p.Kill()
+	if err := os.RemoveAll(p.DataDir()); err != nil {
+		return err
+	}
+	p.Start()
+	return nil
+}
+
+// SetClock rewrites a peer's clock file; the agent reads it within 100ms.
+func (nt *Netns) SetClock(name string, offset time.Duration) error {
+	return writeClock(nt.clocks[name], offset)
+}
+
 // Kill sends SIGKILL.
 func (nt *Netns) Kill(name string) error { nt.procs[name].Kill(); return nil }
 
@@ -231,3 +295,13 @@ func (nt *Netns) OwnProcesses() bool { return true }
 
 // Close stops the peers and removes the namespaces.
 func (nt *Netns) Close() { nt.teardown() }
+
+// gossipKey returns a new random gossip key (base64) for one cluster.
+func gossipKey(t testing.TB) string {
+	t.Helper()
+	key := make([]byte, 32)
+	if _, err := crand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(key)
+}

@@ -27,8 +27,21 @@ type Scenario struct {
 type Options struct {
 	// DisableReplication: pushes off, anti-entropy alone restores replicas.
 	DisableReplication bool
+	// DisableAntiEntropy: no anti-entropy; pushes alone must reach every
+	// replica.
+	DisableAntiEntropy bool
 	// Skew shifts the clock of the first peer by this much.
 	Skew time.Duration
+	// FailedReassignAfter, when set, is every peer's --failed-reassign-after.
+	FailedReassignAfter time.Duration
+	// MaintenanceInterval, when set, runs retention this often (so that a
+	// peer that wrongly used its own clock would delete within the run).
+	MaintenanceInterval time.Duration
+	// LastMaxHintsBytes, when set, is the last peer's --max-hints-bytes.
+	LastMaxHintsBytes int64
+	// NoWrites names peers the workload sends no client writes to (a peer
+	// whose disk a scenario wipes: records only it held would be destroyed).
+	NoWrites []string
 }
 
 // Scenarios returns the standard scenarios, each with a fault phase of d.
@@ -46,7 +59,31 @@ func Scenarios(d time.Duration) []Scenario {
 		{Name: "anti-entropy-only", Kind: "kill9-restart", Faults: d, Options: Options{DisableReplication: true}},
 		{Name: "slow-and-flaky", Kind: "slow", Faults: d},
 		{Name: "one-way-loss", Kind: "one-way-loss", Faults: d},
+
+		// clocks: retention runs every 2 s, so a peer that used its own
+		// clock for it would delete records within the run
+		{Name: "clock-ahead", Kind: "partition-halves", Faults: d, Options: Options{Skew: 5 * day, MaintenanceInterval: 2 * time.Second}},
+		{Name: "clock-behind", Kind: "partition-halves", Faults: d, Options: Options{Skew: -5 * day, MaintenanceInterval: 2 * time.Second}},
+		{Name: "clock-beyond-retention", Kind: "kill9-restart", Faults: d, Options: Options{Skew: 8 * day, MaintenanceInterval: 2 * time.Second}},
+		{Name: "clock-step-back", Kind: "clock-step-back", Faults: d, Options: Options{MaintenanceInterval: 2 * time.Second}},
+		// two owners of many partitions down past --failed-reassign-after
+		{Name: "two-owners-down-past-reassign", Kind: "two-down", Peers: 5, Faults: 2 * d,
+			Options: Options{FailedReassignAfter: 3 * time.Second}},
+		{Name: "wipe-and-rejoin", Kind: "wipe", Faults: d, Options: Options{NoWrites: []string{"p3"}}},
+		{Name: "backlog-overflow-then-leave", Kind: "overflow-then-leave", Faults: 2 * d, Options: Options{LastMaxHintsBytes: 16 << 10}},
+		{Name: "one-way-api-cut", Kind: "one-way-api-cut", Peers: 4, Faults: d},
+		// anti-entropy off: pushes alone must reach every replica
+		{Name: "push-only", Kind: "kill-and-partition", Peers: 4, Faults: d, Options: Options{DisableAntiEntropy: true}},
 	}
+}
+
+const day = 24 * time.Hour
+
+// RandomScenario is the scenario of seeded random schedules: every fault
+// mixed, on five peers, with a wipe of p5 (which takes no client writes).
+func RandomScenario(d time.Duration) Scenario {
+	return Scenario{Name: "random", Kind: "random", Peers: 5, Faults: 3 * d,
+		Options: Options{NoWrites: []string{"p5"}, FailedReassignAfter: 5 * time.Second, MaintenanceInterval: 2 * time.Second}}
 }
 
 // Run runs one scenario against a target whose peers are up, and judges it.
@@ -58,10 +95,13 @@ func Run(ctx context.Context, t Target, sc Scenario, seed uint64, logf func(stri
 	r := &Report{Scenario: sc.Name, Seed: seed, Schedule: schedule(sc.Kind, seed, t.Names(), sc.Faults)}
 	logf("scenario %s, seed %d, schedule:\n%s", sc.Name, seed, r.Schedule)
 	w := &workload{target: t, run: fmt.Sprintf("%s-%d", sc.Name, seed), hist: &history{writes: map[string]*write{}},
-		writers: 4, batch: 5, pace: 40 * time.Millisecond}
+		writers: 4, batch: 5, pace: 40 * time.Millisecond, noWrites: sc.Options.NoWrites}
 
-	// warm-up: writes without faults, watching for false failures
+	// warm-up: writes without faults, watching for false failures; from
+	// now on every answer marked full is checked against the writes
 	stopWrites := w.start(ctx, seed)
+	stopAnswers := watchAnswers(ctx, t, w, seed, r)
+	defer stopAnswers()
 	quiet, stopWatch := watchFalseFailures(ctx, t)
 	sleep(ctx, 2*time.Second)
 	warm := statuses(ctx, t)
@@ -82,7 +122,7 @@ func Run(ctx context.Context, t Target, sc Scenario, seed uint64, logf func(stri
 		logf("%s", st)
 		if err := apply(t, st); err != nil {
 			stopWrites()
-			return r, fmt.Errorf("apply %s: %w", st, err)
+			return r, fmt.Errorf("apply %s: %w (replay: LOGMESH_SEED=%d)", st, err, seed)
 		}
 		if st.Op == OpKill && !detecting {
 			detecting = true
@@ -99,6 +139,7 @@ func Run(ctx context.Context, t Target, sc Scenario, seed uint64, logf func(stri
 	}
 	sleep(ctx, time.Until(start.Add(sc.Faults)))
 	stopWrites()
+	stopAnswers()
 	wg.Wait()
 	detectMu.Lock()
 	r.Detection = detect

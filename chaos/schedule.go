@@ -24,6 +24,10 @@ const (
 	OpLoss            Op = "loss"
 	OpSlow            Op = "slow"
 	OpHeal            Op = "heal"
+	OpCutAPI          Op = "cut-api"
+	OpLeave           Op = "leave"
+	OpWipe            Op = "wipe"
+	OpClock           Op = "clock"
 )
 
 // Step is one operation at a time after the start of the fault phase.
@@ -33,6 +37,8 @@ type Step struct {
 	Nodes []string   // the peers the operation concerns
 	Parts [][]string // groups, for partitions
 	Arg   float64    // loss probability, or delay in milliseconds
+	// Offset is the clock offset an OpClock sets.
+	Offset time.Duration
 }
 
 func (s Step) String() string {
@@ -47,6 +53,9 @@ func (s Step) String() string {
 	}
 	if s.Arg != 0 {
 		fmt.Fprintf(&b, " %g", s.Arg)
+	}
+	if s.Op == OpClock {
+		fmt.Fprintf(&b, " %v", s.Offset)
 	}
 	return b.String()
 }
@@ -101,7 +110,128 @@ func schedule(kind string, seed uint64, names []string, d time.Duration) Schedul
 		s = append(s, Step{At: start, Op: OpLoss, Nodes: shuffled[:2], Arg: 0.3}, Step{At: d - d/10, Op: OpHeal})
 	case "slow":
 		s = append(s, Step{At: start, Op: OpSlow, Nodes: shuffled[:2], Arg: 150}, Step{At: d - d/10, Op: OpHeal})
+	case "clock-step-back":
+		// one peer's clock steps back an hour while writes go on
+		s = append(s, Step{At: mid, Op: OpClock, Nodes: shuffled[:1], Offset: -time.Hour})
+	case "two-down":
+		// two peers down for long enough that their partitions move
+		s = append(s, Step{At: start, Op: OpKill, Nodes: shuffled[:1]}, Step{At: start, Op: OpKill, Nodes: shuffled[1:2]},
+			Step{At: d - d/5, Op: OpStart, Nodes: shuffled[:1]}, Step{At: d - d/5, Op: OpStart, Nodes: shuffled[1:2]})
+	case "wipe":
+		// the last peer (which takes no client writes) loses its disk
+		s = append(s, Step{At: start, Op: OpWipe, Nodes: last(names)})
+	case "overflow-then-leave":
+		// the last peer cannot push (its backlog outgrows its tiny
+		// --max-hints-bytes), the link comes back, then it leaves
+		victim := last(names)[0]
+		for _, n := range names {
+			if n != victim {
+				s = append(s, Step{At: start, Op: OpCutAPI, Nodes: []string{victim, n}})
+			}
+		}
+		s = append(s, Step{At: mid, Op: OpHeal}, Step{At: mid + d/10, Op: OpLeave, Nodes: []string{victim}})
+	case "one-way-api-cut":
+		// the first peer cannot call the last one's API; gossip goes on
+		s = append(s, Step{At: start, Op: OpCutAPI, Nodes: []string{names[0], last(names)[0]}}, Step{At: d - d/10, Op: OpHeal})
+	case "kill-and-partition":
+		h := len(shuffled) / 2
+		s = append(s, Step{At: start, Op: OpKill, Nodes: shuffled[:1]}, Step{At: mid - d/10, Op: OpStart, Nodes: shuffled[:1]},
+			Step{At: mid, Op: OpPartitionHalves, Parts: [][]string{shuffled[:h], shuffled[h:]}}, Step{At: d - d/10, Op: OpHeal})
+	case "random":
+		s = randomSchedule(rng, names, d)
 	}
+	return s
+}
+
+func last(names []string) []string { return names[len(names)-1:] }
+
+// randomSchedule mixes every fault: partitions, isolation, kills, pauses,
+// graceful leaves, clock steps, one-way API cuts, loss, and at most one wipe
+// of the last peer (which takes no client writes). Faults overlap, but a
+// peer suffers one process fault at a time, and at most two peers are down
+// at once.
+func randomSchedule(rng *rand.Rand, names []string, d time.Duration) Schedule {
+	var s Schedule
+	slots := 6
+	slot := d / time.Duration(slots)
+	busy := map[string]time.Duration{} // peer → until when a fault holds it
+	down := func(at time.Duration) int {
+		n := 0
+		for _, until := range busy {
+			if until > at {
+				n++
+			}
+		}
+		return n
+	}
+	pick := func(at time.Duration, avoid string) string {
+		free := []string{}
+		for _, n := range names {
+			if busy[n] <= at && n != avoid {
+				free = append(free, n)
+			}
+		}
+		if len(free) == 0 {
+			return ""
+		}
+		return free[rng.IntN(len(free))]
+	}
+	wiped := false
+	for k := 0; k < slots; k++ {
+		at := slot*time.Duration(k) + time.Duration(rng.Int64N(int64(slot)/4+1))
+		end := at + slot/2 + time.Duration(rng.Int64N(int64(slot)+1)) // up to 1.5 slots: faults overlap
+		end = min(end, d-d/20)
+		switch op := rng.IntN(9); {
+		case op == 0:
+			sh := slices.Clone(names)
+			rng.Shuffle(len(sh), func(i, j int) { sh[i], sh[j] = sh[j], sh[i] })
+			h := len(sh) / 2
+			s = append(s, Step{At: at, Op: OpPartitionHalves, Parts: [][]string{sh[:h], sh[h:]}}, Step{At: end, Op: OpHeal})
+		case op == 1:
+			if n := pick(at, ""); n != "" {
+				s = append(s, Step{At: at, Op: OpIsolate, Nodes: []string{n}}, Step{At: end, Op: OpHeal})
+			}
+		case op <= 4 && down(at) < 2:
+			n := pick(at, "")
+			if n == "" {
+				continue
+			}
+			busy[n] = end
+			switch op {
+			case 2:
+				s = append(s, Step{At: at, Op: OpKill, Nodes: []string{n}}, Step{At: end, Op: OpStart, Nodes: []string{n}})
+			case 3:
+				s = append(s, Step{At: at, Op: OpPause, Nodes: []string{n}}, Step{At: end, Op: OpResume, Nodes: []string{n}})
+			case 4:
+				s = append(s, Step{At: at, Op: OpLeave, Nodes: []string{n}}, Step{At: end, Op: OpStart, Nodes: []string{n}})
+			}
+		case op == 5:
+			if n := pick(at, ""); n != "" {
+				off := time.Duration(rng.IntN(3)-1) * time.Hour // -1h, 0 or +1h
+				if off == 0 {
+					off = -30 * time.Second
+				}
+				s = append(s, Step{At: at, Op: OpClock, Nodes: []string{n}, Offset: off}, Step{At: end, Op: OpClock, Nodes: []string{n}})
+			}
+		case op == 6:
+			a, b := names[rng.IntN(len(names))], names[rng.IntN(len(names))]
+			if a != b {
+				s = append(s, Step{At: at, Op: OpCutAPI, Nodes: []string{a, b}}, Step{At: end, Op: OpHeal})
+			}
+		case op == 7:
+			a, b := names[rng.IntN(len(names))], names[rng.IntN(len(names))]
+			if a != b {
+				s = append(s, Step{At: at, Op: OpLoss, Nodes: []string{a, b}, Arg: 0.3}, Step{At: end, Op: OpHeal})
+			}
+		case op == 8 && !wiped && down(at) < 2:
+			v := last(names)[0]
+			if busy[v] <= at {
+				wiped, busy[v] = true, at+slot/2
+				s = append(s, Step{At: at, Op: OpWipe, Nodes: []string{v}})
+			}
+		}
+	}
+	slices.SortStableFunc(s, func(a, b Step) int { return int(a.At - b.At) })
 	return s
 }
 
@@ -142,7 +272,18 @@ func apply(t Target, s Step) error {
 	case OpKill:
 		return t.Kill(s.Nodes[0])
 	case OpStart:
+		if t.Running(s.Nodes[0]) {
+			return nil // a graceful leave that did not leave, or already back
+		}
 		return t.Start(s.Nodes[0])
+	case OpCutAPI:
+		return t.CutAPI(s.Nodes[0], s.Nodes[1])
+	case OpLeave:
+		return t.Leave(s.Nodes[0])
+	case OpWipe:
+		return t.Wipe(s.Nodes[0])
+	case OpClock:
+		return t.SetClock(s.Nodes[0], s.Offset)
 	case OpPause:
 		return t.Pause(s.Nodes[0])
 	case OpResume:

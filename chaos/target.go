@@ -22,12 +22,23 @@ type Target interface {
 	Loss(from, to string, p float64) error
 	// Slow delays traffic from → to.
 	Slow(from, to string, d time.Duration) error
+	// CutAPI drops the data plane from → to (calls to to's API) while
+	// gossip between them goes on.
+	CutAPI(from, to string) error
 	// Heal removes every network fault.
 	Heal() error
 	// Kill stops a peer at once (SIGKILL where there is a process).
 	Kill(name string) error
 	// Start (re)starts a stopped peer with its data.
 	Start(name string) error
+	// Leave stops a peer gracefully (SIGTERM: it leaves the cluster first,
+	// or stops without leaving when it cannot deliver what only it holds).
+	Leave(name string) error
+	// Wipe stops a peer at once, deletes its data and starts it again under
+	// the same name.
+	Wipe(name string) error
+	// SetClock shifts a running peer's clock by offset from true time.
+	SetClock(name string, offset time.Duration) error
 	// Pause freezes a peer (SIGSTOP); Resume thaws it.
 	Pause(name string) error
 	Resume(name string) error

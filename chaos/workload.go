@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +57,32 @@ func (h *history) add(ws ...*write) {
 	}
 }
 
+// settle records the outcome of writes (under the lock: the continuous
+// checker reads outcomes while writes go on).
+func (h *history) settle(ws []*write, outcome string, lat time.Duration, ids []record.ID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, x := range ws {
+		x.Outcome, x.Latency = outcome, lat
+		if i < len(ids) {
+			x.ID = ids[i]
+		}
+	}
+}
+
+// acknowledged returns the tags of the writes acknowledged so far.
+func (h *history) acknowledged() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for tag, w := range h.writes {
+		if w.Outcome == outcomeOK {
+			out = append(out, tag)
+		}
+	}
+	return out
+}
+
 // workload writes batches of unique records through every peer and every
 // transport until stopped.
 type workload struct {
@@ -65,6 +92,8 @@ type workload struct {
 	writers int
 	batch   int
 	pace    time.Duration
+	// noWrites names peers that take no client writes.
+	noWrites []string
 }
 
 func (w *workload) tagPrefix() string { return "chk " + w.run + " " }
@@ -83,7 +112,12 @@ func (w *workload) start(ctx context.Context, seed uint64) (stop func()) {
 }
 
 func (w *workload) writer(ctx context.Context, id int, rng *rand.Rand) {
-	names := w.target.Names()
+	var names []string
+	for _, n := range w.target.Names() {
+		if !slices.Contains(w.noWrites, n) {
+			names = append(names, n)
+		}
+	}
 	gen := sample.New(uint64(id))
 	tcp := map[string]net.Conn{}
 	defer func() {
@@ -119,9 +153,7 @@ func (w *workload) writer(ctx context.Context, id int, rng *rand.Rand) {
 				w.udpWrite(peer, ws, gen)
 			}
 		} else {
-			for _, x := range ws {
-				x.Outcome = outcomeFail // refused: the peer is down
-			}
+			w.hist.settle(ws, outcomeFail, 0, nil) // refused: the peer is down
 		}
 		select {
 		case <-ctx.Done():
@@ -158,18 +190,11 @@ func (w *workload) httpWrite(ctx context.Context, peer, via string, ws []*write,
 		// a refusal before the peer stored anything is a fail; anything
 		// else (timeouts, 504 for an unmet quorum, a dying peer) is info
 		if se, ok := err.(*client.StatusError); ok && se.Code == 400 {
-			for _, x := range ws {
-				x.Outcome = outcomeFail
-			}
+			w.hist.settle(ws, outcomeFail, 0, nil)
 		}
 		return
 	}
-	for i, x := range ws {
-		x.Outcome, x.Latency = outcomeOK, lat
-		if i < len(resp.IDs) {
-			x.ID = resp.IDs[i]
-		}
-	}
+	w.hist.settle(ws, outcomeOK, lat, resp.IDs)
 }
 
 func (w *workload) tcpWrite(peer string, ws []*write, gen *sample.Generator, conns map[string]net.Conn) {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/logmesh/logmesh/client"
 	"github.com/logmesh/logmesh/peer"
+	"github.com/logmesh/logmesh/peer/view"
+	"github.com/logmesh/logmesh/record"
 	"github.com/logmesh/logmesh/testutil/faultnet"
 )
 
@@ -28,6 +31,9 @@ type Cluster struct {
 	peers []*peer.Peer
 	cfgs  []peer.Config
 	Dir   string
+	// clients holds one API client per peer address, so that polls reuse
+	// their keep-alive connections
+	clients map[string]*client.Client
 }
 
 // PeerConfig returns the test configuration of peer i of a cluster in dir:
@@ -170,13 +176,24 @@ func (c *Cluster) Len() int { return len(c.cfgs) }
 // Name returns peer i's name.
 func (c *Cluster) Name(i int) string { return c.cfgs[i].Name }
 
-// Client returns an API client for peer i.
+// Client returns an API client for peer i (the same one for each call
+// while the peer keeps its address: do not change its Token).
 func (c *Cluster) Client(i int) *client.Client {
 	c.t.Helper()
-	cl, err := client.New(c.Peer(i).APIAddr())
+	addr := c.Peer(i).APIAddr()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl := c.clients[addr]; cl != nil {
+		return cl
+	}
+	cl, err := client.New(addr)
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	if c.clients == nil {
+		c.clients = map[string]*client.Client{}
+	}
+	c.clients[addr] = cl
 	return cl
 }
 
@@ -191,8 +208,55 @@ func (c *Cluster) Running() []int {
 	return out
 }
 
-// WaitAlive waits until every running peer sees every running peer alive.
+// WaitAlive waits until every running peer sees every running peer alive
+// and holds complete every partition it owns (a new cluster's peers prove
+// that to each other within an anti-entropy interval or two): until then
+// cluster queries may rightly answer partial.
 func (c *Cluster) WaitAlive(timeout time.Duration) {
+	c.t.Helper()
+	c.WaitMembers(timeout)
+	var detail string
+	WaitFor(c.t, timeout, "every running peer to hold its partitions complete", func() bool {
+		detail = c.Filling()
+		return detail == ""
+	}, func() string { return detail })
+}
+
+// Filling names the first running peer still being filled with a partition
+// it owns, or whose claim to hold it complete another running peer has not
+// seen yet (in its gossip tags), or "".
+func (c *Cluster) Filling() string {
+	run := c.Running()
+	for _, i := range run {
+		p := c.Peer(i)
+		for pt := 0; pt < record.NumPartitions; pt++ {
+			part := record.Partition(pt)
+			if slices.Contains(p.Owners(part), p.Name()) && !p.Complete(part) {
+				return fmt.Sprintf("%s does not hold partition %d complete yet", p.Name(), pt)
+			}
+		}
+	}
+	for _, i := range run {
+		seer := c.Peer(i)
+		claims := map[string]*view.Mask{}
+		for _, m := range seer.Members() {
+			claims[m.Name], _ = view.ParseMask(m.Tags[view.TagComplete])
+		}
+		for _, j := range run {
+			name := c.Name(j)
+			for pt := 0; pt < record.NumPartitions; pt++ {
+				part := record.Partition(pt)
+				if slices.Contains(seer.Owners(part), name) && (claims[name] == nil || !claims[name][pt]) {
+					return fmt.Sprintf("%s does not see %s claim partition %d yet", seer.Name(), name, pt)
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// WaitMembers waits until every running peer sees every running peer alive.
+func (c *Cluster) WaitMembers(timeout time.Duration) {
 	c.t.Helper()
 	WaitFor(c.t, timeout, "every running peer to see the others alive", func() bool {
 		run := c.Running()
@@ -216,6 +280,11 @@ func (c *Cluster) Close() {
 	for i := range c.cfgs {
 		c.Stop(i)
 	}
+	c.mu.Lock()
+	for _, cl := range c.clients {
+		cl.CloseIdleConnections()
+	}
+	c.mu.Unlock()
 	if c.t.Failed() {
 		for _, cfg := range c.cfgs {
 			dumpFile(c.t, filepath.Join(c.Dir, cfg.Name+".log"), 60)

@@ -14,6 +14,8 @@ import (
 type ProcCluster struct {
 	t     testing.TB
 	Procs []*Process
+	// Seed is the first process's gossip address, which the others join.
+	Seed string
 }
 
 // NewProcCluster prepares and starts n agents (the others joining the
@@ -30,6 +32,7 @@ func NewProcCluster(t testing.TB, n int, extra ...string) *ProcCluster {
 			args = append(args, "--join", seed)
 		} else {
 			seed = gossipAddr
+			c.Seed = seed
 		}
 		p := NewProcess(t, fmt.Sprintf("p%d", i+1), args...)
 		c.Procs = append(c.Procs, p)

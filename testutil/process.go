@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -144,6 +145,48 @@ func (p *Process) Start() {
 	})
 }
 
+// StartExpectingExit starts the agent as Start would and waits, up to d,
+// for it to exit by itself (refusing to start); it returns what it printed
+// and how it exited. The test fails if it is still running after d.
+func (p *Process) StartExpectingExit(d time.Duration) (string, error) {
+	p.t.Helper()
+	args := append([]string{"agent", "--name", p.Name, "--data-dir", p.DataDir(), "--api-addr", p.APIAddr,
+		"--syslog-tcp", p.SyslogAddr, "--syslog-udp", p.SyslogAddr}, p.Args...)
+	argv := append(append(slices.Clone(p.Wrap), Binary(p.t)), args...)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+	if ctx.Err() != nil {
+		p.t.Fatalf("%s did not exit within %v: %s", p.Name, d, out)
+	}
+	return string(out), err
+}
+
+// PeakRSS returns the running agent's peak resident memory (VmHWM of
+// /proc/PID/status, Linux), or an error.
+func (p *Process) PeakRSS() (int64, error) {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return 0, errors.New("not running")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err != nil {
+				return 0, fmt.Errorf("VmHWM %q: %w", rest, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
 // Running reports whether the process is running.
 func (p *Process) Running() bool {
 	p.mu.Lock()
@@ -173,6 +216,13 @@ func (p *Process) Kill() {
 	p.Signal(syscall.SIGCONT) // a stopped process must be able to die
 	p.Signal(syscall.SIGKILL)
 	p.wait(10 * time.Second)
+}
+
+// StopWithin sends SIGTERM and waits up to d for the process to exit,
+// reporting whether it did.
+func (p *Process) StopWithin(d time.Duration) bool {
+	p.Signal(syscall.SIGTERM)
+	return p.wait(d)
 }
 
 // Stop sends SIGTERM and waits for a clean exit.

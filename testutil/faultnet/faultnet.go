@@ -38,6 +38,9 @@ type Network struct {
 	delay map[link]time.Duration
 	conns map[link]map[net.Conn]bool
 	toxic map[link]*toxicLink
+	// plane cuts the data plane only (dials from → to's API): gossip
+	// still says the peer is alive.
+	plane map[link]bool
 }
 
 // New returns a network without faults; seed drives packet loss.
@@ -46,6 +49,7 @@ func New(seed uint64) *Network {
 		rng:   rand.New(rand.NewPCG(seed, 0xfa01)),
 		names: map[string]string{}, apis: map[string]bool{}, cut: map[link]bool{}, loss: map[link]float64{},
 		delay: map[link]time.Duration{}, conns: map[link]map[net.Conn]bool{}, toxic: map[link]*toxicLink{},
+		plane: map[link]bool{},
 	}
 }
 
@@ -70,6 +74,20 @@ func (n *Network) nameOf(addr string) string {
 func (n *Network) Cut(from, to string) {
 	n.mu.Lock()
 	n.cut[link{from, to}] = true
+	conns := n.conns[link{from, to}]
+	delete(n.conns, link{from, to})
+	n.mu.Unlock()
+	for c := range conns {
+		c.Close()
+	}
+}
+
+// CutAPI stops the data plane from → to (calls to its API) while gossip
+// between them goes on: a one-way cut of the kind a firewall rule or a
+// broken proxy makes.
+func (n *Network) CutAPI(from, to string) {
+	n.mu.Lock()
+	n.plane[link{from, to}] = true
 	conns := n.conns[link{from, to}]
 	delete(n.conns, link{from, to})
 	n.mu.Unlock()
@@ -103,6 +121,7 @@ func (n *Network) Heal() {
 	n.cut = map[link]bool{}
 	n.loss = map[link]float64{}
 	n.delay = map[link]time.Duration{}
+	n.plane = map[link]bool{}
 	toxics := n.toxic
 	n.mu.Unlock()
 	for _, t := range toxics {
@@ -143,6 +162,12 @@ func (n *Network) state(from, addr string) (cut bool, drop bool, delay time.Dura
 	return false, false, n.delay[l]
 }
 
+func (n *Network) planeCut(from, addr string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.plane[link{from, n.names[addr]}]
+}
+
 // track remembers a stream so that a later cut closes it.
 func (n *Network) track(from, addr string, c net.Conn) net.Conn {
 	n.mu.Lock()
@@ -181,7 +206,7 @@ func (n *Network) Dialer(from string) func(ctx context.Context, network, addr st
 	var d net.Dialer
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		cut, _, delay := n.state(from, addr)
-		if cut {
+		if cut || n.planeCut(from, addr) {
 			return nil, fmt.Errorf("dial %s: %w", addr, ErrCut)
 		}
 		if delay > 0 {
@@ -210,6 +235,9 @@ func (n *Network) Describe() string {
 	var parts []string
 	for l := range n.cut {
 		parts = append(parts, l.from+"-x->"+l.to)
+	}
+	for l := range n.plane {
+		parts = append(parts, l.from+"-x(api)->"+l.to)
 	}
 	for l, p := range n.loss {
 		parts = append(parts, fmt.Sprintf("%s-%.0f%%->%s", l.from, p*100, l.to))

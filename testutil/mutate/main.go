@@ -1,0 +1,339 @@
+// Command mutate checks that the safety tests catch the bugs they guard
+// against: for each mutation it copies the module, breaks one piece of code
+// the way a real bug would, runs the tests that must kill it, and fails
+// unless they fail. docs/testing.md lists the mutations; `make mutations`
+// runs them (one at a time: each takes a minute or two).
+//
+//	go run ./testutil/mutate [-only NAME]
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// mutation breaks one file and names the tests that must then fail.
+type mutation struct {
+	name, file, from, to string
+	pkg, run             string
+	env                  []string
+}
+
+var mutations = []mutation{
+	{
+		name: "push-acknowledges-without-storing",
+		file: "peer/replicate/push.go",
+		from: "	if n := r.cfg.dropPushEvery; n > 0 && r.pushesIn.Add(1)%uint64(n) == 0 {",
+		to:   "	if true {",
+		pkg:  "./peer", run: "TestPushAloneReachesEveryReplica",
+	},
+	{
+		name: "anti-entropy-pull-never-pulls",
+		file: "antientropy/syncer.go",
+		from: "	res, differ, err := s.round(ctx, tr, peer, parts, pull, false)",
+		to:   "	pull = false\n	res, differ, err := s.round(ctx, tr, peer, parts, pull, false)",
+		pkg:  "./peer", run: "TestWipedPeerRefillsBeforeItCounts",
+	},
+	{
+		name: "fill-proof-against-any-co-owner",
+		file: "peer/repair/repair.go",
+		from: "		if pr.Vouched[i] {",
+		to:   "		if pr.Vouched[i] || v.Owns(pr.Peer, p) {",
+		pkg:  "./peer", run: "TestNewOwnersDoNotVouchForEachOther",
+	},
+	{
+		name: "retention-on-the-local-clock-alone",
+		file: "peer/peer.go",
+		from: "	if p.cfg.GossipAddr == \"\" {\n		return p.cfg.Now(), true\n	}\n	r := p.repairReady.Load()",
+		to:   "	if true {\n		return p.cfg.Now(), true\n	}\n	r := p.repairReady.Load()",
+		pkg:  "./peer", run: "TestClockAheadKeepsWhatTheClusterKeeps",
+	},
+	{
+		name: "hand-over-without-confirmation",
+		file: "peer/repair/handover.go",
+		from: "			missing, err := r.confirm(ctx, o, pt, ids, witness[p], false)",
+		to:   "			missing, err := 0, error(nil)\n			_ = witness",
+		pkg:  "./peer", run: "TestHandOverKeepsWhatNoOwnerHolds",
+	},
+	{
+		name: "skipped-backlog-owes-nothing",
+		file: "peer/replicate/replicate.go",
+		from: "	t.addDebt((*view.Mask)(&parts), head, r.cfg.Now())",
+		to:   "	_ = parts",
+		pkg:  "./peer", run: "TestBacklogOverflowThenLeaveLosesNothing",
+	},
+	{
+		name: "unread-peer-ignored",
+		file: "peer/fanout/fanout.go",
+		from: "		if v.Unique(name, until) {",
+		to:   "		if false {",
+		pkg:  "./peer", run: "TestOneWayAPICutMakesAnswersPartial",
+	},
+	{
+		name: "leave-without-hand-over",
+		file: "peer/repair/handover.go",
+		from: "	v := r.cfg.View()\n	complete, witness := r.Claims()\n	for p := 0; p < record.NumPartitions && ctx.Err() == nil; p++ {",
+		to:   "	v := r.cfg.View()\n	complete, witness := r.Claims()\n	for p := record.NumPartitions; p < record.NumPartitions && ctx.Err() == nil; p++ {",
+		pkg:  "./peer", run: "TestLeaveWithOneReplicaHandsItsPartitionsOver",
+	},
+	{
+		name: "removal-of-a-record-in-flight",
+		file: "index/commit.go",
+		from: "		if busy {\n			continue\n		}\n		b.registered = append(b.registered, id) // released with this transaction",
+		to:   "		_ = busy\n		b.registered = append(b.registered, id) // released with this transaction",
+		pkg:  "./index", run: "TestConcurrentDeletesOfTheSameRecordsKeepDigestsWhole",
+	},
+	{
+		name: "delete-despite-a-leaving-owner",
+		file: "peer/leaving/leaving.go",
+		from: "	return del(g.leavingLocked)",
+		to:   "	return del(func(string) bool { return false })",
+		pkg:  "./peer", run: "TestHandOverToALeavingOwnerKeepsTheCopy",
+	},
+	{
+		name: "leaving-co-owner-counted-as-staying",
+		file: "peer/repair/handover.go",
+		from: "			if err == nil {\n				kept = true",
+		to:   "			if err == nil || link.IsLeaving(err) {\n				kept = true",
+		pkg:  "./peer", run: "TestTwoOwnersLeavingAtOnceKeepEveryRecord",
+	},
+	{
+		name: "leaving-peer-takes-pushes",
+		file: "peer/api.go",
+		from: "		if p.leaving.Load() {\n			writeError(w, link.StatusLeaving, \"this peer is leaving the cluster\")",
+		to:   "		if false {\n			writeError(w, link.StatusLeaving, \"this peer is leaving the cluster\")",
+		pkg:  "./peer", run: "TestALeavingPeerTakesNoPushes",
+	},
+	{
+		name: "no-idle-deadlines",
+		file: "peer/api.go",
+		from: "idleDeadlines(p.cfg.APIIdleTimeout, ",
+		to:   "idleDeadlines(0, ",
+		pkg:  "./peer", run: "TestAStalledReaderIsCutOff",
+	},
+	{
+		name: "no-per-host-connection-cap",
+		file: "peer/limits.go",
+		from: "netlimit.Wrap(ln, total, perHost)",
+		to:   "netlimit.Wrap(ln, total, 0*perHost)",
+		pkg:  "./peer", run: "TestAPIKeepsServingThroughAConnectionFlood",
+	},
+	{
+		name: "idle-keepalives-hold-their-place",
+		file: "peer/api.go",
+		from: "p.apiLimit.SetIdle(c.RemoteAddr(), s == http.StateIdle)",
+		to:   "p.apiLimit.SetIdle(c.RemoteAddr(), false && s == http.StateIdle)",
+		pkg:  "./peer", run: "TestIdleKeepAlivesDoNotLockAHostOut",
+	},
+	{
+		name: "leaving-mark-outlives-a-return",
+		file: "peer/cluster.go",
+		from: "	if c.p.departing.Clear(e.Member.Name) {",
+		to:   "	if false && c.p.departing.Clear(e.Member.Name) {",
+		pkg:  "./peer", run: "TestAPeerBackAfterLeavingCountsAgain",
+	},
+	{
+		name: "plaintext-gossip-off-loopback",
+		file: "gossip/gossip.go",
+		from: "if kr == nil && !g.cfg.Insecure {",
+		to:   "if false && kr == nil && !g.cfg.Insecure {",
+		pkg:  "./gossip", run: "TestPlaintextGossipOffLoopbackNeedsConsent",
+	},
+	{
+		name: "gossip-takes-unencrypted-packets",
+		file: "gossip/gossip.go",
+		from: "ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true",
+		to:   "ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = false, true",
+		pkg:  "./peer", run: "TestRogueAgentsGetNothing",
+	},
+	{
+		name: "internal-takes-unsigned-calls",
+		file: "peer/querylimit.go",
+		from: "return link.Verify(r, keys)",
+		to:   "return true || link.Verify(r, keys)",
+		pkg:  "./peer", run: "TestInternalCallsNeedTheClusterKey",
+	},
+	{
+		name: "client-certificate-passes-as-peer",
+		file: "tlsutil/tlsutil.go",
+		from: "if leaf := cs.VerifiedChains[0][0]; IsPeer(leaf) {",
+		to:   "if leaf := cs.VerifiedChains[0][0]; true || IsPeer(leaf) {",
+		pkg:  "./peer", run: "TestMutualTLSClusterReplicatesAndRefusesWhoeverDoesNotBelong",
+	},
+	{
+		name: "batch-record-cap-ignored",
+		file: "peer/api_ingest.go",
+		from: "		if len(recs) >= p.cfg.MaxBatchRecords {\n			return errTooManyRecords\n		}\n		r := &record.Record{}\n		if err",
+		to:   "		if false && len(recs) >= p.cfg.MaxBatchRecords {\n			return errTooManyRecords\n		}\n		r := &record.Record{}\n		if err",
+		pkg:  "./peer", run: "TestABatchPastTheRecordCapIsRefusedWhole",
+	},
+	{
+		name: "committer-retains-answered-writes",
+		file: "index/commit.go",
+		from: "waiting = slices.Delete(waiting, 0, n)",
+		to:   "waiting = waiting[n:]; _ = slices.Delete[[]int]",
+		pkg:  "./index", run: "TestAnsweredWritesAreNotRetained",
+	},
+	{
+		name: "no-query-caps",
+		file: "peer/api_query.go",
+		from: "	if !isMemberCall(r) {",
+		to:   "	if false && !isMemberCall(r) {",
+		pkg:  "./peer", run: "TestQueriesPastTheCapsAreRefused",
+	},
+	{
+		name: "no-query-timeout",
+		file: "peer/api_query.go",
+		from: "	if p.cfg.QueryTimeout > 0 {",
+		to:   "	if false && p.cfg.QueryTimeout > 0 {",
+		pkg:  "./peer", run: "TestAQueryPastItsTimeoutEndsPartial",
+	},
+	{
+		name: "future-ids-accepted",
+		file: "index/commit.go",
+		from: "if req.origin != OriginLocal && e.ID.Millis() > b.futureLimit() {",
+		to:   "if false && req.origin != OriginLocal && e.ID.Millis() > b.futureLimit() {",
+		pkg:  "./peer", run: "TestAForgedFarFutureIDIsRefused",
+	},
+	{
+		name: "open-on-a-full-disk",
+		file: "index/db.go",
+		from: "err == nil && free < minFree {",
+		to:   "err == nil && false && free < minFree {",
+		pkg:  "./index", run: "TestOpenOnAFullDiskRefuses",
+	},
+	{
+		name: "syslog-connections-past-the-descriptor-share",
+		file: "peer/peer.go",
+		from: "		if q := descriptorQuarter(); q > 0 && sc.MaxConnections > q {",
+		to:   "		if q := descriptorQuarter(); false && q > 0 && sc.MaxConnections > q {",
+		pkg:  "./peer", run: "TestDescriptorFloodOnALowLimit",
+	},
+	{
+		name: "scan-chunk-ignores-the-limit",
+		file: "index/scan.go",
+		from: "	if limit > 0 && limit < mergeChunk {",
+		to:   "	if false && limit > 0 && limit < mergeChunk {",
+		pkg:  "./index", run: "TestALimitedScanBuffersNoMoreThanItsLimit",
+	},
+	{
+		name: "scan-chunks-unbounded-in-bytes",
+		file: "index/scan.go",
+		from: " && held < mergeChunkBytes; n++ {",
+		to:   "; n++ {\n			_ = held",
+		pkg:  "./index", run: "TestMergerBuffersABoundedChunkPerRun",
+	},
+	{
+		name: "refusing-replica-counted",
+		file: "peer/replicate/hints.go",
+		from: "		if _, ok := t.mu.refused[id]; ok {\n			return false\n		}",
+		to:   "		_ = id",
+		pkg:  "./peer", run: "TestQuorumDoesNotCountAReplicaThatRefused",
+	},
+}
+
+func main() {
+	only := flag.String("only", "", "run only the mutation of this name")
+	flag.Parse()
+	root, err := os.Getwd()
+	if err != nil {
+		fatal(err)
+	}
+	failed := 0
+	for _, m := range mutations {
+		if *only != "" && m.name != *only {
+			continue
+		}
+		start := time.Now()
+		killed, out, err := run(root, m)
+		switch {
+		case err != nil:
+			failed++
+			fmt.Printf("%-40s ERROR    %v\n", m.name, err)
+		case !killed:
+			failed++
+			fmt.Printf("%-40s SURVIVED %s -run %s passed with the mutation (%v)\n%s\n", m.name, m.pkg, m.run, time.Since(start).Round(time.Second), tail(out, 30))
+		default:
+			fmt.Printf("%-40s killed   by %s (%v)\n", m.name, m.run, time.Since(start).Round(time.Second))
+		}
+	}
+	if failed > 0 {
+		os.Exit(1)
+	}
+}
+
+// run applies m to a copy of the module and reports whether its tests failed.
+func run(root string, m mutation) (bool, string, error) {
+	dir, err := os.MkdirTemp("", "logmesh-mutant-")
+	if err != nil {
+		return false, "", err
+	}
+	defer os.RemoveAll(dir)
+	if err := copyTree(root, dir); err != nil {
+		return false, "", err
+	}
+	path := filepath.Join(dir, m.file)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false, "", err
+	}
+	if n := strings.Count(string(b), m.from); n != 1 {
+		return false, "", fmt.Errorf("%s: the code to mutate appears %d times (want once): update the mutation", m.file, n)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(b), m.from, m.to, 1)), 0o644); err != nil {
+		return false, "", err
+	}
+	vet := exec.Command("go", "build", "./...")
+	vet.Dir = dir
+	if out, err := vet.CombinedOutput(); err != nil {
+		return false, string(out), fmt.Errorf("the mutant does not build: %v\n%s", err, out)
+	}
+	cmd := exec.Command("go", "test", "-count=1", "-timeout", "10m", "-run", "^("+m.run+")$", m.pkg)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), m.env...)
+	out, err := cmd.CombinedOutput()
+	return err != nil, string(out), nil
+}
+
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() && (rel == ".git" || rel == "bin") {
+			return filepath.SkipDir
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "mutate:", err)
+	os.Exit(2)
+}
