@@ -1,4 +1,5 @@
 # logmesh — see README.md.
+SHELL     := /bin/bash
 GO        ?= go
 PKGS      := ./...
 FUZZTIME  ?= 60s
@@ -6,7 +7,7 @@ BIN       := bin/logmesh
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/logmesh/logmesh/peer.Version=$(VERSION)
 
-.PHONY: all build docker demo test test-short test-faults test-docker lint fuzz bench clean
+.PHONY: all build docker demo test test-short test-ci-faults test-faults test-docker mutations lint fuzz bench clean
 
 all: build
 
@@ -26,16 +27,36 @@ demo:
 test: lint
 	$(GO) test -race -timeout 20m -count=1 $(PKGS)
 
-# Every fault scenario on real processes in network namespaces, cut by
-# nftables, and the power-cut campaign on loop disks (root; see
-# docs/testing.md). LOGMESH_SEED=N replays one seed.
+# What CI runs after make test: every fault scenario on real processes in
+# network namespaces (root), two seeded random schedules, the Docker level's
+# CI scenarios and the Compose file (where an engine answers), and a power
+# cut after the store's first digest checkpoint (root), ending with a table
+# of what passed, failed and was skipped, and why.
+test-ci-faults:
+	set -o pipefail; { \
+	  LOGMESH_FAULTS=ci $(GO) test -count=1 -timeout 45m -v \
+	    -run 'TestScenariosNetns|TestRandomSchedulesNetns|TestScenariosDocker|TestDockerCompose' ./chaos; a=$$?; \
+	  LOGMESH_FAULTS=ci $(GO) test -count=1 -timeout 10m -v -run 'TestPowerCut' ./peer; b=$$?; \
+	  exit $$((a | b)); } 2>&1 | $(GO) run ./testutil/testsummary
+
+# The long campaign: every fault scenario and ten random schedules on real
+# processes in network namespaces, cut by nftables, and the power-cut
+# campaign on loop disks (root; see docs/testing.md). LOGMESH_SEED=N replays
+# one seed, LOGMESH_RANDOM_SEEDS=N runs N random schedules.
 test-faults:
-	LOGMESH_FAULTS=1 $(GO) test -count=1 -timeout 60m -v -run 'TestScenariosNetns' ./chaos
+	set -o pipefail; LOGMESH_FAULTS=1 $(GO) test -count=1 -timeout 90m -v \
+	  -run 'TestScenariosNetns|TestRandomSchedulesNetns' ./chaos 2>&1 | $(GO) run ./testutil/testsummary
 	LOGMESH_FAULTS=1 $(GO) test -count=1 -timeout 30m -v -run 'TestPowerCut' ./peer
+
+# Each mutation of docs/testing.md breaks what a safety test guards and
+# fails unless that test fails.
+mutations:
+	$(GO) run ./testutil/mutate
 
 # Every fault scenario on peer containers, and the Compose file (Docker, root).
 test-docker:
-	LOGMESH_FAULTS=1 $(GO) test -count=1 -timeout 60m -v -run 'TestScenariosDocker|TestDockerCompose' ./chaos
+	set -o pipefail; LOGMESH_FAULTS=1 $(GO) test -count=1 -timeout 90m -v -run 'TestScenariosDocker|TestDockerCompose' ./chaos 2>&1 | \
+	  $(GO) run ./testutil/testsummary
 
 test-short: lint
 	$(GO) test -short -count=1 $(PKGS)
