@@ -81,6 +81,46 @@ type DB struct {
 	stats stats
 }
 
+// CheckOpenSpace reports whether the disk of cfg.Dir has the free space the
+// store needs to open: nil, or an error wrapping ErrNoSpace that says how
+// much is free and how much is needed. A directory whose free space cannot
+// be measured (it does not exist yet) passes.
+func CheckOpenSpace(cfg Config) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	return checkOpenSpace(&cfg)
+}
+
+func checkOpenSpace(cfg *Config) error {
+	minFree := cfg.minFreeDiskBytes()
+	if minFree <= 0 {
+		return nil
+	}
+	// Badger replays its log and flushes through memory maps while it
+	// opens: on a full disk that is SIGBUS, not an error
+	if free, err := cfg.freeBytes(existingAncestor(cfg.Dir)); err == nil && free < minFree {
+		return fmt.Errorf("cannot open the store in %s: %d MiB free on its disk, under the %d MiB it needs to open "+
+			"without crashing (its log is replayed through memory maps); free space on it: %w",
+			cfg.Dir, free>>20, minFree>>20, ErrNoSpace)
+	}
+	return nil
+}
+
+// existingAncestor is dir, or its nearest parent that exists.
+func existingAncestor(dir string) string {
+	for {
+		if _, err := os.Stat(dir); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return dir
+		}
+		dir = parent
+	}
+}
+
 // Open opens (or creates) the DB in cfg.Dir, rebuilds its digests from the
 // last checkpoint and the journal, and starts its background work. A
 // directory that Badger cannot open fails with an error naming it; the
@@ -93,14 +133,8 @@ func Open(cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("cannot create data directory %s: %w", cfg.Dir, err)
 	}
 	log := cfg.Logger.With("component", "index")
-	if minFree := cfg.minFreeDiskBytes(); minFree > 0 {
-		// Badger replays its log and flushes through memory maps while it
-		// opens: on a full disk that is SIGBUS, not an error
-		if free, err := cfg.freeBytes(cfg.Dir); err == nil && free < minFree {
-			return nil, fmt.Errorf("cannot open the store in %s: %d MiB free on its disk, under the %d MiB it needs to open "+
-				"without crashing (its log is replayed through memory maps); free space, then start again: %w",
-				cfg.Dir, free>>20, minFree>>20, ErrNoSpace)
-		}
+	if err := checkOpenSpace(&cfg); err != nil {
+		return nil, err
 	}
 	opts := engineOptions(cfg, filepath.Join(cfg.Dir, "badger")).
 		WithLogger(badgerLogger{log.With("lib", "badger")})

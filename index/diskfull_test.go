@@ -288,7 +288,7 @@ func TestOpenOnAFullDiskRefuses(t *testing.T) {
 	cfg := TestConfig(dir)
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	cfg.freeBytes = func(string) (int64, error) { return free.Load(), nil }
-	if _, err := Open(cfg); !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "free space, then start again") {
+	if _, err := Open(cfg); !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "free space on it") {
 		t.Fatalf("open with 1 MiB free: %v, want ErrNoSpace saying what to do", err)
 	}
 	free.Store(1 << 40)

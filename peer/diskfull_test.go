@@ -36,7 +36,11 @@ import (
 //   - the agent never crashes, says writable=false in /v1/status and
 //     logmesh_store_writable 0 in /metrics;
 //   - once the filler is deleted it turns writable by itself and the held
-//     TCP records are stored.
+//     TCP records are stored;
+//   - started again (after SIGKILL) on a disk too full to open its store, it
+//     neither dies of SIGBUS nor exits: it answers 507 to writes and 503
+//     elsewhere, saying why, and opens the store by itself once space is
+//     freed, with every acknowledged record.
 func TestDiskFullRefusesHonestlyAndRecoversWithoutRestart(t *testing.T) {
 	faults.RequireRoot(t, "mount a small tmpfs under the agent's data directory")
 	p := testutil.NewProcess(t, "full", "--fsync", "always", "--memtable-size", "4MiB", "--memtables", "2",
@@ -127,21 +131,51 @@ func TestDiskFullRefusesHonestlyAndRecoversWithoutRestart(t *testing.T) {
 	p.Start()
 	h.verify(ctx, "after SIGKILL and restart")
 
-	// a restart while the disk is full: a clear refusal, not SIGBUS while
-	// Badger replays its log; with space back it starts with everything
+	// a restart while the disk is full: no SIGBUS while Badger replays its
+	// log, and no exit either; the peer waits, refusing writes and saying
+	// why, and opens its store by itself once space is freed
 	floor := status(t, c).Store.MinFreeDiskBytes
 	p.Kill()
 	faults.Fill(t, filler, faults.FreeBytes(t, fs.Dir)-floor/2)
-	out, err := p.StartExpectingExit(30 * time.Second)
-	if err == nil || !strings.Contains(out, "free space, then start again") || strings.Contains(out, "unexpected fault address") {
-		t.Fatalf("restart on the full disk: %v, printed:\n%s", err, out[max(0, len(out)-2000):])
+	p.StartUntil(http.StatusServiceUnavailable)
+	const tag = "while-full"
+	h.refused = append(h.refused, tag)
+	resp, err := http.Post("http://"+p.APIAddr+"/v1/logs", "application/x-ndjson",
+		strings.NewReader(`{"message":"`+tag+` written while the store could not open"}`+"\n"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("restart on the full disk refused: %s", strings.TrimSpace(out[max(0, len(out)-300):]))
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInsufficientStorage || !strings.Contains(string(body), "too full to open its store") ||
+		!strings.Contains(string(body), "nothing was stored") {
+		t.Fatalf("a write while the store waits for space: %d %s", resp.StatusCode, body)
+	}
+	if _, err := c.Status(ctx); err == nil || !strings.Contains(err.Error(), "too full") {
+		t.Fatalf("status while the store waits for space: %v", err)
+	}
+	if m := metric(t, p.APIAddr, "logmesh_store_waiting_for_space"); m != "1" {
+		t.Fatalf("logmesh_store_waiting_for_space = %q while waiting, want 1", m)
+	}
+	t.Logf("restarted on the full disk, waiting: %s", strings.TrimSpace(string(body)))
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	p.Start()
-	h.verify(ctx, "after the refused restart, with space back")
+	testutil.WaitFor(t, 60*time.Second, "the waiting peer opens its store", func() bool {
+		resp, err := http.Get("http://" + p.APIAddr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if !p.Running() {
+		t.Fatal("the peer exited while it waited for space")
+	}
+	if log, err := os.ReadFile(p.LogPath()); err != nil || strings.Contains(string(log), "unexpected fault address") {
+		t.Fatalf("the agent's log shows a fault (or cannot be read: %v)", err)
+	}
+	h.verify(ctx, "after waiting for space, with no restart")
 }
 
 func status(t *testing.T, c *client.Client) api.Status {

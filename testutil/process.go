@@ -99,6 +99,13 @@ func (p *Process) DataDir() string { return filepath.Join(p.Dir, "data") }
 // Start starts the agent and waits until its API answers.
 func (p *Process) Start() {
 	p.t.Helper()
+	p.StartUntil(http.StatusOK)
+}
+
+// StartUntil starts the agent as Start does, and waits until its /healthz
+// answers with code (a peer waiting for disk space answers 503).
+func (p *Process) StartUntil(code int) {
+	p.t.Helper()
 	p.mu.Lock()
 	if p.cmd != nil {
 		p.mu.Unlock()
@@ -141,7 +148,7 @@ func (p *Process) Start() {
 			return false
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		return resp.StatusCode == code
 	})
 }
 

@@ -127,16 +127,40 @@ func agentConfig(c *cli.Context) (peer.Config, error) {
 }
 
 // runPeer starts a peer and runs it until SIGINT or SIGTERM.
+// A disk too full to open the store is waited out, not a crash or an exit:
+// the peer answers on its API address that it is waiting, and starts once
+// space is freed.
 func runPeer(cfg peer.Config) error {
-	p, err := peer.New(cfg)
-	if err != nil {
-		return err
-	}
-	if err := p.Start(); err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var p *peer.Peer
+	for {
+		var err error
+		if p, err = peer.New(cfg); err != nil {
+			return err
+		}
+		if err := p.WaitForDiskSpace(ctx); err != nil {
+			if ctx.Err() != nil {
+				cfg.Logger.Info("signal received while waiting for disk space: stopping")
+				return nil
+			}
+			return err
+		}
+		err = p.Start()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, index.ErrNoSpace) {
+			return err
+		}
+		// the space went again between the measurement and the open
+		cfg.Logger.Warn("the store could not open for want of disk space: waiting again", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
 	<-ctx.Done()
 	cfg.Logger.Info("signal received: leaving the cluster and stopping")
 	if err := p.Leave(); errors.Is(err, peer.ErrLeaveIncomplete) {

@@ -209,6 +209,13 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestOpenOnAFullDiskRefuses",
 	},
 	{
+		name: "start-without-waiting-for-space",
+		file: "peer/diskwait.go",
+		from: "	if cause == nil || !errors.Is(cause, index.ErrNoSpace) {",
+		to:   "	if cause == nil || errors.Is(cause, index.ErrNoSpace) {",
+		pkg:  "./peer", run: "TestAPeerWaitingForDiskSpaceSaysSo",
+	},
+	{
 		name: "syslog-connections-past-the-descriptor-share",
 		file: "peer/peer.go",
 		from: "		if q := descriptorQuarter(); q > 0 && sc.MaxConnections > q {",
