@@ -79,6 +79,9 @@ type Status struct {
 	// --max-queries-per-client; QueryTimeouts those ended at --query-timeout.
 	QueriesRefused uint64 `json:"queries_refused"`
 	QueryTimeouts  uint64 `json:"query_timeouts"`
+	// QueriesRunning is the number of client queries running now (a query
+	// whose client went away stops, and leaves this count).
+	QueriesRunning int `json:"queries_running"`
 	// APIConnectionsReclaimed counts idle keep-alive connections closed
 	// to let a new connection in at a cap.
 	APIConnectionsReclaimed uint64 `json:"api_connections_reclaimed"`

@@ -129,6 +129,7 @@ var (
 	mAPIConns       = desc("logmesh_api_connections", "Open API connections.")
 	mAPIRefused     = desc("logmesh_api_connections_refused_total", "API connections closed at once: their host was at --api-max-conns-per-host.")
 	mQueriesRefused = desc("logmesh_queries_refused_total", "Queries refused with 429 at --max-queries or --max-queries-per-client.")
+	mQueriesRunning = desc("logmesh_queries_running", "Client queries running now (members' fan-out parts not counted).")
 	mQueryTimeouts  = desc("logmesh_query_timeouts_total", "Queries ended at --query-timeout (their answers said so).")
 	mAPIReclaimed   = desc("logmesh_api_connections_reclaimed_total", "Idle keep-alive API connections closed to let a new one in at a connection cap.")
 )
@@ -139,7 +140,7 @@ func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
 		mTLSHandshakeErr, mTLSLineFrames, mRecords, mDiskBytes, mLSMBytes, mVlogBytes, mCommits, mCommitErrors,
 		mCommitSecs, mWritten, mDropped, mWritable, mFreeDisk, mRefused, mUndeliveredBytes, mUndeliveredRecs, mDelivered, mLag, mReplIn, mReplDup, mSkips,
 		mHintsDeleted, mVlogGC, mPageOuts, mLevelTables, mLevelBytes, mLevelScore, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop,
-		mDebt, mReplRefused, mDelivThrough, mPartitions, mClockSkew, mClockSkewed, mClockOffset, mPartialAnswer, mIDRetags, mAPIConns, mAPIRefused, mAPIReclaimed, mQueriesRefused, mQueryTimeouts} {
+		mDebt, mReplRefused, mDelivThrough, mPartitions, mClockSkew, mClockSkewed, mClockOffset, mPartialAnswer, mIDRetags, mAPIConns, mAPIRefused, mAPIReclaimed, mQueriesRefused, mQueriesRunning, mQueryTimeouts} {
 		ch <- d
 	}
 }
@@ -249,6 +250,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(mAPIReclaimed, float64(s.APIConnectionsReclaimed))
 	counter(mQueriesRefused, float64(s.QueriesRefused))
 	counter(mQueryTimeouts, float64(s.QueryTimeouts))
+	gauge(mQueriesRunning, float64(s.QueriesRunning))
 	counter(mReplIn, float64(s.ReplicatedIn))
 	counter(mReplDup, float64(s.ReplicatedDuplicates))
 	counter(mSkips, float64(s.Skips))

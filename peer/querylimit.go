@@ -51,6 +51,13 @@ func (l *queryLimiter) acquire(host string) (release func(), ok bool) {
 	}, true
 }
 
+// running is the number of queries admitted and not yet released.
+func (l *queryLimiter) running() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
+}
+
 type memberCallKey struct{}
 
 // withMemberCall marks the request as a member's call (the guard knows).

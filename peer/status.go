@@ -86,6 +86,7 @@ func (p *Peer) Status() api.Status {
 	}
 	if p.queries != nil {
 		s.QueriesRefused = p.queries.refused.Load()
+		s.QueriesRunning = p.queries.running()
 	}
 	s.QueryTimeouts = p.stats.queryTimeouts.Load()
 	return s

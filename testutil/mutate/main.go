@@ -216,6 +216,13 @@ var mutations = []mutation{
 		pkg:  "./peer", run: "TestAPeerWaitingForDiskSpaceSaysSo",
 	},
 	{
+		name: "query-outlives-its-client",
+		file: "peer/api_query.go",
+		from: "		ctx, cancel := context.WithTimeoutCause(r.Context(), p.cfg.QueryTimeout, errQueryTimeout)",
+		to:   "		ctx, cancel := context.WithTimeoutCause(context.WithoutCancel(r.Context()), p.cfg.QueryTimeout, errQueryTimeout)",
+		pkg:  "./peer", run: "TestReviewAbusesOnRealProcesses",
+	},
+	{
 		name: "syslog-connections-past-the-descriptor-share",
 		file: "peer/peer.go",
 		from: "		if q := descriptorQuarter(); q > 0 && sc.MaxConnections > q {",
