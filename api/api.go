@@ -8,6 +8,16 @@ import (
 	"github.com/logmesh/logmesh/record"
 )
 
+// Count answers GET /v1/logs?count=true: how many records match, with the
+// same coverage as the records' answer would have.
+type Count struct {
+	Count int64 `json:"count"`
+	// Coverage is full, partial or local (the X-Logmesh-Coverage header).
+	Coverage string `json:"coverage"`
+	// Reason says why a count is partial, when it is.
+	Reason string `json:"reason,omitempty"`
+}
+
 // Error is the JSON body of every error answer.
 type Error struct {
 	Error string `json:"error"`

@@ -217,6 +217,17 @@ func (c *Client) query(ctx context.Context, q query.Query, fn func(*record.JSON)
 	return nil
 }
 
+// Count returns how many records match q (its limit is ignored), with the
+// answer's coverage.
+func (c *Client) Count(ctx context.Context, q query.Query) (api.Count, error) {
+	v := q.Values()
+	v.Set("count", "true")
+	v.Del("limit")
+	var out api.Count
+	err := c.getJSON(ctx, "/v1/logs", v, &out)
+	return out, err
+}
+
 // Status returns the peer's status.
 func (c *Client) Status(ctx context.Context) (api.Status, error) {
 	var s api.Status

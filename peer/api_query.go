@@ -52,6 +52,15 @@ func (p *Peer) handleGetLogs(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(ctx)
 	}
 	start := time.Now()
+	if q.Count {
+		if part != nil {
+			writeError(w, http.StatusBadRequest, "count=true is for clients, not a member's part of a query")
+			return
+		}
+		p.countQuery(w, r, q)
+		p.metrics.observeQuery(q.Local, time.Since(start))
+		return
+	}
 	if r.Header.Get("Accept") == wire.ContentType {
 		if part != nil && r.Header.Get("X-Logmesh-Proto") != protoVersion {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("protocol version %q is not %s", r.Header.Get("X-Logmesh-Proto"), protoVersion))
@@ -80,6 +89,52 @@ func (p *Peer) handleGetLogs(w http.ResponseWriter, r *http.Request) {
 		out.err("query failed: " + err.Error())
 	}
 	out.flush()
+}
+
+// countQuery answers how many records match q, as one JSON object
+// (api.Count), without sending them: the same scan or fan-out as the
+// records' answer with no limit, counted where that answer would be
+// assembled, with the same coverage (in the header and the body).
+func (p *Peer) countQuery(w http.ResponseWriter, r *http.Request, q query.Query) {
+	var res api.Count
+	count := func(record.ID, []byte) error { res.Count++; return nil }
+	var err error
+	if q.Local || p.fan == nil {
+		res.Coverage = "local"
+		err = p.scan(r.Context(), q, nil, count)
+	} else {
+		a := p.fan.Open(r.Context(), q)
+		err = a.Stream(count)
+		a.Close()
+		a.Coverage.Header(w.Header())
+		res.Coverage = "full"
+		if !a.Coverage.Full() {
+			p.stats.partialAnswers.Add(1)
+			res.Coverage = "partial"
+			switch {
+			case a.Coverage.Failed != nil:
+				res.Reason = "a peer failed while answering: " + a.Coverage.Failed.Error()
+			case len(a.Coverage.Missing) > 0:
+				res.Reason = "no complete owner answered for partitions " + w.Header().Get(fanout.HeaderMissing)
+			default:
+				res.Reason = "peers that may hold records not yet replicated could not be read: " + w.Header().Get(fanout.HeaderUnread)
+			}
+		}
+	}
+	switch {
+	case errors.Is(context.Cause(r.Context()), errQueryTimeout):
+		p.stats.queryTimeouts.Add(1)
+		res.Coverage = "partial"
+		res.Reason = fmt.Sprintf("the count ran past --query-timeout (%v) and was ended; narrow its time range or filter", p.cfg.QueryTimeout)
+	case r.Context().Err() != nil:
+		return // its client left
+	case err != nil:
+		p.log.Warn("count failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "count failed: "+err.Error())
+		return
+	}
+	w.Header().Set(fanout.HeaderCoverage, res.Coverage)
+	writeJSON(w, http.StatusOK, res)
 }
 
 // errQueryTimeout is the cause of a query's end at Config.QueryTimeout.

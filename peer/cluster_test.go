@@ -251,6 +251,15 @@ func TestQueryWithoutALiveOwnerSaysItIsPartial(t *testing.T) {
 			onP3++
 		}
 	}
+	// a count is of every match, whatever the limit, with the coverage
+	ctx := testutil.Context(t)
+	if n, err := c.Client(1).Count(ctx, mustQuery(t, "contains=one-copy&limit=5")); err != nil || n.Count != 600 || n.Coverage != "full" {
+		t.Fatalf("count with every owner up: %+v %v, want 600 full", n, err)
+	}
+	if n, err := c.Client(1).Count(ctx, mustQuery(t, "contains=one-copy&local=true")); err != nil || n.Coverage != "local" ||
+		n.Count != int64(len(localIDs(t, c.Client(1)))) {
+		t.Fatalf("local count: %+v %v, want p2's own %d", n, err, len(localIDs(t, c.Client(1))))
+	}
 	c.Stop(2)
 	testutil.WaitFor(t, 20*time.Second, "p3 failed", func() bool { return statusIn(c.Peer(0), "p3") == "failed" })
 	got, cov := clusterIDs(t, c.Client(0))
@@ -262,6 +271,10 @@ func TestQueryWithoutALiveOwnerSaysItIsPartial(t *testing.T) {
 	}
 	if !cov.Partial() || cov.Missing != strings.Join(want, ",") {
 		t.Fatalf("coverage %+v with p3 down, want partial, missing p3's partitions %v", cov, want)
+	}
+	if n, err := c.Client(0).Count(ctx, mustQuery(t, "contains=one-copy")); err != nil || n.Coverage != "partial" ||
+		!strings.Contains(n.Reason, strings.Join(want, ",")) || n.Count != int64(len(got)) {
+		t.Fatalf("count with p3 down: %+v %v, want partial naming p3's partitions, %d records", n, err, len(got))
 	}
 	// every record whose only owner is alive is there (copies p1 still
 	// holds as hints may add some of p3's)

@@ -1234,3 +1234,51 @@ func missingFrom(t *testing.T, c *testutil.Cluster, ids []record.ID, peers ...in
 	}
 	return lost
 }
+
+// TestARestartedPeerAloneDoesNotAnswerFull: a peer restarted while it
+// cannot reach the others (its join has not completed: hundreds of
+// milliseconds, or as long as a partition lasts) sees only itself and owns
+// every partition in its view, while the records the others took while it
+// was down are not here. It must not answer "full" from that view. Found by
+// CI's kill9-replica-then-restart on real processes: p1, the seed, answered
+// full 200 ms after its restart, before its join, with 965 of 2065
+// acknowledged records missing.
+func TestARestartedPeerAloneDoesNotAnswerFull(t *testing.T) {
+	net := faultnet.New(17)
+	c := testutil.NewClusterOn(t, net, 3, nil)
+	c.WaitAlive(30 * time.Second)
+	before := ingestJSON(t, c.Client(0), "before-the-restart", 100, nil)
+	var detail string
+	testutil.WaitFor(t, 30*time.Second, "the first records on every owner",
+		func() bool { detail = everyOwnerHasIt(t, c, before); return detail == "" }, func() string { return detail })
+	c.Stop(0)
+	testutil.WaitFor(t, 20*time.Second, "p1 failed", func() bool { return statusIn(c.Peer(1), "p1") == "failed" })
+	during := ingestJSON(t, c.Client(1), "while-p1-was-down", 200, url.Values{"w": {"quorum"}})
+	net.Partition([]string{"p1"}, []string{"p2", "p3"})
+	c.Start(0)
+	got, cov := clusterIDs(t, c.Client(0))
+	if !cov.Partial() {
+		missing := 0
+		for _, id := range during {
+			if !got[id] {
+				missing++
+			}
+		}
+		t.Fatalf("p1, restarted and alone, answered %q with %d of the %d records taken while it was down missing",
+			cov.State, missing, len(during))
+	}
+	net.Heal()
+	testutil.WaitFor(t, 30*time.Second, "p1 to answer full with every record once it rejoined", func() bool {
+		got, cov := clusterIDs(t, c.Client(0))
+		if cov.Partial() {
+			detail = fmt.Sprintf("coverage %+v", cov)
+			return false
+		}
+		for _, id := range append(before, during...) {
+			if !got[id] {
+				t.Fatalf("p1 answered full without %s", id)
+			}
+		}
+		return true
+	}, func() string { return detail })
+}

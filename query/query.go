@@ -37,6 +37,10 @@ type Query struct {
 	Ascending bool
 	// Local answers from the receiving peer's store only.
 	Local bool
+	// Count answers the number of matching records instead of the records
+	// (count=true; any limit is ignored). It is not in Values: the peer a
+	// client asked counts what the others stream to it.
+	Count bool
 }
 
 // DefaultLimit is the limit when a query names none.
@@ -95,6 +99,8 @@ func Parse(v url.Values, now time.Time) (Query, error) {
 			}
 		case key == "local":
 			q.Local, err = strconv.ParseBool(val)
+		case key == "count":
+			q.Count, err = strconv.ParseBool(val)
 		case strings.HasPrefix(key, "field."):
 			name := strings.TrimPrefix(key, "field.")
 			if name == "" {
@@ -112,6 +118,9 @@ func Parse(v url.Values, now time.Time) (Query, error) {
 		if err != nil {
 			return q, fmt.Errorf("bad %s=%q: %v", key, val, err)
 		}
+	}
+	if q.Count {
+		q.Limit = 0 // a count is of every match
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
 		return q, fmt.Errorf("until (%s) is before since (%s)", q.Until.Format(time.RFC3339), q.Since.Format(time.RFC3339))

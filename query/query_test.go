@@ -122,3 +122,17 @@ func FuzzParseTime(f *testing.F) {
 		}
 	})
 }
+
+func TestCountIsOfEveryMatchAndStaysWithTheClient(t *testing.T) {
+	now := time.Now()
+	q, err := Parse(url.Values{"count": {"true"}, "limit": {"5"}, "contains": {"x"}}, now)
+	if err != nil || !q.Count || q.Limit != 0 {
+		t.Fatalf("count=true&limit=5: %+v %v, want a count with no limit", q, err)
+	}
+	if v := q.Values(); v.Has("count") {
+		t.Fatalf("Values carries count to the members' parts: %v", v)
+	}
+	if _, err := Parse(url.Values{"count": {"perhaps"}}, now); err == nil || !strings.Contains(err.Error(), "count") {
+		t.Fatalf("count=perhaps: %v, want an error naming count", err)
+	}
+}

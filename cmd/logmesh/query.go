@@ -75,6 +75,7 @@ func queryCommand() *cli.Command {
 		Flags: append(filterFlags(),
 			&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Value: query.DefaultLimit, Usage: "most records to return (0: no limit)"},
 			&cli.StringFlag{Name: "order", Value: "desc", Usage: "desc (newest first) or asc"},
+			&cli.BoolFlag{Name: "count", Usage: "print how many records match (every match, whatever --limit) instead of the records"},
 		),
 		Action: func(c *cli.Context) error {
 			q, err := buildQuery(c, time.Now())
@@ -92,6 +93,17 @@ func queryCommand() *cli.Command {
 			cl, err := newClient(c)
 			if err != nil {
 				return err
+			}
+			if c.Bool("count") {
+				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				n, err := cl.Count(ctx, q)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(c.App.Writer, n.Count)
+				warnCoverage(client.Coverage{State: n.Coverage, Reason: n.Reason})
+				return nil
 			}
 			pr, err := newPrinter(os.Stdout, c.String("output"))
 			if err != nil {

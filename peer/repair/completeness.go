@@ -128,7 +128,7 @@ func (r *Repairer) follow(v *view.View) {
 	c := &r.comp
 	c.mu.Lock()
 	changed := false
-	if !c.mu.clustered && otherAlive(v) {
+	if !c.mu.clustered && v.OtherAlive() {
 		c.mu.clustered, changed = true, true
 	}
 	var gained []int
@@ -171,22 +171,13 @@ func (r *Repairer) genesisAllowed(v *view.View) bool {
 	if r.cfg.Joined != nil && !r.cfg.Joined() {
 		return false
 	}
-	if otherAlive(v) {
+	if v.OtherAlive() {
 		return true
 	}
 	r.comp.mu.Lock()
 	clustered := r.comp.mu.clustered
 	r.comp.mu.Unlock()
 	return !clustered && time.Since(r.started) >= r.cfg.GenesisGrace
-}
-
-func otherAlive(v *view.View) bool {
-	for name, m := range v.Members {
-		if name != v.Self && m.Status == gossip.StatusAlive {
-			return true
-		}
-	}
-	return false
 }
 
 // claimed reports whether a known member other than this one claims

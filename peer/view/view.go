@@ -155,3 +155,13 @@ func (v *View) Unique(name string, until time.Time) bool {
 
 // Since returns when member name entered its current status, as this peer saw it.
 func (v *View) Since(name string) time.Time { return v.Members[name].Since }
+
+// OtherAlive reports whether a member other than this peer is alive.
+func (v *View) OtherAlive() bool {
+	for name, m := range v.Members {
+		if name != v.Self && m.Status == gossip.StatusAlive {
+			return true
+		}
+	}
+	return false
+}
