@@ -30,6 +30,10 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "compare", Usage: "compare this binary's ingestion (A) with another logmesh binary (B), runs alternating, instead"},
 			&cli.StringFlag{Name: "compare-flags", Usage: "agent flags of B for --compare (B is this binary unless --compare names one), e.g. \"--memory-limit off\""},
 			&cli.IntFlag{Name: "rounds", Value: 3, Usage: "runs of each side for --compare"},
+			&cli.BoolFlag{Name: "sustained", Usage: "measure sustained ingestion of --lines into one agent (rate until queryable, first and last million, CPU, peak RSS, disk, a 1% word query) instead"},
+			&cli.IntFlag{Name: "lines", Value: 8_000_000, Usage: "syslog lines of --sustained"},
+			&cli.StringFlag{Name: "fsync", Value: "100ms", Usage: "the agent's --fsync in --sustained"},
+			&cli.StringFlag{Name: "against-victorialogs", Usage: "with --sustained: a victoria-logs binary that takes the same input in the same run; ratios are printed"},
 		},
 		Action: func(c *cli.Context) error {
 			exe, err := os.Executable()
@@ -63,6 +67,17 @@ func benchCommand() *cli.Command {
 					A: bench.Variant{Binary: exe}, B: bench.Variant{Binary: other, Flags: strings.Fields(c.String("compare-flags"))},
 					Dir: dir, Messages: c.Int("messages"), Rounds: c.Int("rounds"),
 				}, func(f string, a ...any) { fmt.Printf(f, a...) })
+				return err
+			}
+			if c.Bool("sustained") || c.IsSet("against-victorialogs") {
+				dir, done, err := benchDir(c)
+				if err != nil {
+					return err
+				}
+				defer done()
+				_, err = bench.RunSustained(ctx, bench.SustainedConfig{Binary: exe, Dir: dir, Lines: c.Int("lines"),
+					Conns: 4, Fsync: c.String("fsync"), VictoriaLogs: c.String("against-victorialogs")},
+					func(f string, a ...any) { fmt.Printf(f, a...) })
 				return err
 			}
 			if c.Bool("cluster") {

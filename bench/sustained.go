@@ -1,0 +1,521 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/logmesh/logmesh/api"
+	"github.com/logmesh/logmesh/sample"
+)
+
+// SustainedConfig configures RunSustained.
+type SustainedConfig struct {
+	// Binary is the logmesh executable under test.
+	Binary string
+	// Dir is the work directory (made by the caller).
+	Dir string
+	// Lines is the number of syslog lines (default 8M); Conns the TCP
+	// connections they are sent over (default 4).
+	Lines, Conns int
+	// Fsync is the agent's --fsync (default 100ms).
+	Fsync string
+	// VictoriaLogs, when set, is a victoria-logs binary that takes the same
+	// input in the same run, after logmesh.
+	VictoriaLogs string
+}
+
+// SustainedResult is one store's figures.
+type SustainedResult struct {
+	System  string
+	Lines   int
+	Elapsed time.Duration // first byte sent → every line queryable
+	// FirstM and LastM are the rates (lines/s) of the first and the last
+	// million lines stored.
+	FirstM, LastM float64
+	CPU           time.Duration // the store's user+system time over the run
+	PeakRSS       int64
+	DiskPerLine   float64 // after the store's own compaction or merge
+	WordMatches   int
+	WordQuery     time.Duration
+}
+
+// Rate is lines per second until queryable.
+func (r SustainedResult) Rate() float64 { return float64(r.Lines) / r.Elapsed.Seconds() }
+
+// CPUPerLine is the store's CPU time per line.
+func (r SustainedResult) CPUPerLine() time.Duration { return r.CPU / time.Duration(r.Lines) }
+
+// sustainedWord is in one line of a hundred.
+const sustainedWord = rareWord
+
+// store is a log store under the sustained benchmark.
+type store interface {
+	syslogAddr() string
+	pid() int
+	// stored is how many lines the store holds queryable (or, for a store
+	// that buffers before it makes them queryable, has taken in).
+	stored(ctx context.Context) (uint64, error)
+	// settle makes everything queryable and returns the count a query gives.
+	settle(ctx context.Context) (uint64, error)
+	wordQuery(ctx context.Context) (int, error)
+	// diskPerLine stops the store, compacts or merges it, and measures.
+	diskPerLine(ctx context.Context, lines int) (float64, error)
+	kill()
+}
+
+// RunSustained sends cfg.Lines generated RFC 5424 lines (~200 B, 1% holding
+// one rare word) to a logmesh agent, and to VictoriaLogs when given one,
+// measuring each the same way, and prints the figures and their ratios.
+func RunSustained(ctx context.Context, cfg SustainedConfig, out func(format string, args ...any)) ([]SustainedResult, error) {
+	if cfg.Lines == 0 {
+		cfg.Lines = 8_000_000
+	}
+	if cfg.Conns == 0 {
+		cfg.Conns = 4
+	}
+	if cfg.Fsync == "" {
+		cfg.Fsync = "100ms"
+	}
+	out("sustained ingestion: %d lines over %d syslog TCP connections, --fsync %s\n", cfg.Lines, cfg.Conns, cfg.Fsync)
+	var results []SustainedResult
+	a, err := startAgent(ctx, cfg.Binary, filepath.Join(cfg.Dir, "logmesh"), "--fsync", cfg.Fsync)
+	if err != nil {
+		return nil, err
+	}
+	r, err := sustained(ctx, "logmesh", &logmeshStore{a}, cfg, out)
+	a.kill()
+	if err != nil {
+		return nil, err
+	}
+	results = append(results, r)
+	if cfg.VictoriaLogs != "" {
+		v, err := startVictoriaLogs(ctx, cfg.VictoriaLogs, filepath.Join(cfg.Dir, "victorialogs"))
+		if err != nil {
+			return results, err
+		}
+		r, err := sustained(ctx, "VictoriaLogs", v, cfg, out)
+		v.kill()
+		if err != nil {
+			return results, err
+		}
+		results = append(results, r)
+	}
+	out("\n%-13s %10s %12s %9s %12s %10s %10s %14s\n", "", "lines/s", "last/first M", "CPU µs/l", "peak RSS MB", "disk B/l", "word hits", "word query s")
+	for _, r := range results {
+		flat := "n/a" // under 2 M lines
+		if r.FirstM > 0 {
+			flat = fmt.Sprintf("%.2f", r.LastM/r.FirstM)
+		}
+		out("%-13s %10.0f %12s %9.1f %12d %10.1f %10d %14.2f\n", r.System, r.Rate(), flat,
+			float64(r.CPUPerLine().Nanoseconds())/1000, r.PeakRSS>>20, r.DiskPerLine, r.WordMatches, r.WordQuery.Seconds())
+	}
+	if len(results) == 2 {
+		l, v := results[0], results[1]
+		out("\nlogmesh / VictoriaLogs: ingestion %.2f×, CPU per line %.2f× (the cost), peak RSS %.2f×, disk per line %.2f×, word query %.2f× (the time)\n",
+			l.Rate()/v.Rate(), float64(l.CPUPerLine())/float64(v.CPUPerLine()), float64(l.PeakRSS)/float64(v.PeakRSS),
+			l.DiskPerLine/v.DiskPerLine, l.WordQuery.Seconds()/v.WordQuery.Seconds())
+	}
+	return results, nil
+}
+
+// sustained runs one store through the benchmark.
+func sustained(ctx context.Context, system string, s store, cfg SustainedConfig, out func(string, ...any)) (SustainedResult, error) {
+	res := SustainedResult{System: system, Lines: cfg.Lines}
+	cpu0, err := processCPU(s.pid())
+	if err != nil {
+		return res, err
+	}
+	// the store's count every 200 ms: when it passed each million
+	type point struct {
+		at time.Time
+		n  uint64
+	}
+	var points []point
+	var mu sync.Mutex
+	sctx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+			}
+			if n, err := s.stored(sctx); err == nil {
+				mu.Lock()
+				points = append(points, point{time.Now(), n})
+				mu.Unlock()
+			}
+		}
+	}()
+	start := time.Now()
+	mu.Lock()
+	points = append(points, point{start, 0})
+	mu.Unlock()
+	if err := sendGenerated(ctx, s.syslogAddr(), cfg.Lines, cfg.Conns); err != nil {
+		stopSampling()
+		return res, err
+	}
+	sent := time.Since(start)
+	deadline := time.Now().Add(30 * time.Minute)
+	for {
+		n, err := s.stored(ctx)
+		if err == nil && n >= uint64(cfg.Lines) {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			stopSampling()
+			return res, fmt.Errorf("%s holds %d of %d lines after 30 min (%v)", system, n, cfg.Lines, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	n, err := s.settle(ctx)
+	res.Elapsed = time.Since(start)
+	stopSampling()
+	<-sampled
+	if err != nil {
+		return res, err
+	}
+	if n != uint64(cfg.Lines) {
+		return res, fmt.Errorf("%s: a count query gives %d of %d lines", system, n, cfg.Lines)
+	}
+	cpu1, err := processCPU(s.pid())
+	if err != nil {
+		return res, err
+	}
+	res.CPU = cpu1 - cpu0
+	if res.PeakRSS, err = peakRSS(s.pid()); err != nil {
+		return res, err
+	}
+	// the rate of the first and the last million from the samples
+	crossing := func(target uint64) time.Time {
+		for i := 1; i < len(points); i++ {
+			a, b := points[i-1], points[i]
+			if b.n >= target && b.n > a.n {
+				f := float64(target-min(target, a.n)) / float64(b.n-a.n)
+				return a.at.Add(time.Duration(f * float64(b.at.Sub(a.at))))
+			}
+		}
+		return points[len(points)-1].at
+	}
+	const m = 1_000_000
+	if cfg.Lines >= 2*m {
+		res.FirstM = m / crossing(m).Sub(start).Seconds()
+		end := uint64(cfg.Lines)
+		res.LastM = m / crossing(end).Sub(crossing(end-m)).Seconds()
+	}
+	qs := time.Now()
+	if res.WordMatches, err = s.wordQuery(ctx); err != nil {
+		return res, err
+	}
+	res.WordQuery = time.Since(qs)
+	if want := (cfg.Lines + 99) / 100; res.WordMatches != want {
+		return res, fmt.Errorf("%s: the word query returned %d lines, want %d", system, res.WordMatches, want)
+	}
+	if res.DiskPerLine, err = s.diskPerLine(ctx, cfg.Lines); err != nil {
+		return res, err
+	}
+	out("%s: sent in %v, queryable after %v (%.0f lines/s; first million %.0f/s, last %.0f/s), CPU %v, peak RSS %d MB, %.1f B/line on disk, word query %v\n",
+		system, sent.Round(time.Millisecond), res.Elapsed.Round(time.Millisecond), res.Rate(), res.FirstM, res.LastM,
+		res.CPU.Round(time.Millisecond), res.PeakRSS>>20, res.DiskPerLine, res.WordQuery.Round(time.Millisecond))
+	return res, nil
+}
+
+// sendGenerated sends n generated octet-counted RFC 5424 lines over conns
+// TCP connections to addr, generating them as it goes (30 M lines do not
+// fit in memory ahead); one line in a hundred holds sustainedWord.
+func sendGenerated(ctx context.Context, addr string, n, conns int) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for c := 0; c < conns; c++ {
+		share := n / conns
+		if c < n%conns {
+			share++
+		}
+		wg.Add(1)
+		go func(c, share int) {
+			defer wg.Done()
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			g := sample.New(uint64(c) + 1)
+			w := bufio.NewWriterSize(conn, 256<<10)
+			now := time.Now()
+			for i := 0; i < share; i++ {
+				if i%4096 == 0 {
+					if ctx.Err() != nil {
+						errs <- ctx.Err()
+						return
+					}
+					now = time.Now()
+				}
+				l := g.RFC5424(now)
+				if (i*conns+c)%100 == 0 {
+					l += " " + sustainedWord
+				}
+				if _, err := w.WriteString(strconv.Itoa(len(l)) + " " + l); err != nil {
+					errs <- err
+					return
+				}
+			}
+			if err := w.Flush(); err != nil {
+				errs <- err
+			}
+		}(c, share)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return fmt.Errorf("send: %w", err)
+	}
+	return nil
+}
+
+// logmeshStore is a logmesh agent under the benchmark.
+type logmeshStore struct{ a *agent }
+
+func (s *logmeshStore) syslogAddr() string { return s.a.syslog }
+func (s *logmeshStore) pid() int           { return s.a.cmd.Process.Pid }
+func (s *logmeshStore) kill()              { s.a.kill() }
+
+func (s *logmeshStore) stored(ctx context.Context) (uint64, error) {
+	st, err := s.a.cl.Status(ctx)
+	return st.Records, err
+}
+
+func (s *logmeshStore) settle(ctx context.Context) (uint64, error) {
+	return countLines(ctx, http.MethodGet, "http://"+s.a.api+"/v1/logs?local=true&count=true", nil, func(b []byte) (uint64, error) {
+		var c api.Count
+		err := json.Unmarshal(b, &c)
+		return uint64(c.Count), err
+	})
+}
+
+func (s *logmeshStore) wordQuery(ctx context.Context) (int, error) {
+	n, err := countLines(ctx, http.MethodGet, "http://"+s.a.api+"/v1/logs?local=true&limit=0&contains="+sustainedWord, nil, nil)
+	return int(n), err
+}
+
+func (s *logmeshStore) diskPerLine(ctx context.Context, lines int) (float64, error) {
+	if err := s.a.stop(); err != nil {
+		return 0, err
+	}
+	return compactedBytes(filepath.Join(s.a.dataDir, "store"), uint64(lines))
+}
+
+// victoriaLogs is a VictoriaLogs single-node process under the benchmark.
+type victoriaLogs struct {
+	cmd          *exec.Cmd
+	done         chan error
+	http, syslog string
+	data         string
+	killed       bool
+}
+
+func startVictoriaLogs(ctx context.Context, bin, dir string) (*victoriaLogs, error) {
+	httpAddr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	sys, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "victoria-logs.log"))
+	if err != nil {
+		return nil, err
+	}
+	v := &victoriaLogs{http: httpAddr, syslog: sys, data: filepath.Join(dir, "data"), done: make(chan error, 1)}
+	v.cmd = exec.Command(bin, "-storageDataPath="+v.data, "-httpListenAddr="+httpAddr,
+		"-syslog.listenAddr.tcp="+sys, "-retentionPeriod=100y", "-loggerLevel=WARN")
+	v.cmd.Stdout, v.cmd.Stderr = logf, logf
+	if err := v.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start VictoriaLogs: %w", err)
+	}
+	go func() { v.done <- v.cmd.Wait(); logf.Close() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + httpAddr + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return v, nil
+			}
+		}
+		select {
+		case err := <-v.done:
+			v.killed = true
+			return nil, fmt.Errorf("VictoriaLogs exited (%v); see %s", err, logf.Name())
+		case <-ctx.Done():
+			v.kill()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			v.kill()
+			return nil, errors.New("VictoriaLogs did not come up")
+		}
+	}
+}
+
+func (v *victoriaLogs) syslogAddr() string { return v.syslog }
+func (v *victoriaLogs) pid() int           { return v.cmd.Process.Pid }
+
+func (v *victoriaLogs) kill() {
+	if v.killed {
+		return
+	}
+	v.killed = true
+	_ = v.cmd.Process.Kill()
+	<-v.done
+}
+
+// stored is VictoriaLogs's count of rows taken in (they become queryable
+// within a second, or at settle's flush).
+func (v *victoriaLogs) stored(ctx context.Context) (uint64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+v.http+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), `vl_rows_ingested_total{type="syslog_tcp"} `); ok {
+			return strconv.ParseUint(strings.TrimSpace(rest), 10, 64)
+		}
+	}
+	return 0, sc.Err()
+}
+
+func (v *victoriaLogs) settle(ctx context.Context) (uint64, error) {
+	if err := v.get(ctx, "/internal/force_flush"); err != nil {
+		return 0, err
+	}
+	return countLines(ctx, http.MethodPost, "http://"+v.http+"/select/logsql/query",
+		url.Values{"query": {"* | stats count() n"}}, func(b []byte) (uint64, error) {
+			var n uint64
+			_, err := fmt.Sscanf(strings.TrimSpace(string(b)), `{"n":"%d"}`, &n)
+			return n, err
+		})
+}
+
+func (v *victoriaLogs) wordQuery(ctx context.Context) (int, error) {
+	n, err := countLines(ctx, http.MethodPost, "http://"+v.http+"/select/logsql/query", url.Values{"query": {sustainedWord}}, nil)
+	return int(n), err
+}
+
+func (v *victoriaLogs) diskPerLine(ctx context.Context, lines int) (float64, error) {
+	if err := v.get(ctx, "/internal/force_merge"); err != nil {
+		return 0, err
+	}
+	// the merge runs in the background: wait until the size holds still
+	last, still := int64(-1), 0
+	for still < 5 {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(time.Second):
+		}
+		if n := dirBytes(v.data); n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+	}
+	_ = v.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-v.done:
+		v.killed = true
+	case <-time.After(60 * time.Second):
+		v.kill()
+	}
+	return float64(dirBytes(v.data)) / float64(lines), nil
+}
+
+func (v *victoriaLogs) get(ctx context.Context, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+v.http+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("VictoriaLogs %s: %s", path, resp.Status)
+	}
+	return nil
+}
+
+// countLines sends a request and counts the non-empty lines of its answer,
+// or, with parse, parses the whole answer into a number.
+func countLines(ctx context.Context, method, u string, form url.Values, parse func([]byte) (uint64, error)) (uint64, error) {
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return 0, err
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return 0, fmt.Errorf("%s %s: %s %s", method, u, resp.Status, b)
+	}
+	if parse != nil {
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return 0, err
+		}
+		return parse(b)
+	}
+	var n uint64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		if len(bytes.TrimSpace(sc.Bytes())) > 0 {
+			n++
+		}
+	}
+	return n, sc.Err()
+}
