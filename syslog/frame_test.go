@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"strings"
@@ -215,18 +216,26 @@ func TestFrameReaderLongLines(t *testing.T) {
 
 func TestFrameReaderCountNotAllocated(t *testing.T) {
 	// A count of nearly 10 GB must not allocate more than the limit.
+	// TotalAlloc counts the whole process, so a goroutine another test left
+	// finishing can add to one measurement; the reader's own allocation is
+	// the same every time, so the least of a few measurements is its own.
 	in := "9999999999 " + strings.Repeat("z", 100)
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fr := NewFrameReader(strings.NewReader(in), 64)
-	for {
-		if _, err := fr.Next(); err != nil {
-			break
+	least := uint64(math.MaxUint64)
+	for range 5 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		fr := NewFrameReader(strings.NewReader(in), 64)
+		for {
+			if _, err := fr.Next(); err != nil {
+				break
+			}
 		}
+		runtime.ReadMemStats(&after)
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
 	}
-	runtime.ReadMemStats(&after)
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > readBufferBytes+4<<10 {
-		t.Errorf("allocated %d bytes", alloc)
+	if least > readBufferBytes+4<<10 {
+		t.Errorf("allocated %d bytes", least)
 	}
 }
 
