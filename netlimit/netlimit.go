@@ -72,9 +72,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 		l.mu.Lock()
 		if l.perHost > 0 && l.hosts[host] >= l.perHost {
 			l.mu.Unlock()
+			// counted before the close: whoever sees the refusal sees the count
+			l.refused.Add(1)
 			c.Close()
 			l.release()
-			l.refused.Add(1)
 			continue
 		}
 		l.hosts[host]++
