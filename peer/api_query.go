@@ -101,10 +101,7 @@ func (p *Peer) countQuery(w http.ResponseWriter, r *http.Request, q query.Query)
 	var err error
 	if q.Local || p.fan == nil {
 		res.Coverage = "local"
-		// a count needs no order: one sequential read, no merge
-		opts := p.scanOptions(q, nil)
-		opts.Unordered = true
-		err = p.db.Scan(r.Context(), opts, count)
+		err = p.scan(r.Context(), q, nil, count)
 	} else {
 		a := p.fan.Open(r.Context(), q)
 		err = a.Stream(count)
