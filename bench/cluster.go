@@ -26,7 +26,10 @@ func startCluster(ctx context.Context, bin, dir string, n, replicas int) ([]*age
 		if err != nil {
 			return agents, err
 		}
-		args := []string{"--fsync", "100ms", "--gossip-addr", g, "--replicas", fmt.Sprint(replicas), "--test-timings"}
+		// a label of its own (the directory's): a benchmark cluster never
+		// merges with another cluster on this host
+		args := []string{"--fsync", "100ms", "--gossip-addr", g, "--replicas", fmt.Sprint(replicas), "--test-timings",
+			"--cluster-label", "bench-" + filepath.Base(dir)}
 		if seed != "" {
 			args = append(args, "--join", seed)
 		} else {

@@ -171,7 +171,7 @@ func readAll(ctx context.Context, t Target, w *workload) (*read, error) {
 				return nil, fmt.Errorf("read at %s (local=%v): %w", name, local, err)
 			}
 			if !local && cov.Partial() {
-				return nil, fmt.Errorf("read at %s after the heal is partial: %s", name, cov.Missing)
+				return nil, fmt.Errorf("read at %s after the heal is partial: missing %q, unread %q, reason %q", name, cov.Missing, cov.Unread, cov.Reason)
 			}
 		}
 	}

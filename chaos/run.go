@@ -160,7 +160,9 @@ func Run(ctx context.Context, t Target, sc Scenario, seed uint64, logf func(stri
 	healed := time.Now()
 	logf("healed; waiting for every peer to see every other alive")
 	for _, name := range t.Names() {
-		waitAllSee(ctx, t, name, "alive", 60*time.Second)
+		if !waitAllSee(ctx, t, name, "alive", 60*time.Second) {
+			logf("after a minute not every peer sees %s alive: %v", name, seenAs(ctx, t, name))
+		}
 	}
 	deadline := healed.Add(2*t.AEInterval() + 15*time.Second)
 	var rd *read
@@ -201,6 +203,17 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-time.After(d):
 		return true
 	}
+}
+
+// seenAs lists how every running peer sees name.
+func seenAs(ctx context.Context, t Target, name string) map[string]string {
+	out := map[string]string{}
+	for peer, view := range membersSeen(ctx, t) {
+		if peer != name {
+			out[peer] = view[name]
+		}
+	}
+	return out
 }
 
 // waitAllSee waits until every other running peer sees name in state st.

@@ -2,6 +2,8 @@ package testutil
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -38,11 +40,13 @@ type Cluster struct {
 
 // PeerConfig returns the test configuration of peer i of a cluster in dir:
 // real sockets on 127.0.0.1, aggressive failure detection (probe 200ms),
-// small stores, replicas 3, peer 0 as the seed.
+// small stores, replicas 3, peer 0 as the seed, and a gossip label of its
+// own (ClusterLabelFor(dir)).
 func PeerConfig(t testing.TB, dir string, i int, seed string) peer.Config {
 	name := fmt.Sprintf("p%d", i+1)
 	cfg := peer.DefaultConfig(filepath.Join(dir, name))
 	cfg.Name = name
+	cfg.ClusterLabel = ClusterLabelFor(dir)
 	cfg.APIAddr, cfg.SyslogTCP, cfg.SyslogUDP = "127.0.0.1:0", "", ""
 	cfg.GossipAddr = FreeAddr(t)
 	if seed != "" {
@@ -55,6 +59,17 @@ func PeerConfig(t testing.TB, dir string, i int, seed string) peer.Config {
 	cfg.ReplicationRetryMax = 500 * time.Millisecond
 	cfg.AntiEntropyInterval = 2 * time.Second
 	return cfg
+}
+
+// ClusterLabelFor is the gossip label of the test cluster in dir. Every
+// test cluster has its own: test binaries of several packages run at once
+// and hand out ports from one range, and all name their peers p1, p2, ...;
+// without a label, a peer that keeps re-joining a member it lost (Serf's
+// reconnect, the seeds' re-join) reaches whatever peer of another test now
+// holds that port, and the two clusters merge.
+func ClusterLabelFor(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return "test-" + hex.EncodeToString(sum[:8])
 }
 
 // NewCluster starts n peers, the others joining peer 0. mut may adjust each

@@ -3,6 +3,7 @@ package testutil
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,10 +20,15 @@ type ProcCluster struct {
 }
 
 // NewProcCluster prepares and starts n agents (the others joining the
-// first), with test timings and extra flags.
+// first), with test timings and extra flags. Unless extra sets a gossip key
+// or a label, the cluster gets a label of its own (see ClusterLabelFor), so
+// that it never merges with another test's cluster.
 func NewProcCluster(t testing.TB, n int, extra ...string) *ProcCluster {
 	t.Helper()
 	c := &ProcCluster{t: t}
+	if !slices.Contains(extra, "--encrypt") && !slices.Contains(extra, "--cluster-label") {
+		extra = append([]string{"--cluster-label", ClusterLabelFor(t.TempDir())}, extra...)
+	}
 	var seed string
 	for i := 0; i < n; i++ {
 		gossipAddr := FreeAddr(t)

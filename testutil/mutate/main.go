@@ -264,6 +264,13 @@ var mutations = []mutation{
 		to:   "		_ = id",
 		pkg:  "./peer", run: "TestQuorumDoesNotCountAReplicaThatRefused",
 	},
+	{
+		name: "test-clusters-share-gossip",
+		file: "testutil/cluster.go",
+		from: "	cfg.ClusterLabel = ClusterLabelFor(dir)",
+		to:   "",
+		pkg:  "./testutil", run: "TestClustersOfTwoTestsNeverMerge",
+	},
 }
 
 func main() {
