@@ -260,7 +260,7 @@ func (b *builder) key(id record.ID) []byte {
 		b.keys = make([]byte, 0, 512*recordKeyLen)
 	}
 	start := len(b.keys)
-	b.keys = appendRecordKey(b.keys, id.Window(), id.Partition(), id)
+	b.keys = appendRecordKey(b.keys, id)
 	return b.keys[start:len(b.keys):len(b.keys)]
 }
 

@@ -126,6 +126,11 @@ type Config struct {
 	// freeBytes measures the free space of a directory's filesystem
 	// (default statfs); tests fake a full disk with it.
 	freeBytes func(dir string) (int64, error)
+
+	// migrateHook, when set, is called after each migration transaction
+	// with the records moved so far; an error stops the migration there
+	// (tests stop one half-way, as a kill would).
+	migrateHook func(moved int) error
 }
 
 // DefaultConfig returns the production defaults for dir.

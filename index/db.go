@@ -168,6 +168,10 @@ func Open(cfg Config) (*DB, error) {
 		bdb.Close()
 		return nil, err
 	}
+	if err := db.migrateFormat(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
 	if err := db.loadNewest(); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("cannot read the newest records in %s: %w", cfg.Dir, err)

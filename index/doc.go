@@ -5,16 +5,26 @@
 //
 // # Key layout
 //
-//	'r' window(4) partition(1) id(16)  → encoded record
-//	'j' seq(8)                         → journal entry: the IDs a commit added or removed
-//	'D' window(4)                      → digest checkpoint of one window
-//	'm' name                           → small metadata (checkpoint sequence, cursors)
+//	'r' window(4) slice(1) partition(2) id(16) → encoded record
+//	'j' seq(8)                                 → journal entry: the IDs a commit added or removed
+//	'D' window(4)                              → digest checkpoint of one window
+//	'm' name                                   → small metadata (checkpoint sequence, cursors, format)
 //
-// Records sort by window, then partition, then ID (receive time). A time-range
-// scan merges the 256 partition runs of each window it touches; everything of
-// one partition in one window is one contiguous key range, which is what
-// anti-entropy and ownership hand-off read; a whole window is one key prefix,
-// which is what retention drops.
+// Records sort by window, then slice (a minute of the window), then
+// partition, then ID (receive time). New records land only in the newest
+// slice's key range, so the tables Badger flushes and compacts while a
+// window fills overlap only that minute, never the rest of the window: the
+// write cost per record does not grow with what the window already holds
+// (format 1, without slices, put every new record in all 256 partition runs
+// of the hour, and each compaction rewrote the hour so far). A time-range
+// scan merges the partition runs of each slice it touches; everything of one
+// partition in one window is one contiguous run per slice, which is what
+// anti-entropy and ownership hand-off read (a seek per slice); a whole window
+// is one key prefix, which is what retention drops. The partition has two
+// bytes, so the key format does not bound the partition count.
+//
+// A store of format 1 is migrated on open (see migrateFormat); a store of a
+// newer format is refused.
 //
 // # Digests and the journal
 //

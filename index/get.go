@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -62,18 +63,31 @@ func (db *DB) PartitionIDs(w record.Window, p record.Partition, first, end recor
 		return ErrClosed
 	}
 	return db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: partitionPrefix(w, p)})
+		// one run per slice: seek to the partition's run in each slice
+		// that holds records, jumping over empty slices
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w)})
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			id, ok := idFromRecordKey(it.Item().Key())
-			if !ok {
+		for s := 0; s < slicesPerWindow; s++ {
+			prefix := runPrefix(w, uint8(s), p)
+			it.Seek(prefix)
+			if !it.Valid() {
+				return nil
+			}
+			if k := it.Item().Key(); len(k) > 5 && int(sliceOfKey(k)) > s {
+				s = int(sliceOfKey(k)) - 1 // the next slice with records
 				continue
 			}
-			if b := id.Bucket(); b < first || b >= end {
-				continue
-			}
-			if err := fn(id); err != nil {
-				return err
+			for ; it.Valid() && bytes.HasPrefix(it.Item().Key(), prefix); it.Next() {
+				id, ok := idFromRecordKey(it.Item().Key())
+				if !ok {
+					continue
+				}
+				if b := id.Bucket(); b < first || b >= end {
+					continue
+				}
+				if err := fn(id); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

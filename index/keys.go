@@ -13,25 +13,69 @@ const (
 	prefixMeta       = 'm'
 )
 
-const recordKeyLen = 1 + 4 + 1 + record.IDLen
+// SliceMillis is the length of a slice: the records of a window are kept in
+// runs per slice, so new writes land only in the newest slice's key range and
+// compaction never rewrites the older part of the current window (see
+// package doc, "Key layout").
+const SliceMillis = 60_000
 
-func recordKey(id record.ID) []byte {
-	return appendRecordKey(make([]byte, 0, recordKeyLen), id.Window(), id.Partition(), id)
+// slicesPerWindow is the number of slices of a window.
+const slicesPerWindow = int(record.WindowMillis / SliceMillis)
+
+// formatVersion is the record key layout this code writes. Version 1 (no
+// meta "format" key) had 'r' window(4) partition(1) id(16); version 2 puts
+// the slice before the partition and gives the partition two bytes.
+const formatVersion = 2
+
+// recordKeyLen is the length of a record key: 'r' window(4) slice(1)
+// partition(2) id(16).
+const recordKeyLen = 1 + 4 + 1 + 2 + record.IDLen
+
+// v1RecordKeyLen is the length of a record key of format version 1.
+const v1RecordKeyLen = 1 + 4 + 1 + record.IDLen
+
+// sliceOf returns the slice of the window holding ms.
+func sliceOf(ms int64) uint8 {
+	if ms < 0 {
+		return 0
+	}
+	return uint8(ms % record.WindowMillis / SliceMillis)
 }
 
-func appendRecordKey(b []byte, w record.Window, p record.Partition, id record.ID) []byte {
-	b = append(b, prefixRecord)
-	b = binary.BigEndian.AppendUint32(b, uint32(w))
-	b = append(b, byte(p))
+// sliceStart is the first millisecond of slice s of window w.
+func sliceStart(w record.Window, s uint8) int64 { return w.Start() + int64(s)*SliceMillis }
+
+func recordKey(id record.ID) []byte {
+	return appendRecordKey(make([]byte, 0, recordKeyLen), id)
+}
+
+func appendRecordKey(b []byte, id record.ID) []byte {
+	return appendRunKey(b, id.Window(), sliceOf(id.Millis()), id.Partition(), id)
+}
+
+// appendRunKey appends the key id would have in the run of partition p of
+// slice s of window w; with a bound ID (record.MinID, MaxID) it is a seek
+// position inside that run.
+func appendRunKey(b []byte, w record.Window, s uint8, p record.Partition, id record.ID) []byte {
+	b = appendSlicePrefix(b, w, s)
+	b = binary.BigEndian.AppendUint16(b, uint16(p))
 	return append(b, id[:]...)
 }
 
-// partitionPrefix is the key prefix of one partition's records in one window.
-func partitionPrefix(w record.Window, p record.Partition) []byte {
-	b := make([]byte, 0, 6)
+// runPrefix is the key prefix of one partition's records in one slice.
+func runPrefix(w record.Window, s uint8, p record.Partition) []byte {
+	return binary.BigEndian.AppendUint16(slicePrefix(w, s), uint16(p))
+}
+
+// slicePrefix is the key prefix of every record of one slice of a window.
+func slicePrefix(w record.Window, s uint8) []byte {
+	return appendSlicePrefix(make([]byte, 0, 8), w, s)
+}
+
+func appendSlicePrefix(b []byte, w record.Window, s uint8) []byte {
 	b = append(b, prefixRecord)
 	b = binary.BigEndian.AppendUint32(b, uint32(w))
-	return append(b, byte(p))
+	return append(b, s)
 }
 
 // windowPrefix is the key prefix of every record of a window.
@@ -45,9 +89,12 @@ func idFromRecordKey(k []byte) (record.ID, bool) {
 	if len(k) != recordKeyLen || k[0] != prefixRecord {
 		return id, false
 	}
-	copy(id[:], k[6:])
+	copy(id[:], k[recordKeyLen-record.IDLen:])
 	return id, true
 }
+
+// sliceOfKey returns the slice byte of a record key (at least 6 bytes).
+func sliceOfKey(k []byte) uint8 { return k[5] }
 
 func journalKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixJournal}, seq)

@@ -59,8 +59,16 @@ func (db *DB) loadNewest() error {
 	return db.bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), Reverse: true})
 		defer it.Close()
+		// slices are time-ordered: the newest record is in the last slice
+		// with records, at the end of one of its partition runs
+		// (a reverse Rewind with a prefix seeks to the prefix itself)
+		it.Seek(append(windowPrefix(w), windowEnd...))
+		if !it.Valid() || len(it.Item().Key()) < 6 {
+			return nil
+		}
+		s := sliceOfKey(it.Item().Key())
 		for p := 0; p < record.NumPartitions; p++ {
-			it.Seek(appendRecordKey(nil, w, record.Partition(p), record.MaxID(1<<48-1)))
+			it.Seek(appendRunKey(nil, w, s, record.Partition(p), record.MaxID(1<<48-1)))
 			if !it.Valid() {
 				continue
 			}

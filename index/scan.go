@@ -3,7 +3,9 @@ package index
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"slices"
 	"sync"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -31,6 +33,11 @@ type ScanOptions struct {
 	// split into sharesPerWorker shares per worker, each filtered by a
 	// goroutine of its own (see scanWindowParallel).
 	Workers int
+	// Unordered passes records in storage order (by slice, then partition)
+	// instead of ID order: one sequential read of each slice, no merge of
+	// partition runs. For callers that need no order: counts. Match runs in
+	// the scanning goroutine; Workers is ignored.
+	Unordered bool
 	// Limit, when set, is the most records the caller will take: no
 	// partition run buffers more than that many ahead (a limit=1 query
 	// holds one record per run, not a chunk of 128).
@@ -82,10 +89,10 @@ func (db *DB) Scan(ctx context.Context, opts ScanOptions, fn func(id record.ID, 
 			continue
 		}
 		var err error
-		if opts.Workers > 1 && opts.Match != nil && len(parts) > 1 {
-			err = db.scanWindowParallel(ctx, txn, w, parts, from, to, opts, fn)
+		if opts.Unordered {
+			err = scanStored(ctx, txn, w, from, to, opts, fn)
 		} else {
-			err = db.scanWindow(ctx, txn, w, parts, from, to, opts, fn)
+			err = db.scanSlices(ctx, txn, w, parts, from, to, opts, fn)
 		}
 		if errors.Is(err, ErrStop) {
 			return nil
@@ -97,23 +104,189 @@ func (db *DB) Scan(ctx context.Context, opts ScanOptions, fn func(id record.ID, 
 	return nil
 }
 
-// scanWindow merges the partition runs of one window in one goroutine.
-func (db *DB) scanWindow(ctx context.Context, txn *badger.Txn, w record.Window, parts []record.Partition, from, to int64,
+// scanSlices scans the slices of window w that hold records in [from, to],
+// in scan order. Slices are disjoint in time, so each is merged on its own
+// and their outputs follow one another: a time range reads only the slices
+// it touches.
+func (db *DB) scanSlices(ctx context.Context, txn *badger.Txn, w record.Window, parts []record.Partition, from, to int64,
 	opts ScanOptions, fn func(record.ID, []byte) error) error {
-	m := newMerger(ctx, txn, w, parts, from, to, opts.Reverse, opts.Match, chunkFor(opts.Limit))
-	defer m.close()
-	for n := 0; m.valid(); n++ {
-		if n%256 == 255 && ctx.Err() != nil {
+	lo, hi := sliceRange(w, from, to)
+	if opts.Workers <= 1 || opts.Match == nil {
+		return scanRange(ctx, txn, shareOf(w, lo, hi, parts), from, to, opts, fn)
+	}
+	workers := sharesPerWorker * opts.Workers
+	var shares []share
+	if n := db.windowCount(w); n >= denseWindowRecords && len(parts) > 1 {
+		// a window this full may hold most of its records in one slice
+		// (the minute being written): split the partitions, merge the
+		// shares' outputs
+		workers = min(workers, len(parts))
+		for i := range workers {
+			shares = append(shares, shareOf(w, lo, hi, parts[i*len(parts)/workers:(i+1)*len(parts)/workers]))
+		}
+		return scanShares(ctx, txn, shares, true, from, to, opts, fn)
+	}
+	// split the slices: each share is a contiguous stretch of time, and
+	// the outputs follow one another (a seek per slice and share would cost
+	// more than a sparse slice's records)
+	n := hi - lo + 1
+	workers = min(workers, n)
+	for i := range workers {
+		shares = append(shares, shareOf(w, lo+i*n/workers, lo+(i+1)*n/workers-1, parts))
+	}
+	if opts.Reverse {
+		slices.Reverse(shares)
+	}
+	return scanShares(ctx, txn, shares, false, from, to, opts, fn)
+}
+
+// scanStored reads the records of window w in [from, to] in key order
+// through one iterator: every block is read once, where a merge of the
+// partition runs of a full slice seeks (and decompresses again) for every
+// chunk of every run.
+func scanStored(ctx context.Context, txn *badger.Txn, w record.Window, from, to int64,
+	opts ScanOptions, fn func(record.ID, []byte) error) error {
+	lo, hi := sliceRange(w, from, to)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w)})
+	defer it.Close()
+	n := 0
+	for it.Seek(slicePrefix(w, uint8(lo))); it.Valid(); it.Next() {
+		if n++; n%1024 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		s := m.top()
-		if err := fn(s.id, s.data); err != nil {
+		item := it.Item()
+		k := item.Key()
+		id, ok := idFromRecordKey(k)
+		if !ok {
+			continue
+		}
+		if int(sliceOfKey(k)) > hi {
+			break
+		}
+		if ms := id.Millis(); ms < from || ms > to {
+			continue
+		}
+		if opts.Partitions != nil && !opts.Partitions[id.Partition()] {
+			continue
+		}
+		err := item.Value(func(v []byte) error {
+			if opts.Match != nil && !opts.Match(id, v) {
+				return nil
+			}
+			return fn(id, v)
+		})
+		if err != nil {
 			return err
 		}
-		m.next()
 	}
-	return ctx.Err() // a cancelled fill ends its run early: not a full answer
+	return ctx.Err()
 }
+
+// denseWindowRecords: a window with at least this many records is split
+// among parallel workers by partition, a sparser one by slice (a variable:
+// tests take both ways through small windows).
+var denseWindowRecords uint64 = 200_000
+
+// sliceRange is the first and the last slice of window w that [from, to]
+// touches.
+func sliceRange(w record.Window, from, to int64) (lo, hi int) {
+	lo, hi = 0, slicesPerWindow-1
+	if from > w.Start() {
+		lo = int(sliceOf(from))
+	}
+	if to < w.End()-1 {
+		hi = int(sliceOf(to))
+	}
+	return lo, hi
+}
+
+// share is the part of a window one goroutine scans: the runs of parts in
+// slices lo to hi.
+type share struct {
+	w      record.Window
+	lo, hi int
+	parts  []record.Partition
+}
+
+func shareOf(w record.Window, lo, hi int, parts []record.Partition) share {
+	return share{w: w, lo: lo, hi: hi, parts: parts}
+}
+
+// scanRange scans one share in one goroutine, slice after slice in scan
+// order, through one iterator: the next slice with records is where the
+// iterator already stands when the last one ended, or one seek away.
+func scanRange(ctx context.Context, txn *badger.Txn, sh share, from, to int64,
+	opts ScanOptions, fn func(record.ID, []byte) error) error {
+	m := newMergerIn(ctx, txn, sh.w, sh.parts, from, to, opts.Reverse, opts.Match, chunkFor(opts.Limit))
+	defer m.close()
+	s, ok := m.nextSlice(-1, sh.lo, sh.hi)
+	for ok {
+		m.start(uint8(s))
+		for n := 0; m.valid(); n++ {
+			if n%256 == 255 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			s := m.top()
+			if err := fn(s.id, s.data); err != nil {
+				return err
+			}
+			m.next()
+		}
+		if err := ctx.Err(); err != nil {
+			return err // a cancelled fill ends its run early: not a full answer
+		}
+		s, ok = m.nextSlice(s, sh.lo, sh.hi)
+	}
+	return nil
+}
+
+// nextSlice finds the slice with records that follows slice after (-1:
+// none yet) in scan order, within [lo, hi]. Where the iterator stands
+// beyond slice after, no key lies between (it got there by stepping, or by
+// a seek from inside that slice), so the slice it stands in is the next one;
+// otherwise it seeks.
+func (m *merger) nextSlice(after, lo, hi int) (int, bool) {
+	target := lo
+	if m.reverse {
+		target = hi
+	}
+	if after >= 0 {
+		if target = after + 1; m.reverse {
+			target = after - 1
+		}
+	}
+	if target < lo || target > hi {
+		return 0, false
+	}
+	beyond := func(k []byte) bool {
+		if len(k) < 6 {
+			return false
+		}
+		if m.reverse {
+			return int(sliceOfKey(k)) <= target
+		}
+		return int(sliceOfKey(k)) >= target
+	}
+	if after < 0 || !m.it.Valid() || !beyond(m.it.Item().Key()) {
+		if m.reverse {
+			m.it.Seek(append(slicePrefix(m.w, uint8(target)), sliceEnd...))
+		} else {
+			m.it.Seek(slicePrefix(m.w, uint8(target)))
+		}
+		m.last = m.last[:0] // the iterator moved without consuming
+	}
+	if !m.it.Valid() || len(m.it.Item().Key()) < 6 {
+		return 0, false
+	}
+	s := int(sliceOfKey(m.it.Item().Key()))
+	return s, s >= lo && s <= hi
+}
+
+// sliceEnd, appended to a slice prefix, sorts after every key of the slice.
+var sliceEnd = bytes.Repeat([]byte{0xff}, recordKeyLen-6)
+
+// windowEnd, appended to a window prefix, sorts after every key of the window.
+var windowEnd = bytes.Repeat([]byte{0xff}, recordKeyLen-5)
 
 type scanned struct {
 	id   record.ID
@@ -128,48 +301,45 @@ type scanned struct {
 // with two; four gave 87–91 ms (3 runs).
 const sharesPerWorker = 2
 
-// scanWindowParallel splits the partitions into shares merged and filtered
-// by goroutines of their own; the caller merges their ordered outputs.
-func (db *DB) scanWindowParallel(ctx context.Context, txn *badger.Txn, w record.Window, parts []record.Partition,
+// scanShares scans each share in a goroutine of its own and passes their
+// outputs on in scan order: merged by ID when the shares split the
+// partitions (merge), one after another when they split the time.
+func scanShares(ctx context.Context, txn *badger.Txn, shares []share, merge bool,
 	from, to int64, opts ScanOptions, fn func(record.ID, []byte) error) error {
-	workers := min(sharesPerWorker*opts.Workers, len(parts))
+	workers := len(shares)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	outs := make([]chan []scanned, workers)
 	for i := range workers {
 		outs[i] = make(chan []scanned, 4)
-		// contiguous shares: a worker reads its part of the window in key order
-		share := parts[i*len(parts)/workers : (i+1)*len(parts)/workers]
 		wg.Add(1)
-		go func(out chan<- []scanned, share []record.Partition) {
+		go func(out chan<- []scanned, sh share) {
 			defer wg.Done()
 			defer close(out)
-			m := newMerger(ctx, txn, w, share, from, to, opts.Reverse, opts.Match, chunkFor(opts.Limit))
-			defer m.close()
 			var buf []scanned
-			send := func() bool {
+			send := func() error {
 				select {
 				case out <- buf:
 					buf = nil
-					return true
+					return nil
 				case <-ctx.Done():
-					return false
+					return ctx.Err()
 				}
 			}
-			for m.valid() {
-				buf = append(buf, m.top())
-				if len(buf) >= 64 && !send() {
-					return
+			err := scanRange(ctx, txn, sh, from, to, opts, func(id record.ID, data []byte) error {
+				// data is a copy the merger made for this record
+				buf = append(buf, scanned{id, data})
+				if len(buf) >= 64 {
+					return send()
 				}
-				m.next()
-			}
-			if len(buf) > 0 {
+				return nil
+			})
+			if err == nil && len(buf) > 0 {
 				send()
 			}
-		}(outs[i], share)
+		}(outs[i], shares[i])
 	}
-	// merge the workers' ordered streams
 	heads := make([][]scanned, workers)
 	live := workers
 	fill := func(i int) {
@@ -182,6 +352,20 @@ func (db *DB) scanWindowParallel(ctx context.Context, txn *badger.Txn, w record.
 			}
 			heads[i] = b
 		}
+	}
+	if !merge {
+		// shares in scan order: each one's output in full, then the next's
+		for i := range outs {
+			for fill(i); len(heads[i]) > 0; fill(i) {
+				for _, s := range heads[i] {
+					if err := fn(s.id, s.data); err != nil {
+						return err
+					}
+				}
+				heads[i] = nil
+			}
+		}
+		return ctx.Err()
 	}
 	for i := range heads {
 		fill(i)
@@ -226,10 +410,10 @@ func before(a, b record.ID, reverse bool) bool {
 	return c < 0
 }
 
-// merger merges the sorted runs of several partitions of one window. It
+// merger merges the sorted runs of several partitions of one slice. It
 // reads every run through one Badger iterator, a chunk at a time: each
 // partition keeps a small buffer of its next matching records and the
-// position to resume from, so a scan costs one iterator per window (not one
+// position to resume from, so a scan costs one iterator per slice (not one
 // per partition) and one seek per chunk.
 type merger struct {
 	ctx context.Context
@@ -240,6 +424,8 @@ type merger struct {
 	// it until the next key is consumed: a fill that seeks and finds its
 	// partition ended moves the iterator past keys nobody consumed.
 	last    []byte
+	w       record.Window
+	parts   []record.Partition
 	runs    []*run
 	heap    []*run
 	from    int64
@@ -249,13 +435,15 @@ type merger struct {
 	chunk   int // records a run buffers at most (chunkFor)
 }
 
-// run is one partition's cursor.
+// run is one partition's cursor in one slice.
 type run struct {
 	w      record.Window
+	s      uint8
 	p      record.Partition
 	buf    []scanned // matching records not yet merged, in scan order
 	head   int
 	resume []byte // key to seek to for the next chunk
+	prefix []byte // of the run's keys
 	skip   bool   // the resume key was already read
 	done   bool
 	budget int // records the next fill may scan
@@ -286,31 +474,53 @@ func chunkFor(limit int) int {
 	return mergeChunk
 }
 
-func newMerger(ctx context.Context, txn *badger.Txn, w record.Window, parts []record.Partition, from, to int64, reverse bool,
+func newMerger(ctx context.Context, txn *badger.Txn, w record.Window, s uint8, parts []record.Partition, from, to int64, reverse bool,
 	match func(record.ID, []byte) bool, chunk int) *merger {
-	m := &merger{ctx: ctx, from: from, to: to, reverse: reverse, match: match, chunk: chunk}
+	m := newMergerIn(ctx, txn, w, parts, from, to, reverse, match, chunk)
+	m.start(s)
+	return m
+}
+
+// newMergerIn returns a merger over the given partitions of window w, not
+// yet started on a slice.
+func newMergerIn(ctx context.Context, txn *badger.Txn, w record.Window, parts []record.Partition, from, to int64, reverse bool,
+	match func(record.ID, []byte) bool, chunk int) *merger {
+	m := &merger{ctx: ctx, w: w, parts: parts, from: from, to: to, reverse: reverse, match: match, chunk: chunk}
 	m.it = txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), Reverse: reverse})
-	for _, p := range parts {
-		r := &run{w: w, p: p, budget: minScan}
-		if match != nil {
+	m.runs = make([]*run, len(parts))
+	for i := range m.runs {
+		m.runs[i] = &run{}
+	}
+	return m
+}
+
+// start makes m merge the partition runs of slice s of its window, with
+// the iterator and the runs (and their buffers) it already has. The
+// iterator keeps its place: the first run needs no seek when it stands
+// at that run's first key.
+func (m *merger) start(s uint8) {
+	m.heap = m.heap[:0]
+	for i, p := range m.parts {
+		r := m.runs[i]
+		*r = run{w: m.w, s: s, p: p, budget: minScan, buf: r.buf[:0], resume: r.resume[:0],
+			prefix: binary.BigEndian.AppendUint16(appendSlicePrefix(r.prefix[:0], m.w, s), uint16(p))}
+		if m.match != nil {
 			r.budget = maxScan // a filter keeps only what matches: scan long stretches
 		}
-		if reverse {
-			r.resume = appendRecordKey(nil, w, p, record.MaxID(to))
+		if m.reverse {
+			r.resume = appendRunKey(r.resume, m.w, s, p, record.MaxID(m.to))
 		} else {
-			r.resume = appendRecordKey(nil, w, p, record.MinID(from))
+			r.resume = appendRunKey(r.resume, m.w, s, p, record.MinID(m.from))
 		}
-		m.runs = append(m.runs, r)
 		m.fill(r)
 		m.push(r)
 	}
-	return m
 }
 
 // fill reads chunks of r until it has a matching record or is exhausted.
 func (m *merger) fill(r *run) {
 	r.buf, r.head = r.buf[:0], 0
-	prefix := partitionPrefix(r.w, r.p)
+	prefix := r.prefix
 	for !r.done && len(r.buf) == 0 {
 		if m.ctx.Err() != nil {
 			// a filter that keeps little scans long stretches in here: a

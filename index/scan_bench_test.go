@@ -64,3 +64,151 @@ func BenchmarkScanWord(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkScanNewest is a "last 100 lines" query (reverse, limit 100)
+// over a sparse store: 300 000 records over 24 h, 208 per minute slice.
+func BenchmarkScanNewest(b *testing.B) {
+	db := benchStore(b, 300000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		n := 0
+		err := db.Scan(context.Background(), ScanOptions{Reverse: true, Limit: 100}, func(record.ID, []byte) error {
+			n++
+			if n == 100 {
+				return ErrStop
+			}
+			return nil
+		})
+		if err != nil || n != 100 {
+			b.Fatalf("%d records, %v", n, err)
+		}
+	}
+}
+
+// BenchmarkScanHour reads every record of one hour in order.
+func BenchmarkScanHour(b *testing.B) {
+	db := benchStore(b, 300000)
+	to := time.Now().Truncate(time.Hour).Add(-2 * time.Hour)
+	from := to.Add(-time.Hour)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		n := 0
+		err := db.Scan(context.Background(), ScanOptions{FromMillis: from.UnixMilli(), ToMillis: to.UnixMilli() - 1}, func(record.ID, []byte) error {
+			n++
+			return nil
+		})
+		if err != nil || n != 12500 {
+			b.Fatalf("%d records, %v", n, err)
+		}
+	}
+}
+
+// BenchmarkMigrate opens a store of format 1 holding 1 M records (the
+// migration rewrites every one) and reports records migrated per second.
+func BenchmarkMigrate(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		db := benchStore(b, 1_000_000)
+		dir := db.cfg.Dir
+		downgradeToV1(b, db)
+		if err := db.Close(); err != nil {
+			b.Fatal(err)
+		}
+		cfg := DefaultConfig(dir)
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		b.StartTimer()
+		start := time.Now()
+		db, err := Open(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(1_000_000/time.Since(start).Seconds(), "records/s")
+		b.StopTimer()
+		db.Close()
+	}
+}
+
+// BenchmarkScanDense reads 1 M records written within one minute (one
+// slice), all of them, as a count query does after a burst of ingestion.
+func BenchmarkScanDense(b *testing.B) {
+	cfg := DefaultConfig(b.TempDir())
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	db, err := Open(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	g := sample.New(1)
+	at := time.Now().Truncate(time.Hour).Add(-90 * time.Minute)
+	gen := record.NewGenerator(func() time.Time { return at })
+	const n = 1_000_000
+	var es []Entry
+	for i := 0; i < n; i++ {
+		line := g.RFC5424(at)
+		r := &record.Record{ID: gen.Next(), Raw: []byte(line), Message: line[strings.LastIndex(line, " - ")+1:], Source: "10.0.0.1:514", Peer: "bench"}
+		es = append(es, Entry{ID: r.ID, Data: r.AppendEncode(nil)})
+		if len(es) == 4096 || i == n-1 {
+			if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
+				b.Fatal(err)
+			}
+			es = es[:0]
+		}
+	}
+	for _, unordered := range []bool{false, true} {
+		b.Run(map[bool]string{false: "merged", true: "unordered"}[unordered], func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				c := 0
+				if err := db.Scan(context.Background(), ScanOptions{Unordered: unordered}, func(record.ID, []byte) error { c++; return nil }); err != nil || c != n {
+					b.Fatalf("%d records, %v", c, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkIngestHour writes 4 M sample records whose receive times march
+// through one hour (as 1,100 lines/s would), 4,096 to a write, and reports
+// the rate of the first and of the last million: whether the cost of a
+// write grows with what the window already holds.
+func BenchmarkIngestHour(b *testing.B) {
+	const n = 4_000_000
+	for i := 0; i < b.N; i++ {
+		cfg := DefaultConfig(b.TempDir())
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		db, err := Open(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		g := sample.New(1)
+		start := time.Now().Truncate(time.Hour).Add(-3 * time.Hour)
+		var at time.Time
+		gen := record.NewGenerator(func() time.Time { return at })
+		step := time.Hour / n
+		var es []Entry
+		var first, last time.Duration
+		t0 := time.Now()
+		for j := 0; j < n; j++ {
+			at = start.Add(time.Duration(j) * step)
+			line := g.RFC5424(at)
+			r := &record.Record{ID: gen.Next(), Raw: []byte(line), Message: line[strings.LastIndex(line, " - ")+1:], Source: "10.0.0.1:514", Peer: "bench"}
+			es = append(es, Entry{ID: r.ID, Data: r.AppendEncode(nil)})
+			if len(es) == 4096 || j == n-1 {
+				if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
+					b.Fatal(err)
+				}
+				es = es[:0]
+			}
+			switch j + 1 {
+			case 1_000_000:
+				first = time.Since(t0)
+			case n - 1_000_000:
+				last = time.Since(t0)
+			}
+		}
+		last = time.Since(t0) - last
+		b.ReportMetric(1e6/first.Seconds(), "firstM/s")
+		b.ReportMetric(1e6/last.Seconds(), "lastM/s")
+		b.ReportMetric(float64(n)/time.Since(t0).Seconds(), "records/s")
+		db.Close()
+	}
+}

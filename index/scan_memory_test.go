@@ -34,7 +34,7 @@ func TestMergerBuffersABoundedChunkPerRun(t *testing.T) {
 	txn := db.bdb.NewTransactionAt(readAll, false)
 	defer txn.Discard()
 	w := es[0].ID.Window()
-	m := newMerger(context.Background(), txn, w, []record.Partition{0, 1, 2, 3}, 0, 1<<48-1, false, nil, mergeChunk)
+	m := newMerger(context.Background(), txn, w, sliceOf(es[0].ID.Millis()), []record.Partition{0, 1, 2, 3}, 0, 1<<48-1, false, nil, mergeChunk)
 	defer m.close()
 	for _, r := range m.runs {
 		held := 0
@@ -69,7 +69,7 @@ func TestALimitedScanBuffersNoMoreThanItsLimit(t *testing.T) {
 	}
 	txn := db.bdb.NewTransactionAt(readAll, false)
 	defer txn.Discard()
-	m := newMerger(context.Background(), txn, es[0].ID.Window(), []record.Partition{0, 1}, 0, 1<<48-1, true, nil, chunkFor(1))
+	m := newMerger(context.Background(), txn, es[0].ID.Window(), sliceOf(es[0].ID.Millis()), []record.Partition{0, 1}, 0, 1<<48-1, true, nil, chunkFor(1))
 	defer m.close()
 	for _, r := range m.runs {
 		if len(r.buf) != 1 {

@@ -228,3 +228,15 @@ func (db *DB) Levels() []Level {
 	}
 	return out
 }
+
+// windowCount is the number of records of window w, from its digests.
+func (db *DB) windowCount(w record.Window) (n uint64) {
+	db.dig.mu.Lock()
+	defer db.dig.mu.Unlock()
+	if wd := db.dig.mu.windows[w]; wd != nil {
+		for b := range wd.buckets {
+			n += wd.buckets[b].Count
+		}
+	}
+	return n
+}

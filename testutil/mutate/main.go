@@ -271,6 +271,34 @@ var mutations = []mutation{
 		to:   "",
 		pkg:  "./testutil", run: "TestClustersOfTwoTestsNeverMerge",
 	},
+	{
+		name: "scan-skips-a-slice",
+		file: "index/scan.go",
+		from: "		if target = after + 1; m.reverse {",
+		to:   "		if target = after + 2; m.reverse {",
+		pkg:  "./index", run: "TestSlicesScanAsOneOrderedRun",
+	},
+	{
+		name: "partition-listing-stops-at-an-empty-slice",
+		file: "index/get.go",
+		from: "				s = int(sliceOfKey(k)) - 1 // the next slice with records\n				continue",
+		to:   "				return nil",
+		pkg:  "./index", run: "TestSlicesScanAsOneOrderedRun",
+	},
+	{
+		name: "old-format-not-migrated",
+		file: "index/migrate.go",
+		from: "	if total > 0 {",
+		to:   "	if false && total > 0 {",
+		pkg:  "./index", run: "TestAStoreOfTheOldFormatIsMigratedOnStart",
+	},
+	{
+		name: "stopped-migration-marked-done",
+		file: "index/migrate.go",
+		from: "		if err := db.moveV1Records(total); err != nil {",
+		to:   "		if err := db.moveV1Records(total); err != nil && false {",
+		pkg:  "./index", run: "TestAMigrationStoppedHalfwayContinuesOnTheNextStart",
+	},
 }
 
 func main() {
