@@ -101,7 +101,10 @@ func (p *Peer) countQuery(w http.ResponseWriter, r *http.Request, q query.Query)
 	var err error
 	if q.Local || p.fan == nil {
 		res.Coverage = "local"
-		err = p.scan(r.Context(), q, nil, count)
+		// a count needs no order: one sequential read, no merge
+		opts := p.scanOptions(q, nil)
+		opts.Unordered = true
+		err = p.db.Scan(r.Context(), opts, count)
 	} else {
 		a := p.fan.Open(r.Context(), q)
 		err = a.Stream(count)
