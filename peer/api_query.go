@@ -217,8 +217,12 @@ func (p *Peer) streamWire(w http.ResponseWriter, r *http.Request, q query.Query,
 	if part == nil {
 		err = p.scan(r.Context(), q, nil, ww.Record)
 	} else {
+		emit := ww.Record
+		if part.IDsOnly { // a count: the coordinator needs no data
+			emit = func(id record.ID, _ []byte) error { return ww.Record(id, nil) }
+		}
 		s := p.localPart(r.Context(), q, *part)
-		err = fanout.Merge([]fanout.Named{{Name: p.cfg.Name, Source: s}}, !q.Ascending, q.Limit, ww.Record)
+		err = fanout.Merge([]fanout.Named{{Name: p.cfg.Name, Source: s}}, !q.Ascending, q.Limit, emit)
 		s.Close()
 		var se *fanout.SourceError
 		if errors.As(err, &se) {

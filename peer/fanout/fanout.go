@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -272,18 +273,29 @@ func EncodeRequest(params url.Values, req Request) {
 	for _, o := range owners {
 		params.Add("recent", o+":"+req.Recent[o].String())
 	}
+	if req.IDsOnly {
+		params.Set("ids_only", "true")
+	}
 }
 
 // DecodeRequest reads what EncodeRequest wrote (nil when the query is not
 // a fan-out part) and removes it from params.
 func DecodeRequest(params url.Values) (*Request, error) {
-	ps, rs := params.Get("partitions"), params["recent"]
+	ps, rs, ids := params.Get("partitions"), params["recent"], params.Get("ids_only")
 	params.Del("partitions")
 	params.Del("recent")
-	if ps == "" && len(rs) == 0 {
+	params.Del("ids_only")
+	if ps == "" && len(rs) == 0 && ids == "" {
 		return nil, nil
 	}
 	req := &Request{}
+	if ids != "" {
+		v, err := strconv.ParseBool(ids)
+		if err != nil {
+			return nil, fmt.Errorf("ids_only=%q: %w", ids, err)
+		}
+		req.IDsOnly = v
+	}
 	if ps != "" {
 		m, err := view.ParseMask(ps)
 		if err != nil {
@@ -313,6 +325,7 @@ func (f *Fanout) remote(ctx context.Context, name string, q query.Query, req Req
 	lq := q
 	lq.Local = true
 	params := lq.Values()
+	req.IDsOnly = q.Count
 	EncodeRequest(params, req)
 	ctx, cancel := context.WithCancel(ctx)
 	timer := time.AfterFunc(f.cfg.OpenTimeout, cancel)

@@ -97,6 +97,10 @@ type Request struct {
 	// Recent maps an owner to the partitions this peer also owns, for which
 	// it sends what it has not yet delivered to that owner.
 	Recent map[string]*view.Mask
+	// IDsOnly asks for the records' IDs without their data: the coordinator
+	// of a count needs nothing else (it still merges by ID, so that a record
+	// on two peers counts once).
+	IDsOnly bool
 }
 
 // Empty reports whether there is nothing to ask.

@@ -131,10 +131,11 @@ func TestRequestForReadsWhatEachPeerMayHold(t *testing.T) {
 				t.Fatalf("%s is asked for its recent records of %d for %q, want for %s", name, p, recentFor, pl.Owner[p])
 			}
 		}
+		req.IDsOnly = name == "p2" // a count's part
 		params := url.Values{}
 		EncodeRequest(params, req)
 		back, err := DecodeRequest(params)
-		if err != nil || back.Parts != req.Parts || len(back.Recent) != len(req.Recent) {
+		if err != nil || back.Parts != req.Parts || len(back.Recent) != len(req.Recent) || back.IDsOnly != req.IDsOnly {
 			t.Fatalf("request of %s does not round-trip: %v", name, err)
 		}
 		for o, m := range req.Recent {
@@ -146,7 +147,7 @@ func TestRequestForReadsWhatEachPeerMayHold(t *testing.T) {
 			t.Fatalf("DecodeRequest left %v in the parameters", params)
 		}
 	}
-	for _, bad := range []url.Values{{"partitions": {"zz"}}, {"recent": {"nocolon"}}, {"recent": {"p1:00"}}} {
+	for _, bad := range []url.Values{{"partitions": {"zz"}}, {"recent": {"nocolon"}}, {"recent": {"p1:00"}}, {"ids_only": {"maybe"}}} {
 		if _, err := DecodeRequest(bad); err == nil {
 			t.Fatalf("DecodeRequest accepted %v", bad)
 		}

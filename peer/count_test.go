@@ -1,0 +1,139 @@
+package peer_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/logmesh/logmesh/peer"
+	"github.com/logmesh/logmesh/peer/fanout"
+	"github.com/logmesh/logmesh/peer/view"
+	"github.com/logmesh/logmesh/query"
+	"github.com/logmesh/logmesh/record"
+	"github.com/logmesh/logmesh/testutil"
+	"github.com/logmesh/logmesh/wire"
+)
+
+// TestAMemberSendsOnlyIDsForACount: the coordinator of a count asks the
+// other members for IDs only. A member's part asked with ids_only carries
+// the same records as without it and none of their data; and a count over
+// three peers holding one copy each (two thirds of it remote) is exact and
+// full.
+func TestAMemberSendsOnlyIDsForACount(t *testing.T) {
+	c := testutil.NewCluster(t, 3, func(i int, cfg *peer.Config) { cfg.Replicas = 1 })
+	c.WaitAlive(20 * time.Second)
+	ids := ingestJSON(t, c.Client(0), "ids-only", 300, nil)
+	var detail string
+	testutil.WaitFor(t, 30*time.Second, "every record on its owner",
+		func() bool { detail = everyOwnerHasIt(t, c, ids); return detail == "" }, func() string { return detail })
+	part := func(idsOnly bool) (records, dataBytes int) {
+		t.Helper()
+		var all view.Mask
+		for i := range all {
+			all[i] = true
+		}
+		params := url.Values{"contains": {"ids-only"}, "limit": {"0"}}
+		fanout.EncodeRequest(params, fanout.Request{Parts: all, IDsOnly: idsOnly})
+		req, err := http.NewRequestWithContext(testutil.Context(t), http.MethodGet, "http://"+c.Peer(1).APIAddr()+"/v1/logs?"+params.Encode(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept", wire.ContentType)
+		req.Header.Set("X-Logmesh-Proto", "2")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("member part (ids_only=%v): %s: %s", idsOnly, resp.Status, b)
+		}
+		rd, err := wire.NewReader(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			f, err := rd.Next()
+			if err != nil {
+				t.Fatalf("member part (ids_only=%v): %v", idsOnly, err)
+			}
+			switch f.Kind {
+			case wire.KindRecord:
+				records++
+				dataBytes += len(f.Data)
+			case wire.KindError:
+				t.Fatalf("member part (ids_only=%v): %s", idsOnly, f.Data)
+			default:
+				return records, dataBytes
+			}
+		}
+	}
+	n, b := part(false)
+	if n == 0 || b == 0 {
+		t.Fatalf("p2's part: %d records, %d bytes of data; want some of each", n, b)
+	}
+	nIDs, bIDs := part(true)
+	if nIDs != n || bIDs != 0 {
+		t.Fatalf("p2's part with ids_only: %d records, %d bytes of data; want %d records, no data", nIDs, bIDs, n)
+	}
+	if got, err := c.Client(0).Count(testutil.Context(t), mustQuery(t, "contains=ids-only")); err != nil || got.Count != 300 || got.Coverage != "full" {
+		t.Fatalf("count: %+v %v, want 300 full", got, err)
+	}
+}
+
+// BenchmarkClusterCount counts 100,000 records of ~400 bytes held one copy
+// each on three peers, at one of them: two thirds of what it counts come
+// from the others. The records query of the same match is the baseline
+// measured in the same run (it moves every record's data, as a count's
+// member parts did before they carried IDs only).
+//
+//	go test -run '^$' -bench ClusterCount -benchtime 5x ./peer
+func BenchmarkClusterCount(b *testing.B) {
+	c := testutil.NewCluster(b, 3, func(i int, cfg *peer.Config) { cfg.Replicas = 1 })
+	c.WaitAlive(30 * time.Second)
+	pad := strings.Repeat("x", 360)
+	for batch := 0; batch < 20; batch++ {
+		var sb strings.Builder
+		for i := 0; i < 5000; i++ {
+			fmt.Fprintf(&sb, "{\"host\":\"h%d\",\"message\":\"counted %d %s\"}\n", i%7, batch*5000+i, pad)
+		}
+		if _, err := c.Client(0).Ingest(context.Background(), []byte(sb.String()), "application/x-ndjson", nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	q := query.Query{Contains: "counted"}
+	testutil.WaitFor(b, 60*time.Second, "every record on its owner", func() bool {
+		n := 0
+		for i := 0; i < 3; i++ {
+			got, err := c.Client(i).Count(ctx, query.Query{Contains: "counted", Local: true})
+			if err != nil {
+				return false
+			}
+			n += int(got.Count)
+		}
+		return n == 100_000
+	})
+	b.Run("count", func(b *testing.B) {
+		for b.Loop() {
+			got, err := c.Client(0).Count(ctx, q)
+			if err != nil || got.Count != 100_000 || got.Coverage != "full" {
+				b.Fatalf("count %+v %v", got, err)
+			}
+		}
+	})
+	b.Run("records-baseline", func(b *testing.B) {
+		for b.Loop() {
+			n := 0
+			if _, err := c.Client(0).Query(ctx, q, func(*record.JSON) error { n++; return nil }); err != nil || n != 100_000 {
+				b.Fatalf("query: %d records, %v", n, err)
+			}
+		}
+	})
+}
