@@ -299,6 +299,13 @@ var mutations = []mutation{
 		to:   "		if err := db.moveV1Records(total); err != nil && false {",
 		pkg:  "./index", run: "TestAMigrationStoppedHalfwayContinuesOnTheNextStart",
 	},
+	{
+		name: "count-parts-carry-data",
+		file: "peer/api_query.go",
+		from: "		if part.IDsOnly { // a count: the coordinator needs no data",
+		to:   "		if false {",
+		pkg:  "./peer", run: "TestAMemberSendsOnlyIDsForACount",
+	},
 }
 
 func main() {
