@@ -20,10 +20,7 @@ func TestMain(m *testing.M) {
 	RemoveDockerImage()
 	testutil.CleanupBinary()
 	if code == 0 {
-		if err := goleak.Find(leaks.Options(
-			goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).pipe"),
-			goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*LatencyToxic).Pipe"),
-			goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*Proxy).server"))...); err != nil {
+		if err := goleak.Find(leaks.Options()...); err != nil {
 			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
 			code = 1
 		}
