@@ -104,6 +104,50 @@ func (db *DB) Scan(ctx context.Context, opts ScanOptions, fn func(id record.ID, 
 	return nil
 }
 
+// Count returns how many records Scan with opts would pass. A window the
+// range holds whole is counted from its digests when opts.Match is nil
+// (every write updates them before it is acknowledged, so the count holds
+// every acknowledged record, as a scan does); a window the range cuts, and
+// every window when opts.Match is set, is read once in storage order.
+func (db *DB) Count(ctx context.Context, opts ScanOptions) (uint64, error) {
+	if db.closed.Load() {
+		return 0, ErrClosed
+	}
+	to := opts.ToMillis
+	if to == 0 || to > 1<<48-1 {
+		to = 1<<48 - 1
+	}
+	from := max(opts.FromMillis, 0)
+	if from > to {
+		return 0, nil
+	}
+	fw, tw := record.WindowOf(from), record.WindowOf(to)
+	var n uint64
+	count := func(record.ID, []byte) error { n++; return nil }
+	txn := db.bdb.NewTransactionAt(readAll, false)
+	defer txn.Discard()
+	for _, w := range db.AllWindows() {
+		if w < fw || w > tw {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		if opts.Match == nil && from <= w.Start() && to >= w.End()-1 {
+			for p, c := range db.partitionCounts(w) {
+				if opts.Partitions == nil || opts.Partitions[p] {
+					n += c
+				}
+			}
+			continue
+		}
+		if err := scanStored(ctx, txn, w, from, to, opts, count); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // scanSlices scans the slices of window w that hold records in [from, to],
 // in scan order. Slices are disjoint in time, so each is merged on its own
 // and their outputs follow one another: a time range reads only the slices

@@ -101,10 +101,15 @@ func (p *Peer) countQuery(w http.ResponseWriter, r *http.Request, q query.Query)
 	var err error
 	if q.Local || p.fan == nil {
 		res.Coverage = "local"
-		// a count needs no order: one sequential read, no merge
+		// a count needs no order: whole windows without a filter from their
+		// digests, the rest read once in storage order
 		opts := p.scanOptions(q, nil)
-		opts.Unordered = true
-		err = p.db.Scan(r.Context(), opts, count)
+		if !q.Filtering() && q.After == nil {
+			opts.Match = nil
+		}
+		var n uint64
+		n, err = p.db.Count(r.Context(), opts)
+		res.Count = int64(n)
 	} else {
 		a := p.fan.Open(r.Context(), q)
 		err = a.Stream(count)

@@ -306,6 +306,13 @@ var mutations = []mutation{
 		to:   "		if false {",
 		pkg:  "./peer", run: "TestAMemberSendsOnlyIDsForACount",
 	},
+	{
+		name: "count-cut-window-from-digests",
+		file: "index/scan.go",
+		from: "		if opts.Match == nil && from <= w.Start() && to >= w.End()-1 {",
+		to:   "		if opts.Match == nil {",
+		pkg:  "./index", run: "TestCountAgreesWithAScan",
+	},
 }
 
 func main() {
