@@ -48,34 +48,43 @@ func instanceOf(id record.ID) (inst [6]byte) {
 }
 
 // loadNewest finds the largest stored ID: the last key of each partition of
-// the newest window with records.
+// the newest window with records. A window the digests still list may hold
+// none (every record of it deleted): the search goes on to the one before,
+// or every resent record would pass for new and count twice in the digests.
 func (db *DB) loadNewest() error {
 	db.newest.bound = map[[6]byte]record.ID{}
 	ws := db.AllWindows()
-	if len(ws) == 0 {
-		return nil
-	}
-	w := ws[len(ws)-1]
 	return db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), Reverse: true})
-		defer it.Close()
-		// slices are time-ordered: the newest record is in the last slice
-		// with records, at the end of one of its partition runs
-		// (a reverse Rewind with a prefix seeks to the prefix itself)
-		it.Seek(append(windowPrefix(w), windowEnd...))
-		if !it.Valid() || len(it.Item().Key()) < 6 {
-			return nil
-		}
-		s := sliceOfKey(it.Item().Key())
-		for p := 0; p < record.NumPartitions; p++ {
-			it.Seek(appendRunKey(nil, w, s, record.Partition(p), record.MaxID(1<<48-1)))
-			if !it.Valid() {
-				continue
-			}
-			if id, ok := idFromRecordKey(it.Item().Key()); ok && record.Compare(id, db.newest.floor) > 0 {
-				db.newest.floor = id
+		for i := len(ws) - 1; i >= 0; i-- {
+			if found := db.newestIn(txn, ws[i]); found {
+				return nil
 			}
 		}
 		return nil
 	})
+}
+
+// newestIn raises the floor to the largest ID stored in window w, and
+// reports whether w holds any record.
+func (db *DB) newestIn(txn *badger.Txn, w record.Window) bool {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), Reverse: true})
+	defer it.Close()
+	// slices are time-ordered: the newest record is in the last slice
+	// with records, at the end of one of its partition runs
+	// (a reverse Rewind with a prefix seeks to the prefix itself)
+	it.Seek(append(windowPrefix(w), windowEnd...))
+	if !it.Valid() || len(it.Item().Key()) < 6 {
+		return false
+	}
+	s := sliceOfKey(it.Item().Key())
+	for p := 0; p < record.NumPartitions; p++ {
+		it.Seek(appendRunKey(nil, w, s, record.Partition(p), record.MaxID(1<<48-1)))
+		if !it.Valid() {
+			continue
+		}
+		if id, ok := idFromRecordKey(it.Item().Key()); ok && record.Compare(id, db.newest.floor) > 0 {
+			db.newest.floor = id
+		}
+	}
+	return true
 }

@@ -313,6 +313,13 @@ var mutations = []mutation{
 		to:   "		if opts.Match == nil {",
 		pkg:  "./index", run: "TestCountAgreesWithAScan",
 	},
+	{
+		name: "newest-stops-at-an-empty-window",
+		file: "index/newest.go",
+		from: "			if found := db.newestIn(txn, ws[i]); found {",
+		to:   "			if found := db.newestIn(txn, ws[i]); found || true {",
+		pkg:  "./index", run: "TestResentRecordsAfterARestartCountOnce",
+	},
 }
 
 func main() {
