@@ -187,7 +187,14 @@ func Run(ctx context.Context, t Target, sc Scenario, seed uint64, logf func(stri
 	judge(r, t, w, rd)
 	r.Undelivered = backlog(ctx, t)
 	if t.OwnProcesses() {
-		r.Resources = resources(warm, statuses(ctx, t))
+		// "come back" takes a moment: Go hands freed memory back to the
+		// system in the background, idle connections close on timers
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			r.Resources = resources(warm, statuses(ctx, t))
+			if len(r.Resources) == 0 || time.Now().After(deadline) || !sleep(ctx, time.Second) {
+				break
+			}
+		}
 	}
 	logf("%s", r.Summary())
 	return r, nil
