@@ -347,3 +347,62 @@ func (d *decoder) str(raw []byte) []byte {
 	}
 	return raw[off : off+n]
 }
+
+// RawSpan returns where the raw bytes lie in an encoded record: data[start:end]
+// (empty for a record without raw bytes). It reads only the header, so it does
+// not check the rest of the encoding (View.Reset does). A store that keeps the
+// raw bytes of many records apart from the rest (a column) cuts an encoding
+// there and splices it back with SpliceRaw.
+func RawSpan(data []byte) (start, end int, err error) {
+	d := decoder{b: data}
+	if ver := d.byte(); ver != encodingVersion {
+		if d.err != nil {
+			return 0, 0, d.err
+		}
+		return 0, 0, fmt.Errorf("%w: unknown version %d", ErrCorrupt, ver)
+	}
+	d.off += 4 // format, transport, reason, pri
+	if d.off > len(data) {
+		d.fail("truncated")
+		return 0, 0, d.err
+	}
+	d.uvarint() // flags
+	d.varint()  // event-time delta
+	n := d.uvarint()
+	start = d.off
+	d.bytes(n)
+	if d.err != nil {
+		return 0, 0, d.err
+	}
+	return start, d.off, nil
+}
+
+// SpliceRaw appends to dst the encoded record whose encoding without its raw
+// bytes is rest (as cut at RawSpan) and whose raw bytes are taken from the
+// front of raws. It returns dst and what remains of raws.
+func SpliceRaw(dst, rest, raws []byte) ([]byte, []byte, error) {
+	d := decoder{b: rest}
+	if ver := d.byte(); ver != encodingVersion {
+		if d.err != nil {
+			return dst, raws, d.err
+		}
+		return dst, raws, fmt.Errorf("%w: unknown version %d", ErrCorrupt, ver)
+	}
+	d.off += 4
+	if d.off > len(rest) {
+		d.fail("truncated")
+		return dst, raws, d.err
+	}
+	d.uvarint()
+	d.varint()
+	n := d.uvarint()
+	if d.err != nil {
+		return dst, raws, d.err
+	}
+	if n > uint64(len(raws)) {
+		return dst, raws, fmt.Errorf("%w: raw bytes beyond the column's end", ErrCorrupt)
+	}
+	dst = append(dst, rest[:d.off]...)
+	dst = append(dst, raws[:n]...)
+	return append(dst, rest[d.off:]...), raws[n:], nil
+}

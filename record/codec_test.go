@@ -186,3 +186,41 @@ func FuzzEncodeRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func TestRawSpanCutsAndSpliceRawRestores(t *testing.T) {
+	for _, r := range []Record{
+		{Raw: []byte("<13>1 - h a - - - hello world"), Hostname: "h", AppName: "app", Message: "hello world", Peer: "p1"},
+		{Message: "no raw bytes", Peer: "p2", Fields: []Field{{Key: "env", Value: "prod"}}},
+	} {
+		data := r.AppendEncode(nil)
+		start, end, err := RawSpan(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(data[start:end]); got != string(r.Raw) {
+			t.Fatalf("RawSpan cut %q, want the raw bytes %q", got, r.Raw)
+		}
+		rest := append(append([]byte(nil), data[:start]...), data[end:]...)
+		raws := append(append([]byte(nil), data[start:end]...), "next"...)
+		out, left, err := SpliceRaw([]byte("x"), rest, raws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(out[1:]) != string(data) || string(left) != "next" {
+			t.Fatalf("SpliceRaw gave %q and left %q", out[1:], left)
+		}
+		if len(r.Raw) > 0 {
+			if _, _, err := SpliceRaw(nil, rest, raws[:len(r.Raw)-1]); err == nil {
+				t.Error("SpliceRaw took raw bytes beyond the column's end")
+			}
+		}
+	}
+	for _, bad := range [][]byte{nil, {2}, {1, 0, 0}, {1, 0, 0, 0, 0, 0, 0, 9}} {
+		if _, _, err := RawSpan(bad); err == nil {
+			t.Errorf("RawSpan accepted %v", bad)
+		}
+		if _, _, err := SpliceRaw(nil, bad, []byte("abcdefgh")); err == nil {
+			t.Errorf("SpliceRaw accepted %v", bad)
+		}
+	}
+}

@@ -320,6 +320,20 @@ var mutations = []mutation{
 		to:   "			if found := db.newestIn(txn, ws[i]); found || true {",
 		pkg:  "./index", run: "TestResentRecordsAfterARestartCountOnce",
 	},
+	{
+		name: "block-filter-misses-the-last-word",
+		file: "index/block.go",
+		from: "		eachWord(r.Data, func(w []byte) { words[xxhash.Sum64(w)] = struct{}{} })",
+		to:   "		eachWord(r.Data[:max(0, len(r.Data)-4)], func(w []byte) { words[xxhash.Sum64(w)] = struct{}{} })",
+		pkg:  "./index", run: "TestBlockFilterKnowsEveryWordAndFewOthers",
+	},
+	{
+		name: "block-ids-lose-the-sequence",
+		file: "index/block.go",
+		from: "		ids = binary.AppendUvarint(ids, uint64(binary.BigEndian.Uint32(r.ID[12:16])))",
+		to:   "		ids = binary.AppendUvarint(ids, uint64(binary.BigEndian.Uint32(r.ID[12:16])&0xffff))",
+		pkg:  "./index", run: "TestBlockRoundTrip|TestBlockKeepsEveryBitOfTheIDs",
+	},
 }
 
 func main() {

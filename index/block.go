@@ -1,0 +1,338 @@
+package index
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/logmesh/logmesh/record"
+)
+
+// A block holds many records of one partition in one slice as a single
+// value: their IDs, their encodings without the raw bytes, and the raw bytes,
+// each as a column, compressed together, with a filter of the words in them
+// ahead of the compressed part. It is the unit issue 17's sealed slices are
+// to be stored in (one Badger entry per block rather than per record: fewer
+// keys to compact, better compression, and word queries that skip blocks
+// whose filter rules the word out). The codec comes first, measured and
+// fuzzed; nothing writes blocks yet.
+//
+// Layout (version 1):
+//
+//	magic u8 (0xB1, never the first byte of an encoded record)
+//	count uvarint                      records, 1..maxBlockRecords, IDs strictly increasing
+//	filter words uvarint, then words × 8 bytes (little endian)   a Bloom filter of the words
+//	zstd frame of the columns:
+//	    tags: uvarint n, n × 6 bytes    the distinct instance tags of the IDs
+//	    IDs: per record uvarint millisecond delta from the one before (the
+//	         first from 0), uvarint tag index, uvarint sequence
+//	    rest: per record uvarint length, the encoding without its raw bytes
+//	    raws: the raw bytes of every record, one after the other
+//
+// Words are maximal runs of letters, digits, '_' and bytes ≥ 0x80 in a
+// record's stored bytes (raw line, literal fields), so a word query can ask
+// the filter for each word of its term: a false answer means no record of
+// the block has it; a true one means maybe (about 1% of absent words at
+// blockBitsPerWord bits per distinct word).
+const blockMagic = 0xB1
+
+// maxBlockRecords bounds the records of one block (and what a decoder
+// allocates for a hostile count).
+const maxBlockRecords = 1 << 16
+
+// maxBlockBytes bounds a block's decompressed columns.
+const maxBlockBytes = 64 << 20
+
+const (
+	blockBitsPerWord = 10
+	blockHashes      = 7
+)
+
+// ErrBadBlock is returned for bytes that are not an encoded block.
+var ErrBadBlock = errors.New("index: corrupt block")
+
+// blockRecord is one record in a block.
+type blockRecord struct {
+	ID   record.ID
+	Data []byte // the encoded record (record.AppendEncode)
+}
+
+var (
+	blockEncoder = sync.OnceValue(func() *zstd.Encoder {
+		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			panic(err) // only for invalid options
+		}
+		return e
+	})
+	blockDecoder = sync.OnceValue(func() *zstd.Decoder {
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxBlockBytes))
+		if err != nil {
+			panic(err)
+		}
+		return d
+	})
+)
+
+// appendBlock appends the block of recs (sorted by ID, IDs unique) to dst.
+func appendBlock(dst []byte, recs []blockRecord) ([]byte, error) {
+	if len(recs) == 0 || len(recs) > maxBlockRecords {
+		return dst, fmt.Errorf("index: a block holds 1 to %d records, not %d", maxBlockRecords, len(recs))
+	}
+	var tags [][6]byte
+	tagIdx := map[[6]byte]int{}
+	words := map[uint64]struct{}{}
+	var ids, rest, raws []byte
+	var lastMs int64
+	for i, r := range recs {
+		if i > 0 && bytes.Compare(r.ID[:], recs[i-1].ID[:]) <= 0 {
+			return dst, fmt.Errorf("index: block records out of ID order at %d", i)
+		}
+		ms := r.ID.Millis()
+		var tag [6]byte
+		copy(tag[:], r.ID[6:12])
+		t, ok := tagIdx[tag]
+		if !ok {
+			t = len(tags)
+			tagIdx[tag] = t
+			tags = append(tags, tag)
+		}
+		ids = binary.AppendUvarint(ids, uint64(ms-lastMs))
+		ids = binary.AppendUvarint(ids, uint64(t))
+		ids = binary.AppendUvarint(ids, uint64(binary.BigEndian.Uint32(r.ID[12:16])))
+		lastMs = ms
+		start, end, err := record.RawSpan(r.Data)
+		if err != nil {
+			return dst, fmt.Errorf("index: block record %s: %w", r.ID, err)
+		}
+		rest = binary.AppendUvarint(rest, uint64(len(r.Data)-(end-start)))
+		rest = append(append(rest, r.Data[:start]...), r.Data[end:]...)
+		raws = append(raws, r.Data[start:end]...)
+		eachWord(r.Data, func(w []byte) { words[xxhash.Sum64(w)] = struct{}{} })
+	}
+	cols := binary.AppendUvarint(make([]byte, 0, 8+6*len(tags)+len(ids)+len(rest)+len(raws)), uint64(len(tags)))
+	for _, t := range tags {
+		cols = append(cols, t[:]...)
+	}
+	cols = append(append(append(cols, ids...), rest...), raws...)
+	if len(cols) > maxBlockBytes {
+		return dst, fmt.Errorf("index: block of %d bytes exceeds %d", len(cols), maxBlockBytes)
+	}
+	filter := make([]uint64, max(1, (len(words)*blockBitsPerWord+63)/64))
+	for h := range words {
+		bloomAdd(filter, h)
+	}
+	dst = append(dst, blockMagic)
+	dst = binary.AppendUvarint(dst, uint64(len(recs)))
+	dst = binary.AppendUvarint(dst, uint64(len(filter)))
+	for _, w := range filter {
+		dst = binary.LittleEndian.AppendUint64(dst, w)
+	}
+	return blockEncoder().EncodeAll(cols, dst), nil
+}
+
+// isBlock reports whether a stored value is a block rather than one record.
+func isBlock(v []byte) bool { return len(v) > 0 && v[0] == blockMagic }
+
+// blockHeader is what a block says before its compressed columns.
+type blockHeader struct {
+	count  int
+	filter []byte // words × 8 bytes, little endian
+	body   []byte // the zstd frame
+}
+
+func parseBlockHeader(b []byte) (blockHeader, error) {
+	var h blockHeader
+	if !isBlock(b) {
+		return h, fmt.Errorf("%w: no block magic", ErrBadBlock)
+	}
+	b = b[1:]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n == 0 || n > maxBlockRecords {
+		return h, fmt.Errorf("%w: bad record count", ErrBadBlock)
+	}
+	b = b[k:]
+	words, k := binary.Uvarint(b)
+	if k <= 0 || words == 0 || words > uint64(len(b)-k)/8 {
+		return h, fmt.Errorf("%w: bad filter length", ErrBadBlock)
+	}
+	b = b[k:]
+	h.count, h.filter, h.body = int(n), b[:words*8], b[words*8:]
+	return h, nil
+}
+
+// mayHaveWord reports whether a record of the block with header h may hold
+// word (false: none does). A term of several words may match only if every
+// word of it may.
+func (h blockHeader) mayHaveWord(term []byte) bool {
+	ok := true
+	eachWord(term, func(w []byte) {
+		if ok && !bloomHas(h.filter, xxhash.Sum64(w)) {
+			ok = false
+		}
+	})
+	return ok
+}
+
+// decodedBlock is a block's records, in ID order.
+type decodedBlock struct {
+	IDs  []record.ID
+	Data [][]byte // encodings, in one backing buffer
+}
+
+// decodeBlock decodes a block. It never panics, whatever b holds, and
+// allocates at most about maxBlockBytes plus the records it returns.
+func decodeBlock(b []byte) (decodedBlock, error) {
+	var out decodedBlock
+	h, err := parseBlockHeader(b)
+	if err != nil {
+		return out, err
+	}
+	cols, err := blockDecoder().DecodeAll(h.body, nil)
+	if err != nil {
+		return out, fmt.Errorf("%w: %w", ErrBadBlock, err)
+	}
+	if len(cols) > maxBlockBytes {
+		return out, fmt.Errorf("%w: columns of %d bytes", ErrBadBlock, len(cols))
+	}
+	d := colReader{b: cols}
+	ntags := d.uvarint()
+	if ntags == 0 || ntags > uint64(h.count) || ntags*6 > uint64(d.left()) {
+		return out, fmt.Errorf("%w: bad tag count", ErrBadBlock)
+	}
+	tags := d.next(int(ntags) * 6)
+	out.IDs = make([]record.ID, h.count)
+	var ms uint64
+	for i := range out.IDs {
+		ms += d.uvarint()
+		t, seq := d.uvarint(), d.uvarint()
+		if d.err != nil || ms >= 1<<48 || t >= ntags || seq > 1<<32-1 {
+			return decodedBlock{}, fmt.Errorf("%w: bad ID %d", ErrBadBlock, i)
+		}
+		id := &out.IDs[i]
+		var m [8]byte
+		binary.BigEndian.PutUint64(m[:], ms)
+		copy(id[0:6], m[2:])
+		copy(id[6:12], tags[t*6:])
+		binary.BigEndian.PutUint32(id[12:], uint32(seq))
+		if i > 0 && bytes.Compare(id[:], out.IDs[i-1][:]) <= 0 {
+			return decodedBlock{}, fmt.Errorf("%w: IDs out of order at %d", ErrBadBlock, i)
+		}
+	}
+	rests := make([][]byte, h.count)
+	size := 0
+	for i := range rests {
+		n := d.uvarint()
+		if d.err != nil || n > uint64(d.left()) {
+			return decodedBlock{}, fmt.Errorf("%w: bad record %d", ErrBadBlock, i)
+		}
+		rests[i] = d.next(int(n))
+		size += int(n)
+	}
+	raws := d.rest()
+	buf := make([]byte, 0, size+len(raws))
+	out.Data = make([][]byte, h.count)
+	for i, r := range rests {
+		start := len(buf)
+		buf, raws, err = record.SpliceRaw(buf, r, raws)
+		if err != nil {
+			return decodedBlock{}, fmt.Errorf("%w: record %d: %w", ErrBadBlock, i, err)
+		}
+		out.Data[i] = buf[start:len(buf):len(buf)]
+	}
+	if len(raws) != 0 {
+		return decodedBlock{}, fmt.Errorf("%w: %d raw bytes no record claims", ErrBadBlock, len(raws))
+	}
+	// buf never grew (its capacity was the exact total), so the slices of
+	// out.Data still point into it
+	return out, nil
+}
+
+// colReader reads a block's columns; the first error sticks.
+type colReader struct {
+	b   []byte
+	err error
+}
+
+func (c *colReader) left() int { return len(c.b) }
+
+func (c *colReader) uvarint() uint64 {
+	if c.err != nil {
+		return 0
+	}
+	x, n := binary.Uvarint(c.b)
+	if n <= 0 {
+		c.err = ErrBadBlock
+		return 0
+	}
+	c.b = c.b[n:]
+	return x
+}
+
+// next returns the next n bytes; the caller checked n <= left().
+func (c *colReader) next(n int) []byte {
+	s := c.b[:n:n]
+	c.b = c.b[n:]
+	return s
+}
+
+func (c *colReader) rest() []byte { return c.b }
+
+// eachWord calls fn for every word of b (see the package's block layout).
+func eachWord(b []byte, fn func(w []byte)) {
+	start := -1
+	for i, c := range b {
+		if wordByte(c) {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		if start >= 0 {
+			fn(b[start:i])
+			start = -1
+		}
+	}
+	if start >= 0 {
+		fn(b[start:])
+	}
+}
+
+func wordByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c >= 0x80
+}
+
+// bloomAdd and bloomHas use double hashing over the two halves of one
+// 64-bit hash.
+func bloomAdd(f []uint64, h uint64) {
+	n := uint64(len(f)) * 64
+	a, b := h, bits.RotateLeft64(h, 32)|1
+	for range blockHashes {
+		i := a % n
+		f[i/64] |= 1 << (i % 64)
+		a += b
+	}
+}
+
+func bloomHas(filter []byte, h uint64) bool {
+	n := uint64(len(filter) / 8 * 64)
+	if n == 0 {
+		return true
+	}
+	a, b := h, bits.RotateLeft64(h, 32)|1
+	for range blockHashes {
+		i := a % n
+		w := binary.LittleEndian.Uint64(filter[i/64*8:])
+		if w&(1<<(i%64)) == 0 {
+			return false
+		}
+		a += b
+	}
+	return true
+}

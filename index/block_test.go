@@ -1,0 +1,378 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/logmesh/logmesh/record"
+	"github.com/logmesh/logmesh/sample"
+	"github.com/logmesh/logmesh/syslog"
+)
+
+// sampleBlockRecords returns n records as a peer stores them: sample RFC 5424
+// lines parsed by the syslog parser, every tenth a JSON-style record with
+// fields and no raw bytes, IDs minted at rate lines per second.
+func sampleBlockRecords(n int, rate int) []blockRecord {
+	start := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	now := start
+	gen := record.NewGenerator(func() time.Time { return now })
+	lines := sample.New(7)
+	var p syslog.Parser
+	out := make([]blockRecord, n)
+	for i := range out {
+		now = start.Add(time.Duration(i) * time.Second / time.Duration(rate))
+		var r record.Record
+		if i%10 == 9 {
+			r = record.Record{Hostname: "web-3", AppName: "checkout", Message: fmt.Sprintf("order %d paid", i),
+				Severity: record.Severity(6), EventTime: now, Source: "10.1.2.3:5514", Peer: "p1"}
+			r.SetField("env", "prod")
+			r.SetField("trace_id", fmt.Sprintf("%016x", i*7919))
+		} else {
+			p.Parse([]byte(lines.RFC5424(now)), now, &r)
+			r.Transport, r.Source, r.Peer = record.TransportTCP, "10.0.0.7:40112", "p1"
+		}
+		r.ID = gen.Next()
+		out[i] = blockRecord{ID: r.ID, Data: r.AppendEncode(nil)}
+	}
+	return out
+}
+
+func TestBlockRoundTrip(t *testing.T) {
+	for _, n := range []int{1, 2, 100, 3000} {
+		recs := sampleBlockRecords(n, 500)
+		b, err := appendBlock([]byte("prefix"), recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(b, []byte("prefix")) {
+			t.Fatal("appendBlock did not append")
+		}
+		got, err := decodeBlock(b[len("prefix"):])
+		if err != nil {
+			t.Fatalf("%d records: %v", n, err)
+		}
+		if len(got.IDs) != n || len(got.Data) != n {
+			t.Fatalf("%d records in, %d IDs and %d records out", n, len(got.IDs), len(got.Data))
+		}
+		for i, r := range recs {
+			if got.IDs[i] != r.ID || !bytes.Equal(got.Data[i], r.Data) {
+				t.Fatalf("%d records: record %d differs after the round trip", n, i)
+			}
+			var v record.View
+			if err := v.Reset(got.Data[i]); err != nil {
+				t.Fatalf("record %d does not decode: %v", i, err)
+			}
+		}
+	}
+}
+
+// IDs of several instance tags, sequences across the whole 32 bits, equal
+// and distant milliseconds: every bit of every ID survives a block.
+func TestBlockKeepsEveryBitOfTheIDs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	data := (&record.Record{Message: "m", Peer: "p"}).AppendEncode(nil)
+	ms := int64(1_780_000_000_000)
+	var recs []blockRecord
+	for range 500 {
+		ms += int64(rng.IntN(3)) * int64(rng.IntN(100_000))
+		var id record.ID
+		var m [8]byte
+		binary.BigEndian.PutUint64(m[:], uint64(ms))
+		copy(id[0:6], m[2:])
+		copy(id[6:12], []string{"tag-aa", "tag-bb", "\xff\xff\xff\xff\xff\xff"}[rng.IntN(3)])
+		binary.BigEndian.PutUint32(id[12:], rng.Uint32())
+		recs = append(recs, blockRecord{ID: id, Data: data})
+	}
+	slices.SortFunc(recs, func(a, b blockRecord) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	recs = slices.CompactFunc(recs, func(a, b blockRecord) bool { return a.ID == b.ID })
+	b, err := appendBlock(nil, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeBlock(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range recs {
+		if got.IDs[i] != r.ID {
+			t.Fatalf("ID %d came back as %x, was %x", i, got.IDs[i], r.ID)
+		}
+	}
+}
+
+func TestBlockRefusesWhatItCannotHold(t *testing.T) {
+	recs := sampleBlockRecords(3, 100)
+	if _, err := appendBlock(nil, nil); err == nil {
+		t.Error("an empty block was encoded")
+	}
+	if _, err := appendBlock(nil, []blockRecord{recs[1], recs[0]}); err == nil {
+		t.Error("records out of ID order were encoded")
+	}
+	if _, err := appendBlock(nil, []blockRecord{recs[0], recs[0]}); err == nil {
+		t.Error("a repeated ID was encoded")
+	}
+	if _, err := appendBlock(nil, []blockRecord{{ID: recs[0].ID, Data: []byte{9, 9}}}); err == nil {
+		t.Error("bytes that are no record were encoded")
+	}
+}
+
+func TestBlockFilterKnowsEveryWordAndFewOthers(t *testing.T) {
+	recs := sampleBlockRecords(1000, 500)
+	b, err := appendBlock(nil, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := parseBlockHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	present := map[string]bool{}
+	for _, r := range recs {
+		eachWord(r.Data, func(w []byte) {
+			present[string(w)] = true
+			if !h.mayHaveWord(w) {
+				t.Fatalf("the filter rules out %q, which record %s holds", w, r.ID)
+			}
+		})
+	}
+	// a term of several words: each is asked
+	if !h.mayHaveWord([]byte("order 19 paid")) {
+		t.Error(`the filter rules out "order 19 paid", which a record holds`)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	asked, maybe := 0, 0
+	for asked < 2000 {
+		w := fmt.Sprintf("zq%08x", rng.Uint32())
+		if present[w] {
+			continue
+		}
+		asked++
+		if h.mayHaveWord([]byte(w)) {
+			maybe++
+		}
+	}
+	if rate := float64(maybe) / float64(asked); rate > 0.03 {
+		t.Errorf("the filter answers maybe for %.1f%% of absent words, want about 1%%", rate*100)
+	}
+}
+
+func TestEachWord(t *testing.T) {
+	var got []string
+	eachWord([]byte("<13>1 host.example app[42]: user=bob OK_done ünï"), func(w []byte) { got = append(got, string(w)) })
+	want := []string{"13", "1", "host", "example", "app", "42", "user", "bob", "OK_done", "ünï"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("words %q, want %q", got, want)
+	}
+}
+
+// FuzzDecodeBlock: no input makes the decoder panic or return records that
+// are not records; what decodes encodes back to the same records.
+func FuzzDecodeBlock(f *testing.F) {
+	for _, n := range []int{1, 5, 40} {
+		b, err := appendBlock(nil, sampleBlockRecords(n, 1000))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{blockMagic, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := decodeBlock(b)
+		if err != nil {
+			return
+		}
+		recs := make([]blockRecord, len(got.IDs))
+		for i := range recs {
+			recs[i] = blockRecord{ID: got.IDs[i], Data: got.Data[i]}
+		}
+		again, err := appendBlock(nil, recs)
+		if err != nil {
+			t.Fatalf("a decoded block does not encode again: %v", err)
+		}
+		back, err := decodeBlock(again)
+		if err != nil {
+			t.Fatalf("a re-encoded block does not decode: %v", err)
+		}
+		for i := range recs {
+			if back.IDs[i] != recs[i].ID || !bytes.Equal(back.Data[i], recs[i].Data) {
+				t.Fatalf("record %d changed in a second round trip", i)
+			}
+		}
+	})
+}
+
+// FuzzBlockRoundTrip: any messages, stored as records with raw bytes or as
+// literal messages, come back byte for byte.
+func FuzzBlockRoundTrip(f *testing.F) {
+	f.Add([]byte("<13>1 2026-12-04T10:00:00Z h a - - - hello\n<14>bad line\n\n{json}"), uint16(3))
+	f.Fuzz(func(t *testing.T, data []byte, step uint16) {
+		gen := record.NewGenerator(func() time.Time { return time.UnixMilli(1_780_000_000_000 + int64(step)) })
+		var recs []blockRecord
+		for i, line := range bytes.Split(data, []byte("\n")) {
+			r := record.Record{ID: gen.Next(), Message: string(line), Peer: "p"}
+			if i%2 == 0 {
+				r.Raw = line
+			}
+			recs = append(recs, blockRecord{ID: r.ID, Data: r.AppendEncode(nil)})
+		}
+		b, err := appendBlock(nil, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeBlock(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range recs {
+			if got.IDs[i] != r.ID || !bytes.Equal(got.Data[i], r.Data) {
+				t.Fatalf("record %d differs", i)
+			}
+		}
+	})
+}
+
+// BenchmarkBlockBytesPerLine reports the disk a line takes in blocks of
+// several sizes next to what the store takes for the same records today (one
+// Badger entry per record, ZSTD table blocks, after a full compaction and a
+// close, as `logmesh bench --sustained` measures it),
+// measured in the same run: B/line of each and their ratio.
+func BenchmarkBlockBytesPerLine(b *testing.B) {
+	const n = 65536
+	recs := sampleBlockRecords(n, 2000)
+	raw := 0
+	for _, r := range recs {
+		raw += len(r.Data)
+	}
+	cfg := DefaultConfig(b.TempDir())
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	db, err := Open(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	es := make([]Entry, len(recs))
+	for i, r := range recs {
+		es[i] = Entry{ID: r.ID, Data: r.Data}
+	}
+	for i := 0; i < len(es); i += 4096 {
+		if _, err := db.Write(context.Background(), es[i:min(i+4096, len(es))], OriginLocal); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := db.Compact(); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	var stored int64
+	err = filepath.WalkDir(cfg.Dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		stored += info.Size()
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	store := float64(stored) / n
+	b.Logf("%d sample records, %.0f encoded bytes per record; the store after compaction: %.1f B/line", n, float64(raw)/n, store)
+	for _, size := range []int{64, 256, 1024, 4096} {
+		b.Run(fmt.Sprintf("records=%d", size), func(b *testing.B) {
+			var total int
+			for b.Loop() {
+				total = 0
+				for i := 0; i < n; i += size {
+					blk, err := appendBlock(nil, recs[i:min(i+size, n)])
+					if err != nil {
+						b.Fatal(err)
+					}
+					total += len(blk) + recordKeyLen + 8 // one Badger key (and its version) per block
+				}
+			}
+			b.ReportMetric(float64(total)/n, "B/line")
+			b.ReportMetric(float64(total)/n/store, "×store")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/line")
+		})
+	}
+}
+
+// BenchmarkBlockReadPerLine reads the same records two ways in one run: a
+// store scan of all of them (today's layout; the baseline) and a decode of
+// 1024-record blocks, each line checked for a word as a word query would. It
+// reports ns/line of each and the blocks' time as a fraction of the scan's.
+func BenchmarkBlockReadPerLine(b *testing.B) {
+	const n, size = 65536, 1024
+	recs := sampleBlockRecords(n, 2000)
+	cfg := DefaultConfig(b.TempDir())
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	db, err := Open(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	es := make([]Entry, len(recs))
+	for i, r := range recs {
+		es[i] = Entry{ID: r.ID, Data: r.Data}
+	}
+	for i := 0; i < len(es); i += 4096 {
+		if _, err := db.Write(context.Background(), es[i:min(i+4096, len(es))], OriginLocal); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := db.Compact(); err != nil {
+		b.Fatal(err)
+	}
+	var blocks [][]byte
+	for i := 0; i < n; i += size {
+		blk, err := appendBlock(nil, recs[i:min(i+size, n)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		blocks = append(blocks, blk)
+	}
+	word := []byte("publickey")
+	var scan, dec time.Duration
+	for b.Loop() {
+		hits := [2]int{}
+		t0 := time.Now()
+		err := db.Scan(context.Background(), ScanOptions{}, func(_ record.ID, data []byte) error {
+			if bytes.Contains(data, word) {
+				hits[0]++
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		for _, blk := range blocks {
+			d, err := decodeBlock(blk)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, data := range d.Data {
+				if bytes.Contains(data, word) {
+					hits[1]++
+				}
+			}
+		}
+		scan, dec = scan+t1.Sub(t0), dec+time.Since(t1)
+		if hits[0] == 0 || hits[0] != hits[1] {
+			b.Fatalf("the scan found %d lines with %q, the blocks %d", hits[0], word, hits[1])
+		}
+	}
+	b.ReportMetric(float64(scan.Nanoseconds())/float64(b.N)/n, "scan-ns/line")
+	b.ReportMetric(float64(dec.Nanoseconds())/float64(b.N)/n, "block-ns/line")
+	b.ReportMetric(float64(dec)/float64(scan), "×scan")
+}
