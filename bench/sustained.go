@@ -53,6 +53,10 @@ type SustainedResult struct {
 	DiskPerLine   float64 // after the store's own compaction or merge
 	WordMatches   int
 	WordQuery     time.Duration
+	// GCCycles is how many times the store's Go collector ran over the
+	// run (-1 when the store does not say): a collector that runs tens of
+	// times a second is short of memory (its --memory-limit).
+	GCCycles int64
 }
 
 // Rate is lines per second until queryable.
@@ -76,6 +80,8 @@ type store interface {
 	wordQuery(ctx context.Context) (int, error)
 	// diskPerLine stops the store, compacts or merges it, and measures.
 	diskPerLine(ctx context.Context, lines int) (float64, error)
+	// gcCycles is the store's count of Go collections so far, or -1.
+	gcCycles(ctx context.Context) int64
 	kill()
 }
 
@@ -137,6 +143,7 @@ func RunSustained(ctx context.Context, cfg SustainedConfig, out func(format stri
 // sustained runs one store through the benchmark.
 func sustained(ctx context.Context, system string, s store, cfg SustainedConfig, out func(string, ...any)) (SustainedResult, error) {
 	res := SustainedResult{System: system, Lines: cfg.Lines}
+	gc0 := s.gcCycles(ctx)
 	cpu0, err := processCPU(s.pid())
 	if err != nil {
 		return res, err
@@ -204,6 +211,10 @@ func sustained(ctx context.Context, system string, s store, cfg SustainedConfig,
 		return res, err
 	}
 	res.CPU = cpu1 - cpu0
+	res.GCCycles = -1
+	if gc1 := s.gcCycles(ctx); gc0 >= 0 && gc1 >= gc0 {
+		res.GCCycles = gc1 - gc0
+	}
 	if res.PeakRSS, err = peakRSS(s.pid()); err != nil {
 		return res, err
 	}
@@ -235,9 +246,13 @@ func sustained(ctx context.Context, system string, s store, cfg SustainedConfig,
 	if res.DiskPerLine, err = s.diskPerLine(ctx, cfg.Lines); err != nil {
 		return res, err
 	}
-	out("%s: sent in %v, stored after %v, queryable (a count query answers all) after %v (%.0f lines/s; first million %.0f/s, last %.0f/s), CPU %v, peak RSS %d MB, %.1f B/line on disk, word query %v\n",
+	gc := "not reported"
+	if res.GCCycles >= 0 {
+		gc = fmt.Sprintf("%d (%.1f/s)", res.GCCycles, float64(res.GCCycles)/res.Elapsed.Seconds())
+	}
+	out("%s: sent in %v, stored after %v, queryable (a count query answers all) after %v (%.0f lines/s; first million %.0f/s, last %.0f/s), CPU %v, peak RSS %d MB, Go collections %s, %.1f B/line on disk, word query %v\n",
 		system, sent.Round(time.Millisecond), stored.Round(time.Millisecond), res.Elapsed.Round(time.Millisecond), res.Rate(), res.FirstM, res.LastM,
-		res.CPU.Round(time.Millisecond), res.PeakRSS>>20, res.DiskPerLine, res.WordQuery.Round(time.Millisecond))
+		res.CPU.Round(time.Millisecond), res.PeakRSS>>20, gc, res.DiskPerLine, res.WordQuery.Round(time.Millisecond))
 	return res, nil
 }
 
@@ -317,6 +332,11 @@ func (s *logmeshStore) settle(ctx context.Context) (uint64, error) {
 func (s *logmeshStore) wordQuery(ctx context.Context) (int, error) {
 	n, err := countLines(ctx, http.MethodGet, "http://"+s.a.api+"/v1/logs?local=true&limit=0&contains="+sustainedWord, nil, nil)
 	return int(n), err
+}
+
+// gcCycles reads go_gc_duration_seconds_count from the agent's metrics.
+func (s *logmeshStore) gcCycles(ctx context.Context) int64 {
+	return metricCount(ctx, "http://"+s.a.api+"/metrics", "go_gc_duration_seconds_count")
 }
 
 func (s *logmeshStore) diskPerLine(ctx context.Context, lines int) (float64, error) {
@@ -435,6 +455,9 @@ func (v *victoriaLogs) wordQuery(ctx context.Context) (int, error) {
 	return int(n), err
 }
 
+// gcCycles is -1: the figure is logmesh's diagnosis, not a comparison.
+func (v *victoriaLogs) gcCycles(context.Context) int64 { return -1 }
+
 func (v *victoriaLogs) diskPerLine(ctx context.Context, lines int) (float64, error) {
 	if err := v.get(ctx, "/internal/force_merge"); err != nil {
 		return 0, err
@@ -519,4 +542,30 @@ func countLines(ctx context.Context, method, u string, form url.Values, parse fu
 		}
 	}
 	return n, sc.Err()
+}
+
+// metricCount returns the value of an unlabelled counter in a Prometheus
+// text exposition at u, or -1 when it cannot be read.
+func metricCount(ctx context.Context, u, name string) int64 {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return -1
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return -1
+			}
+			return int64(f)
+		}
+	}
+	return -1
 }
