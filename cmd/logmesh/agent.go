@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -161,6 +162,11 @@ func runPeer(cfg peer.Config) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watching sync.WaitGroup
+	watching.Go(func() { newGCWatcher(cfg.Logger).run(watchCtx) })
+	defer watching.Wait()
+	defer stopWatch()
 	<-ctx.Done()
 	cfg.Logger.Info("signal received: leaving the cluster and stopping")
 	if err := p.Leave(); errors.Is(err, peer.ErrLeaveIncomplete) {

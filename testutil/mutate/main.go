@@ -334,6 +334,20 @@ var mutations = []mutation{
 		to:   "		ids = binary.AppendUvarint(ids, uint64(binary.BigEndian.Uint32(r.ID[12:16])&0xffff))",
 		pkg:  "./index", run: "TestBlockRoundTrip|TestBlockKeepsEveryBitOfTheIDs",
 	},
+	{
+		name: "gc-watch-ignores-the-heap",
+		file: "cmd/logmesh/gcwatch.go",
+		from: "	return share, share >= starvedGCShare && float64(cur.live) >= starvedHeapShare*float64(cur.limit)",
+		to:   "	return share, share >= starvedGCShare",
+		pkg:  "./cmd/logmesh", run: "TestGCStarvedNeedsABusyCollectorAndAFullHeap",
+	},
+	{
+		name: "gc-watch-warns-every-sample",
+		file: "cmd/logmesh/gcwatch.go",
+		from: "		if !starved || (!warned.IsZero() && time.Since(warned) < w.quiet) {",
+		to:   "		if !starved || (!warned.IsZero() && false) {",
+		pkg:  "./cmd/logmesh", run: "TestGCWatcherWarnsOnceAndStops",
+	},
 }
 
 func main() {

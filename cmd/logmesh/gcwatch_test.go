@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestGCStarvedNeedsABusyCollectorAndAFullHeap(t *testing.T) {
+	const mib = 1 << 20
+	base := gcSample{gcCPU: 10, totalCPU: 100, live: 100 * mib, limit: 224 * mib}
+	for _, c := range []struct {
+		name    string
+		cur     gcSample
+		share   float64
+		starved bool
+	}{
+		{"half the CPU, heap at the limit", gcSample{gcCPU: 20, totalCPU: 120, live: 230 * mib, limit: 224 * mib}, 0.5, true},
+		{"a quarter, heap at 70%", gcSample{gcCPU: 15, totalCPU: 120, live: 157 * mib, limit: 224 * mib}, 0.25, true},
+		{"busy collector, roomy heap", gcSample{gcCPU: 20, totalCPU: 120, live: 50 * mib, limit: 224 * mib}, 0.5, false},
+		{"full heap, idle collector", gcSample{gcCPU: 11, totalCPU: 120, live: 230 * mib, limit: 224 * mib}, 0.05, false},
+		{"no limit", gcSample{gcCPU: 20, totalCPU: 120, live: 900 * mib, limit: math.MaxInt64}, 0.5, false},
+		{"no CPU spent", gcSample{gcCPU: 10, totalCPU: 100, live: 230 * mib, limit: 224 * mib}, 0, false},
+	} {
+		share, starved := gcStarved(base, c.cur)
+		if math.Abs(share-c.share) > 1e-9 || starved != c.starved {
+			t.Errorf("%s: share %.2f starved %v, want %.2f %v", c.name, share, starved, c.share, c.starved)
+		}
+	}
+}
+
+// syncBuffer is a log sink safe for the watcher's goroutine and the test's.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The watcher warns once while the process stays short of memory (not at
+// every sample), names the knob, and stops with its context.
+func TestGCWatcherWarnsOnceAndStops(t *testing.T) {
+	var out syncBuffer
+	var mu sync.Mutex
+	cur := gcSample{totalCPU: 1, limit: 224 << 20}
+	sampled := 0
+	w := &gcWatcher{
+		log: slog.New(slog.NewTextHandler(&out, nil)),
+		sample: func() gcSample {
+			mu.Lock()
+			defer mu.Unlock()
+			sampled++
+			// every sample: another second of CPU, 0.6 of it collecting, heap at the limit
+			cur.totalCPU++
+			cur.gcCPU += 0.6
+			cur.live = 230 << 20
+			return cur
+		},
+		every: time.Millisecond, quiet: time.Hour,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.run(ctx)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := sampled
+		mu.Unlock()
+		if n >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the watcher sampled %d times in 10 s", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watcher did not stop with its context")
+	}
+	log := out.String()
+	if n := strings.Count(log, "level=WARN"); n != 1 {
+		t.Fatalf("%d warnings over 20 starved samples, want 1 (quiet period of an hour):\n%s", n, log)
+	}
+	for _, want := range []string{"--memory-limit", "gc_cpu_share=0.6", "live_heap_mib=230", "memory_limit_mib=224"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the warning lacks %q:\n%s", want, log)
+		}
+	}
+}
