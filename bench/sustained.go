@@ -330,7 +330,7 @@ func (s *logmeshStore) settle(ctx context.Context) (uint64, error) {
 }
 
 func (s *logmeshStore) wordQuery(ctx context.Context) (int, error) {
-	n, err := countLines(ctx, http.MethodGet, "http://"+s.a.api+"/v1/logs?local=true&limit=0&contains="+sustainedWord, nil, nil)
+	n, err := countLines(ctx, http.MethodGet, "http://"+s.a.api+"/v1/logs?local=true&limit=0&word="+sustainedWord, nil, nil)
 	return int(n), err
 }
 

@@ -35,11 +35,11 @@ import (
 //	    rest: per record uvarint length, the encoding without its raw bytes
 //	    raws: the raw bytes of every record, one after the other
 //
-// Words are maximal runs of letters, digits, '_' and bytes ≥ 0x80 in a
-// record's stored bytes (raw line, literal fields), so a word query can ask
-// the filter for each word of its term: a false answer means no record of
-// the block has it; a true one means maybe (about 1% of absent words at
-// blockBitsPerWord bits per distinct word).
+// The filter holds every word (record.EachWord) of a record's stored bytes
+// (raw line, literal fields), so a word query can ask it for each word of
+// its term: a false answer means no record of the block has it; a true one
+// means maybe (about 1% of absent words at blockBitsPerWord bits per
+// distinct word).
 const blockMagic = 0xB1
 
 // maxBlockRecords bounds the records of one block (and what a decoder
@@ -114,7 +114,7 @@ func appendBlock(dst []byte, recs []blockRecord) ([]byte, error) {
 		rest = binary.AppendUvarint(rest, uint64(len(r.Data)-(end-start)))
 		rest = append(append(rest, r.Data[:start]...), r.Data[end:]...)
 		raws = append(raws, r.Data[start:end]...)
-		eachWord(r.Data, func(w []byte) { words[xxhash.Sum64(w)] = struct{}{} })
+		record.EachWord(r.Data, func(w []byte) { words[xxhash.Sum64(w)] = struct{}{} })
 	}
 	cols := binary.AppendUvarint(make([]byte, 0, 8+6*len(tags)+len(ids)+len(rest)+len(raws)), uint64(len(tags)))
 	for _, t := range tags {
@@ -172,7 +172,7 @@ func parseBlockHeader(b []byte) (blockHeader, error) {
 // word of it may.
 func (h blockHeader) mayHaveWord(term []byte) bool {
 	ok := true
-	eachWord(term, func(w []byte) {
+	record.EachWord(term, func(w []byte) {
 		if ok && !bloomHas(h.filter, xxhash.Sum64(w)) {
 			ok = false
 		}
@@ -283,30 +283,6 @@ func (c *colReader) next(n int) []byte {
 }
 
 func (c *colReader) rest() []byte { return c.b }
-
-// eachWord calls fn for every word of b (see the package's block layout).
-func eachWord(b []byte, fn func(w []byte)) {
-	start := -1
-	for i, c := range b {
-		if wordByte(c) {
-			if start < 0 {
-				start = i
-			}
-			continue
-		}
-		if start >= 0 {
-			fn(b[start:i])
-			start = -1
-		}
-	}
-	if start >= 0 {
-		fn(b[start:])
-	}
-}
-
-func wordByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c >= 0x80
-}
 
 // bloomAdd and bloomHas use double hashing over the two halves of one
 // 64-bit hash.

@@ -137,7 +137,7 @@ func TestBlockFilterKnowsEveryWordAndFewOthers(t *testing.T) {
 	}
 	present := map[string]bool{}
 	for _, r := range recs {
-		eachWord(r.Data, func(w []byte) {
+		record.EachWord(r.Data, func(w []byte) {
 			present[string(w)] = true
 			if !h.mayHaveWord(w) {
 				t.Fatalf("the filter rules out %q, which record %s holds", w, r.ID)
@@ -162,15 +162,6 @@ func TestBlockFilterKnowsEveryWordAndFewOthers(t *testing.T) {
 	}
 	if rate := float64(maybe) / float64(asked); rate > 0.03 {
 		t.Errorf("the filter answers maybe for %.1f%% of absent words, want about 1%%", rate*100)
-	}
-}
-
-func TestEachWord(t *testing.T) {
-	var got []string
-	eachWord([]byte("<13>1 host.example app[42]: user=bob OK_done ünï"), func(w []byte) { got = append(got, string(w)) })
-	want := []string{"13", "1", "host", "example", "app", "42", "user", "bob", "OK_done", "ünï"}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("words %q, want %q", got, want)
 	}
 }
 

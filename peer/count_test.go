@@ -137,3 +137,39 @@ func BenchmarkClusterCount(b *testing.B) {
 		}
 	})
 }
+
+// TestAWordQueryMatchesWholeWordsAcrossTheCluster: word= reaches every
+// member (one copy each, so two thirds of the answer is remote) and matches
+// whole words, where contains= matches substrings.
+func TestAWordQueryMatchesWholeWordsAcrossTheCluster(t *testing.T) {
+	c := testutil.NewCluster(t, 3, func(i int, cfg *peer.Config) { cfg.Replicas = 1 })
+	c.WaitAlive(20 * time.Second)
+	var ids []record.ID
+	for _, tag := range []string{"disk error:", "disk errors", "stderr closed"} {
+		ids = append(ids, ingestJSON(t, c.Client(0), tag, 100, nil)...)
+	}
+	var detail string
+	testutil.WaitFor(t, 30*time.Second, "every record on its owner",
+		func() bool { detail = everyOwnerHasIt(t, c, ids); return detail == "" }, func() string { return detail })
+	ctx := testutil.Context(t)
+	for q, want := range map[string]int64{
+		"word=error": 100, "word=disk%20error": 100, "word=errors": 100, "word=err": 0, "word=stderr": 100,
+		"contains=error": 200, "contains=err": 300,
+	} {
+		got, err := c.Client(1).Count(ctx, mustQuery(t, q))
+		if err != nil || got.Count != want || got.Coverage != "full" {
+			t.Errorf("count %s: %+v %v, want %d full", q, got, err, want)
+		}
+	}
+	n := 0
+	_, err := c.Client(2).Query(ctx, mustQuery(t, "word=error&limit=0"), func(j *record.JSON) error {
+		n++
+		if !strings.HasPrefix(j.Message, "disk error: ") {
+			return fmt.Errorf("word=error returned %q", j.Message)
+		}
+		return nil
+	})
+	if err != nil || n != 100 {
+		t.Fatalf("records of word=error: %d, %v; want 100", n, err)
+	}
+}

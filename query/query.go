@@ -27,6 +27,10 @@ type Query struct {
 	MaxSeverity *record.Severity
 	// Contains is a case-sensitive substring of the message or raw line.
 	Contains string
+	// Word is a case-sensitive word, or phrase of words, of the message or
+	// raw line, at word boundaries (record.ContainsWord): "error" finds
+	// "an error:" but not "errors" or "stderr".
+	Word string
 	// Regex matches the message or raw line.
 	Regex *regexp.Regexp
 	// Fields must all equal the record's extra fields (field.NAME=value).
@@ -77,6 +81,8 @@ func Parse(v url.Values, now time.Time) (Query, error) {
 			}
 		case key == "contains":
 			q.Contains = val
+		case key == "word":
+			q.Word = val
 		case key == "regex":
 			if len(val) > MaxRegexBytes {
 				err = fmt.Errorf("is longer than %d bytes", MaxRegexBytes)
@@ -205,6 +211,9 @@ func (q *Query) Values() url.Values {
 	if q.Contains != "" {
 		v.Set("contains", q.Contains)
 	}
+	if q.Word != "" {
+		v.Set("word", q.Word)
+	}
 	if q.Regex != nil {
 		v.Set("regex", q.Regex.String())
 	}
@@ -247,14 +256,14 @@ func (q *Query) Range() (from, to int64) {
 // Filtering reports whether the query filters on anything but time, so a
 // scan has per-record work worth spreading over several cores.
 func (q *Query) Filtering() bool {
-	return q.Host != "" || q.App != "" || q.MaxSeverity != nil || q.Contains != "" || q.Regex != nil || len(q.Fields) > 0
+	return q.Host != "" || q.App != "" || q.MaxSeverity != nil || q.Contains != "" || q.Word != "" || q.Regex != nil || len(q.Fields) > 0
 }
 
 // Matcher returns a function that reports whether an encoded record matches
 // the query. It is safe for concurrent use and does not allocate for records
 // that a cheap byte test can reject.
 func (q *Query) Matcher() func(id record.ID, data []byte) bool {
-	contains := []byte(q.Contains)
+	contains, word := []byte(q.Contains), []byte(q.Word)
 	host, app := []byte(q.Host), []byte(q.App)
 	after := q.After
 	asc := q.Ascending
@@ -268,6 +277,9 @@ func (q *Query) Matcher() func(id record.ID, data []byte) bool {
 		// Every string of a record is stored verbatim in its encoding, so a
 		// substring absent from the encoding is absent from the record.
 		if len(contains) > 0 && !bytes.Contains(data, contains) {
+			return false
+		}
+		if len(word) > 0 && !bytes.Contains(data, word) {
 			return false
 		}
 		var v record.View
@@ -284,6 +296,9 @@ func (q *Query) Matcher() func(id record.ID, data []byte) bool {
 			return false
 		}
 		if len(contains) > 0 && !bytes.Contains(v.Message(), contains) && !bytes.Contains(v.Raw(), contains) {
+			return false
+		}
+		if len(word) > 0 && !record.ContainsWord(v.Message(), word) && !record.ContainsWord(v.Raw(), word) {
 			return false
 		}
 		if q.Regex != nil && !q.Regex.Match(v.Message()) && (len(v.Raw()) == 0 || !q.Regex.Match(v.Raw())) {

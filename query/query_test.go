@@ -34,7 +34,7 @@ func TestParseTime(t *testing.T) {
 func TestParseRoundTripsThroughValues(t *testing.T) {
 	now := time.Now()
 	in := url.Values{"since": {"-1h"}, "host": {"web-1"}, "app": {"nginx"}, "severity": {"warning"},
-		"contains": {"timeout"}, "regex": {"5\\d\\d"}, "limit": {"50"}, "order": {"asc"}, "field.env": {"prod"}}
+		"contains": {"timeout"}, "word": {"upstream timeout"}, "regex": {"5\\d\\d"}, "limit": {"50"}, "order": {"asc"}, "field.env": {"prod"}}
 	q, err := Parse(in, now)
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +43,7 @@ func TestParseRoundTripsThroughValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q2.Host != "web-1" || q2.App != "nginx" || *q2.MaxSeverity != record.SevWarning || q2.Contains != "timeout" ||
+	if q2.Host != "web-1" || q2.App != "nginx" || *q2.MaxSeverity != record.SevWarning || q2.Contains != "timeout" || q2.Word != "upstream timeout" ||
 		q2.Regex.String() != `5\d\d` || q2.Limit != 50 || !q2.Ascending || q2.Fields["env"] != "prod" ||
 		!q2.Since.Equal(q.Since.Truncate(time.Nanosecond)) {
 		t.Fatalf("round trip changed the query: %+v", q2)
@@ -91,6 +91,14 @@ func TestMatcher(t *testing.T) {
 	f("contains=web-1", syslogRec) // found in the raw line
 	f("contains=placed", jsonRec)
 	f("contains=absent")
+	f("contains=time", syslogRec) // a substring
+	f("word=time")                // not a word
+	f("word=timeout", syslogRec)
+	f("word=upstream%20timeout", syslogRec) // a phrase
+	f("word=timeout%20upstream")
+	f("word=web", syslogRec) // "web-1" in the raw line: '-' ends the word
+	f("word=placed", jsonRec)
+	f("word=plac")
 	f("regex=after%20[0-9]s", syslogRec)
 	f("field.env=prod", jsonRec)
 	f("field.env=dev")

@@ -26,6 +26,7 @@ func filterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "app", Usage: "app-name equals"},
 		&cli.StringFlag{Name: "severity", Usage: "at most this severe level and worse: emerg alert crit err warning notice info debug"},
 		&cli.StringFlag{Name: "contains", Usage: "message or raw line contains this text (case-sensitive)"},
+		&cli.StringFlag{Name: "word", Usage: "message or raw line holds this word or phrase as whole words (case-sensitive): error finds \"an error:\", not errors or stderr"},
 		&cli.StringFlag{Name: "regex", Usage: "message or raw line matches this RE2 regular expression"},
 		&cli.StringSliceFlag{Name: "field", Usage: "extra field equals: NAME=VALUE (repeatable)"},
 		&cli.BoolFlag{Name: "local", Usage: "answer from the addressed peer's store only"},
@@ -35,7 +36,8 @@ func filterFlags() []cli.Flag {
 
 // buildQuery reads the filter flags into a query.
 func buildQuery(c *cli.Context, now time.Time) (query.Query, error) {
-	q := query.Query{Host: c.String("host"), App: c.String("app"), Contains: c.String("contains"), Local: c.Bool("local")}
+	q := query.Query{Host: c.String("host"), App: c.String("app"), Contains: c.String("contains"),
+		Word: c.String("word"), Local: c.Bool("local")}
 	var err error
 	if q.Since, err = query.ParseTime(c.String("since"), now); err != nil {
 		return q, fmt.Errorf("--since %q: %v", c.String("since"), err)

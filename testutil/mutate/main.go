@@ -323,8 +323,8 @@ var mutations = []mutation{
 	{
 		name: "block-filter-misses-the-last-word",
 		file: "index/block.go",
-		from: "		eachWord(r.Data, func(w []byte) { words[xxhash.Sum64(w)] = struct{}{} })",
-		to:   "		eachWord(r.Data[:max(0, len(r.Data)-4)], func(w []byte) { words[xxhash.Sum64(w)] = struct{}{} })",
+		from: "		record.EachWord(r.Data, func(w []byte) { words[xxhash.Sum64(w)] = struct{}{} })",
+		to:   "		record.EachWord(r.Data[:max(0, len(r.Data)-4)], func(w []byte) { words[xxhash.Sum64(w)] = struct{}{} })",
 		pkg:  "./index", run: "TestBlockFilterKnowsEveryWordAndFewOthers",
 	},
 	{
@@ -333,6 +333,13 @@ var mutations = []mutation{
 		from: "		ids = binary.AppendUvarint(ids, uint64(binary.BigEndian.Uint32(r.ID[12:16])))",
 		to:   "		ids = binary.AppendUvarint(ids, uint64(binary.BigEndian.Uint32(r.ID[12:16])&0xffff))",
 		pkg:  "./index", run: "TestBlockRoundTrip|TestBlockKeepsEveryBitOfTheIDs",
+	},
+	{
+		name: "word-matches-substrings",
+		file: "query/query.go",
+		from: "		if len(word) > 0 && !record.ContainsWord(v.Message(), word) && !record.ContainsWord(v.Raw(), word) {",
+		to:   "		if len(word) > 0 && !bytes.Contains(v.Message(), word) && !bytes.Contains(v.Raw(), word) {",
+		pkg:  "./query", run: "TestMatcher",
 	},
 	{
 		name: "gc-watch-ignores-the-heap",
