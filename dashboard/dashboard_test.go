@@ -211,6 +211,24 @@ func TestDashboardInABrowser(t *testing.T) {
 	}
 	pg.screenshot("1-search")
 
+	// whole words: "timed" is a word of the first record, "time" only part of one
+	wordSearch := func(term, wantStatus string) {
+		t.Helper()
+		pg.do("search "+term, chromedp.SetValue(chromedp.ID("q-contains"), term), chromedp.Click(chromedp.ID("q-go")))
+		testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("%q for %q", wantStatus, term), func() bool {
+			return pg.isTrue(fmt.Sprintf(`document.getElementById('search-status').textContent.startsWith(%q)`, wantStatus))
+		})
+	}
+	pg.do("tick whole words", chromedp.Click(chromedp.ID("q-words")))
+	wordSearch("time", "0 records")
+	wordSearch("timed", "1 records")
+	if !pg.isTrue(fmt.Sprintf(`document.querySelector('#results td.msg').textContent === 'upstream timed out %s'`, token)) {
+		t.Fatal("the whole-word search for timed did not return the record that holds it")
+	}
+	pg.do("untick whole words", chromedp.Click(chromedp.ID("q-words")))
+	wordSearch("time", "1 records")
+	wordSearch(token, "2 records")
+
 	// live tail shows a record that arrives after the search
 	pg.do("turn on live tail", chromedp.Click(chromedp.ID("q-live")))
 	later := "live " + token

@@ -216,7 +216,8 @@ function params(extra) {
   const p = new URLSearchParams();
   for (const id of ['q-contains', 'q-host', 'q-app', 'q-severity', 'q-since', 'q-limit']) {
     const v = $(id).value.trim();
-    if (v !== '') p.set($(id).name, v);
+    // the text box asks for a substring, or for whole words when ticked
+    if (v !== '') p.set(id === 'q-contains' && $('q-words').checked ? 'word' : $(id).name, v);
   }
   for (const k in extra) p.set(k, extra[k]);
   return p;

@@ -342,6 +342,13 @@ var mutations = []mutation{
 		pkg:  "./query", run: "TestMatcher",
 	},
 	{
+		name: "dashboard-whole-words-ignored",
+		file: "dashboard/static/app.js",
+		from: "    if (v !== '') p.set(id === 'q-contains' && $('q-words').checked ? 'word' : $(id).name, v);",
+		to:   "    if (v !== '') p.set($(id).name, v);",
+		pkg:  "./dashboard", run: "TestDashboardInABrowser",
+	},
+	{
 		name: "gc-watch-ignores-the-heap",
 		file: "cmd/logmesh/gcwatch.go",
 		from: "	return share, share >= starvedGCShare && float64(cur.live) >= starvedHeapShare*float64(cur.limit)",
