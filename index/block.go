@@ -28,6 +28,7 @@ import (
 //	magic u8 (0xB1, never the first byte of an encoded record)
 //	count uvarint                      records, 1..maxBlockRecords, IDs strictly increasing
 //	filter words uvarint, then words × 8 bytes (little endian)   a Bloom filter of the words
+//	columns length uvarint             the decompressed size, at most maxBlockBytes
 //	zstd frame of the columns:
 //	    tags: uvarint n, n × 6 bytes    the distinct instance tags of the IDs
 //	    IDs: per record uvarint millisecond delta from the one before (the
@@ -35,11 +36,13 @@ import (
 //	    rest: per record uvarint length, the encoding without its raw bytes
 //	    raws: the raw bytes of every record, one after the other
 //
-// The filter holds every word (record.EachWord) of a record's stored bytes
-// (raw line, literal fields), so a word query can ask it for each word of
-// its term: a false answer means no record of the block has it; a true one
-// means maybe (about 1% of absent words at blockBitsPerWord bits per
-// distinct word).
+// The filter holds every word (record.EachWord) of each record's message and
+// of its raw line, taken apart (a word query, record.ContainsWord, looks in
+// those two), so a word query can ask it for each word of its term: a false
+// answer means no record of the block has it; a true one means maybe (about
+// 1% of absent words at blockBitsPerWord bits per distinct word). Words are
+// taken from the decoded strings, never from the encoding, whose length
+// bytes can be letters.
 const blockMagic = 0xB1
 
 // maxBlockRecords bounds the records of one block (and what a decoder
@@ -72,7 +75,8 @@ var (
 		return e
 	})
 	blockDecoder = sync.OnceValue(func() *zstd.Decoder {
-		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxBlockBytes))
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxBlockBytes),
+			zstd.WithDecodeAllCapLimit(true))
 		if err != nil {
 			panic(err)
 		}
@@ -107,6 +111,10 @@ func appendBlock(dst []byte, recs []blockRecord) ([]byte, error) {
 		ids = binary.AppendUvarint(ids, uint64(t))
 		ids = binary.AppendUvarint(ids, uint64(binary.BigEndian.Uint32(r.ID[12:16])))
 		lastMs = ms
+		var v record.View
+		if err := v.Reset(r.Data); err != nil {
+			return dst, fmt.Errorf("index: block record %s: %w", r.ID, err)
+		}
 		start, end, err := record.RawSpan(r.Data)
 		if err != nil {
 			return dst, fmt.Errorf("index: block record %s: %w", r.ID, err)
@@ -114,7 +122,9 @@ func appendBlock(dst []byte, recs []blockRecord) ([]byte, error) {
 		rest = binary.AppendUvarint(rest, uint64(len(r.Data)-(end-start)))
 		rest = append(append(rest, r.Data[:start]...), r.Data[end:]...)
 		raws = append(raws, r.Data[start:end]...)
-		record.EachWord(r.Data, func(w []byte) { words[xxhash.Sum64(w)] = struct{}{} })
+		addWord := func(w []byte) { words[xxhash.Sum64(w)] = struct{}{} }
+		record.EachWord(v.Message(), addWord)
+		record.EachWord(v.Raw(), addWord)
 	}
 	cols := binary.AppendUvarint(make([]byte, 0, 8+6*len(tags)+len(ids)+len(rest)+len(raws)), uint64(len(tags)))
 	for _, t := range tags {
@@ -134,6 +144,7 @@ func appendBlock(dst []byte, recs []blockRecord) ([]byte, error) {
 	for _, w := range filter {
 		dst = binary.LittleEndian.AppendUint64(dst, w)
 	}
+	dst = binary.AppendUvarint(dst, uint64(len(cols)))
 	return blockEncoder().EncodeAll(cols, dst), nil
 }
 
@@ -144,6 +155,7 @@ func isBlock(v []byte) bool { return len(v) > 0 && v[0] == blockMagic }
 type blockHeader struct {
 	count  int
 	filter []byte // words × 8 bytes, little endian
+	size   int    // the columns' decompressed length
 	body   []byte // the zstd frame
 }
 
@@ -163,7 +175,12 @@ func parseBlockHeader(b []byte) (blockHeader, error) {
 		return h, fmt.Errorf("%w: bad filter length", ErrBadBlock)
 	}
 	b = b[k:]
-	h.count, h.filter, h.body = int(n), b[:words*8], b[words*8:]
+	h.count, h.filter, b = int(n), b[:words*8], b[words*8:]
+	size, k := binary.Uvarint(b)
+	if k <= 0 || size > maxBlockBytes {
+		return h, fmt.Errorf("%w: bad columns length", ErrBadBlock)
+	}
+	h.size, h.body = int(size), b[k:]
 	return h, nil
 }
 
@@ -186,20 +203,23 @@ type decodedBlock struct {
 	Data [][]byte // encodings, in one backing buffer
 }
 
-// decodeBlock decodes a block. It never panics, whatever b holds, and
-// allocates at most about maxBlockBytes plus the records it returns.
+// decodeBlock decodes a block and checks that every record in it decodes. It
+// never panics, whatever b holds, and allocates at most the declared columns
+// length (≤ maxBlockBytes) plus the records it returns.
 func decodeBlock(b []byte) (decodedBlock, error) {
 	var out decodedBlock
 	h, err := parseBlockHeader(b)
 	if err != nil {
 		return out, err
 	}
-	cols, err := blockDecoder().DecodeAll(h.body, nil)
+	// the decoder writes at most the declared length (the cap), whatever
+	// the frame claims
+	cols, err := blockDecoder().DecodeAll(h.body, make([]byte, 0, h.size))
 	if err != nil {
 		return out, fmt.Errorf("%w: %w", ErrBadBlock, err)
 	}
-	if len(cols) > maxBlockBytes {
-		return out, fmt.Errorf("%w: columns of %d bytes", ErrBadBlock, len(cols))
+	if len(cols) != h.size {
+		return out, fmt.Errorf("%w: columns of %d bytes, %d declared", ErrBadBlock, len(cols), h.size)
 	}
 	d := colReader{b: cols}
 	ntags := d.uvarint()
@@ -245,6 +265,10 @@ func decodeBlock(b []byte) (decodedBlock, error) {
 			return decodedBlock{}, fmt.Errorf("%w: record %d: %w", ErrBadBlock, i, err)
 		}
 		out.Data[i] = buf[start:len(buf):len(buf)]
+		var v record.View
+		if err := v.Reset(out.Data[i]); err != nil {
+			return decodedBlock{}, fmt.Errorf("%w: record %d: %w", ErrBadBlock, i, err)
+		}
 	}
 	if len(raws) != 0 {
 		return decodedBlock{}, fmt.Errorf("%w: %d raw bytes no record claims", ErrBadBlock, len(raws))

@@ -16,8 +16,11 @@ import (
 
 // gcSample is the process's collector figures at one moment.
 type gcSample struct {
-	gcCPU, totalCPU float64 // seconds, since the process started
-	live, limit     uint64  // bytes: the heap live at the last collection, the soft limit
+	// gcCPU is the collector's CPU seconds since the process started,
+	// without the mark work it did on otherwise idle cores (which took
+	// nothing from the peer); totalCPU the CPU seconds available.
+	gcCPU, totalCPU float64
+	live, limit     uint64 // bytes: the heap live at the last collection, the soft limit
 }
 
 // readGCSample reads the figures from runtime/metrics.
@@ -27,11 +30,15 @@ func readGCSample() gcSample {
 		{Name: "/cpu/classes/total:cpu-seconds"},
 		{Name: "/gc/heap/live:bytes"},
 		{Name: "/gc/gomemlimit:bytes"},
+		{Name: "/cpu/classes/gc/mark/idle:cpu-seconds"},
 	}
 	metrics.Read(s)
 	var g gcSample
 	if s[0].Value.Kind() == metrics.KindFloat64 {
 		g.gcCPU = s[0].Value.Float64()
+	}
+	if s[4].Value.Kind() == metrics.KindFloat64 {
+		g.gcCPU -= s[4].Value.Float64()
 	}
 	if s[1].Value.Kind() == metrics.KindFloat64 {
 		g.totalCPU = s[1].Value.Float64()

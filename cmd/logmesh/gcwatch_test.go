@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -21,10 +22,14 @@ func TestGCStarvedNeedsABusyCollectorAndAFullHeap(t *testing.T) {
 		starved bool
 	}{
 		{"half the CPU, heap at the limit", gcSample{gcCPU: 20, totalCPU: 120, live: 230 * mib, limit: 224 * mib}, 0.5, true},
-		{"a quarter, heap at 70%", gcSample{gcCPU: 15, totalCPU: 120, live: 157 * mib, limit: 224 * mib}, 0.25, true},
+		{"a quarter, heap near the limit", gcSample{gcCPU: 15, totalCPU: 120, live: 200 * mib, limit: 224 * mib}, 0.25, true},
+		{"just under a quarter", gcSample{gcCPU: 14.99, totalCPU: 120, live: 200 * mib, limit: 224 * mib}, 0.2495, false},
 		{"busy collector, roomy heap", gcSample{gcCPU: 20, totalCPU: 120, live: 50 * mib, limit: 224 * mib}, 0.5, false},
 		{"full heap, idle collector", gcSample{gcCPU: 11, totalCPU: 120, live: 230 * mib, limit: 224 * mib}, 0.05, false},
 		{"no limit", gcSample{gcCPU: 20, totalCPU: 120, live: 900 * mib, limit: math.MaxInt64}, 0.5, false},
+		{"no limit known", gcSample{gcCPU: 20, totalCPU: 120, live: 900 * mib, limit: 0}, 0.5, false},
+		{"heap just under 70%", gcSample{gcCPU: 20, totalCPU: 120, live: 70*mib - 1, limit: 100 * mib}, 0.5, false},
+		{"heap at exactly 70%", gcSample{gcCPU: 20, totalCPU: 120, live: 70 * mib, limit: 100 * mib}, 0.5, true},
 		{"no CPU spent", gcSample{gcCPU: 10, totalCPU: 100, live: 230 * mib, limit: 224 * mib}, 0, false},
 	} {
 		share, starved := gcStarved(base, c.cur)
@@ -106,5 +111,68 @@ func TestGCWatcherWarnsOnceAndStops(t *testing.T) {
 		if !strings.Contains(log, want) {
 			t.Errorf("the warning lacks %q:\n%s", want, log)
 		}
+	}
+}
+
+// The share is of the last interval, not of the process's life: after hours
+// of a healthy collector, one starved interval warns; and a warning comes
+// again once the quiet period has passed.
+func TestGCWatcherJudgesEachIntervalAndWarnsAgainAfterTheQuietPeriod(t *testing.T) {
+	var out syncBuffer
+	var mu sync.Mutex
+	// 200 healthy intervals of 100 CPU-seconds each with the collector at
+	// 1%, then starved intervals of one CPU-second at 50%: over the whole
+	// watch the share stays near 1% for as long as this test runs
+	cur := gcSample{live: 10 << 20, limit: 224 << 20}
+	n := 0
+	w := &gcWatcher{
+		log: slog.New(slog.NewTextHandler(&out, nil)),
+		sample: func() gcSample {
+			mu.Lock()
+			defer mu.Unlock()
+			if n++; n <= 200 {
+				cur.totalCPU += 100
+				cur.gcCPU++
+				return cur
+			}
+			cur.totalCPU++
+			cur.gcCPU += 0.5
+			cur.live = 220 << 20
+			return cur
+		},
+		every: time.Millisecond, quiet: 20 * time.Millisecond,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.run(ctx)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(out.String(), "level=WARN") < 2 {
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("fewer than two warnings in 10 s of starved 1 ms intervals, 20 ms quiet period:\n%s", out.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	if !strings.Contains(out.String(), "gc_cpu_share=0.5") {
+		t.Errorf("the warning does not give the last interval's share (0.5):\n%s", out.String())
+	}
+}
+
+// The metrics the watcher reads exist in this Go and say something.
+func TestReadGCSampleReadsTheRuntime(t *testing.T) {
+	runtime.GC() // the CPU classes are brought up to date at the end of a collection
+	runtime.GC()
+	g := readGCSample()
+	if g.totalCPU <= 0 || g.gcCPU < 0 || g.live == 0 || g.limit == 0 {
+		t.Fatalf("runtime figures %+v: a metric name or kind is wrong", g)
+	}
+	if g.gcCPU > g.totalCPU {
+		t.Fatalf("collector CPU %v above the total %v", g.gcCPU, g.totalCPU)
 	}
 }

@@ -88,6 +88,13 @@ func TestSecuredClusterFromTheCommandLine(t *testing.T) {
 		out, err := cli(admin, "query", "--contains", "secured hello")
 		return err == nil && strings.Contains(out, "secured hello")
 	})
+	// --word matches whole words only
+	if out, err := cli(admin, "query", "--word", "secured"); err != nil || !strings.Contains(out, "secured hello") {
+		t.Fatalf("query --word secured: %v: %s", err, out)
+	}
+	if out, err := cli(admin, "query", "--word", "secure"); err != nil || strings.Contains(out, "secured hello") {
+		t.Fatalf("query --word secure (part of a word): %v: %s", err, out)
+	}
 	// refusals, as an operator sees them
 	if out, err := cli("", "status"); err == nil || !strings.Contains(out, "token") {
 		t.Fatalf("status without a token: %v: %s", err, out)
