@@ -14,14 +14,16 @@ import (
 	"github.com/logmesh/logmesh/record"
 )
 
-// A block holds many records of one partition in one slice as a single
-// value: their IDs, their encodings without the raw bytes, and the raw bytes,
-// each as a column, compressed together, with a filter of the words in them
-// ahead of the compressed part. It is the unit issue 17's sealed slices are
-// to be stored in (one Badger entry per block rather than per record: fewer
-// keys to compact, better compression, and word queries that skip blocks
-// whose filter rules the word out). The codec comes first, measured and
-// fuzzed; nothing writes blocks yet.
+// A block holds many records of one partition as a single value: their IDs,
+// their encodings without the raw bytes, and the raw bytes, each as a column,
+// compressed together, with a filter of the words in them ahead of the
+// compressed part. It is the unit sealed data is to be stored in (one Badger
+// entry per block rather than per record: fewer keys to compact, better
+// compression, and word queries that skip blocks whose filter rules the word
+// out). The codec comes first, measured and fuzzed; nothing writes blocks
+// yet. BenchmarkBlockBytesPerLine shows a block needs a few thousand records
+// to beat the store by half, more than a minute slice of one partition holds
+// at ordinary rates (docs/architecture.md).
 //
 // Layout (version 1):
 //
