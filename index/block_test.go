@@ -379,27 +379,12 @@ func BenchmarkBlockBytesPerLine(b *testing.B) {
 	}
 	cfg := DefaultConfig(b.TempDir())
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	db, err := Open(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	es := make([]Entry, len(recs))
-	for i, r := range recs {
-		es[i] = Entry{ID: r.ID, Data: r.Data}
-	}
-	for i := 0; i < len(es); i += 4096 {
-		if _, err := db.Write(context.Background(), es[i:min(i+4096, len(es))], OriginLocal); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := db.Compact(); err != nil {
-		b.Fatal(err)
-	}
+	db := compactedStore(b, cfg, recs)
 	if err := db.Close(); err != nil {
 		b.Fatal(err)
 	}
 	var stored int64
-	err = filepath.WalkDir(cfg.Dir, func(_ string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(cfg.Dir, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -441,23 +426,8 @@ func BenchmarkBlockReadPerLine(b *testing.B) {
 	recs := sampleBlockRecords(n, 2000)
 	cfg := DefaultConfig(b.TempDir())
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	db, err := Open(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
+	db := compactedStore(b, cfg, recs)
 	defer db.Close()
-	es := make([]Entry, len(recs))
-	for i, r := range recs {
-		es[i] = Entry{ID: r.ID, Data: r.Data}
-	}
-	for i := 0; i < len(es); i += 4096 {
-		if _, err := db.Write(context.Background(), es[i:min(i+4096, len(es))], OriginLocal); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := db.Compact(); err != nil {
-		b.Fatal(err)
-	}
 	var blocks [][]byte
 	for i := 0; i < n; i += size {
 		blk, err := appendBlock(nil, recs[i:min(i+size, n)])
@@ -500,4 +470,27 @@ func BenchmarkBlockReadPerLine(b *testing.B) {
 	b.ReportMetric(float64(scan.Nanoseconds())/float64(b.N)/n, "scan-ns/line")
 	b.ReportMetric(float64(dec.Nanoseconds())/float64(b.N)/n, "block-ns/line")
 	b.ReportMetric(float64(dec)/float64(scan), "×scan")
+}
+
+// compactedStore opens a store in cfg.Dir, writes recs in batches of 4096
+// and compacts it: the layout of today, the baseline of the block benchmarks.
+func compactedStore(b *testing.B, cfg Config, recs []blockRecord) *DB {
+	b.Helper()
+	db, err := Open(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	es := make([]Entry, len(recs))
+	for i, r := range recs {
+		es[i] = Entry{ID: r.ID, Data: r.Data}
+	}
+	for i := 0; i < len(es); i += 4096 {
+		if _, err := db.Write(context.Background(), es[i:min(i+4096, len(es))], OriginLocal); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := db.Compact(); err != nil {
+		b.Fatal(err)
+	}
+	return db
 }

@@ -78,12 +78,7 @@ func TestGCWatcherWarnsOnceAndStops(t *testing.T) {
 		},
 		every: time.Millisecond, quiet: time.Hour,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.run(ctx)
-	}()
+	stop := startWatcher(w)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		mu.Lock()
@@ -97,10 +92,7 @@ func TestGCWatcherWarnsOnceAndStops(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
+	if !stop(5 * time.Second) {
 		t.Fatal("the watcher did not stop with its context")
 	}
 	log := out.String()
@@ -142,23 +134,16 @@ func TestGCWatcherJudgesEachIntervalAndWarnsAgainAfterTheQuietPeriod(t *testing.
 		},
 		every: time.Millisecond, quiet: 20 * time.Millisecond,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.run(ctx)
-	}()
+	stop := startWatcher(w)
 	deadline := time.Now().Add(10 * time.Second)
 	for strings.Count(out.String(), "level=WARN") < 2 {
 		if time.Now().After(deadline) {
-			cancel()
-			<-done
+			stop(5 * time.Second)
 			t.Fatalf("fewer than two warnings in 10 s of starved 1 ms intervals, 20 ms quiet period:\n%s", out.String())
 		}
 		time.Sleep(time.Millisecond)
 	}
-	cancel()
-	<-done
+	stop(5 * time.Second)
 	if !strings.Contains(out.String(), "gc_cpu_share=0.5") {
 		t.Errorf("the warning does not give the last interval's share (0.5):\n%s", out.String())
 	}
@@ -174,5 +159,25 @@ func TestReadGCSampleReadsTheRuntime(t *testing.T) {
 	}
 	if g.gcCPU > g.totalCPU {
 		t.Fatalf("collector CPU %v above the total %v", g.gcCPU, g.totalCPU)
+	}
+}
+
+// startWatcher runs w in a goroutine; stop cancels it and reports whether it
+// returned within d.
+func startWatcher(w *gcWatcher) (stop func(d time.Duration) bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.run(ctx)
+	}()
+	return func(d time.Duration) bool {
+		cancel()
+		select {
+		case <-done:
+			return true
+		case <-time.After(d):
+			return false
+		}
 	}
 }
