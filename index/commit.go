@@ -487,7 +487,19 @@ func (b *builder) isDuplicate(id record.ID, key []byte) (bool, error) {
 		b.seen[id] = struct{}{}
 		return false, nil
 	}
-	_, err := b.txn.Get(key)
+	var err error
+	if b.db.mayHaveBlocks(id.Window()) {
+		// stored loose, or in the block whose range holds it
+		it := b.txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(id.Window())})
+		var found bool
+		found, err = findInRun(it, id, func([]byte) error { return nil })
+		it.Close()
+		if err == nil && !found {
+			err = badger.ErrKeyNotFound
+		}
+	} else {
+		_, err = b.txn.Get(key)
+	}
 	switch {
 	case err == nil:
 		p.mu.Lock()

@@ -67,7 +67,10 @@ type Config struct {
 	// store's peak memory (default 1 MiB).
 	BaseTableBytes int64
 	// CompressionLevel is the ZSTD level of table blocks (default 1). Higher
-	// levels store less and cost more CPU in compactions.
+	// levels store less and cost more CPU in compactions (level 3: 3% less
+	// disk for seven times the CPU). Badger keeps one encoder per process,
+	// made by the first store that compresses: later stores of the same
+	// process get its level, whatever they ask.
 	CompressionLevel int
 
 	// MaxBatchRecords bounds the records of one group commit (default 4096).

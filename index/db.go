@@ -45,6 +45,7 @@ type DB struct {
 	exclCh chan func() // work run exclusively in the committer (retention)
 	pipe   *pipeline
 	newest newest // committer goroutine only
+	blocks blockWindows
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -171,6 +172,10 @@ func Open(cfg Config) (*DB, error) {
 	if err := db.migrateFormat(); err != nil {
 		bdb.Close()
 		return nil, err
+	}
+	if err := db.loadBlockWindows(); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("cannot read the sealed windows in %s: %w", cfg.Dir, err)
 	}
 	if err := db.loadNewest(); err != nil {
 		bdb.Close()

@@ -17,6 +17,15 @@ func (db *DB) Get(id record.ID) ([]byte, error) {
 	}
 	var out []byte
 	err := db.bdb.View(func(txn *badger.Txn) error {
+		if db.mayHaveBlocks(id.Window()) {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(id.Window())})
+			defer it.Close()
+			found, err := findInRun(it, id, func(v []byte) error { out = bytes.Clone(v); return nil })
+			if err == nil && !found {
+				err = badger.ErrKeyNotFound
+			}
+			return err
+		}
 		item, err := txn.Get(recordKey(id))
 		if err != nil {
 			return err
@@ -40,7 +49,22 @@ func (db *DB) GetMany(ids []record.ID, fn func(id record.ID, data []byte) error)
 		return ErrClosed
 	}
 	return db.bdb.View(func(txn *badger.Txn) error {
+		var it *badger.Iterator // for windows with blocks
+		defer func() {
+			if it != nil {
+				it.Close()
+			}
+		}()
 		for _, id := range ids {
+			if db.mayHaveBlocks(id.Window()) {
+				if it == nil {
+					it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}})
+				}
+				if _, err := findInRun(it, id, func(v []byte) error { return fn(id, v) }); err != nil {
+					return fmt.Errorf("index: get %s: %w", id, err)
+				}
+				continue
+			}
 			item, err := txn.Get(recordKey(id))
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				continue
@@ -78,13 +102,38 @@ func (db *DB) PartitionIDs(w record.Window, p record.Partition, first, end recor
 				continue
 			}
 			for ; it.Valid() && bytes.HasPrefix(it.Item().Key(), prefix); it.Next() {
-				id, ok := idFromRecordKey(it.Item().Key())
+				item := it.Item()
+				id, ok := idFromRecordKey(item.Key())
 				if !ok {
+					if _, _, isBlock := blockRange(item.Key()); isBlock {
+						if err := blockIDs(item, first, end, fn); err != nil {
+							return err
+						}
+					}
 					continue
 				}
 				if b := id.Bucket(); b < first || b >= end {
 					continue
 				}
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// blockIDs calls fn with the IDs of the block item whose buckets lie in
+// [first, end), in ID order.
+func blockIDs(item *badger.Item, first, end record.Bucket, fn func(record.ID) error) error {
+	return item.Value(func(v []byte) error {
+		b, err := blockRecords(item.Key(), v, false)
+		if err != nil {
+			return err
+		}
+		for _, id := range b.IDs {
+			if bk := id.Bucket(); bk >= first && bk < end {
 				if err := fn(id); err != nil {
 					return err
 				}

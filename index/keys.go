@@ -93,6 +93,41 @@ func idFromRecordKey(k []byte) (record.ID, bool) {
 	return id, true
 }
 
+// blockKeyLen is the length of a block's key: 'r' window(4) slice(1)
+// partition(2) last(16) first(16). A block sits in its run at the place of
+// its last record's key (a forward seek to any ID of its range finds it),
+// and no record of its range is stored loose: a run reads in key order as
+// its records in ID order.
+const blockKeyLen = recordKeyLen + record.IDLen
+
+// appendBlockKey appends the key of the block holding the records first..last
+// of partition p in slice s of window w.
+func appendBlockKey(b []byte, w record.Window, s uint8, p record.Partition, first, last record.ID) []byte {
+	b = appendRunKey(b, w, s, p, last)
+	return append(b, first[:]...)
+}
+
+// blockRange returns the first and last IDs of a block key, and false for any
+// other key.
+func blockRange(k []byte) (first, last record.ID, ok bool) {
+	if len(k) != blockKeyLen || k[0] != prefixRecord {
+		return first, last, false
+	}
+	copy(last[:], k[recordKeyLen-record.IDLen:recordKeyLen])
+	copy(first[:], k[recordKeyLen:])
+	return first, last, true
+}
+
+// lastIDOfKey returns the ID of a record key or the last ID of a block key.
+func lastIDOfKey(k []byte) (record.ID, bool) {
+	var id record.ID
+	if (len(k) != recordKeyLen && len(k) != blockKeyLen) || k[0] != prefixRecord {
+		return id, false
+	}
+	copy(id[:], k[recordKeyLen-record.IDLen:recordKeyLen])
+	return id, true
+}
+
 // sliceOfKey returns the slice byte of a record key (at least 6 bytes).
 func sliceOfKey(k []byte) uint8 { return k[5] }
 

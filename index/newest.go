@@ -72,7 +72,7 @@ func (db *DB) newestIn(txn *badger.Txn, w record.Window) bool {
 	// slices are time-ordered: the newest record is in the last slice
 	// with records, at the end of one of its partition runs
 	// (a reverse Rewind with a prefix seeks to the prefix itself)
-	it.Seek(append(windowPrefix(w), windowEnd...))
+	it.Seek(append(slicePrefix(w, uint8(slicesPerWindow-1)), sliceEnd...)) // before the blocks marker
 	if !it.Valid() || len(it.Item().Key()) < 6 {
 		return false
 	}
@@ -82,7 +82,7 @@ func (db *DB) newestIn(txn *badger.Txn, w record.Window) bool {
 		if !it.Valid() {
 			continue
 		}
-		if id, ok := idFromRecordKey(it.Item().Key()); ok && record.Compare(id, db.newest.floor) > 0 {
+		if id, ok := lastIDOfKey(it.Item().Key()); ok && record.Compare(id, db.newest.floor) > 0 {
 			db.newest.floor = id
 		}
 	}

@@ -155,6 +155,10 @@ func (db *DB) Count(ctx context.Context, opts ScanOptions) (uint64, error) {
 func (db *DB) scanSlices(ctx context.Context, txn *badger.Txn, w record.Window, parts []record.Partition, from, to int64,
 	opts ScanOptions, fn func(record.ID, []byte) error) error {
 	lo, hi := sliceRange(w, from, to)
+	blocks := db.mayHaveBlocks(w)
+	shareOf := func(w record.Window, lo, hi int, parts []record.Partition) share {
+		return share{w: w, lo: lo, hi: hi, parts: parts, blocks: blocks}
+	}
 	if opts.Workers <= 1 || opts.Match == nil {
 		return scanRange(ctx, txn, shareOf(w, lo, hi, parts), from, to, opts, fn)
 	}
@@ -200,12 +204,17 @@ func scanStored(ctx context.Context, txn *badger.Txn, w record.Window, from, to 
 		}
 		item := it.Item()
 		k := item.Key()
+		if len(k) > 5 && int(sliceOfKey(k)) > hi {
+			break
+		}
 		id, ok := idFromRecordKey(k)
 		if !ok {
+			if _, last, isBlock := blockRange(k); isBlock && (opts.Partitions == nil || opts.Partitions[last.Partition()]) {
+				if err := scanBlock(item, from, to, opts.Match, fn); err != nil {
+					return err
+				}
+			}
 			continue
-		}
-		if int(sliceOfKey(k)) > hi {
-			break
 		}
 		if ms := id.Millis(); ms < from || ms > to {
 			continue
@@ -224,6 +233,29 @@ func scanStored(ctx context.Context, txn *badger.Txn, w record.Window, from, to 
 		}
 	}
 	return ctx.Err()
+}
+
+// scanBlock calls fn for each record of the block item in [from, to] that
+// match (nil: all) keeps, in ID order.
+func scanBlock(item *badger.Item, from, to int64, match func(record.ID, []byte) bool, fn func(record.ID, []byte) error) error {
+	return item.Value(func(v []byte) error {
+		b, err := blockRecords(item.Key(), v, false)
+		if err != nil {
+			return err
+		}
+		for i, id := range b.IDs {
+			if ms := id.Millis(); ms < from || ms > to {
+				continue
+			}
+			if match != nil && !match(id, b.Data[i]) {
+				continue
+			}
+			if err := fn(id, b.Data[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // denseWindowRecords: a window with at least this many records is split
@@ -250,10 +282,7 @@ type share struct {
 	w      record.Window
 	lo, hi int
 	parts  []record.Partition
-}
-
-func shareOf(w record.Window, lo, hi int, parts []record.Partition) share {
-	return share{w: w, lo: lo, hi: hi, parts: parts}
+	blocks bool // the window may hold blocks (mayHaveBlocks)
 }
 
 // scanRange scans one share in one goroutine, slice after slice in scan
@@ -262,6 +291,7 @@ func shareOf(w record.Window, lo, hi int, parts []record.Partition) share {
 func scanRange(ctx context.Context, txn *badger.Txn, sh share, from, to int64,
 	opts ScanOptions, fn func(record.ID, []byte) error) error {
 	m := newMergerIn(ctx, txn, sh.w, sh.parts, from, to, opts.Reverse, opts.Match, chunkFor(opts.Limit))
+	m.blocks = sh.blocks
 	defer m.close()
 	s, ok := m.nextSlice(-1, sh.lo, sh.hi)
 	for ok {
@@ -269,6 +299,9 @@ func scanRange(ctx context.Context, txn *badger.Txn, sh share, from, to int64,
 		for n := 0; m.valid(); n++ {
 			if n%256 == 255 && ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if m.err != nil {
+				return m.err // a block that does not decode: no answer is complete
 			}
 			s := m.top()
 			if err := fn(s.id, s.data); err != nil {
@@ -278,6 +311,9 @@ func scanRange(ctx context.Context, txn *badger.Txn, sh share, from, to int64,
 		}
 		if err := ctx.Err(); err != nil {
 			return err // a cancelled fill ends its run early: not a full answer
+		}
+		if m.err != nil {
+			return m.err
 		}
 		s, ok = m.nextSlice(s, sh.lo, sh.hi)
 	}
@@ -327,10 +363,7 @@ func (m *merger) nextSlice(after, lo, hi int) (int, bool) {
 }
 
 // sliceEnd, appended to a slice prefix, sorts after every key of the slice.
-var sliceEnd = bytes.Repeat([]byte{0xff}, recordKeyLen-6)
-
-// windowEnd, appended to a window prefix, sorts after every key of the window.
-var windowEnd = bytes.Repeat([]byte{0xff}, recordKeyLen-5)
+var sliceEnd = bytes.Repeat([]byte{0xff}, blockKeyLen-6)
 
 type scanned struct {
 	id   record.ID
@@ -477,6 +510,12 @@ type merger struct {
 	reverse bool
 	match   func(record.ID, []byte) bool
 	chunk   int // records a run buffers at most (chunkFor)
+	// err is the first block that did not decode
+	err error
+	// blocks: the window may hold blocks, so a reverse read starts at the
+	// end of each run (a seek to the range's end would miss the block that
+	// straddles it) and skips what lies beyond
+	blocks bool
 }
 
 // run is one partition's cursor in one slice.
@@ -551,9 +590,12 @@ func (m *merger) start(s uint8) {
 		if m.match != nil {
 			r.budget = maxScan // a filter keeps only what matches: scan long stretches
 		}
-		if m.reverse {
+		switch {
+		case m.reverse && m.blocks:
+			r.resume = append(append(r.resume, r.prefix...), runEnd...)
+		case m.reverse:
 			r.resume = appendRunKey(r.resume, m.w, s, p, record.MaxID(m.to))
-		} else {
+		default:
 			r.resume = appendRunKey(r.resume, m.w, s, p, record.MinID(m.from))
 		}
 		m.fill(r)
@@ -590,6 +632,21 @@ func (m *merger) fill(r *run) {
 			item := m.it.Item()
 			id, ok := idFromRecordKey(item.Key())
 			if !ok {
+				if _, _, isBlock := blockRange(item.Key()); isBlock {
+					if m.fillBlock(r, item) {
+						r.done = true
+						break
+					}
+					r.resume = append(r.resume[:0], item.Key()...)
+					m.last = append(m.last[:0], r.resume...)
+				}
+				m.it.Next()
+				continue
+			}
+			if ms := id.Millis(); m.reverse && m.blocks && ms > m.to {
+				// beyond the range's end: read from the run's end
+				r.resume = append(r.resume[:0], item.Key()...)
+				m.last = append(m.last[:0], r.resume...)
 				m.it.Next()
 				continue
 			}
@@ -612,6 +669,39 @@ func (m *merger) fill(r *run) {
 		r.budget = min(2*r.budget, maxScan)
 	}
 }
+
+// fillBlock buffers the records of the block item that lie in m's range
+// and that m.match keeps, in scan order. It reports whether the block
+// reaches past the range (the run has nothing more for m).
+func (m *merger) fillBlock(r *run, item *badger.Item) (past bool) {
+	err := item.Value(func(v []byte) error {
+		b, err := blockRecords(item.Key(), v, m.reverse)
+		if err != nil {
+			return err
+		}
+		for i, id := range b.IDs {
+			ms := id.Millis()
+			if ms < m.from || ms > m.to {
+				if (ms < m.from) == m.reverse {
+					past = true
+				}
+				continue
+			}
+			if m.match == nil || m.match(id, b.Data[i]) {
+				r.buf = append(r.buf, scanned{id, b.Data[i]})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		m.err = err
+		return true
+	}
+	return past
+}
+
+// runEnd, appended to a run prefix, sorts after every key of the run.
+var runEnd = bytes.Repeat([]byte{0xff}, 2*record.IDLen)
 
 // positioned reports whether the iterator already stands where r resumes:
 // everything between the last key consumed and the current key is either

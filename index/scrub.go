@@ -25,7 +25,10 @@ type ScrubResult struct {
 	// Undecodable lists records whose stored bytes do not decode: they were
 	// deleted, for anti-entropy to fetch a good copy.
 	Undecodable []record.ID
-	Took        time.Duration
+	// DamagedBlocks counts blocks that did not decode: they were deleted,
+	// and the digests no longer count their records.
+	DamagedBlocks int
+	Took          time.Duration
 }
 
 // Scrub reads every record of every live window, checks that it decodes,
@@ -63,6 +66,7 @@ func (db *DB) scrubWindow(ctx context.Context, w record.Window, perRecord time.D
 	genBefore := db.windowGen(w)
 	var found [record.NumBuckets]record.Digest
 	var bad []record.ID
+	var badBlocks [][]byte
 	var n uint64
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), PrefetchValues: false})
@@ -74,6 +78,21 @@ func (db *DB) scrubWindow(ctx context.Context, w record.Window, perRecord time.D
 			}
 			id, ok := idFromRecordKey(it.Item().Key())
 			if !ok {
+				if _, _, isBlock := blockRange(it.Item().Key()); isBlock {
+					err := it.Item().Value(func(data []byte) error {
+						b, err := decodeBlock(data)
+						for _, id := range b.IDs {
+							found[id.Bucket()].Add(id)
+						}
+						n += uint64(len(b.IDs))
+						return err
+					})
+					if err != nil {
+						// its records are gone: the digests will say so,
+						// and anti-entropy fetches them from a replica
+						badBlocks = append(badBlocks, it.Item().KeyCopy(nil))
+					}
+				}
 				continue
 			}
 			err := it.Item().Value(func(data []byte) error { return v.Reset(data) })
@@ -94,6 +113,22 @@ func (db *DB) scrubWindow(ctx context.Context, w record.Window, perRecord time.D
 	})
 	if err != nil {
 		return fmt.Errorf("index: scrub window %d: %w", w, err)
+	}
+	if len(badBlocks) > 0 {
+		err := db.update(func(txn *badger.Txn) error {
+			for _, k := range badBlocks {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("index: scrub window %d: delete damaged blocks: %w", w, err)
+		}
+		res.DamagedBlocks += len(badBlocks)
+		db.cfg.Logger.Error("scrub: deleted blocks that do not decode; anti-entropy fetches their records from a replica",
+			"window", w, "blocks", len(badBlocks))
 	}
 	res.Windows++
 	res.Records += n
