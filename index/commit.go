@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -251,8 +252,13 @@ type builder struct {
 	seen       map[record.ID]struct{}
 	keys       []byte // slab the record keys are cut from (Badger keeps them until commit)
 	size       int64  // of the open transaction's records, as Badger counts it
-	op         Op     // of the open transaction: OpAdd, or OpRemove from removeAll
-	err        error
+	extra      int    // entries of the open transaction outside the journal (unsealed records)
+	// drained: every transaction of earlier groups is applied (unseal);
+	// unsealed maps the blocks this group unsealed to their transaction
+	drained  bool
+	unsealed map[string]*txnWork
+	op       Op // of the open transaction: OpAdd, or OpRemove from removeAll
+	err      error
 }
 
 func (b *builder) key(id record.ID) []byte {
@@ -292,7 +298,7 @@ func (b *builder) begin() {
 	b.txn = b.db.bdb.NewTransactionAt(readAll, true)
 	b.work = &txnWork{}
 	b.local, b.remote, b.registered = nil, nil, nil
-	b.size = 0
+	b.size, b.extra = 0, 0
 }
 
 // entrySize is Badger's estimate of an entry's share of a transaction.
@@ -307,7 +313,7 @@ func (b *builder) fits(key, value []byte) bool {
 	}
 	journal := int64(ids+1)*record.IDLen + 64
 	maxSize, maxCount := b.db.bdb.MaxBatchSize(), b.db.bdb.MaxBatchCount()
-	return int64(ids+3) < maxCount && b.size+entrySize(key, value)+journal < maxSize*9/10
+	return int64(ids+b.extra+3) < maxCount && b.size+entrySize(key, value)+journal < maxSize*9/10
 }
 
 // futureLimit is the last millisecond another peer's record may carry
@@ -350,6 +356,25 @@ func (b *builder) add(req *writeReq) {
 			} else if dup {
 				req.res.Duplicates++
 				continue
+			}
+		}
+		if b.db.mayHaveBlocks(e.ID.Window()) {
+			// a record inside a block's range: the block goes back to loose
+			// records first, so the run keeps its rule (seal.go)
+			flush := func() error {
+				if cr.written > 0 {
+					b.work.credits = append(b.work.credits, cr)
+				}
+				cr = credit{req: req}
+				if b.send(); b.err != nil {
+					return b.err
+				}
+				b.begin()
+				return nil
+			}
+			if _, err := b.unseal(e.ID, flush); err != nil {
+				b.err, req.err = err, err
+				return
 			}
 		}
 		if !b.fits(key, e.Data) {
@@ -441,6 +466,30 @@ func (b *builder) removeAll(req *writeReq) {
 		if busy {
 			continue
 		}
+		if b.db.mayHaveBlocks(id.Window()) {
+			// in a block: it goes back to loose records, and this one is
+			// deleted with them
+			flush := func() error {
+				if len(gone) > 0 {
+					b.remote = gone
+					b.work.credits = append(b.work.credits, credit{req: req, written: len(gone)})
+					b.op = OpRemove
+				}
+				b.send()
+				b.op = OpAdd
+				gone = nil
+				if b.err != nil {
+					return b.err
+				}
+				b.begin()
+				return nil
+			}
+			if _, err := b.unseal(id, flush); err != nil {
+				b.err, req.err = err, err
+				b.release([]record.ID{id})
+				break
+			}
+		}
 		b.registered = append(b.registered, id) // released with this transaction
 		if _, err := b.txn.Get(key); errors.Is(err, badger.ErrKeyNotFound) {
 			continue
@@ -490,10 +539,14 @@ func (b *builder) isDuplicate(id record.ID, key []byte) (bool, error) {
 	var err error
 	if b.db.mayHaveBlocks(id.Window()) {
 		// stored loose, or in the block whose range holds it
-		it := b.txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(id.Window())})
+		// (a read-only view: an iterator of the open transaction would sort
+		// its pending writes every time)
+		rtxn := b.db.bdb.NewTransactionAt(readAll, false)
+		it := rtxn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(id.Window())})
 		var found bool
 		found, err = findInRun(it, id, func([]byte) error { return nil })
 		it.Close()
+		rtxn.Discard()
 		if err == nil && !found {
 			err = badger.ErrKeyNotFound
 		}
@@ -687,4 +740,94 @@ func (db *DB) applyDone(applied uint64) uint64 {
 			c.req.res.Written += c.written
 		}
 	}
+}
+
+// unseal turns the block whose range holds id, if there is one, back into
+// loose records in the open transaction (calling flush to start the next
+// transaction first when it has no room for them), and reports whether id
+// is one of them. It reads what is committed, after waiting once per group
+// for every transaction in flight: a block that an earlier transaction
+// changed must not be read as it was (its records written loose again would
+// bring back one that transaction deleted). A block this group already
+// unsealed is not unsealed twice: in the open transaction its records are
+// pending; in one sent before, flush and wait until it is applied.
+func (b *builder) unseal(id record.ID, flush func() error) (bool, error) {
+	if !b.drained {
+		b.db.drainInflight()
+		b.drained = true
+	}
+	bk, blk, err := b.db.coveringBlock(id)
+	if bk == nil || err != nil {
+		return false, err
+	}
+	in := slices.Contains(blk.IDs, id)
+	if w, ok := b.unsealed[string(bk)]; ok {
+		if w == b.work {
+			return in, nil
+		}
+		if err := flush(); err != nil {
+			return false, err
+		}
+		b.db.drainInflight()
+		if bk, blk, err = b.db.coveringBlock(id); bk == nil || err != nil {
+			return false, err
+		}
+		in = slices.Contains(blk.IDs, id)
+	}
+	key := recordKey(id)
+	var size int64
+	for _, d := range blk.Data {
+		size += entrySize(key, d)
+	}
+	maxSize, maxCount := b.db.bdb.MaxBatchSize(), b.db.bdb.MaxBatchCount()
+	ids := len(b.local) + len(b.remote)
+	if ids+b.extra > 0 && (int64(ids+b.extra+len(blk.IDs)+4) >= maxCount || b.size+size+int64(ids+1)*record.IDLen+64 >= maxSize*9/10) {
+		if err := flush(); err != nil {
+			return false, err
+		}
+	}
+	if err := b.txn.Delete(bk); err != nil {
+		return false, err
+	}
+	for i, rid := range blk.IDs {
+		if err := b.txn.Set(recordKey(rid), blk.Data[i]); err != nil {
+			return false, err
+		}
+	}
+	if b.unsealed == nil {
+		b.unsealed = map[string]*txnWork{}
+	}
+	b.unsealed[string(bk)] = b.work
+	b.extra += len(blk.IDs) + 1
+	b.size += size
+	b.db.stats.blocksUnsealed.Add(1)
+	return in, nil
+}
+
+// coveringBlock returns the key and the records of the committed block
+// whose range holds id, or a nil key.
+func (db *DB) coveringBlock(id record.ID) ([]byte, decodedBlock, error) {
+	key := recordKey(id)
+	txn := db.bdb.NewTransactionAt(readAll, false)
+	defer txn.Discard()
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(id.Window())})
+	defer it.Close()
+	it.Seek(key)
+	if !it.Valid() {
+		return nil, decodedBlock{}, nil
+	}
+	item := it.Item()
+	k := item.Key()
+	first, last, ok := blockRange(k)
+	if !ok || !bytes.HasPrefix(k, key[:recordKeyLen-record.IDLen]) || record.Compare(id, first) < 0 || record.Compare(id, last) > 0 {
+		return nil, decodedBlock{}, nil
+	}
+	bk := item.KeyCopy(nil)
+	var blk decodedBlock
+	err := item.Value(func(v []byte) error {
+		var err error
+		blk, err = blockRecords(bk, v, false)
+		return err
+	})
+	return bk, blk, err
 }

@@ -106,6 +106,21 @@ type Config struct {
 	// (Linux only; elsewhere it does nothing).
 	MaxMappedBytes int64
 
+	// SealAfter is how long after a window ends the sealer turns its
+	// records into blocks (seal.go): one entry per SealBlockRecords records
+	// of a partition's run, compressed together. Records that arrive later
+	// (replication, repair) unseal the block they fall in and are sealed
+	// again at a later pass. Zero (the default) or negative: never. Off by
+	// default because reads do not yet run on a snapshot: a scan that runs
+	// while a run of its window is sealed or unsealed may return a record
+	// twice or miss it (docs/architecture.md, "Blocks").
+	SealAfter time.Duration
+	// SealBlockRecords is the most records of one block (default 1024).
+	SealBlockRecords int
+	// SealInterval is how often the sealer looks for windows to seal
+	// (default 1 minute).
+	SealInterval time.Duration
+
 	// DiskCheckInterval is how often free space is measured while writes are
 	// refused, so the store turns writable without waiting for a write
 	// (default 1s). Writes measure it themselves, once per group commit.
@@ -203,6 +218,12 @@ func (c *Config) fillDefaults() {
 	if c.DiskCheckInterval == 0 {
 		c.DiskCheckInterval = time.Second
 	}
+	if c.SealBlockRecords == 0 {
+		c.SealBlockRecords = 1024
+	}
+	if c.SealInterval == 0 {
+		c.SealInterval = time.Minute
+	}
 	if c.freeBytes == nil {
 		c.freeBytes = statfsFree
 	}
@@ -247,6 +268,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("index: MemTableBytes %d is below 1 MiB", c.MemTableBytes)
 	case c.NumMemTables < 1:
 		return fmt.Errorf("index: NumMemTables %d must be at least 1", c.NumMemTables)
+	case c.SealBlockRecords < 1 || c.SealBlockRecords > maxBlockRecords:
+		return fmt.Errorf("index: SealBlockRecords %d is not within 1..%d", c.SealBlockRecords, maxBlockRecords)
 	case c.MaxBatchRecords < 1:
 		return fmt.Errorf("index: MaxBatchRecords %d must be at least 1", c.MaxBatchRecords)
 	}

@@ -198,6 +198,9 @@ func Open(cfg Config) (*DB, error) {
 		return true
 	})
 	db.every(cfg.MaintenanceInterval, func() bool { db.Maintain(); return true })
+	if cfg.SealAfter > 0 {
+		db.every(cfg.SealInterval, func() bool { return db.sealPass() != ErrClosed })
+	}
 	if cfg.FsyncInterval > 0 {
 		db.every(cfg.FsyncInterval, db.periodicSync())
 	}

@@ -22,10 +22,15 @@ const SliceMillis = 60_000
 // slicesPerWindow is the number of slices of a window.
 const slicesPerWindow = int(record.WindowMillis / SliceMillis)
 
-// formatVersion is the record key layout this code writes. Version 1 (no
+// formatVersion is the newest store format this code reads. Version 1 (no
 // meta "format" key) had 'r' window(4) partition(1) id(16); version 2 puts
-// the slice before the partition and gives the partition two bytes.
-const formatVersion = 2
+// the slice before the partition and gives the partition two bytes; version
+// 3 is version 2 whose runs may hold blocks (seal.go), written with the
+// first block, so that a logmesh that cannot read blocks refuses the store.
+const formatVersion = 3
+
+// keyFormat is the format a store without blocks is marked with.
+const keyFormat = 2
 
 // recordKeyLen is the length of a record key: 'r' window(4) slice(1)
 // partition(2) id(16).

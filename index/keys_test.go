@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -319,7 +320,8 @@ func TestAMigrationStoppedHalfwayContinuesOnTheNextStart(t *testing.T) {
 func TestAStoreOfANewerFormatIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	db := openTest(t, dir)
-	if err := db.SetMeta(metaFormat, []byte("3")); err != nil {
+	newer := strconv.Itoa(formatVersion + 1)
+	if err := db.SetMeta(metaFormat, []byte(newer)); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
@@ -328,7 +330,7 @@ func TestAStoreOfANewerFormatIsRefused(t *testing.T) {
 	cfg := TestConfig(dir)
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	_, err := Open(cfg)
-	if err == nil || !strings.Contains(err.Error(), "format version 3") || !strings.Contains(err.Error(), "newer logmesh") {
-		t.Fatalf("Open of a format-3 store: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "format version "+newer) || !strings.Contains(err.Error(), "newer logmesh") {
+		t.Fatalf("Open of a format-%s store: %v", newer, err)
 	}
 }

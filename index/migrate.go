@@ -21,7 +21,7 @@ const migrateProgressEvery = 5 * time.Second
 // memtable; the default memtable is 64 MiB).
 const migrateBatchBytes = 4 << 20
 
-// migrateFormat brings the record keys to formatVersion. A store of format
+// migrateFormat brings the record keys to keyFormat. A store of format
 // version 1 (written before slices: no "format" metadata, 22-byte record
 // keys) is rewritten in place, one bounded transaction at a time, each
 // moving a batch of records to their new keys and deleting the old ones
@@ -41,8 +41,8 @@ func (db *DB) migrateFormat() error {
 		case n > formatVersion:
 			return fmt.Errorf("index: store in %s has format version %d, written by a newer logmesh; this version reads %d: run the newer version, or move the directory aside (anti-entropy refills the peer)",
 				db.cfg.Dir, n, formatVersion)
-		case n == formatVersion:
-			return nil
+		case n >= keyFormat:
+			return nil // 2 and 3 differ only in what the sealer writes
 		}
 	}
 	total, err := db.countV1Keys()
@@ -51,10 +51,10 @@ func (db *DB) migrateFormat() error {
 	}
 	if total > 0 {
 		if err := db.moveV1Records(total); err != nil {
-			return fmt.Errorf("index: migrate %s to format %d (start again to continue where it stopped): %w", db.cfg.Dir, formatVersion, err)
+			return fmt.Errorf("index: migrate %s to format %d (start again to continue where it stopped): %w", db.cfg.Dir, keyFormat, err)
 		}
 	}
-	if err := db.SetMeta(metaFormat, []byte(strconv.Itoa(formatVersion))); err != nil {
+	if err := db.SetMeta(metaFormat, []byte(strconv.Itoa(keyFormat))); err != nil {
 		return err
 	}
 	if err := db.bdb.Sync(); err != nil {
@@ -93,7 +93,7 @@ func (db *DB) moveV1Records(total int) error {
 	log := db.cfg.Logger
 	start := time.Now()
 	log.Info("migrating the store to a new key format: every record is rewritten once; the peer starts when it is done",
-		"dir", db.cfg.Dir, "from_format", 1, "to_format", formatVersion, "records", total)
+		"dir", db.cfg.Dir, "from_format", 1, "to_format", keyFormat, "records", total)
 	moved, lastLog := 0, time.Now()
 	// old keys sort by window, then partition; the batch resumes after the
 	// last old key moved (new keys of the same window sort among them and
@@ -162,7 +162,7 @@ func (db *DB) moveV1Records(total int) error {
 				"percent", moved*100/total, "window", record.Window(binary.BigEndian.Uint32(batch[len(batch)-1].old[1:5])))
 		}
 	}
-	log.Info("store migrated", "dir", db.cfg.Dir, "records", moved, "to_format", formatVersion,
+	log.Info("store migrated", "dir", db.cfg.Dir, "records", moved, "to_format", keyFormat,
 		"took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

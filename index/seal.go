@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -29,11 +31,13 @@ import (
 // block that straddles it, so in such a window a reverse read starts at the
 // end of the run instead.
 //
-// Only sealRun writes blocks, and nothing calls it yet but the tests: the
-// write side (sealing closed windows in the background, a late record or a
-// delete inside a block's range rewriting the block, the format version
-// that tells an older binary it cannot read the store) comes next; see
-// docs/architecture.md.
+// The sealer (sealPass, every Config.SealInterval) seals the windows that
+// ended Config.SealAfter ago, one partition run at a time inside the
+// committer, so no write or delete runs beside it. A record that arrives
+// later inside a block's range, and a delete of a record in a block, turn
+// that block back into loose records in the same transaction
+// (builder.unseal); the next pass seals the run again. The first block
+// marks the store format 3, which a logmesh that cannot read blocks refuses.
 
 // blocksMarker is the slice byte of a window's blocks marker: no slice has it.
 const blocksMarker = 0xff
@@ -135,74 +139,205 @@ func blockRecords(k, v []byte, reverse bool) (decodedBlock, error) {
 	return b, nil
 }
 
-// sealRun replaces loose records of partition p in slice s of window w by
-// blocks of at most per records: the first limit of them (0: all), cut
-// wherever a block already stands, one block and the deletion of its loose
-// records per transaction. It returns how many records it sealed. It must
-// not run beside writes or deletes of the same run (nothing calls it but
-// the tests yet).
+// runUnit is a record stored loose or a block, in a run's key order.
+type runUnit struct {
+	key   []byte
+	recs  []blockRecord // one for a loose record
+	loose bool
+}
+
+// sealRun seals partition p's run in slice s of window w: its loose records
+// and its blocks, taken in key order, are cut into groups of at most per
+// records (a block is never split; one larger than per stays as it is), and
+// every group that is not already a single block becomes one block, in a
+// transaction that deletes what it replaces. Groups are contiguous in key
+// order, so the run keeps its rule (no loose record inside a block's range,
+// no overlapping blocks) after every transaction: a crash between two
+// leaves a correct run. limit, when set, stops after that many loose
+// records (the newer ones stay loose). It returns how many records it
+// moved into new blocks, and must not run beside writes or deletes of the
+// same run: the sealer runs it inside the committer.
 func (db *DB) sealRun(w record.Window, s uint8, p record.Partition, per, limit int) (int, error) {
 	if per < 1 {
 		return 0, fmt.Errorf("index: seal: %d records per block", per)
 	}
-	var groups [][]blockRecord // runs of consecutive loose records
+	var units []runUnit
 	err := db.bdb.View(func(txn *badger.Txn) error {
-		prefix := runPrefix(w, s, p)
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: runPrefix(w, s, p)})
 		defer it.Close()
-		var cur []blockRecord
-		n := 0
-		for it.Rewind(); it.Valid() && (limit == 0 || n < limit); it.Next() {
-			id, ok := idFromRecordKey(it.Item().Key())
-			if !ok {
-				if len(cur) > 0 {
-					groups, cur = append(groups, cur), nil
+		loose := 0
+		for it.Rewind(); it.Valid() && (limit == 0 || loose < limit); it.Next() {
+			item := it.Item()
+			k := item.KeyCopy(nil)
+			if id, ok := idFromRecordKey(k); ok {
+				v, err := item.ValueCopy(nil)
+				if err != nil {
+					return err
 				}
+				units = append(units, runUnit{key: k, recs: []blockRecord{{ID: id, Data: v}}, loose: true})
+				loose++
 				continue
 			}
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
+			if _, _, ok := blockRange(k); !ok {
+				continue
 			}
-			cur = append(cur, blockRecord{ID: id, Data: v})
-			n++
-		}
-		if len(cur) > 0 {
-			groups = append(groups, cur)
+			var recs []blockRecord
+			err := item.Value(func(v []byte) error {
+				b, err := blockRecords(k, v, false)
+				for i, id := range b.IDs {
+					recs = append(recs, blockRecord{ID: id, Data: b.Data[i]})
+				}
+				return err
+			})
+			if err != nil {
+				return err // a damaged block is the scrub's to delete, not the sealer's to rewrite
+			}
+			units = append(units, runUnit{key: k, recs: recs})
 		}
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("index: seal window %d slice %d partition %d: %w", w, s, p, err)
 	}
-	sealed := 0
-	for _, g := range groups {
-		for i := 0; i < len(g); i += per {
-			recs := g[i:min(i+per, len(g))]
-			blk, err := appendBlock(nil, recs)
-			if err != nil {
-				return sealed, err
-			}
-			db.noteBlocks(w) // before any reader can meet the block
-			err = db.update(func(txn *badger.Txn) error {
+	moved := 0
+	for i := 0; i < len(units); {
+		j, n := i, 0
+		for j < len(units) && (j == i || n+len(units[j].recs) <= per) {
+			n += len(units[j].recs)
+			j++
+		}
+		group := units[i:j]
+		i = j
+		if len(group) == 1 && !group[0].loose {
+			continue // a block already, alone
+		}
+		var recs []blockRecord
+		for _, u := range group {
+			recs = append(recs, u.recs...)
+		}
+		blk, err := appendBlock(nil, recs)
+		if err != nil {
+			return moved, err
+		}
+		first := !db.mayHaveBlocks(w)
+		db.noteBlocks(w) // before any reader can meet the block
+		err = db.update(func(txn *badger.Txn) error {
+			if first {
+				// the store now holds blocks: a logmesh that cannot read them refuses it
+				if err := txn.Set(metaKey(metaFormat), []byte(strconv.Itoa(formatVersion))); err != nil {
+					return err
+				}
 				if err := txn.Set(blocksMarkerKey(w), nil); err != nil {
 					return err
 				}
-				if err := txn.Set(appendBlockKey(nil, w, s, p, recs[0].ID, recs[len(recs)-1].ID), blk); err != nil {
+			}
+			for _, u := range group {
+				if err := txn.Delete(u.key); err != nil {
 					return err
 				}
-				for _, r := range recs {
-					if err := txn.Delete(recordKey(r.ID)); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				return sealed, fmt.Errorf("index: seal window %d slice %d partition %d: %w", w, s, p, err)
 			}
-			sealed += len(recs)
+			return txn.Set(appendBlockKey(nil, w, s, p, recs[0].ID, recs[len(recs)-1].ID), blk)
+		})
+		if err != nil {
+			return moved, fmt.Errorf("index: seal window %d slice %d partition %d: %w", w, s, p, err)
+		}
+		db.stats.blocksWritten.Add(1)
+		db.stats.recordsSealed.Add(uint64(len(recs)))
+		moved += len(recs)
+	}
+	return moved, nil
+}
+
+// sealBatchRecords bounds the loose records one turn of the sealer seals
+// inside the committer, while writes wait.
+const sealBatchRecords = 16384
+
+// sealPass seals every live window that ended Config.SealAfter ago and still
+// holds loose records. It returns ErrClosed once the DB closes.
+func (db *DB) sealPass() error {
+	now, ok := db.retentionNow()
+	if !ok {
+		now = db.cfg.Now()
+	}
+	for _, w := range db.AllWindows() {
+		if w < db.cutoff() || w.End()+db.cfg.SealAfter.Milliseconds() > now.UnixMilli() {
+			continue
+		}
+		if err := db.sealWindow(w); err != nil {
+			if errors.Is(err, ErrClosed) || db.closed.Load() {
+				return ErrClosed
+			}
+			db.cfg.Logger.Warn("sealer: cannot seal a window; the next pass tries again", "window", w, "err", err)
 		}
 	}
-	return sealed, nil
+	return nil
+}
+
+// looseRuns lists the runs of window w that hold loose records, and how many.
+func (db *DB) looseRuns(w record.Window) (runs [][2]int, counts []int, err error) {
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), PrefetchValues: false})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) != recordKeyLen {
+				continue
+			}
+			run := [2]int{int(sliceOfKey(k)), int(k[6])<<8 | int(k[7])}
+			if n := len(runs); n > 0 && runs[n-1] == run {
+				counts[n-1]++
+				continue
+			}
+			runs, counts = append(runs, run), append(counts, 1)
+		}
+		return nil
+	})
+	return runs, counts, err
+}
+
+// sealWindow seals the runs of window w that hold loose records, a batch of
+// runs at a time inside the committer.
+func (db *DB) sealWindow(w record.Window) error {
+	runs, counts, err := db.looseRuns(w)
+	if err != nil || len(runs) == 0 {
+		return err
+	}
+	start := time.Now()
+	blocksBefore := db.stats.blocksWritten.Load()
+	sealed := 0
+	for i := 0; i < len(runs); {
+		j, n := i, 0
+		for j < len(runs) && (j == i || n+counts[j] <= sealBatchRecords) {
+			n += counts[j]
+			j++
+		}
+		batch := runs[i:j]
+		i = j
+		done := make(chan error, 1)
+		select {
+		case db.exclCh <- func() {
+			if w < db.cutoff() {
+				done <- nil // dropped meanwhile
+				return
+			}
+			for _, r := range batch {
+				n, err := db.sealRun(w, uint8(r[0]), record.Partition(r[1]), db.cfg.SealBlockRecords, 0)
+				sealed += n
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}:
+		case <-db.ctx.Done():
+			return ErrClosed
+		}
+		if err := <-done; err != nil {
+			return err
+		}
+	}
+	db.cfg.Logger.Info("sealed a window into blocks", "window", w, "start", time.UnixMilli(w.Start()).UTC(),
+		"records", sealed, "blocks", db.stats.blocksWritten.Load()-blocksBefore, "took", time.Since(start).Round(time.Millisecond))
+	return nil
 }

@@ -18,6 +18,14 @@ import (
 // make several blocks per run) and returns them.
 func sealEntries(t *testing.T, db *DB, rng *rand.Rand) []Entry {
 	t.Helper()
+	es := makeSealEntries(rng)
+	if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+func makeSealEntries(rng *rand.Rand) []Entry {
 	now := time.Now().UnixMilli()
 	parts := []record.Partition{3, 77, 150, 201}
 	var es []Entry
@@ -38,9 +46,6 @@ func sealEntries(t *testing.T, db *DB, rng *rand.Rand) []Entry {
 				}
 			}
 		}
-	}
-	if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
-		t.Fatal(err)
 	}
 	return es
 }
@@ -227,4 +232,204 @@ func TestSealedRunsReadAsLooseRecords(t *testing.T) {
 		t.Fatalf("after a reopen the store takes %s for its newest record, not %s", db.newest.floor, newest)
 	}
 	compareReads(t, "after a reopen", before, readEverything(t, db, es, 5))
+}
+
+// sealAll seals every run of db's windows in blocks of at most per records.
+func sealAll(t *testing.T, db *DB, per int) {
+	t.Helper()
+	for _, w := range db.AllWindows() {
+		for s := range slicesPerWindow {
+			for p := range record.NumPartitions {
+				if _, err := db.sealRun(w, uint8(s), record.Partition(p), per, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+}
+
+// TestLateWritesAndDeletesInsideBlocks compares a sealed store with one
+// that never seals, after the same writes and deletes: records replicated
+// late into the ranges of blocks, duplicates of sealed records, local
+// records of old times, deletes of sealed records (several from one block,
+// from writers at once, so that transactions in flight touch the same
+// blocks). Every reader answers the same after the writes, after the
+// sealed store seals again, and after it reopens.
+func TestLateWritesAndDeletesInsideBlocks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	es := makeSealEntries(rng)
+	dir := t.TempDir()
+	sealed := openTest(t, dir)
+	ref := openTest(t, t.TempDir())
+	for _, db := range []*DB{sealed, ref} {
+		if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sealAll(t, sealed, 9)
+	compareReads(t, "after sealing", readEverything(t, ref, es, 7), readEverything(t, sealed, es, 7))
+
+	// four writers: late records in the ranges of blocks (minted at the
+	// times of sealed records, in their partitions), duplicates, and
+	// deletes of sealed records
+	all := slices.Clone(es)
+	var late, dups, deletes [4][]Entry
+	var local [4][]Entry
+	for i, e := range es {
+		g := i % 4
+		switch rng.IntN(10) {
+		case 0, 1:
+			id := idIn(e.ID.Millis(), e.ID.Partition())
+			r := &record.Record{ID: id, Message: fmt.Sprintf("late word7 %d", i)}
+			late[g] = append(late[g], Entry{ID: id, Data: r.AppendEncode(nil)})
+		case 2:
+			dups[g] = append(dups[g], e)
+		case 3:
+			deletes[g] = append(deletes[g], e)
+		case 4:
+			if i%5 == 0 {
+				id := idIn(e.ID.Millis()+1, e.ID.Partition())
+				r := &record.Record{ID: id, Message: fmt.Sprintf("old local %d", i)}
+				local[g] = append(local[g], Entry{ID: id, Data: r.AppendEncode(nil)})
+			}
+		}
+	}
+	for g := range 4 {
+		all = append(all, late[g]...)
+		all = append(all, local[g]...)
+	}
+	apply := func(db *DB, g int) error {
+		ctx := context.Background()
+		ids := make([]record.ID, len(deletes[g]))
+		for i, e := range deletes[g] {
+			ids[i] = e.ID
+		}
+		// deletes first, while the blocks are whole: several of one block
+		// in one request
+		if res, err := db.Delete(ctx, ids); err != nil || res.Written != len(ids) {
+			return fmt.Errorf("delete: %+v, %v; want %d deleted", res, err, len(ids))
+		}
+		for start := 0; start < len(late[g]); start += 17 {
+			batch := late[g][start:min(start+17, len(late[g]))]
+			if res, err := db.Write(ctx, append(slices.Clone(batch), dups[g]...), OriginRemote); err != nil || res.Written != len(batch) {
+				return fmt.Errorf("late write: %+v, %v; want %d written", res, err, len(batch))
+			}
+		}
+		if res, err := db.Write(ctx, local[g], OriginLocal); len(local[g]) > 0 && (err != nil || res.Written != len(local[g])) {
+			return fmt.Errorf("local write: %+v, %v", res, err)
+		}
+		return nil
+	}
+	for g := range 4 {
+		if err := apply(ref, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() { errs <- apply(sealed, g) }()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := sealed.Stats().BlocksUnsealed; n == 0 {
+		t.Fatal("no block was unsealed: the late writes and deletes missed every block")
+	}
+	want := readEverything(t, ref, all, 8)
+	compareReads(t, "after late writes and deletes", want, readEverything(t, sealed, all, 8))
+
+	sealAll(t, sealed, 9)
+	compareReads(t, "sealed again", want, readEverything(t, sealed, all, 8))
+	if err := sealed.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sealed = openTest(t, dir)
+	compareReads(t, "after a reopen", want, readEverything(t, sealed, all, 8))
+	if sr, err := sealed.Scrub(context.Background(), 0); err != nil || sr.Buckets != 0 || sr.DamagedBlocks != 0 {
+		t.Fatalf("scrub after late writes and deletes: %+v, %v", sr, err)
+	}
+}
+
+// TestDeletesOfOneBlockInOneRequest: two records of one block deleted by
+// one request are both gone, and the block's other records stay.
+func TestDeletesOfOneBlockInOneRequest(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	ms := time.Now().Add(-2 * time.Hour).UnixMilli()
+	var es []Entry
+	for i := range 9 {
+		id := idIn(ms+int64(i), 5)
+		es = append(es, Entry{ID: id, Data: (&record.Record{ID: id, Message: fmt.Sprint(i)}).AppendEncode(nil)})
+	}
+	if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	w, s := es[0].ID.Window(), sliceOf(ms)
+	if n, err := db.sealRun(w, s, 5, 9, 0); err != nil || n != 9 {
+		t.Fatalf("sealRun = %d, %v", n, err)
+	}
+	res, err := db.Delete(context.Background(), []record.ID{es[2].ID, es[6].ID})
+	if err != nil || res.Written != 2 {
+		t.Fatalf("Delete = %+v, %v; want 2 deleted", res, err)
+	}
+	for i, e := range es {
+		_, err := db.Get(e.ID)
+		if gone := err != nil; gone != (i == 2 || i == 6) {
+			t.Errorf("record %d: Get error %v after deleting records 2 and 6", i, err)
+		}
+	}
+}
+
+// TestSealerSealsEndedWindows runs the background sealer: the windows that
+// ended are sealed whole, the current one is left alone, every reader
+// answers as before, the store is marked format 3, and a record replicated
+// late into a sealed window is sealed at a later pass.
+func TestSealerSealsEndedWindows(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir) // no sealer: reads do not yet run beside one (Config.SealAfter)
+	rng := rand.New(rand.NewPCG(31, 32))
+	es := sealEntries(t, db, rng)
+	ws := db.AllWindows()
+	if len(ws) != 3 {
+		t.Fatalf("the records fill %d windows, not 3", len(ws))
+	}
+	before := readEverything(t, db, es, 9)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir, func(c *Config) {
+		c.SealAfter, c.SealInterval, c.SealBlockRecords = time.Millisecond, 20*time.Millisecond, 50
+	})
+	sealedAll := func() bool {
+		for _, w := range ws[:2] {
+			if runs, _, err := db.looseRuns(w); err != nil || len(runs) > 0 {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, 10*time.Second, "the ended windows sealed", sealedAll)
+	if runs, _, _ := db.looseRuns(ws[2]); len(runs) == 0 {
+		t.Fatal("the sealer sealed the current window")
+	}
+	compareReads(t, "after the sealer", before, readEverything(t, db, es, 9))
+	if v, err := db.GetMeta(metaFormat); err != nil || string(v) != "3" {
+		t.Fatalf("a store with blocks is marked format %q (%v), not 3", v, err)
+	}
+	st := db.Stats()
+	if st.BlocksWritten == 0 || st.RecordsSealed == 0 {
+		t.Fatalf("stats after sealing: %+v", st)
+	}
+
+	old := es[0]
+	id := idIn(old.ID.Millis(), old.ID.Partition())
+	late := Entry{ID: id, Data: (&record.Record{ID: id, Message: "late"}).AppendEncode(nil)}
+	if res, err := db.Write(context.Background(), []Entry{late}, OriginRemote); err != nil || res.Written != 1 {
+		t.Fatalf("late write: %+v, %v", res, err)
+	}
+	waitFor(t, 10*time.Second, "the late record sealed", sealedAll)
+	if data, err := db.Get(id); err != nil || string(data) != string(late.Data) {
+		t.Fatalf("the late record after sealing: %v", err)
+	}
 }

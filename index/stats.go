@@ -24,6 +24,9 @@ type stats struct {
 	scrubs           atomic.Uint64
 	scrubBuckets     atomic.Uint64
 	scrubUndecodable atomic.Uint64
+	blocksWritten    atomic.Uint64
+	recordsSealed    atomic.Uint64
+	blocksUnsealed   atomic.Uint64
 }
 
 // Stats is a snapshot of the store's counters and sizes.
@@ -66,6 +69,10 @@ type Stats struct {
 	// Scrubs counts passes of Scrub; ScrubBuckets the buckets whose digest
 	// disagreed with the store; ScrubUndecodable the damaged records deleted.
 	Scrubs, ScrubBuckets, ScrubUndecodable uint64
+	// BlocksWritten counts blocks the sealer wrote, RecordsSealed the records
+	// it moved into them, BlocksUnsealed the blocks a late record or a
+	// delete inside their range turned back into loose records.
+	BlocksWritten, RecordsSealed, BlocksUnsealed uint64
 }
 
 // Stats returns a snapshot of the store's counters.
@@ -88,6 +95,9 @@ func (db *DB) Stats() Stats {
 		Scrubs:           db.stats.scrubs.Load(),
 		ScrubBuckets:     db.stats.scrubBuckets.Load(),
 		ScrubUndecodable: db.stats.scrubUndecodable.Load(),
+		BlocksWritten:    db.stats.blocksWritten.Load(),
+		RecordsSealed:    db.stats.recordsSealed.Load(),
+		BlocksUnsealed:   db.stats.blocksUnsealed.Load(),
 	}
 	s.MinFreeDiskBytes = db.space.minFree
 	s.LSMBytes, s.ValueLogBytes = db.diskUsage()
