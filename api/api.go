@@ -236,6 +236,12 @@ type StoreStatus struct {
 	ScrubDamagedRecords   uint64 `json:"scrub_damaged_records"`
 	Syncs                 uint64 `json:"syncs"`
 	PageOuts              uint64 `json:"page_outs"`
+	// BlocksWritten counts blocks the sealer wrote (--seal-after),
+	// RecordsSealed the records it moved into them, BlocksUnsealed the
+	// blocks a late record or a delete turned back into loose records.
+	BlocksWritten  uint64 `json:"blocks_written"`
+	RecordsSealed  uint64 `json:"records_sealed"`
+	BlocksUnsealed uint64 `json:"blocks_unsealed"`
 }
 
 // Convergence is the answer to GET /v1/convergence: proof of when replicas

@@ -494,3 +494,65 @@ func compactedStore(b *testing.B, cfg Config, recs []blockRecord) *DB {
 	}
 	return db
 }
+
+// BenchmarkSealedStoreBytesPerLine measures what sealing saves on disk: the
+// same records stored loose, then sealed into blocks of up to 1024, each time
+// after full compactions (the bytes of the LSM tree's tables), at three
+// ingestion rates (the rate sets how many records a minute of one partition
+// holds). It reports B/line of both and their ratio, measured in the same run.
+func BenchmarkSealedStoreBytesPerLine(b *testing.B) {
+	const n = 262144
+	tables := func(db *DB) float64 {
+		var sum int64
+		for _, l := range db.Levels() {
+			sum += l.Bytes
+		}
+		return float64(sum) / n
+	}
+	for _, rate := range []int{200, 2000, 20000} {
+		b.Run(fmt.Sprintf("lines_per_s=%d", rate), func(b *testing.B) {
+			recs := sampleBlockRecords(n, rate)
+			var loose, sealed float64
+			for b.Loop() {
+				cfg := DefaultConfig(b.TempDir())
+				cfg.Logger = slog.New(slog.DiscardHandler)
+				// Badger's Flatten leaves tables that are all in level 0
+				// alone; with one level-0 table allowed it moves them down
+				cfg.L0Tables = 1
+				db := compactedStore(b, cfg, recs)
+				loose = tables(db)
+				for _, w := range db.AllWindows() {
+					for s := range slicesPerWindow {
+						for p := range record.NumPartitions {
+							if _, err := db.sealRun(w, uint8(s), record.Partition(p), 1024, 0); err != nil {
+								b.Fatal(err)
+							}
+						}
+					}
+				}
+				// across reopens: the deletions of the loose records reach
+				// the tables, meet the versions they hide, and the last
+				// level drops both
+				for range 3 {
+					if err := db.Close(); err != nil {
+						b.Fatal(err)
+					}
+					var err error
+					if db, err = Open(cfg); err != nil {
+						b.Fatal(err)
+					}
+					if err := db.Compact(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				sealed = tables(db)
+				if err := db.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(loose, "loose_B/line")
+			b.ReportMetric(sealed, "sealed_B/line")
+			b.ReportMetric(sealed/loose, "×loose")
+		})
+	}
+}

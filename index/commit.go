@@ -133,6 +133,7 @@ func (db *DB) submit(ctx context.Context, req *writeReq) (WriteResult, error) {
 
 // txnWork is one Badger transaction in flight.
 type txnWork struct {
+	ts      uint64 // commit timestamp
 	entry   JournalEntry
 	credits []credit
 	remote  []record.ID // IDs to release from the in-flight set
@@ -609,7 +610,8 @@ func (b *builder) send() {
 	db.pipe.mu.lastSeq = seq
 	db.pipe.mu.Unlock()
 	start := time.Now()
-	txn.CommitAt(db.commitTs(), func(err error) {
+	work.ts = db.commitTs()
+	txn.CommitAt(work.ts, func(err error) {
 		db.wrote()
 		db.stats.commitNanos.Add(uint64(time.Since(start)))
 		db.pipe.mu.Lock()
@@ -723,6 +725,7 @@ func (db *DB) applyDone(applied uint64) uint64 {
 		}
 		p.mu.Unlock()
 		applied++
+		db.advanceReadTs(w.ts) // before any of its writers is acknowledged
 		<-p.slots
 		db.stats.commits.Add(1)
 		if w.err != nil {

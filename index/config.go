@@ -110,10 +110,8 @@ type Config struct {
 	// records into blocks (seal.go): one entry per SealBlockRecords records
 	// of a partition's run, compressed together. Records that arrive later
 	// (replication, repair) unseal the block they fall in and are sealed
-	// again at a later pass. Zero (the default) or negative: never. Off by
-	// default because reads do not yet run on a snapshot: a scan that runs
-	// while a run of its window is sealed or unsealed may return a record
-	// twice or miss it (docs/architecture.md, "Blocks").
+	// again at a later pass. Zero (the default) or negative: never; see
+	// docs/architecture.md, "Blocks in the store", for why it is off.
 	SealAfter time.Duration
 	// SealBlockRecords is the most records of one block (default 1024).
 	SealBlockRecords int

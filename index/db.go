@@ -46,9 +46,12 @@ type DB struct {
 	pipe   *pipeline
 	newest newest // committer goroutine only
 	blocks blockWindows
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// sealedGen maps the windows the sealer sealed whole to their
+	// generation then (the sealer's goroutine only)
+	sealedGen map[record.Window]uint64
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -72,6 +75,9 @@ type DB struct {
 	writes atomic.Uint64
 	// ts is the last Badger commit timestamp handed out (see commitTs).
 	ts atomic.Uint64
+	// readTs is the snapshot timestamp of record reads (snapshot.go)
+	readTs atomic.Uint64
+	snaps  snapshots
 
 	subs struct {
 		sync.Mutex
@@ -181,6 +187,7 @@ func Open(cfg Config) (*DB, error) {
 		bdb.Close()
 		return nil, fmt.Errorf("cannot read the newest records in %s: %w", cfg.Dir, err)
 	}
+	db.readTs.Store(db.ts.Load()) // what opening wrote (recovery, migration) is applied
 	db.pipe.startSeq = db.nextSeq.Load()
 	db.applied.Store(db.nextSeq.Load() - 1)
 	db.subs.m = map[int]chan struct{}{}
@@ -199,6 +206,7 @@ func Open(cfg Config) (*DB, error) {
 	})
 	db.every(cfg.MaintenanceInterval, func() bool { db.Maintain(); return true })
 	if cfg.SealAfter > 0 {
+		db.sealedGen = map[record.Window]uint64{}
 		db.every(cfg.SealInterval, func() bool { return db.sealPass() != ErrClosed })
 	}
 	if cfg.FsyncInterval > 0 {
@@ -253,6 +261,23 @@ func (db *DB) update(fn func(txn *badger.Txn) error) error {
 		return err
 	}
 	return txn.CommitAt(db.commitTs(), nil)
+}
+
+// updateRecords is update for a transaction that changes record keys
+// outside the group commit (the sealer's, the scrub's): it must run alone
+// inside the committer (db.exclCh), with nothing in flight, so that once it
+// is applied readTs may move past it (snapshot.go).
+func (db *DB) updateRecords(fn func(txn *badger.Txn) error) error {
+	defer db.wrote()
+	txn := db.bdb.NewTransactionAt(readAll, true)
+	defer txn.Discard()
+	if err := fn(txn); err != nil {
+		return err
+	}
+	ts := db.commitTs()
+	err := txn.CommitAt(ts, nil)
+	db.advanceReadTs(ts) // applied, or failed whole
+	return err
 }
 
 // readAll is the read timestamp of every transaction: the newest version

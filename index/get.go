@@ -16,7 +16,7 @@ func (db *DB) Get(id record.ID) ([]byte, error) {
 		return nil, ErrClosed
 	}
 	var out []byte
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.view(func(txn *badger.Txn) error {
 		if db.mayHaveBlocks(id.Window()) {
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(id.Window())})
 			defer it.Close()
@@ -48,7 +48,7 @@ func (db *DB) GetMany(ids []record.ID, fn func(id record.ID, data []byte) error)
 	if db.closed.Load() {
 		return ErrClosed
 	}
-	return db.bdb.View(func(txn *badger.Txn) error {
+	return db.view(func(txn *badger.Txn) error {
 		var it *badger.Iterator // for windows with blocks
 		defer func() {
 			if it != nil {
@@ -86,7 +86,7 @@ func (db *DB) PartitionIDs(w record.Window, p record.Partition, first, end recor
 	if db.closed.Load() {
 		return ErrClosed
 	}
-	return db.bdb.View(func(txn *badger.Txn) error {
+	return db.view(func(txn *badger.Txn) error {
 		// one run per slice: seek to the partition's run in each slice
 		// that holds records, jumping over empty slices
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w)})

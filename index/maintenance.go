@@ -44,9 +44,9 @@ func (db *DB) Maintain() {
 }
 
 // allowDiscard lets compactions drop every version of a key that a newer one
-// hides, and deleted keys, up to now. Readers only ever read the newest
-// version (readAll); in managed mode Badger keeps all versions otherwise.
-func (db *DB) allowDiscard() { db.bdb.SetDiscardTs(db.ts.Load()) }
+// hides, and deleted keys, up to the oldest snapshot in use (snapshot.go);
+// in managed mode Badger keeps all versions otherwise.
+func (db *DB) allowDiscard() { db.bdb.SetDiscardTs(db.discardBelow()) }
 
 // expire drops every window before the retention cutoff: records and digest
 // checkpoints together, with the digests forgotten in memory first so that

@@ -46,8 +46,8 @@ type ScanOptions struct {
 
 // Scan calls fn for every record in the time range, in ID order (ascending,
 // or descending with Reverse). data is valid only during the call. fn may
-// return ErrStop to end the scan. Scan sees every write acknowledged before
-// it started; of the writes that land while it runs, it may see some.
+// return ErrStop to end the scan. Scan reads a snapshot (snapshot.go): every
+// write acknowledged before it started, and nothing that lands while it runs.
 func (db *DB) Scan(ctx context.Context, opts ScanOptions, fn func(id record.ID, data []byte) error) error {
 	if db.closed.Load() {
 		return ErrClosed
@@ -72,8 +72,8 @@ func (db *DB) Scan(ctx context.Context, opts ScanOptions, fn func(id record.ID, 
 			windows[i], windows[j] = windows[j], windows[i]
 		}
 	}
-	txn := db.bdb.NewTransactionAt(readAll, false)
-	defer txn.Discard()
+	txn, release := db.snapshot()
+	defer release()
 	for _, w := range windows {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -124,8 +124,8 @@ func (db *DB) Count(ctx context.Context, opts ScanOptions) (uint64, error) {
 	fw, tw := record.WindowOf(from), record.WindowOf(to)
 	var n uint64
 	count := func(record.ID, []byte) error { n++; return nil }
-	txn := db.bdb.NewTransactionAt(readAll, false)
-	defer txn.Discard()
+	txn, release := db.snapshot()
+	defer release()
 	for _, w := range db.AllWindows() {
 		if w < fw || w > tw {
 			continue

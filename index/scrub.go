@@ -68,7 +68,7 @@ func (db *DB) scrubWindow(ctx context.Context, w record.Window, perRecord time.D
 	var bad []record.ID
 	var badBlocks [][]byte
 	var n uint64
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), PrefetchValues: false})
 		defer it.Close()
 		var v record.View
@@ -115,15 +115,22 @@ func (db *DB) scrubWindow(ctx context.Context, w record.Window, perRecord time.D
 		return fmt.Errorf("index: scrub window %d: %w", w, err)
 	}
 	if len(badBlocks) > 0 {
-		err := db.update(func(txn *badger.Txn) error {
-			for _, k := range badBlocks {
-				if err := txn.Delete(k); err != nil {
-					return err
+		done := make(chan error, 1)
+		select {
+		case db.exclCh <- func() {
+			done <- db.updateRecords(func(txn *badger.Txn) error {
+				for _, k := range badBlocks {
+					if err := txn.Delete(k); err != nil {
+						return err
+					}
 				}
-			}
-			return nil
-		})
-		if err != nil {
+				return nil
+			})
+		}:
+		case <-db.ctx.Done():
+			return ErrClosed
+		}
+		if err := <-done; err != nil {
 			return fmt.Errorf("index: scrub window %d: delete damaged blocks: %w", w, err)
 		}
 		res.DamagedBlocks += len(badBlocks)

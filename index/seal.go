@@ -2,6 +2,7 @@ package index
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -221,7 +222,7 @@ func (db *DB) sealRun(w record.Window, s uint8, p record.Partition, per, limit i
 		}
 		first := !db.mayHaveBlocks(w)
 		db.noteBlocks(w) // before any reader can meet the block
-		err = db.update(func(txn *badger.Txn) error {
+		err = db.updateRecords(func(txn *badger.Txn) error {
 			if first {
 				// the store now holds blocks: a logmesh that cannot read them refuses it
 				if err := txn.Set(metaKey(metaFormat), []byte(strconv.Itoa(formatVersion))); err != nil {
@@ -263,11 +264,25 @@ func (db *DB) sealPass() error {
 		if w < db.cutoff() || w.End()+db.cfg.SealAfter.Milliseconds() > now.UnixMilli() {
 			continue
 		}
+		// a window sealed whole and not written since is not read again
+		// (every write and delete moves its generation; an unseal comes
+		// with one)
+		gen := db.windowGen(w)
+		if g, ok := db.sealedGen[w]; ok && g == gen {
+			continue
+		}
 		if err := db.sealWindow(w); err != nil {
 			if errors.Is(err, ErrClosed) || db.closed.Load() {
 				return ErrClosed
 			}
 			db.cfg.Logger.Warn("sealer: cannot seal a window; the next pass tries again", "window", w, "err", err)
+			continue
+		}
+		db.sealedGen[w] = gen
+	}
+	for w := range db.sealedGen {
+		if w < db.cutoff() {
+			delete(db.sealedGen, w)
 		}
 	}
 	return nil
@@ -313,6 +328,7 @@ func (db *DB) sealWindow(w record.Window) error {
 		}
 		batch := runs[i:j]
 		i = j
+		turn := time.Now()
 		done := make(chan error, 1)
 		select {
 		case db.exclCh <- func() {
@@ -336,8 +352,24 @@ func (db *DB) sealWindow(w record.Window) error {
 		if err := <-done; err != nil {
 			return err
 		}
+		// writes waited for that turn: give them at least as long
+		if !sleepCtx(db.ctx, max(10*time.Millisecond, time.Since(turn))) {
+			return ErrClosed
+		}
 	}
 	db.cfg.Logger.Info("sealed a window into blocks", "window", w, "start", time.UnixMilli(w.Start()).UTC(),
 		"records", sealed, "blocks", db.stats.blocksWritten.Load()-blocksBefore, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// sleepCtx sleeps d unless ctx ends first, and reports whether it slept.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

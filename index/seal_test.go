@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -597,4 +599,103 @@ func checkRunRules(t *testing.T, db *DB) (blocks int) {
 		t.Fatal(err)
 	}
 	return blocks
+}
+
+// TestReadsBesideTheSealerAreExact reads while the sealer seals and
+// replicated writes unseal the same windows: every scan (both ways), count
+// and Get sees each record it should exactly once, in order — every record
+// acknowledged before it started, and nothing never written.
+func TestReadsBesideTheSealerAreExact(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for seconds")
+	}
+	db := openTest(t, t.TempDir(), func(c *Config) {
+		c.SealAfter, c.SealInterval, c.SealBlockRecords = time.Millisecond, 5*time.Millisecond, 40
+	})
+	var mu sync.Mutex
+	acked := map[record.ID]bool{}
+	tried := map[record.ID]bool{}
+	stop := make(chan struct{})
+	writerDone := make(chan error, 1)
+	go func() {
+		for i := uint64(0); ; i++ {
+			select {
+			case <-stop:
+				writerDone <- nil
+				return
+			default:
+			}
+			es := makeEntries(200, time.Now().Add(-3*time.Hour), 2*time.Hour, i+900)
+			mu.Lock()
+			for _, e := range es {
+				tried[e.ID] = true
+			}
+			mu.Unlock()
+			if _, err := db.Write(context.Background(), es, OriginRemote); err != nil {
+				writerDone <- err
+				return
+			}
+			mu.Lock()
+			for _, e := range es {
+				acked[e.ID] = true
+			}
+			mu.Unlock()
+		}
+	}()
+	check := func(reverse bool) error {
+		mu.Lock()
+		before := maps.Clone(acked)
+		mu.Unlock()
+		seen := map[record.ID]bool{}
+		var last record.ID
+		err := db.Scan(context.Background(), ScanOptions{Reverse: reverse}, func(id record.ID, _ []byte) error {
+			if len(seen) > 0 && (record.Compare(id, last) <= 0) != reverse {
+				return fmt.Errorf("reverse=%v: %s after %s", reverse, id, last)
+			}
+			if seen[id] {
+				return fmt.Errorf("reverse=%v: %s twice", reverse, id)
+			}
+			seen[id], last = true, id
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for id := range seen {
+			if !tried[id] {
+				return fmt.Errorf("reverse=%v: %s was never written", reverse, id)
+			}
+		}
+		for id := range before {
+			if !seen[id] {
+				return fmt.Errorf("reverse=%v: %s, acknowledged before the scan, is missing (%d of %d seen)", reverse, id, len(seen), len(before))
+			}
+		}
+		n, err := db.Count(context.Background(), ScanOptions{FromMillis: 1})
+		if err != nil || n < uint64(len(before)) {
+			return fmt.Errorf("count %d (%v), %d acknowledged before", n, err, len(before))
+		}
+		return nil
+	}
+	deadline := time.Now().Add(4 * time.Second)
+	scans := 0
+	for time.Now().Before(deadline) {
+		if err := check(scans%2 == 1); err != nil {
+			close(stop)
+			<-writerDone
+			t.Fatalf("scan %d beside the sealer: %v", scans, err)
+		}
+		scans++
+	}
+	close(stop)
+	if err := <-writerDone; err != nil {
+		t.Fatal(err)
+	}
+	st := db.Stats()
+	if st.BlocksWritten == 0 || st.BlocksUnsealed == 0 {
+		t.Fatalf("the sealer wrote %d blocks and writes unsealed %d: nothing ran beside the scans", st.BlocksWritten, st.BlocksUnsealed)
+	}
+	t.Logf("%d scans beside %d blocks written and %d unsealed", scans, st.BlocksWritten, st.BlocksUnsealed)
 }

@@ -103,6 +103,9 @@ var (
 
 	mVlogGC      = desc("logmesh_store_value_log_gc_runs_total", "Value-log files rewritten by garbage collection.")
 	mPageOuts    = desc("logmesh_store_page_outs_total", "Times the store's mapped tables were paged out for exceeding --max-mapped-memory.")
+	mBlocks      = desc("logmesh_store_blocks_written_total", "Blocks the sealer wrote (records of ended windows, compressed together).")
+	mSealed      = desc("logmesh_store_records_sealed_total", "Records the sealer moved into blocks.")
+	mUnsealed    = desc("logmesh_store_blocks_unsealed_total", "Blocks turned back into loose records by a late record or a delete inside them.")
 	mLevelTables = desc("logmesh_store_level_tables", "Tables in each level of the store's LSM tree (level 0 growing: compaction falls behind).", "level")
 	mLevelBytes  = desc("logmesh_store_level_bytes", "Bytes in each level of the store's LSM tree.", "level")
 	mLevelScore  = desc("logmesh_store_level_compaction_score", "Compaction score of each level (above 1: waiting for compaction).", "level")
@@ -139,7 +142,7 @@ func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
 		mIngestTrunc, mConnsOpen, mConnsAccepted, mLargeBuffers, mSyslogRefused, mSyslogClosed, mTLSConnsOpen, mTLSConnsAcc,
 		mTLSHandshakeErr, mTLSLineFrames, mRecords, mDiskBytes, mLSMBytes, mVlogBytes, mCommits, mCommitErrors,
 		mCommitSecs, mWritten, mDropped, mWritable, mFreeDisk, mRefused, mUndeliveredBytes, mUndeliveredRecs, mDelivered, mLag, mReplIn, mReplDup, mSkips,
-		mHintsDeleted, mVlogGC, mPageOuts, mLevelTables, mLevelBytes, mLevelScore, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop,
+		mHintsDeleted, mVlogGC, mPageOuts, mBlocks, mSealed, mUnsealed, mLevelTables, mLevelBytes, mLevelScore, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop,
 		mDebt, mReplRefused, mDelivThrough, mPartitions, mClockSkew, mClockSkewed, mClockOffset, mPartialAnswer, mIDRetags, mAPIConns, mAPIRefused, mAPIReclaimed, mQueriesRefused, mQueriesRunning, mQueryTimeouts} {
 		ch <- d
 	}
@@ -195,6 +198,9 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(mDropped, float64(s.Store.WindowsDropped))
 	counter(mVlogGC, float64(s.Store.ValueLogGCRuns))
 	counter(mPageOuts, float64(s.Store.PageOuts))
+	counter(mBlocks, float64(s.Store.BlocksWritten))
+	counter(mSealed, float64(s.Store.RecordsSealed))
+	counter(mUnsealed, float64(s.Store.BlocksUnsealed))
 	if c.p.db != nil {
 		for _, l := range c.p.db.Levels() {
 			lv := strconv.Itoa(l.Level)

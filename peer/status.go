@@ -39,7 +39,8 @@ func (p *Peer) Status() api.Status {
 			RecordsWritten: ds.RecordsWritten, WindowsDropped: ds.WindowsDropped, LSMBytes: ds.LSMBytes, ValueLogBytes: ds.ValueLogBytes,
 			Writable: ds.Writable, FreeDiskBytes: ds.FreeDiskBytes, MinFreeDiskBytes: ds.MinFreeDiskBytes, WritesRefused: ds.WritesRefused,
 			ValueLogGCRuns: ds.ValueLogGCRuns, Syncs: ds.Syncs,
-			Scrubs: ds.Scrubs, ScrubDifferingBuckets: ds.ScrubBuckets, ScrubDamagedRecords: ds.ScrubUndecodable, PageOuts: ds.PageOuts},
+			Scrubs: ds.Scrubs, ScrubDifferingBuckets: ds.ScrubBuckets, ScrubDamagedRecords: ds.ScrubUndecodable, PageOuts: ds.PageOuts,
+			BlocksWritten: ds.BlocksWritten, RecordsSealed: ds.RecordsSealed, BlocksUnsealed: ds.BlocksUnsealed},
 	}
 	if p.syslog != nil {
 		s.Ingest.Syslog = syslogStatus(p.syslog.Stats())
