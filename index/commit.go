@@ -373,8 +373,11 @@ func (b *builder) add(req *writeReq) {
 				b.begin()
 				return nil
 			}
-			if _, err := b.unseal(e.ID, flush); err != nil {
+			if _, err := b.unseal(e.ID, len(b.local)+len(b.remote), flush); err != nil {
 				b.err, req.err = err, err
+				if req.origin != OriginLocal {
+					b.release([]record.ID{e.ID}) // registered by isDuplicate
+				}
 				return
 			}
 		}
@@ -387,6 +390,9 @@ func (b *builder) add(req *writeReq) {
 			cr = credit{req: req}
 			if b.send(); b.err != nil {
 				req.err = b.err
+				if req.origin != OriginLocal {
+					b.release([]record.ID{e.ID})
+				}
 				return
 			}
 			b.begin()
@@ -439,8 +445,8 @@ func (b *builder) removeAll(req *writeReq) {
 	for i := range req.entries {
 		id := req.entries[i].ID
 		key := b.key(id)
-		if len(gone) > 0 && (int64(len(gone)+3) >= b.db.bdb.MaxBatchCount()/2 ||
-			int64(len(gone))*(2*record.IDLen+40) >= b.db.bdb.MaxBatchSize()/2) {
+		if len(gone) > 0 && (int64(2*len(gone)+b.extra+3) >= b.db.bdb.MaxBatchCount()/2 ||
+			b.size+int64(len(gone))*(2*record.IDLen+40) >= b.db.bdb.MaxBatchSize()/2) {
 			// a long removal goes in several transactions
 			b.remote = gone
 			b.work.credits = append(b.work.credits, credit{req: req, written: len(gone)})
@@ -485,7 +491,7 @@ func (b *builder) removeAll(req *writeReq) {
 				b.begin()
 				return nil
 			}
-			if _, err := b.unseal(id, flush); err != nil {
+			if _, err := b.unseal(id, len(gone), flush); err != nil {
 				b.err, req.err = err, err
 				b.release([]record.ID{id})
 				break
@@ -619,6 +625,12 @@ func (b *builder) send() {
 		db.pipe.mu.Unlock()
 		db.pipe.doneCh <- seq
 	})
+	if b.extra > 0 {
+		// it unsealed blocks: until it is applied, what is committed shows
+		// a block deleted and its records not yet loose, and the duplicate
+		// check and the next unseal read what is committed
+		db.drainInflight()
+	}
 }
 
 func (b *builder) release(ids []record.ID) {
@@ -754,7 +766,7 @@ func (db *DB) applyDone(applied uint64) uint64 {
 // bring back one that transaction deleted). A block this group already
 // unsealed is not unsealed twice: in the open transaction its records are
 // pending; in one sent before, flush and wait until it is applied.
-func (b *builder) unseal(id record.ID, flush func() error) (bool, error) {
+func (b *builder) unseal(id record.ID, ids int, flush func() error) (bool, error) {
 	if !b.drained {
 		b.db.drainInflight()
 		b.drained = true
@@ -782,9 +794,10 @@ func (b *builder) unseal(id record.ID, flush func() error) (bool, error) {
 	for _, d := range blk.Data {
 		size += entrySize(key, d)
 	}
+	// ids: the open transaction's records (a removal's deletes); each
+	// record an unseal writes back and a removal then deletes counts twice
 	maxSize, maxCount := b.db.bdb.MaxBatchSize(), b.db.bdb.MaxBatchCount()
-	ids := len(b.local) + len(b.remote)
-	if ids+b.extra > 0 && (int64(ids+b.extra+len(blk.IDs)+4) >= maxCount || b.size+size+int64(ids+1)*record.IDLen+64 >= maxSize*9/10) {
+	if ids+b.extra > 0 && (int64(2*ids+b.extra+len(blk.IDs)+4) >= maxCount/2 || b.size+size+int64(ids+1)*(2*record.IDLen+40) >= maxSize/2) {
 		if err := flush(); err != nil {
 			return false, err
 		}

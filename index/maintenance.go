@@ -45,8 +45,23 @@ func (db *DB) Maintain() {
 
 // allowDiscard lets compactions drop every version of a key that a newer one
 // hides, and deleted keys, up to the oldest snapshot in use (snapshot.go);
-// in managed mode Badger keeps all versions otherwise.
-func (db *DB) allowDiscard() { db.bdb.SetDiscardTs(db.discardBelow()) }
+// in managed mode Badger keeps all versions otherwise. It runs inside the
+// committer with nothing in flight, so every record transaction so far is
+// applied and readTs may first move up to the newest timestamp: otherwise,
+// with no records written, readTs would hold back the versions of the
+// metadata and checkpoint keys written meanwhile.
+func (db *DB) allowDiscard() {
+	done := make(chan struct{})
+	select {
+	case db.exclCh <- func() {
+		db.advanceReadTs(db.ts.Load())
+		db.bdb.SetDiscardTs(db.discardBelow())
+		close(done)
+	}:
+		<-done
+	case <-db.ctx.Done():
+	}
+}
 
 // expire drops every window before the retention cutoff: records and digest
 // checkpoints together, with the digests forgotten in memory first so that
@@ -120,6 +135,13 @@ func (db *DB) expire() error {
 		return fmt.Errorf("drop expired windows: %w", err)
 	}
 	db.stats.windowsDropped.Add(uint64(len(prefixes)))
+	db.blocks.mu.Lock()
+	for w := range db.blocks.m {
+		if w < cutoff {
+			delete(db.blocks.m, w)
+		}
+	}
+	db.blocks.mu.Unlock()
 	if len(prefixes) > 0 || len(dropped) > 0 {
 		db.cfg.Logger.Info("retention dropped expired windows", "windows", len(prefixes), "before", time.UnixMilli(cutoff.Start()).UTC())
 	}

@@ -28,7 +28,7 @@ func TestScrubFindsWhatTheDigestsCannotSee(t *testing.T) {
 	}
 	lost, damaged := es[7].ID, es[300].ID
 	// behind the store's back: one record vanishes, one is overwritten with garbage
-	err = db.update(func(txn *badger.Txn) error {
+	err = db.updateRecords(func(txn *badger.Txn) error {
 		if err := txn.Delete(recordKey(lost)); err != nil {
 			return err
 		}

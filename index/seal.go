@@ -147,6 +147,15 @@ type runUnit struct {
 	loose bool
 }
 
+// bytes is what the unit's records take as loose entries of a transaction.
+func (u runUnit) bytes() int64 {
+	var n int64
+	for _, r := range u.recs {
+		n += entrySize(u.key[:recordKeyLen], r.Data)
+	}
+	return n
+}
+
 // sealRun seals partition p's run in slice s of window w: its loose records
 // and its blocks, taken in key order, are cut into groups of at most per
 // records (a block is never split; one larger than per stays as it is), and
@@ -200,11 +209,20 @@ func (db *DB) sealRun(w record.Window, s uint8, p record.Partition, per, limit i
 	if err != nil {
 		return 0, fmt.Errorf("index: seal window %d slice %d partition %d: %w", w, s, p, err)
 	}
+	// a block must fit, as loose records, in one transaction beside a few
+	// others: an unseal writes all of them back at once
+	maxBytes, maxCount := db.bdb.MaxBatchSize()/4, int(db.bdb.MaxBatchCount()/4)
+	per = min(per, maxCount)
 	moved := 0
 	for i := 0; i < len(units); {
-		j, n := i, 0
-		for j < len(units) && (j == i || n+len(units[j].recs) <= per) {
+		j, n, size := i, 0, int64(0)
+		for j < len(units) {
+			us := units[j].bytes()
+			if j > i && (n+len(units[j].recs) > per || size+us > maxBytes) {
+				break
+			}
 			n += len(units[j].recs)
+			size += us
 			j++
 		}
 		group := units[i:j]

@@ -461,6 +461,20 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestSealerSealsEndedWindows",
 	},
 	{
+		name: "unseal-transaction-left-in-flight",
+		file: "index/commit.go",
+		from: "	if b.extra > 0 {\n		// it unsealed blocks",
+		to:   "	if false {\n		// it unsealed blocks",
+		pkg:  "./index", run: "TestDuplicatesAfterUnsealsInOneRequest",
+	},
+	{
+		name: "block-cut-by-count-only",
+		file: "index/seal.go",
+		from: "			if j > i && (n+len(units[j].recs) > per || size+us > maxBytes) {",
+		to:   "			if j > i && (n+len(units[j].recs) > per || size+us > maxBytes*1000) {",
+		pkg:  "./index", run: "TestBlocksOfLargeRecordsUnseal",
+	},
+	{
 		name: "seal-leaves-the-loose-records",
 		file: "index/seal.go",
 		from: "			for _, u := range group {\n				if err := txn.Delete(u.key); err != nil {",
