@@ -426,24 +426,10 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestLateWritesAndDeletesInsideBlocks|TestDeletesOfOneBlockInOneRequest",
 	},
 	{
-		name: "unseal-reads-past-commits-in-flight",
-		file: "index/commit.go",
-		from: "	if !b.drained {\n		b.db.drainInflight()",
-		to:   "	if !b.drained && false {\n		b.db.drainInflight()",
-		pkg:  "./index", run: "TestLateWritesAndDeletesInsideBlocks",
-	},
-	{
 		name: "reads-see-transactions-half-applied",
 		file: "index/snapshot.go",
 		from: "	txn := db.bdb.NewTransactionAt(ts, false)",
 		to:   "	txn := db.bdb.NewTransactionAt(readAll, false)",
-		pkg:  "./index", run: "TestReadsBesideTheSealerAreExact",
-	},
-	{
-		name: "read-ts-ahead-of-the-applied",
-		file: "index/commit.go",
-		from: "	work.ts = db.commitTs()\n",
-		to:   "	work.ts = db.commitTs()\n	db.advanceReadTs(work.ts)\n",
 		pkg:  "./index", run: "TestReadsBesideTheSealerAreExact",
 	},
 	{
