@@ -254,13 +254,20 @@ func (db *DB) wrote() { db.writes.Add(1) }
 // periodic sync once it returns, failed or not (a failed one may have
 // written some).
 func (db *DB) update(fn func(txn *badger.Txn) error) error {
+	_, err := db.commitWith(fn)
+	return err
+}
+
+// commitWith is update, returning the commit timestamp (0 if fn failed).
+func (db *DB) commitWith(fn func(txn *badger.Txn) error) (uint64, error) {
 	defer db.wrote()
 	txn := db.bdb.NewTransactionAt(readAll, true)
 	defer txn.Discard()
 	if err := fn(txn); err != nil {
-		return err
+		return 0, err
 	}
-	return txn.CommitAt(db.commitTs(), nil)
+	ts := db.commitTs()
+	return ts, txn.CommitAt(ts, nil)
 }
 
 // updateRecords is update for a transaction that changes record keys
@@ -268,15 +275,8 @@ func (db *DB) update(fn func(txn *badger.Txn) error) error {
 // inside the committer (db.exclCh), with nothing in flight, so that once it
 // is applied readTs may move past it (snapshot.go).
 func (db *DB) updateRecords(fn func(txn *badger.Txn) error) error {
-	defer db.wrote()
-	txn := db.bdb.NewTransactionAt(readAll, true)
-	defer txn.Discard()
-	if err := fn(txn); err != nil {
-		return err
-	}
-	ts := db.commitTs()
-	err := txn.CommitAt(ts, nil)
-	db.advanceReadTs(ts) // applied, or failed whole
+	ts, err := db.commitWith(fn)
+	db.advanceReadTs(ts) // applied, or failed whole (0 moves nothing)
 	return err
 }
 

@@ -3,6 +3,8 @@ package index
 import (
 	"encoding/binary"
 
+	badger "github.com/dgraph-io/badger/v4"
+
 	"github.com/logmesh/logmesh/record"
 )
 
@@ -145,3 +147,22 @@ func checkpointKey(w record.Window) []byte {
 }
 
 func metaKey(name string) []byte { return append([]byte{prefixMeta}, name...) }
+
+// recordWindows lists the windows that have record keys (with or without
+// digests), one seek per window.
+func recordWindows(txn *badger.Txn) []record.Window {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, PrefetchValues: false})
+	defer it.Close()
+	var ws []record.Window
+	for it.Rewind(); it.Valid(); {
+		k := it.Item().Key()
+		if len(k) < 5 {
+			it.Next()
+			continue
+		}
+		w := record.Window(binary.BigEndian.Uint32(k[1:]))
+		ws = append(ws, w)
+		it.Seek(windowPrefix(w + 1))
+	}
+	return ws
+}

@@ -87,20 +87,10 @@ func (db *DB) expire() error {
 	// records of windows before the cutoff, including any without digests
 	var prefixes [][]byte
 	err = db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); {
-			k := it.Item().Key()
-			if len(k) < 5 {
-				it.Next()
-				continue
+		for _, w := range recordWindows(txn) {
+			if w < cutoff {
+				prefixes = append(prefixes, windowPrefix(w))
 			}
-			w := record.Window(binary.BigEndian.Uint32(k[1:]))
-			if w >= cutoff {
-				break
-			}
-			prefixes = append(prefixes, windowPrefix(w))
-			it.Seek(windowPrefix(w + 1))
 		}
 		return nil
 	})

@@ -69,21 +69,12 @@ func (db *DB) noteBlocks(w record.Window) {
 // loadBlockWindows reads the windows' blocks markers.
 func (db *DB) loadBlockWindows() error {
 	return db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, PrefetchValues: false})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); {
-			k := it.Item().Key()
-			if len(k) < 5 {
-				it.Next()
-				continue
-			}
-			w := record.Window(uint32(k[1])<<24 | uint32(k[2])<<16 | uint32(k[3])<<8 | uint32(k[4]))
+		for _, w := range recordWindows(txn) {
 			if _, err := txn.Get(blocksMarkerKey(w)); err == nil {
 				db.noteBlocks(w)
 			} else if !errors.Is(err, badger.ErrKeyNotFound) {
 				return err
 			}
-			it.Seek(windowPrefix(w + 1))
 		}
 		return nil
 	})
