@@ -98,15 +98,28 @@ func TestSlicesScanAsOneOrderedRun(t *testing.T) {
 				filtered = append(filtered, id)
 			}
 		}
-		for _, dense := range []uint64{200_000, 1} { // shares by slice, then by partition
-			denseWindowRecords = dense
-			par := scanIDs(t, db, ScanOptions{FromMillis: r[0], ToMillis: r[1], Match: match, Workers: 2})
-			parRev := scanIDs(t, db, ScanOptions{FromMillis: r[0], ToMillis: r[1], Match: match, Workers: 2, Reverse: true})
+		// with a limit: shares by slice, then by partition, merged; without:
+		// slices read whole and sorted, and slices merged where their
+		// matches are over the budget of a sorted scan
+		for _, way := range []struct {
+			dense  uint64
+			limit  int
+			budget int64
+		}{{200_000, 1 << 30, 32 << 20}, {1, 1 << 30, 32 << 20}, {200_000, 0, 32 << 20}, {200_000, 0, 1}, {200_000, 0, 2000}} {
+			denseWindowRecords, sortedScanBudget = way.dense, way.budget
+			par := scanIDs(t, db, ScanOptions{FromMillis: r[0], ToMillis: r[1], Match: match, Workers: 2, Limit: way.limit})
+			parRev := scanIDs(t, db, ScanOptions{FromMillis: r[0], ToMillis: r[1], Match: match, Workers: 2, Reverse: true, Limit: way.limit})
 			slices.Reverse(parRev)
-			denseWindowRecords = 200_000
+			denseWindowRecords, sortedScanBudget = 200_000, 32<<20
 			if !slices.Equal(par, filtered) || !slices.Equal(parRev, filtered) {
-				t.Fatalf("range %v filtered in parallel, shares split at %d records: %d and %d (reversed) IDs, want %d in order",
-					r, dense, len(par), len(parRev), len(filtered))
+				t.Fatalf("range %v filtered in parallel %+v: %d and %d (reversed) IDs, want %d in order",
+					r, way, len(par), len(parRev), len(filtered))
+			}
+		}
+		for _, workers := range []int{0, 2, 3} {
+			n, err := db.Count(context.Background(), ScanOptions{FromMillis: r[0], ToMillis: r[1], Match: match, Workers: workers})
+			if err != nil || n != uint64(len(filtered)) {
+				t.Fatalf("range %v: %d workers count %d matches (%v), want %d", r, workers, n, err, len(filtered))
 			}
 		}
 		// an unordered scan gives the same records (filtered: the same

@@ -29,9 +29,11 @@ type ScanOptions struct {
 	Match func(id record.ID, data []byte) bool
 	// Partitions, when set, restricts the scan to partitions marked true.
 	Partitions *[record.NumPartitions]bool
-	// Workers is how many cores filter in parallel (default 1). A window is
-	// split into sharesPerWorker shares per worker, each filtered by a
-	// goroutine of its own (see scanWindowParallel).
+	// Workers is how many cores filter in parallel (default 1). Without a
+	// Limit each slice is read whole by that many goroutines and its matches
+	// sorted (scan_sorted.go); with one a window is split into
+	// sharesPerWorker shares per worker, each merged and filtered by a
+	// goroutine of its own (scanSlices).
 	Workers int
 	// Unordered passes records in storage order (by slice, then partition)
 	// instead of ID order: one sequential read of each slice, no merge of
@@ -89,9 +91,12 @@ func (db *DB) Scan(ctx context.Context, opts ScanOptions, fn func(id record.ID, 
 			continue
 		}
 		var err error
-		if opts.Unordered {
+		switch {
+		case opts.Unordered:
 			err = scanStored(ctx, txn, w, from, to, opts, fn)
-		} else {
+		case sortedScan(opts):
+			err = scanSorted(ctx, txn, w, parts, db.mayHaveBlocks(w), from, to, opts, fn)
+		default:
 			err = db.scanSlices(ctx, txn, w, parts, from, to, opts, fn)
 		}
 		if errors.Is(err, ErrStop) {
@@ -108,7 +113,8 @@ func (db *DB) Scan(ctx context.Context, opts ScanOptions, fn func(id record.ID, 
 // range holds whole is counted from its digests when opts.Match is nil
 // (every write updates them before it is acknowledged, so the count holds
 // every acknowledged record, as a scan does); a window the range cuts, and
-// every window when opts.Match is set, is read once in storage order.
+// every window when opts.Match is set, is read once in storage order, split
+// by partition among opts.Workers goroutines.
 func (db *DB) Count(ctx context.Context, opts ScanOptions) (uint64, error) {
 	if db.closed.Load() {
 		return 0, ErrClosed
@@ -123,7 +129,6 @@ func (db *DB) Count(ctx context.Context, opts ScanOptions) (uint64, error) {
 	}
 	fw, tw := record.WindowOf(from), record.WindowOf(to)
 	var n uint64
-	count := func(record.ID, []byte) error { n++; return nil }
 	txn, release := db.snapshot()
 	defer release()
 	for _, w := range db.AllWindows() {
@@ -141,7 +146,16 @@ func (db *DB) Count(ctx context.Context, opts ScanOptions) (uint64, error) {
 			}
 			continue
 		}
-		if err := scanStored(ctx, txn, w, from, to, opts, count); err != nil {
+		lo, hi := sliceRange(w, from, to)
+		workers := sliceReaders(opts)
+		counts := make([]uint64, workers)
+		err := readSlices(ctx, txn, w, lo, hi, from, to, opts, workers, func(k int) func(record.ID, []byte) error {
+			return func(record.ID, []byte) error { counts[k]++; return nil }
+		})
+		for _, c := range counts {
+			n += c
+		}
+		if err != nil {
 			return n, err
 		}
 	}

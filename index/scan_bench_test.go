@@ -13,7 +13,11 @@ import (
 )
 
 // benchStore fills a store with n sample records over 24h; 1% contain "zebracorn".
-func benchStore(b *testing.B, n int) *DB {
+func benchStore(b *testing.B, n int) *DB { return benchStoreOver(b, n, 24*time.Hour) }
+
+// benchStoreOver fills a store with n sample records over the span that
+// ends at the last full hour; 1% contain "zebracorn".
+func benchStoreOver(b *testing.B, n int, span time.Duration) *DB {
 	b.Helper()
 	cfg := DefaultConfig(b.TempDir())
 	cfg.Logger = slog.New(slog.DiscardHandler)
@@ -24,8 +28,8 @@ func benchStore(b *testing.B, n int) *DB {
 	b.Cleanup(func() { db.Close() })
 	g := sample.New(1)
 	end := time.Now().Truncate(time.Hour)
-	start := end.Add(-24 * time.Hour)
-	step := 24 * time.Hour / time.Duration(n)
+	start := end.Add(-span)
+	step := span / time.Duration(n)
 	var es []Entry
 	for i := 0; i < n; i++ {
 		at := start.Add(time.Duration(i) * step)
@@ -46,19 +50,37 @@ func benchStore(b *testing.B, n int) *DB {
 	return db
 }
 
+// BenchmarkScanWord: every line with a 1% word, newest first, over a sparse
+// store (24 h) and a dense one (5 minutes, as after a burst): one goroutine
+// merging runs, two merging shares (what a query with a limit does), two
+// reading slices whole and sorting the matches (what one without a limit
+// does), and a count of the matches with two.
 func BenchmarkScanWord(b *testing.B) {
-	db := benchStore(b, 300000)
 	word := []byte("zebracorn")
 	match := func(id record.ID, data []byte) bool { return bytes.Contains(data, word) }
-	for _, workers := range []int{1, 2} {
-		b.Run(map[int]string{1: "serial", 2: "parallel"}[workers], func(b *testing.B) {
-			for i := 0; i < b.N; i++ {
-				n := 0
-				if err := db.Scan(context.Background(), ScanOptions{Match: match, Workers: workers}, func(record.ID, []byte) error { n++; return nil }); err != nil {
-					b.Fatal(err)
+	for _, span := range []time.Duration{24 * time.Hour, 5 * time.Minute} {
+		db := benchStoreOver(b, 300000, span)
+		for _, way := range []struct {
+			name           string
+			workers, limit int
+		}{{"serial", 1, 0}, {"merged", 2, 1 << 30}, {"sorted", 2, 0}} {
+			b.Run(span.String()+"/"+way.name, func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					n := 0
+					opts := ScanOptions{Match: match, Workers: way.workers, Limit: way.limit, Reverse: true}
+					if err := db.Scan(context.Background(), opts, func(record.ID, []byte) error { n++; return nil }); err != nil {
+						b.Fatal(err)
+					}
+					if n != 3000 {
+						b.Fatalf("%d matches", n)
+					}
 				}
-				if n != 3000 {
-					b.Fatalf("%d matches", n)
+			})
+		}
+		b.Run(span.String()+"/count", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if n, err := db.Count(context.Background(), ScanOptions{Match: match, Workers: 2}); err != nil || n != 3000 {
+					b.Fatalf("%d matches (%v)", n, err)
 				}
 			}
 		})

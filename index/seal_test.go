@@ -109,6 +109,17 @@ func readEverything(t *testing.T, db *DB, es []Entry, seed uint64) map[string]st
 			scan(fmt.Sprintf("first 17 of %d reverse=%v", i, reverse), opts, 17)
 			opts.Limit, opts.Match, opts.Workers = 0, word, 2
 			scan(fmt.Sprintf("word scan %d reverse=%v", i, reverse), opts, 0)
+			// the same through merged shares, and through sorted slices
+			// that fall back to a merge over the budget
+			opts.Limit = 1 << 30
+			scan(fmt.Sprintf("merged word scan %d reverse=%v", i, reverse), opts, 0)
+			opts.Limit, sortedScanBudget = 0, 3000
+			scan(fmt.Sprintf("word scan over budget %d reverse=%v", i, reverse), opts, 0)
+			sortedScanBudget = 32 << 20
+			if a, b, c := out[fmt.Sprintf("word scan %d reverse=%v", i, reverse)], out[fmt.Sprintf("merged word scan %d reverse=%v", i, reverse)],
+				out[fmt.Sprintf("word scan over budget %d reverse=%v", i, reverse)]; a != b || a != c {
+				t.Fatalf("word scan %d reverse=%v: sorted, merged and over the budget differ:\n%.300s\n%.300s\n%.300s", i, reverse, a, b, c)
+			}
 		}
 		var got []string
 		err := db.Scan(ctx, ScanOptions{FromMillis: from, ToMillis: to, Unordered: true}, func(id record.ID, data []byte) error {
@@ -124,6 +135,9 @@ func readEverything(t *testing.T, db *DB, es []Entry, seed uint64) map[string]st
 			n, err := db.Count(ctx, ScanOptions{FromMillis: from, ToMillis: to, Match: m})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if n2, err := db.Count(ctx, ScanOptions{FromMillis: from, ToMillis: to, Match: m, Workers: 3}); err != nil || n2 != n {
+				t.Fatalf("count %d match=%v: %d with 3 workers (%v), %d with one", i, m != nil, n2, err, n)
 			}
 			out[fmt.Sprintf("count %d match=%v", i, m != nil)] = fmt.Sprint(n)
 		}
@@ -645,13 +659,17 @@ func TestReadsBesideTheSealerAreExact(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
-	check := func(reverse bool) error {
+	check := func(reverse, sorted bool) error {
+		opts := ScanOptions{Reverse: reverse}
+		if sorted { // slices read whole by two goroutines, their records sorted
+			opts.Match, opts.Workers = func(record.ID, []byte) bool { return true }, 2
+		}
 		mu.Lock()
 		before := maps.Clone(acked)
 		mu.Unlock()
 		seen := map[record.ID]bool{}
 		var last record.ID
-		err := db.Scan(context.Background(), ScanOptions{Reverse: reverse}, func(id record.ID, _ []byte) error {
+		err := db.Scan(context.Background(), opts, func(id record.ID, _ []byte) error {
 			if len(seen) > 0 && (record.Compare(id, last) <= 0) != reverse {
 				return fmt.Errorf("reverse=%v: %s after %s", reverse, id, last)
 			}
@@ -676,7 +694,7 @@ func TestReadsBesideTheSealerAreExact(t *testing.T) {
 				return fmt.Errorf("reverse=%v: %s, acknowledged before the scan, is missing (%d of %d seen)", reverse, id, len(seen), len(before))
 			}
 		}
-		n, err := db.Count(context.Background(), ScanOptions{FromMillis: 1})
+		n, err := db.Count(context.Background(), ScanOptions{FromMillis: 1, Match: opts.Match, Workers: opts.Workers})
 		if err != nil || n < uint64(len(before)) {
 			return fmt.Errorf("count %d (%v), %d acknowledged before", n, err, len(before))
 		}
@@ -685,7 +703,7 @@ func TestReadsBesideTheSealerAreExact(t *testing.T) {
 	deadline := time.Now().Add(4 * time.Second)
 	scans := 0
 	for time.Now().Before(deadline) {
-		if err := check(scans%2 == 1); err != nil {
+		if err := check(scans%2 == 1, scans%4 >= 2); err != nil {
 			close(stop)
 			<-writerDone
 			t.Fatalf("scan %d beside the sealer: %v", scans, err)

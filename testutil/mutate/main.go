@@ -502,6 +502,41 @@ var mutations = []mutation{
 		to:   "		if !starved || (!warned.IsZero() && false) {",
 		pkg:  "./cmd/logmesh", run: "TestGCWatcherWarnsOnceAndStops",
 	},
+	{
+		name: "sorted-scan-unsorted",
+		file: "index/scan_sorted.go",
+		from: "		slices.SortFunc(all, func(a, b scanned) int {",
+		to:   "		slices.SortFunc(all[:0], func(a, b scanned) int {",
+		pkg:  "./index", run: "TestSlicesScanAsOneOrderedRun|TestSealedRunsReadAsLooseRecords",
+	},
+	{
+		name: "sorted-scan-drops-a-slice-over-budget",
+		file: "index/scan_sorted.go",
+		from: "			if err := scanRange(ctx, txn, sh, from, to, opts, fn); err != nil {",
+		to:   "			if err := scanRange(ctx, txn, sh, from, to, opts, fn); err != nil || true {",
+		pkg:  "./index", run: "TestSlicesScanAsOneOrderedRun|TestSealedRunsReadAsLooseRecords",
+	},
+	{
+		name: "slice-readers-skip-a-partition",
+		file: "index/scan_sorted.go",
+		from: "		end = runPrefix(w, s, record.Partition(pTo))",
+		to:   "		end = runPrefix(w, s, record.Partition(pTo-1))",
+		pkg:  "./index", run: "TestSlicesScanAsOneOrderedRun|TestSealedRunsReadAsLooseRecords",
+	},
+	{
+		name: "slice-readers-skip-blocks",
+		file: "index/scan_sorted.go",
+		from: "				if err := scanBlock(item, from, to, opts.Match, visit); err != nil {",
+		to:   "				if err := scanBlock(item, from, to, opts.Match, visit); err != nil || true {",
+		pkg:  "./index", run: "TestSealedRunsReadAsLooseRecords",
+	},
+	{
+		name: "parallel-count-of-one-worker",
+		file: "index/scan.go",
+		from: "		for _, c := range counts {",
+		to:   "		for _, c := range counts[:1] {",
+		pkg:  "./index", run: "TestSlicesScanAsOneOrderedRun|TestSealedRunsReadAsLooseRecords",
+	},
 }
 
 func main() {
