@@ -82,7 +82,9 @@ func (db *DB) Scan(ctx context.Context, opts ScanOptions, fn func(id record.ID, 
 		}
 		counts := db.partitionCounts(w)
 		var parts []record.Partition
+		var records uint64
 		for p := 0; p < record.NumPartitions; p++ {
+			records += counts[p]
 			if counts[p] > 0 && (opts.Partitions == nil || opts.Partitions[p]) {
 				parts = append(parts, record.Partition(p))
 			}
@@ -94,8 +96,8 @@ func (db *DB) Scan(ctx context.Context, opts ScanOptions, fn func(id record.ID, 
 		switch {
 		case opts.Unordered:
 			err = scanStored(ctx, txn, w, from, to, opts, fn)
-		case sortedScan(opts):
-			err = scanSorted(ctx, txn, w, parts, db.mayHaveBlocks(w), from, to, opts, fn)
+		case sortedScan(opts, records):
+			err = scanSorted(ctx, txn, w, parts, db.mayHaveBlocks(w), records >= denseWindowRecords, from, to, opts, fn)
 		default:
 			err = db.scanSlices(ctx, txn, w, parts, from, to, opts, fn)
 		}
@@ -147,9 +149,9 @@ func (db *DB) Count(ctx context.Context, opts ScanOptions) (uint64, error) {
 			continue
 		}
 		lo, hi := sliceRange(w, from, to)
-		workers := sliceReaders(opts)
-		counts := make([]uint64, workers)
-		err := readSlices(ctx, txn, w, lo, hi, from, to, opts, workers, func(k int) func(record.ID, []byte) error {
+		ps := pieces(lo, hi, sliceReaders(opts), db.windowCount(w) >= denseWindowRecords)
+		counts := make([]uint64, len(ps))
+		err := readPieces(ctx, txn, w, ps, from, to, opts, func(k int) func(record.ID, []byte) error {
 			return func(record.ID, []byte) error { counts[k]++; return nil }
 		})
 		for _, c := range counts {

@@ -112,16 +112,29 @@ func BenchmarkScanHour(b *testing.B) {
 	db := benchStore(b, 300000)
 	to := time.Now().Truncate(time.Hour).Add(-2 * time.Hour)
 	from := to.Add(-time.Hour)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		n := 0
-		err := db.Scan(context.Background(), ScanOptions{FromMillis: from.UnixMilli(), ToMillis: to.UnixMilli() - 1}, func(record.ID, []byte) error {
-			n++
-			return nil
+	for _, way := range []struct {
+		name string
+		opts ScanOptions
+	}{
+		{"raw", ScanOptions{Unordered: true}}, // the baseline: one pass in key order, no order by ID
+		{"oldest-first", ScanOptions{}},
+		{"newest-first", ScanOptions{Reverse: true}},
+		{"merged-newest-first", ScanOptions{Reverse: true, Limit: 1 << 30}}, // what a query with a limit does
+	} {
+		b.Run(way.name, func(b *testing.B) {
+			opts := way.opts
+			opts.FromMillis, opts.ToMillis = from.UnixMilli(), to.UnixMilli()-1
+			for i := 0; i < b.N; i++ {
+				n := 0
+				err := db.Scan(context.Background(), opts, func(record.ID, []byte) error {
+					n++
+					return nil
+				})
+				if err != nil || n != 12500 {
+					b.Fatalf("%d records, %v", n, err)
+				}
+			}
 		})
-		if err != nil || n != 12500 {
-			b.Fatalf("%d records, %v", n, err)
-		}
 	}
 }
 

@@ -14,58 +14,95 @@ import (
 )
 
 // A filtering scan that wants every match (no limit: an export, the whole
-// store searched for a word) reads each slice once in key order instead of
+// store searched for a word) reads the window once in key order instead of
 // merging its partition runs: the merger seeks into every run for every
-// chunk, and right after a burst of writes each of those seeks reads a block
-// of every level-0 table that overlaps the slice. Measured on the bench's
-// store of 8 M syslog lines right after 3 M more arrived: 36 s for the
-// merged word query, 11 s for one sequential read on one core (7 s and
-// 6.4 s once compactions had caught up). The matches of a slice are few when
-// the filter is selective; they are sorted by ID and passed on. A slice
-// whose matches would take more than sortedScanBudget is merged as before.
+// chunk, newest-first merges go Badger's slow way, and right after a burst
+// of writes each seek reads a block of every level-0 table that overlaps the
+// slice. The matches are sorted by ID and passed on. A sparse window
+// (fewer than denseWindowRecords) is read whole, its slices split among the
+// goroutines, one seek each; a dense one slice by slice, each slice's
+// partitions split among them. Matches over sortedScanBudget make a sparse
+// window go slice by slice, and a slice merge as before.
 
-// sortedScanBudget bounds the bytes of matches one slice buffers in
-// scanSorted (a variable: tests shrink it).
+// sortedScanBudget bounds the bytes of matches scanSorted buffers at once
+// (a variable: tests shrink it).
 var sortedScanBudget int64 = 32 << 20
 
-// errOverBudget ends the reads of a slice whose matches outgrew the budget.
+// errOverBudget ends reads whose matches outgrew the budget.
 var errOverBudget = errors.New("index: matches over the budget of a sorted scan")
 
-// sortedScan reports whether a scan with opts reads slices whole and sorts
-// their matches (scanSorted) rather than merging runs.
-func sortedScan(opts ScanOptions) bool {
-	return opts.Match != nil && opts.Limit == 0 && opts.Workers > 1 && !opts.Unordered
+// sortedScan reports whether a scan with opts of a window holding records
+// reads it in key order and sorts the matches (scanSorted) rather than
+// merging runs: when it wants every match and either filters (Workers > 1
+// says so: matches are fewer than records, and too many fall back to the
+// merge) or takes every record of a window small enough that all of it fits
+// the budget (at sortedRecordBytes a record), so that nothing is read twice.
+func sortedScan(opts ScanOptions, records uint64) bool {
+	if opts.Limit != 0 || opts.Unordered {
+		return false
+	}
+	return (opts.Match != nil && opts.Workers > 1) || records*sortedRecordBytes <= uint64(sortedScanBudget)
 }
 
-// scanSorted scans the slices of window w that hold records in [from, to]
-// in scan order, each read by opts.Workers goroutines in parallel and its
-// matches sorted (see above); parts and blocks are what a merge of one slice
-// needs where a slice has too many matches to hold.
-func scanSorted(ctx context.Context, txn *badger.Txn, w record.Window, parts []record.Partition, blocks bool,
+// sortedRecordBytes is what one buffered record is taken to cost when
+// deciding whether a whole window fits the budget: syslog lines of 200
+// bytes encode to about as much, plus the ID and the slice header.
+const sortedRecordBytes = 300
+
+// sliceReaders is how many goroutines read a window in key order.
+func sliceReaders(opts ScanOptions) int {
+	return min(max(opts.Workers, 1), record.NumPartitions)
+}
+
+// piece is what one goroutine reads of a window: slices lo to hi, of each
+// the runs of partitions pFrom to pTo-1.
+type piece struct {
+	lo, hi     int
+	pFrom, pTo int
+}
+
+// pieces splits slices lo to hi among n goroutines: by slice when the
+// window is sparse (each piece then is one stretch of keys), by partition
+// when it is dense (a burst may have put most of it in one slice).
+func pieces(lo, hi, n int, dense bool) []piece {
+	var ps []piece
+	if dense {
+		for k := range n {
+			ps = append(ps, piece{lo, hi, k * record.NumPartitions / n, (k + 1) * record.NumPartitions / n})
+		}
+		return ps
+	}
+	n = min(n, hi-lo+1)
+	for k := range n {
+		ps = append(ps, piece{lo + k*(hi-lo+1)/n, lo + (k+1)*(hi-lo+1)/n - 1, 0, record.NumPartitions})
+	}
+	return ps
+}
+
+// scanSorted passes on the records of window w in [from, to] that opts
+// keeps, in scan order (see above); parts and blocks are what a merge of one
+// slice needs where a slice has too many matches to hold.
+func scanSorted(ctx context.Context, txn *badger.Txn, w record.Window, parts []record.Partition, blocks, dense bool,
 	from, to int64, opts ScanOptions, fn func(record.ID, []byte) error) error {
 	lo, hi := sliceRange(w, from, to)
-	for i := 0; i <= hi-lo; i++ {
-		s := lo + i
-		if opts.Reverse {
-			s = hi - i
+	if !dense {
+		all, err := collect(ctx, txn, w, pieces(lo, hi, sliceReaders(opts), false), from, to, opts)
+		if err == nil {
+			return passSorted(all, opts.Reverse, fn)
 		}
-		workers := sliceReaders(opts)
-		found := make([][]scanned, workers)
-		var size atomic.Int64
-		err := readSlices(ctx, txn, w, s, s, from, to, opts, workers, func(k int) func(record.ID, []byte) error {
-			var arena []byte
-			return func(id record.ID, data []byte) error {
-				if size.Add(int64(len(data)+len(id)+24)) > sortedScanBudget {
-					return errOverBudget
-				}
-				if len(arena)+len(data) > cap(arena) {
-					arena = make([]byte, 0, max(len(data), 256<<10))
-				}
-				arena = append(arena, data...)
-				found[k] = append(found[k], scanned{id, arena[len(arena)-len(data) : len(arena) : len(arena)]})
-				return nil
-			}
-		})
+		if !errors.Is(err, errOverBudget) {
+			return err
+		}
+	}
+	order := make([]int, 0, hi-lo+1)
+	for s := lo; s <= hi; s++ {
+		order = append(order, s)
+	}
+	if opts.Reverse {
+		slices.Reverse(order)
+	}
+	for _, s := range order {
+		all, err := collect(ctx, txn, w, pieces(s, s, sliceReaders(opts), true), from, to, opts)
 		if errors.Is(err, errOverBudget) {
 			sh := share{w: w, lo: s, hi: s, parts: parts, blocks: blocks}
 			if err := scanRange(ctx, txn, sh, from, to, opts, fn); err != nil {
@@ -76,43 +113,86 @@ func scanSorted(ctx context.Context, txn *badger.Txn, w record.Window, parts []r
 		if err != nil {
 			return err
 		}
-		all := slices.Concat(found...)
-		slices.SortFunc(all, func(a, b scanned) int {
-			if opts.Reverse {
-				return record.Compare(b.id, a.id)
-			}
-			return record.Compare(a.id, b.id)
-		})
-		for _, r := range all {
-			if err := fn(r.id, r.data); err != nil {
-				return err
-			}
+		if err := passSorted(all, opts.Reverse, fn); err != nil {
+			return err
 		}
 	}
 	return ctx.Err()
 }
 
-// sliceReaders is how many goroutines readSlices splits a slice among.
-func sliceReaders(opts ScanOptions) int {
-	return min(max(opts.Workers, 1), record.NumPartitions)
+// collect reads the pieces of window w in parallel and returns copies of
+// the records in [from, to] that opts keeps, or errOverBudget once they
+// take more than sortedScanBudget.
+func collect(ctx context.Context, txn *badger.Txn, w record.Window, ps []piece, from, to int64, opts ScanOptions) ([]scanned, error) {
+	found := make([][]scanned, len(ps))
+	var size atomic.Int64
+	err := readPieces(ctx, txn, w, ps, from, to, opts, func(k int) func(record.ID, []byte) error {
+		var arena []byte
+		return func(id record.ID, data []byte) error {
+			if size.Add(int64(len(data)+len(id)+24)) > sortedScanBudget {
+				return errOverBudget
+			}
+			if len(arena)+len(data) > cap(arena) {
+				arena = make([]byte, 0, max(len(data), 256<<10))
+			}
+			arena = append(arena, data...)
+			found[k] = append(found[k], scanned{id, arena[len(arena)-len(data) : len(arena) : len(arena)]})
+			return nil
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return slices.Concat(found...), nil
 }
 
-// readSlices reads slices lo to hi of window w in key order, split by
-// partition among workers goroutines. Goroutine k gets its own callback
-// from newVisit(k) (called in that goroutine) and passes it the records in [from, to] that opts.Match (nil: all) and
-// opts.Partitions keep, in no order across goroutines. The first error of
-// any goroutine, a callback's among them, ends them all and is returned.
-func readSlices(ctx context.Context, txn *badger.Txn, w record.Window, lo, hi int, from, to int64,
-	opts ScanOptions, workers int, newVisit func(k int) func(record.ID, []byte) error) error {
+// passSorted sorts records by ID (descending when reverse) and passes them to fn.
+func passSorted(all []scanned, reverse bool, fn func(record.ID, []byte) error) error {
+	slices.SortFunc(all, func(a, b scanned) int {
+		if reverse {
+			return record.Compare(b.id, a.id)
+		}
+		return record.Compare(a.id, b.id)
+	})
+	for _, r := range all {
+		if err := fn(r.id, r.data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readPieces reads each piece of window w in key order in a goroutine of
+// its own. Goroutine k gets its own callback from newVisit(k) (called in
+// that goroutine) and passes it the records in [from, to] that opts.Match
+// (nil: all) and opts.Partitions keep, in no order across goroutines. The
+// first error of any goroutine, a callback's among them, ends them all and
+// is returned.
+func readPieces(ctx context.Context, txn *badger.Txn, w record.Window, ps []piece, from, to int64,
+	opts ScanOptions, newVisit func(k int) func(record.ID, []byte) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
-	for k := range workers {
-		pFrom, pTo := k*record.NumPartitions/workers, (k+1)*record.NumPartitions/workers
+	for k, p := range ps {
 		wg.Go(func() {
 			visit := newVisit(k)
-			for s := lo; s <= hi; s++ {
-				if err := readRuns(ctx, txn, w, uint8(s), pFrom, pTo, from, to, opts, visit); err != nil {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w)})
+			defer it.Close()
+			if p.pFrom == 0 && p.pTo == record.NumPartitions {
+				// whole slices: one stretch of keys
+				if err := readKeys(ctx, it, slicePrefix(w, uint8(p.lo)), slicePrefix(w, uint8(p.hi+1)), from, to, opts, visit); err != nil {
+					cancel(err)
+				}
+				return
+			}
+			for s := p.lo; s <= p.hi; s++ {
+				var end []byte
+				if p.pTo < record.NumPartitions {
+					end = runPrefix(w, uint8(s), record.Partition(p.pTo))
+				} else {
+					end = slicePrefix(w, uint8(s+1))
+				}
+				if err := readKeys(ctx, it, runPrefix(w, uint8(s), record.Partition(p.pFrom)), end, from, to, opts, visit); err != nil {
 					cancel(err)
 					return
 				}
@@ -126,24 +206,20 @@ func readSlices(ctx context.Context, txn *badger.Txn, w record.Window, lo, hi in
 	return ctx.Err()
 }
 
-// readRuns reads the runs of partitions pFrom to pTo-1 of slice s of window
-// w through one iterator, records and blocks alike.
-func readRuns(ctx context.Context, txn *badger.Txn, w record.Window, s uint8, pFrom, pTo int, from, to int64,
+// readKeys reads the record keys from start up to end through it (an
+// iterator over one window), records and blocks alike. Slices are
+// 0..slicesPerWindow-1, so the prefix of slice hi+1 ends slice hi and sorts
+// before the window's blocks marker (slice 0xff).
+func readKeys(ctx context.Context, it *badger.Iterator, start, end []byte, from, to int64,
 	opts ScanOptions, visit func(record.ID, []byte) error) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: slicePrefix(w, s)})
-	defer it.Close()
-	var end []byte
-	if pTo < record.NumPartitions {
-		end = runPrefix(w, s, record.Partition(pTo))
-	}
 	n := 0
-	for it.Seek(runPrefix(w, s, record.Partition(pFrom))); it.Valid(); it.Next() {
+	for it.Seek(start); it.Valid(); it.Next() {
 		if n++; n%1024 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
 		item := it.Item()
 		k := item.Key()
-		if end != nil && bytes.Compare(k, end) >= 0 {
+		if bytes.Compare(k, end) >= 0 {
 			break
 		}
 		id, ok := idFromRecordKey(k)

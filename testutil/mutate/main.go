@@ -505,8 +505,8 @@ var mutations = []mutation{
 	{
 		name: "sorted-scan-unsorted",
 		file: "index/scan_sorted.go",
-		from: "		slices.SortFunc(all, func(a, b scanned) int {",
-		to:   "		slices.SortFunc(all[:0], func(a, b scanned) int {",
+		from: "	slices.SortFunc(all, func(a, b scanned) int {",
+		to:   "	slices.SortFunc(all[:0], func(a, b scanned) int {",
 		pkg:  "./index", run: "TestSlicesScanAsOneOrderedRun|TestSealedRunsReadAsLooseRecords",
 	},
 	{
@@ -519,8 +519,8 @@ var mutations = []mutation{
 	{
 		name: "slice-readers-skip-a-partition",
 		file: "index/scan_sorted.go",
-		from: "		end = runPrefix(w, s, record.Partition(pTo))",
-		to:   "		end = runPrefix(w, s, record.Partition(pTo-1))",
+		from: "					end = runPrefix(w, uint8(s), record.Partition(p.pTo))",
+		to:   "					end = runPrefix(w, uint8(s), record.Partition(p.pTo-1))",
 		pkg:  "./index", run: "TestSlicesScanAsOneOrderedRun|TestSealedRunsReadAsLooseRecords",
 	},
 	{
@@ -529,6 +529,20 @@ var mutations = []mutation{
 		from: "				if err := scanBlock(item, from, to, opts.Match, visit); err != nil {",
 		to:   "				if err := scanBlock(item, from, to, opts.Match, visit); err != nil || true {",
 		pkg:  "./index", run: "TestSealedRunsReadAsLooseRecords",
+	},
+	{
+		name: "sparse-pieces-leave-out-a-slice",
+		file: "index/scan_sorted.go",
+		from: "lo + (k+1)*(hi-lo+1)/n - 1, 0, record.NumPartitions})",
+		to:   "lo + (k+1)*(hi-lo+1)/n - 2, 0, record.NumPartitions})",
+		pkg:  "./index", run: "TestSlicesScanAsOneOrderedRun|TestSealedRunsReadAsLooseRecords",
+	},
+	{
+		name: "sparse-window-over-budget-fails",
+		file: "index/scan_sorted.go",
+		from: "		if !errors.Is(err, errOverBudget) {\n			return err",
+		to:   "		if true {\n			return err",
+		pkg:  "./index", run: "TestSlicesScanAsOneOrderedRun|TestSealedRunsReadAsLooseRecords",
 	},
 	{
 		name: "parallel-count-of-one-worker",
