@@ -92,6 +92,13 @@ func TestSlicesScanAsOneOrderedRun(t *testing.T) {
 		if !slices.Equal(rev, want) {
 			t.Fatalf("range %v reversed: %d IDs, want %d in order", r, len(rev), len(want))
 		}
+		// the same merged (a limit, or a window too large to sort)
+		merged := scanIDs(t, db, ScanOptions{FromMillis: r[0], ToMillis: r[1], Limit: 1 << 30})
+		mergedRev := scanIDs(t, db, ScanOptions{FromMillis: r[0], ToMillis: r[1], Reverse: true, Limit: 1 << 30})
+		slices.Reverse(mergedRev)
+		if !slices.Equal(merged, want) || !slices.Equal(mergedRev, want) {
+			t.Fatalf("range %v merged: %d and %d (reversed) IDs, want %d in order", r, len(merged), len(mergedRev), len(want))
+		}
 		var filtered []record.ID
 		for _, id := range want {
 			if match(id, nil) {
