@@ -83,7 +83,7 @@ func agentFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "frame-timeout", Value: 0, EnvVars: env("FRAME_TIMEOUT"), Usage: "a syslog message that has begun must arrive within this (0: the default, 30s)"},
 		&cli.StringFlag{Name: "cache-size", Value: "32MiB", EnvVars: env("CACHE_SIZE"), Usage: "block cache of the store"},
 		&cli.StringFlag{Name: "memtable-size", Value: "16MiB", EnvVars: env("MEMTABLE_SIZE"), Usage: "size of one store memtable (--memtables of them are held in memory)"},
-		&cli.StringFlag{Name: "memory-limit", Value: "auto", EnvVars: env("MEMORY_LIMIT"), Usage: `soft memory limit of the Go runtime, like GOMEMLIMIT; "auto": what the store settings need (224MiB with the defaults) unless GOMEMLIMIT is set; "off": none`},
+		&cli.StringFlag{Name: "memory-limit", Value: "auto", EnvVars: env("MEMORY_LIMIT"), Usage: `soft memory limit of the Go runtime, like GOMEMLIMIT; "auto": what the store settings need (224MiB with the defaults), or a quarter above the live heap when more is live, up to 4 times that, unless GOMEMLIMIT is set; "off": none`},
 		&cli.StringFlag{Name: "max-mapped-memory", Value: "48MiB", EnvVars: env("MAX_MAPPED_MEMORY"), Usage: `file-backed memory (store tables mapped by Badger) resident above which the tables are paged out; "off": let the kernel decide`},
 		&cli.StringFlag{Name: "base-table-size", Value: "1MiB", EnvVars: env("BASE_TABLE_SIZE"), Usage: "size of store tables below level 0 (compactions hold a dozen in memory)"},
 		&cli.IntFlag{Name: "l0-tables", Value: 16, EnvVars: env("L0_TABLES"), Usage: "level-0 store tables that accumulate before a compaction (writes stall at twice as many)"},
@@ -113,6 +113,13 @@ func newAgentCommand(run func(peer.Config) error) *cli.Command {
 			}
 			if c.Bool("print-config") {
 				return printConfig(c.App.Writer, c)
+			}
+			if budget, ok := autoMemoryBudget(c.String("memory-limit"), cfg.Index.MemoryBudget()); ok {
+				ctx, stop := context.WithCancel(context.Background())
+				var following sync.WaitGroup
+				following.Go(func() { newLimitFollower(budget).run(ctx) })
+				defer following.Wait()
+				defer stop()
 			}
 			return run(cfg)
 		},
@@ -341,7 +348,9 @@ func sizeOrOff(v string, auto bool, example string) (int64, error) {
 // (memtables, tables built by flushes and compactions), so a peer with
 // 200 MiB live would be seen at 400 MiB. The limit makes the collector run
 // sooner instead; it is soft, so a peer that needs more gets more (at up to
-// half its CPU spent collecting) rather than failing.
+// half its CPU spent collecting) rather than failing. Under "auto" the
+// agent then moves the limit after the live heap (memlimit.go); this is
+// where it starts.
 func memoryLimit(v string, store index.Config) (int64, error) {
 	switch v {
 	case "auto", "":

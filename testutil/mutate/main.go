@@ -551,6 +551,27 @@ var mutations = []mutation{
 		to:   "		for _, c := range counts[:1] {",
 		pkg:  "./index", run: "TestSlicesScanAsOneOrderedRun|TestSealedRunsReadAsLooseRecords",
 	},
+	{
+		name: "memory-limit-never-follows",
+		file: "cmd/logmesh/memlimit.go",
+		from: "		if l := followedLimit(f.budget, f.live()); l != current {",
+		to:   "		if l := followedLimit(f.budget, f.live()); false && l != current {",
+		pkg:  "./cmd/logmesh", run: "TestTheLimitFollowsTheLiveHeapAndReturns",
+	},
+	{
+		name: "followed-limit-without-ceiling",
+		file: "cmd/logmesh/memlimit.go",
+		from: "	return min(max(budget, l), heapCeilingFactor*budget)",
+		to:   "	return max(budget, l)",
+		pkg:  "./cmd/logmesh", run: "TestFollowedLimitStaysBetweenTheBudgetAndItsCeiling",
+	},
+	{
+		name: "follower-leaves-the-limit-raised",
+		file: "cmd/logmesh/memlimit.go",
+		from: "	defer f.set(f.budget)\n",
+		to:   "",
+		pkg:  "./cmd/logmesh", run: "TestTheLimitFollowsTheLiveHeapAndReturns",
+	},
 }
 
 func main() {
