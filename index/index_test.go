@@ -146,6 +146,9 @@ func TestParallelScanMatchesSerial(t *testing.T) {
 	if err != nil || n != 10 {
 		t.Fatalf("stopped scan: n=%d err=%v", n, err)
 	}
+	if held := sortedInUse.Load(); held != 0 {
+		t.Fatalf("the stopped scan left %d bytes held by sorted scans", held)
+	}
 }
 
 func TestRemoteWritesAreIdempotent(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -109,19 +110,36 @@ func TestSlicesScanAsOneOrderedRun(t *testing.T) {
 		// slices read whole and sorted, and slices merged where their
 		// matches are over the budget of a sorted scan
 		for _, way := range []struct {
-			dense  uint64
-			limit  int
-			budget int64
-		}{{200_000, 1 << 30, 32 << 20}, {1, 1 << 30, 32 << 20}, {200_000, 0, 32 << 20}, {200_000, 0, 1}, {200_000, 0, 2000}} {
-			denseWindowRecords, sortedScanBudget = way.dense, way.budget
+			dense         uint64
+			limit         int
+			budget, total int64
+		}{{200_000, 1 << 30, 32 << 20, 128 << 20}, {1, 1 << 30, 32 << 20, 128 << 20}, {200_000, 0, 32 << 20, 128 << 20},
+			{200_000, 0, 1, 128 << 20}, {200_000, 0, 2000, 128 << 20}, {200_000, 0, 32 << 20, 1500}, {1, 0, 32 << 20, 1}} {
+			denseWindowRecords, sortedScanBudget, sortedScanTotal = way.dense, way.budget, way.total
 			par := scanIDs(t, db, ScanOptions{FromMillis: r[0], ToMillis: r[1], Match: match, Workers: 2, Limit: way.limit})
 			parRev := scanIDs(t, db, ScanOptions{FromMillis: r[0], ToMillis: r[1], Match: match, Workers: 2, Reverse: true, Limit: way.limit})
 			slices.Reverse(parRev)
-			denseWindowRecords, sortedScanBudget = 200_000, 32<<20
+			denseWindowRecords, sortedScanBudget, sortedScanTotal = 200_000, 32<<20, 128<<20
+			if n := sortedInUse.Load(); n != 0 {
+				t.Fatalf("range %v %+v: sorted scans still hold %d bytes after they ended", r, way, n)
+			}
 			if !slices.Equal(par, filtered) || !slices.Equal(parRev, filtered) {
 				t.Fatalf("range %v filtered in parallel %+v: %d and %d (reversed) IDs, want %d in order",
 					r, way, len(par), len(parRev), len(filtered))
 			}
+		}
+		// a process-wide total below what the range matches: the scan
+		// merges rather than holding more
+		sortedScanTotal = 1500
+		capErr := db.Scan(context.Background(), ScanOptions{FromMillis: r[0], ToMillis: r[1], Match: match, Workers: 2}, func(record.ID, []byte) error {
+			if n := sortedInUse.Load(); n > sortedScanTotal {
+				return fmt.Errorf("sorted scans hold %d bytes, over the total of %d", n, sortedScanTotal)
+			}
+			return nil
+		})
+		sortedScanTotal = 128 << 20
+		if capErr != nil {
+			t.Fatalf("range %v: %v", r, capErr)
 		}
 		for _, workers := range []int{0, 2, 3} {
 			n, err := db.Count(context.Background(), ScanOptions{FromMillis: r[0], ToMillis: r[1], Match: match, Workers: workers})

@@ -28,6 +28,14 @@ import (
 // (a variable: tests shrink it).
 var sortedScanBudget int64 = 32 << 20
 
+// sortedScanTotal bounds the bytes of matches all sorted scans of the
+// process buffer at once (the agent admits up to 64 queries): a scan that
+// would go over it merges instead, as one over its own budget does.
+var sortedScanTotal int64 = 128 << 20
+
+// sortedInUse is the bytes the sorted scans of the process hold.
+var sortedInUse atomic.Int64
+
 // errOverBudget ends reads whose matches outgrew the budget.
 var errOverBudget = errors.New("index: matches over the budget of a sorted scan")
 
@@ -86,9 +94,11 @@ func scanSorted(ctx context.Context, txn *badger.Txn, w record.Window, parts []r
 	from, to int64, opts ScanOptions, fn func(record.ID, []byte) error) error {
 	lo, hi := sliceRange(w, from, to)
 	if !dense {
-		all, err := collect(ctx, txn, w, pieces(lo, hi, sliceReaders(opts), false), from, to, opts)
+		all, held, err := collect(ctx, txn, w, pieces(lo, hi, sliceReaders(opts), false), from, to, opts)
 		if err == nil {
-			return passSorted(all, opts.Reverse, fn)
+			err = passSorted(all, opts.Reverse, fn)
+			sortedInUse.Add(-held)
+			return err
 		}
 		if !errors.Is(err, errOverBudget) {
 			return err
@@ -102,7 +112,7 @@ func scanSorted(ctx context.Context, txn *badger.Txn, w record.Window, parts []r
 		slices.Reverse(order)
 	}
 	for _, s := range order {
-		all, err := collect(ctx, txn, w, pieces(s, s, sliceReaders(opts), true), from, to, opts)
+		all, held, err := collect(ctx, txn, w, pieces(s, s, sliceReaders(opts), true), from, to, opts)
 		if errors.Is(err, errOverBudget) {
 			sh := share{w: w, lo: s, hi: s, parts: parts, blocks: blocks}
 			if err := scanRange(ctx, txn, sh, from, to, opts, fn); err != nil {
@@ -113,7 +123,9 @@ func scanSorted(ctx context.Context, txn *badger.Txn, w record.Window, parts []r
 		if err != nil {
 			return err
 		}
-		if err := passSorted(all, opts.Reverse, fn); err != nil {
+		err = passSorted(all, opts.Reverse, fn)
+		sortedInUse.Add(-held)
+		if err != nil {
 			return err
 		}
 	}
@@ -121,15 +133,19 @@ func scanSorted(ctx context.Context, txn *badger.Txn, w record.Window, parts []r
 }
 
 // collect reads the pieces of window w in parallel and returns copies of
-// the records in [from, to] that opts keeps, or errOverBudget once they
-// take more than sortedScanBudget.
-func collect(ctx context.Context, txn *badger.Txn, w record.Window, ps []piece, from, to int64, opts ScanOptions) ([]scanned, error) {
+// the records in [from, to] that opts keeps and the bytes of sortedInUse
+// they hold (the caller gives them back), or errOverBudget once they take
+// more than sortedScanBudget or all sorted scans more than sortedScanTotal
+// (then it holds nothing).
+func collect(ctx context.Context, txn *badger.Txn, w record.Window, ps []piece, from, to int64, opts ScanOptions) ([]scanned, int64, error) {
 	found := make([][]scanned, len(ps))
 	var size atomic.Int64
 	err := readPieces(ctx, txn, w, ps, from, to, opts, func(k int) func(record.ID, []byte) error {
 		var arena []byte
 		return func(id record.ID, data []byte) error {
-			if size.Add(int64(len(data)+len(id)+24)) > sortedScanBudget {
+			n := int64(len(data) + len(id) + 24)
+			total := sortedInUse.Add(n)
+			if size.Add(n) > sortedScanBudget || total > sortedScanTotal {
 				return errOverBudget
 			}
 			if len(arena)+len(data) > cap(arena) {
@@ -141,9 +157,10 @@ func collect(ctx context.Context, txn *badger.Txn, w record.Window, ps []piece, 
 		}
 	})
 	if err != nil {
-		return nil, err
+		sortedInUse.Add(-size.Load())
+		return nil, 0, err
 	}
-	return slices.Concat(found...), nil
+	return slices.Concat(found...), size.Load(), nil
 }
 
 // passSorted sorts records by ID (descending when reverse) and passes them to fn.
@@ -170,8 +187,18 @@ func passSorted(all []scanned, reverse bool, fn func(record.ID, []byte) error) e
 // is returned.
 func readPieces(ctx context.Context, txn *badger.Txn, w record.Window, ps []piece, from, to int64,
 	opts ScanOptions, newVisit func(k int) func(record.ID, []byte) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	var first error // the first goroutine's error that ended them all
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+		}
+		mu.Unlock()
+		cancel()
+	}
 	var wg sync.WaitGroup
 	for k, p := range ps {
 		wg.Go(func() {
@@ -181,7 +208,7 @@ func readPieces(ctx context.Context, txn *badger.Txn, w record.Window, ps []piec
 			if p.pFrom == 0 && p.pTo == record.NumPartitions {
 				// whole slices: one stretch of keys
 				if err := readKeys(ctx, it, slicePrefix(w, uint8(p.lo)), slicePrefix(w, uint8(p.hi+1)), from, to, opts, visit); err != nil {
-					cancel(err)
+					fail(err)
 				}
 				return
 			}
@@ -193,15 +220,15 @@ func readPieces(ctx context.Context, txn *badger.Txn, w record.Window, ps []piec
 					end = slicePrefix(w, uint8(s+1))
 				}
 				if err := readKeys(ctx, it, runPrefix(w, uint8(s), record.Partition(p.pFrom)), end, from, to, opts, visit); err != nil {
-					cancel(err)
+					fail(err)
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
+	if first != nil && !errors.Is(first, context.Canceled) {
+		return first
 	}
 	return ctx.Err()
 }

@@ -545,6 +545,20 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestSlicesScanAsOneOrderedRun|TestSealedRunsReadAsLooseRecords",
 	},
 	{
+		name: "sorted-scan-keeps-its-bytes",
+		file: "index/scan_sorted.go",
+		from: "			err = passSorted(all, opts.Reverse, fn)\n			sortedInUse.Add(-held)\n",
+		to:   "			err = passSorted(all, opts.Reverse, fn)\n			_ = held\n",
+		pkg:  "./index", run: "TestSlicesScanAsOneOrderedRun|TestParallelScanMatchesSerial",
+	},
+	{
+		name: "sorted-scan-ignores-the-process-total",
+		file: "index/scan_sorted.go",
+		from: "			if size.Add(n) > sortedScanBudget || total > sortedScanTotal {",
+		to:   "			if size.Add(n) > sortedScanBudget || total < 0 {",
+		pkg:  "./index", run: "TestSlicesScanAsOneOrderedRun",
+	},
+	{
 		name: "parallel-count-of-one-worker",
 		file: "index/scan.go",
 		from: "		for _, c := range counts {",
