@@ -223,32 +223,36 @@ func scanStored(ctx context.Context, txn *badger.Txn, w record.Window, from, to 
 		if len(k) > 5 && int(sliceOfKey(k)) > hi {
 			break
 		}
-		id, ok := idFromRecordKey(k)
-		if !ok {
-			if _, last, isBlock := blockRange(k); isBlock && (opts.Partitions == nil || opts.Partitions[last.Partition()]) {
-				if err := scanBlock(item, from, to, opts.Match, fn); err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		if ms := id.Millis(); ms < from || ms > to {
-			continue
-		}
-		if opts.Partitions != nil && !opts.Partitions[id.Partition()] {
-			continue
-		}
-		err := item.Value(func(v []byte) error {
-			if opts.Match != nil && !opts.Match(id, v) {
-				return nil
-			}
-			return fn(id, v)
-		})
-		if err != nil {
+		if err := visitItem(item, from, to, opts, fn); err != nil {
 			return err
 		}
 	}
 	return ctx.Err()
+}
+
+// visitItem passes fn the records of one stored item (a record or a block)
+// in [from, to] that opts.Match (nil: all) and opts.Partitions keep.
+func visitItem(item *badger.Item, from, to int64, opts ScanOptions, fn func(record.ID, []byte) error) error {
+	k := item.Key()
+	id, ok := idFromRecordKey(k)
+	if !ok {
+		if _, last, isBlock := blockRange(k); isBlock && (opts.Partitions == nil || opts.Partitions[last.Partition()]) {
+			return scanBlock(item, from, to, opts.Match, fn)
+		}
+		return nil
+	}
+	if ms := id.Millis(); ms < from || ms > to {
+		return nil
+	}
+	if opts.Partitions != nil && !opts.Partitions[id.Partition()] {
+		return nil
+	}
+	return item.Value(func(v []byte) error {
+		if opts.Match != nil && !opts.Match(id, v) {
+			return nil
+		}
+		return fn(id, v)
+	})
 }
 
 // scanBlock calls fn for each record of the block item in [from, to] that

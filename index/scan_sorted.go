@@ -249,28 +249,7 @@ func readKeys(ctx context.Context, it *badger.Iterator, start, end []byte, from,
 		if bytes.Compare(k, end) >= 0 {
 			break
 		}
-		id, ok := idFromRecordKey(k)
-		if !ok {
-			if _, last, isBlock := blockRange(k); isBlock && (opts.Partitions == nil || opts.Partitions[last.Partition()]) {
-				if err := scanBlock(item, from, to, opts.Match, visit); err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		if ms := id.Millis(); ms < from || ms > to {
-			continue
-		}
-		if opts.Partitions != nil && !opts.Partitions[id.Partition()] {
-			continue
-		}
-		err := item.Value(func(v []byte) error {
-			if opts.Match != nil && !opts.Match(id, v) {
-				return nil
-			}
-			return visit(id, v)
-		})
-		if err != nil {
+		if err := visitItem(item, from, to, opts, visit); err != nil {
 			return err
 		}
 	}

@@ -525,9 +525,9 @@ var mutations = []mutation{
 	},
 	{
 		name: "slice-readers-skip-blocks",
-		file: "index/scan_sorted.go",
-		from: "				if err := scanBlock(item, from, to, opts.Match, visit); err != nil {",
-		to:   "				if err := scanBlock(item, from, to, opts.Match, visit); err != nil || true {",
+		file: "index/scan.go",
+		from: "			return scanBlock(item, from, to, opts.Match, fn)",
+		to:   "			return nil",
 		pkg:  "./index", run: "TestSealedRunsReadAsLooseRecords",
 	},
 	{
