@@ -107,7 +107,8 @@ func BenchmarkScanNewest(b *testing.B) {
 	}
 }
 
-// BenchmarkScanHour reads every record of one hour in order.
+// BenchmarkScanHour reads every record of one hour in order, by one
+// goroutine and by two, against one raw pass in key order.
 func BenchmarkScanHour(b *testing.B) {
 	db := benchStore(b, 300000)
 	to := time.Now().Truncate(time.Hour).Add(-2 * time.Hour)
@@ -119,6 +120,8 @@ func BenchmarkScanHour(b *testing.B) {
 		{"raw", ScanOptions{Unordered: true}}, // the baseline: one pass in key order, no order by ID
 		{"oldest-first", ScanOptions{}},
 		{"newest-first", ScanOptions{Reverse: true}},
+		{"oldest-first-2-readers", ScanOptions{Workers: 2}}, // what a query of the agent does (peer.Config.QueryWorkers 2)
+		{"newest-first-2-readers", ScanOptions{Reverse: true, Workers: 2}},
 		{"merged-newest-first", ScanOptions{Reverse: true, Limit: 1 << 30}}, // what a query with a limit does
 	} {
 		b.Run(way.name, func(b *testing.B) {

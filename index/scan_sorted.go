@@ -2,7 +2,9 @@ package index
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"slices"
 	"sync"
@@ -94,10 +96,10 @@ func scanSorted(ctx context.Context, txn *badger.Txn, w record.Window, parts []r
 	from, to int64, opts ScanOptions, fn func(record.ID, []byte) error) error {
 	lo, hi := sliceRange(w, from, to)
 	if !dense {
-		all, held, err := collect(ctx, txn, w, pieces(lo, hi, sliceReaders(opts), false), from, to, opts)
+		c, err := collect(ctx, txn, w, pieces(lo, hi, sliceReaders(opts), false), from, to, opts)
 		if err == nil {
-			err = passSorted(all, opts.Reverse, fn)
-			sortedInUse.Add(-held)
+			err = passSorted(c.recs, opts.Reverse, fn)
+			c.release()
 			return err
 		}
 		if !errors.Is(err, errOverBudget) {
@@ -112,7 +114,7 @@ func scanSorted(ctx context.Context, txn *badger.Txn, w record.Window, parts []r
 		slices.Reverse(order)
 	}
 	for _, s := range order {
-		all, held, err := collect(ctx, txn, w, pieces(s, s, sliceReaders(opts), true), from, to, opts)
+		c, err := collect(ctx, txn, w, pieces(s, s, sliceReaders(opts), true), from, to, opts)
 		if errors.Is(err, errOverBudget) {
 			sh := share{w: w, lo: s, hi: s, parts: parts, blocks: blocks}
 			if err := scanRange(ctx, txn, sh, from, to, opts, fn); err != nil {
@@ -123,8 +125,8 @@ func scanSorted(ctx context.Context, txn *badger.Txn, w record.Window, parts []r
 		if err != nil {
 			return err
 		}
-		err = passSorted(all, opts.Reverse, fn)
-		sortedInUse.Add(-held)
+		err = passSorted(c.recs, opts.Reverse, fn)
+		c.release()
 		if err != nil {
 			return err
 		}
@@ -132,46 +134,203 @@ func scanSorted(ctx context.Context, txn *badger.Txn, w record.Window, parts []r
 	return ctx.Err()
 }
 
+// collected is what collect read: the matches in ascending ID order, the
+// arenas that hold their bytes and the bytes of sortedInUse they take.
+type collected struct {
+	recs   []scanned
+	arenas []*[]byte
+	held   int64
+}
+
+// release gives back what c holds; its records are not to be read after.
+func (c *collected) release() {
+	for _, a := range c.arenas {
+		arenaPool.Put(a)
+	}
+	c.arenas, c.recs = nil, nil
+	sortedInUse.Add(-c.held)
+	c.held = 0
+}
+
+// arenaBytes is the size of the buffers matches are copied into; a record
+// larger than that gets one of its own.
+const arenaBytes = 256 << 10
+
+// arenaPool keeps arenas between sorted scans: a fresh one is cleared by
+// the runtime, which cost as much as copying the records into it.
+var arenaPool = sync.Pool{New: func() any { b := make([]byte, 0, arenaBytes); return &b }}
+
 // collect reads the pieces of window w in parallel and returns copies of
-// the records in [from, to] that opts keeps and the bytes of sortedInUse
-// they hold (the caller gives them back), or errOverBudget once they take
-// more than sortedScanBudget or all sorted scans more than sortedScanTotal
-// (then it holds nothing).
-func collect(ctx context.Context, txn *badger.Txn, w record.Window, ps []piece, from, to int64, opts ScanOptions) ([]scanned, int64, error) {
+// the records in [from, to] that opts keeps, in ascending ID order (the
+// caller releases them), or errOverBudget once they take more than
+// sortedScanBudget or all sorted scans more than sortedScanTotal (then it
+// holds nothing).
+func collect(ctx context.Context, txn *badger.Txn, w record.Window, ps []piece, from, to int64, opts ScanOptions) (*collected, error) {
 	found := make([][]scanned, len(ps))
-	var size atomic.Int64
+	arenas := make([][]*[]byte, len(ps))
+	var size atomic.Int64 // reserved of sortedInUse by this scan
+	chunk := min(max(sortedScanBudget/256, 1), 64<<10)
 	err := readPieces(ctx, txn, w, ps, from, to, opts, func(k int) func(record.ID, []byte) error {
 		var arena []byte
+		var reserved int64 // of size, not yet taken by a record
 		return func(id record.ID, data []byte) error {
 			n := int64(len(data) + len(id) + 24)
-			total := sortedInUse.Add(n)
-			if size.Add(n) > sortedScanBudget || total > sortedScanTotal {
-				return errOverBudget
+			if n > reserved {
+				// the budgets are taken a chunk at a time: two shared counters
+				// touched by every record cost a tenth of the scan
+				r := max(n, chunk)
+				total := sortedInUse.Add(r)
+				if size.Add(r) > sortedScanBudget || total > sortedScanTotal {
+					return errOverBudget
+				}
+				reserved += r
 			}
+			reserved -= n
 			if len(arena)+len(data) > cap(arena) {
-				arena = make([]byte, 0, max(len(data), 256<<10))
+				if len(data) > arenaBytes {
+					arena = make([]byte, 0, len(data))
+				} else {
+					a := arenaPool.Get().(*[]byte)
+					arenas[k] = append(arenas[k], a)
+					arena = (*a)[:0]
+				}
 			}
 			arena = append(arena, data...)
 			found[k] = append(found[k], scanned{id, arena[len(arena)-len(data) : len(arena) : len(arena)]})
 			return nil
 		}
 	})
+	c := &collected{arenas: slices.Concat(arenas...), held: size.Load()}
 	if err != nil {
-		sortedInUse.Add(-size.Load())
-		return nil, 0, err
+		c.release()
+		return nil, err
 	}
-	return slices.Concat(found...), size.Load(), nil
+	// each piece sorted on a core of its own into its place in one array,
+	// then merged if the pieces interleave
+	total := 0
+	for _, f := range found {
+		total += len(f)
+	}
+	sorted := make([]scanned, total)
+	var wg sync.WaitGroup
+	off := 0
+	for k := range found {
+		dst := sorted[off : off+len(found[k])]
+		off += len(found[k])
+		wg.Go(func() { sortByID(found[k], dst); found[k] = dst })
+	}
+	wg.Wait()
+	c.recs = mergeSorted(sorted, found)
+	return c, nil
 }
 
-// passSorted sorts records by ID (descending when reverse) and passes them to fn.
-func passSorted(all []scanned, reverse bool, fn func(record.ID, []byte) error) error {
-	slices.SortFunc(all, func(a, b scanned) int {
-		if reverse {
-			return record.Compare(b.id, a.id)
+// compareIDs orders IDs as record.Compare does, on two words instead of
+// sixteen bytes.
+func compareIDs(a, b *record.ID) int {
+	if x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8]); x != y {
+		return cmp.Compare(x, y)
+	}
+	return cmp.Compare(binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]))
+}
+
+// sortByID puts the records rs of one window into dst (as long) sorted by
+// ID: a radix sort of their milliseconds in the window (22 bits; stable, so
+// records of one millisecond keep their key order), then each run of one
+// millisecond by the rest of the ID. Comparison sorts of the records cost as
+// much as reading them; this costs a few passes over an array of words. It
+// reports whether the result had to be sorted whole again (records of more
+// than one window: never those of one piece).
+func sortByID(rs, dst []scanned) (whole bool) {
+	byID := func(a, b scanned) int { return compareIDs(&a.id, &b.id) }
+	if len(rs) < 2 || len(rs) >= 1<<32 {
+		copy(dst, rs)
+		slices.SortFunc(dst, byID)
+		return false
+	}
+	keys := make([]uint64, len(rs))
+	for i, r := range rs {
+		keys[i] = uint64(r.id.Millis()%record.WindowMillis)<<32 | uint64(i)
+	}
+	tmp := make([]uint64, len(rs))
+	for shift := 32; shift < 56; shift += 8 {
+		var count [256]int
+		for _, k := range keys {
+			count[byte(k>>shift)]++
 		}
-		return record.Compare(a.id, b.id)
-	})
-	for _, r := range all {
+		if count[byte(keys[0]>>shift)] == len(keys) {
+			continue // one value of this byte: nothing moves
+		}
+		pos := 0
+		for b, c := range count {
+			count[b] = pos
+			pos += c
+		}
+		for _, k := range keys {
+			b := byte(k >> shift)
+			tmp[count[b]] = k
+			count[b]++
+		}
+		keys, tmp = tmp, keys
+	}
+	for i, k := range keys {
+		dst[i] = rs[uint32(k)]
+	}
+	for i := 0; i < len(dst); {
+		j := i + 1
+		for j < len(dst) && dst[j].id.Millis() == dst[i].id.Millis() {
+			j++
+		}
+		if j-i > 1 {
+			slices.SortFunc(dst[i:j], byID)
+		}
+		i = j
+	}
+	if !slices.IsSortedFunc(dst, byID) {
+		slices.SortFunc(dst, byID)
+		return true
+	}
+	return false
+}
+
+// mergeSorted returns the records of lists, each sorted by ID, in one
+// sorted list; all is lists one after the other. Pieces of slices follow
+// each other and are all already; pieces of partitions interleave and are
+// merged.
+func mergeSorted(all []scanned, lists [][]scanned) []scanned {
+	lists = slices.DeleteFunc(lists, func(l []scanned) bool { return len(l) == 0 })
+	joined := true
+	for k := 1; k < len(lists); k++ {
+		prev := lists[k-1]
+		if compareIDs(&prev[len(prev)-1].id, &lists[k][0].id) >= 0 {
+			joined = false
+		}
+	}
+	if joined {
+		return all
+	}
+	out := make([]scanned, 0, len(all))
+	for len(lists) > 0 {
+		best := 0
+		for k := 1; k < len(lists); k++ {
+			if compareIDs(&lists[k][0].id, &lists[best][0].id) < 0 {
+				best = k
+			}
+		}
+		out = append(out, lists[best][0])
+		if lists[best] = lists[best][1:]; len(lists[best]) == 0 {
+			lists = slices.Delete(lists, best, best+1)
+		}
+	}
+	return out
+}
+
+// passSorted passes records sorted by ID to fn, newest first when reverse.
+func passSorted(all []scanned, reverse bool, fn func(record.ID, []byte) error) error {
+	for i := range all {
+		r := all[i]
+		if reverse {
+			r = all[len(all)-1-i]
+		}
 		if err := fn(r.id, r.data); err != nil {
 			return err
 		}

@@ -323,9 +323,9 @@ func (p *Peer) scanOptions(q query.Query, mask *view.Mask) index.ScanOptions {
 	if mask != nil {
 		opts.Partitions = (*[record.NumPartitions]bool)(mask)
 	}
-	if q.Filtering() {
-		opts.Workers = p.cfg.QueryWorkers
-	}
+	// the query's cores filter in parallel, and read in parallel what a
+	// query without a limit reads whole (index/scan_sorted.go)
+	opts.Workers = p.cfg.QueryWorkers
 	return opts
 }
 

@@ -171,7 +171,8 @@ type Config struct {
 	// 100000): a body of tiny lines parses to far more memory than its
 	// size, so a larger batch is refused whole as soon as it is seen.
 	MaxBatchRecords int
-	// QueryWorkers is how many cores a filtering query may use (default 2).
+	// QueryWorkers is how many cores one query may use: to filter, and to read
+	// in parallel a range it takes whole (default 2).
 	QueryWorkers int
 
 	// Pprof serves Go's profiler at /debug/pprof on the API address.
