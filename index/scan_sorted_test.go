@@ -59,7 +59,7 @@ func TestSortByIDOrdersAsCompare(t *testing.T) {
 		}
 	}
 	// two windows: the milliseconds in the window no longer order them
-	rs := []scanned{{idAt(w.Start()+5, 0, 0), nil}, {idAt((w + 1).Start()+1, 0, 0), nil}, {idAt(w.Start()+7, 0, 0), nil}}
+	rs := []scanned{{idAt(w.Start()+5, 0, 0), nil}, {idAt((w+1).Start()+1, 0, 0), nil}, {idAt(w.Start()+7, 0, 0), nil}}
 	got := make([]scanned, len(rs))
 	if !sortByID(rs, got) {
 		t.Fatal("records of two windows did not take the fallback")
