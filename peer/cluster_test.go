@@ -119,15 +119,24 @@ func TestClusterReplicatesToEveryOwnerAndAnswersAlikeEverywhere(t *testing.T) {
 			testutil.WaitFor(t, 30*time.Second, "every record on every one of its owners",
 				func() bool { detail = everyOwnerHasIt(t, c, ids); return detail == "" }, func() string { return detail })
 			for i := 0; i < n; i++ {
-				got, cov := clusterIDs(t, c.Client(i))
-				if len(got) != len(ids) || cov.State != "full" {
-					t.Fatalf("query at p%d returned %d records (coverage %q), want %d", i+1, len(got), cov.State, len(ids))
-				}
-				for _, id := range ids {
-					if !got[id] {
-						t.Fatalf("query at p%d misses %s", i+1, id)
-					}
-				}
+				// under a loaded machine a member may be suspected for a moment
+				// (a late UDP ping), and a query then reports partial coverage:
+				// every peer must come to answer every record with full coverage
+				testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("a query at p%d to answer every record with full coverage", i+1),
+					func() bool {
+						got, cov := clusterIDs(t, c.Client(i))
+						detail = fmt.Sprintf("%d records (coverage %q), want %d", len(got), cov.State, len(ids))
+						if cov.State != "full" || len(got) != len(ids) {
+							return false
+						}
+						for _, id := range ids {
+							if !got[id] {
+								detail = fmt.Sprintf("misses %s", id)
+								return false
+							}
+						}
+						return true
+					}, func() string { return detail })
 			}
 			if n > 3 {
 				// records held only as hints are deleted once their owners have them
