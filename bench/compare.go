@@ -35,6 +35,7 @@ type CompareConfig struct {
 type CompareRun struct {
 	Elapsed time.Duration
 	CPU     time.Duration // the agent's user and system time, start to end (0 where unknown)
+	PeakRSS int64         // the agent's peak resident memory (VmHWM), bytes (0 where unknown)
 }
 
 // RunCompare measures two variants (two builds, or one build with different
@@ -64,20 +65,20 @@ func RunCompare(ctx context.Context, cfg CompareConfig, out func(format string, 
 				return runs, fmt.Errorf("%s: %w", v, err)
 			}
 			runs[side] = append(runs[side], r)
-			out("compare    round %d %c: %.0f msg/s, agent CPU %.1f s (%s)\n", round+1, 'A'+side,
-				float64(cfg.Messages)/r.Elapsed.Seconds(), r.CPU.Seconds(), v)
+			out("compare    round %d %c: %.0f msg/s, agent CPU %.1f s, peak RSS %d MB (%s)\n", round+1, 'A'+side,
+				float64(cfg.Messages)/r.Elapsed.Seconds(), r.CPU.Seconds(), r.PeakRSS>>20, v)
 		}
 	}
-	var rate, cpu [2]float64 // medians
+	var rate, cpu, peak [2]float64 // medians
 	for side, rs := range runs {
-		els, cpus := make([]time.Duration, len(rs)), make([]time.Duration, len(rs))
+		els, cpus, peaks := make([]time.Duration, len(rs)), make([]time.Duration, len(rs)), make([]int64, len(rs))
 		for i, r := range rs {
-			els[i], cpus[i] = r.Elapsed, r.CPU
+			els[i], cpus[i], peaks[i] = r.Elapsed, r.CPU, r.PeakRSS
 		}
-		rate[side], cpu[side] = median(ratesOf(cfg.Messages, els)), median(cpus).Seconds()
+		rate[side], cpu[side], peak[side] = median(ratesOf(cfg.Messages, els)), median(cpus).Seconds(), float64(median(peaks))
 	}
-	out("compare    B against A: %.2f × the rate (medians %.0f and %.0f msg/s), %.2f × the agent CPU per line (medians %.1f and %.1f s)\n",
-		rate[1]/rate[0], rate[1], rate[0], cpu[1]/cpu[0], cpu[1], cpu[0])
+	out("compare    B against A: %.2f × the rate (medians %.0f and %.0f msg/s), %.2f × the agent CPU per line (medians %.1f and %.1f s), %.2f × the peak RSS (medians %.0f and %.0f MB)\n",
+		rate[1]/rate[0], rate[1], rate[0], cpu[1]/cpu[0], cpu[1], cpu[0], peak[1]/max(peak[0], 1), peak[1]/(1<<20), peak[0]/(1<<20))
 	return runs, nil
 }
 
@@ -96,7 +97,8 @@ func compareRun(ctx context.Context, v Variant, dir string, streams [][]byte, n 
 	if cpu1, err := processCPU(a.cmd.Process.Pid); err == nil {
 		cpu = cpu1 - cpu0
 	}
-	return CompareRun{Elapsed: el, CPU: cpu}, a.stop()
+	peak, _ := peakRSS(a.cmd.Process.Pid)
+	return CompareRun{Elapsed: el, CPU: cpu, PeakRSS: peak}, a.stop()
 }
 
 // processCPU returns a process's user and system time so far, from
