@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
@@ -198,6 +199,27 @@ func (h blockHeader) mayHaveWord(term []byte) bool {
 	})
 	return ok
 }
+
+// blockRulesOut reports whether the block v has no record holding word, as
+// its filter says (false without a word, or for a header that does not
+// parse: the decoder reports that).
+func blockRulesOut(v, word []byte) bool {
+	if len(word) == 0 {
+		return false
+	}
+	h, err := parseBlockHeader(v)
+	if err != nil {
+		return false
+	}
+	if !h.mayHaveWord(word) {
+		blocksSkipped.Add(1)
+		return true
+	}
+	return false
+}
+
+// blocksSkipped counts the blocks word scans skipped by their filter.
+var blocksSkipped atomic.Int64
 
 // decodedBlock is a block's records, in ID order.
 type decodedBlock struct {

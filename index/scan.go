@@ -40,6 +40,12 @@ type ScanOptions struct {
 	// partition runs. For callers that need no order: counts. Match runs in
 	// the scanning goroutine; Workers is ignored.
 	Unordered bool
+	// Word, when set, says that Match keeps only records that hold this
+	// word, or phrase of words, in their message or raw line
+	// (record.ContainsWord): a block whose word filter rules it out is
+	// skipped without being decompressed. Match must still check it (a
+	// filter answers "maybe" for some absent words).
+	Word []byte
 	// Limit, when set, is the most records the caller will take: no
 	// partition run buffers more than that many ahead (a limit=1 query
 	// holds one record per run, not a chunk of 128).
@@ -237,7 +243,7 @@ func visitItem(item *badger.Item, from, to int64, opts ScanOptions, fn func(reco
 	id, ok := idFromRecordKey(k)
 	if !ok {
 		if _, last, isBlock := blockRange(k); isBlock && (opts.Partitions == nil || opts.Partitions[last.Partition()]) {
-			return scanBlock(item, from, to, opts.Match, fn)
+			return scanBlock(item, from, to, opts.Word, opts.Match, fn)
 		}
 		return nil
 	}
@@ -256,9 +262,12 @@ func visitItem(item *badger.Item, from, to int64, opts ScanOptions, fn func(reco
 }
 
 // scanBlock calls fn for each record of the block item in [from, to] that
-// match (nil: all) keeps, in ID order.
-func scanBlock(item *badger.Item, from, to int64, match func(record.ID, []byte) bool, fn func(record.ID, []byte) error) error {
+// match (nil: all) keeps, in ID order; none if its filter rules out word.
+func scanBlock(item *badger.Item, from, to int64, word []byte, match func(record.ID, []byte) bool, fn func(record.ID, []byte) error) error {
 	return item.Value(func(v []byte) error {
+		if blockRulesOut(v, word) {
+			return nil
+		}
 		b, err := blockRecords(item.Key(), v, false)
 		if err != nil {
 			return err
@@ -311,6 +320,7 @@ type share struct {
 func scanRange(ctx context.Context, txn *badger.Txn, sh share, from, to int64,
 	opts ScanOptions, fn func(record.ID, []byte) error) error {
 	m := newMergerIn(ctx, txn, sh.w, sh.parts, from, to, opts.Reverse, opts.Match, chunkFor(opts.Limit))
+	m.word = opts.Word
 	m.blocks = sh.blocks
 	defer m.close()
 	s, ok := m.nextSlice(-1, sh.lo, sh.hi)
@@ -529,7 +539,8 @@ type merger struct {
 	to      int64
 	reverse bool
 	match   func(record.ID, []byte) bool
-	chunk   int // records a run buffers at most (chunkFor)
+	word    []byte // ScanOptions.Word: blocks whose filter rules it out are skipped
+	chunk   int    // records a run buffers at most (chunkFor)
 	// err is the first block that did not decode
 	err error
 	// blocks: the window may hold blocks, so a reverse read starts at the
@@ -695,6 +706,13 @@ func (m *merger) fill(r *run) {
 // reaches past the range (the run has nothing more for m).
 func (m *merger) fillBlock(r *run, item *badger.Item) (past bool) {
 	err := item.Value(func(v []byte) error {
+		if blockRulesOut(v, m.word) {
+			// nothing of it is wanted; whether it reaches past the range
+			// its key says
+			first, last, _ := blockRange(item.Key())
+			past = m.reverse && first.Millis() < m.from || !m.reverse && last.Millis() > m.to
+			return nil
+		}
 		b, err := blockRecords(item.Key(), v, m.reverse)
 		if err != nil {
 			return err

@@ -320,6 +320,9 @@ func (p *Peer) localPart(ctx context.Context, q query.Query, req fanout.Request)
 func (p *Peer) scanOptions(q query.Query, mask *view.Mask) index.ScanOptions {
 	from, to := q.Range()
 	opts := index.ScanOptions{FromMillis: from, ToMillis: to, Reverse: !q.Ascending, Match: q.Matcher(), Limit: q.Limit}
+	if q.Word != "" {
+		opts.Word = []byte(q.Word) // sealed blocks whose word filter rules it out are skipped
+	}
 	if mask != nil {
 		opts.Partitions = (*[record.NumPartitions]bool)(mask)
 	}

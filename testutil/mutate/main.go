@@ -559,6 +559,20 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestSlicesScanAsOneOrderedRun",
 	},
 	{
+		name: "block-filter-never-skips",
+		file: "index/block.go",
+		from: "	if !h.mayHaveWord(word) {\n		blocksSkipped.Add(1)",
+		to:   "	if false && !h.mayHaveWord(word) {\n		blocksSkipped.Add(1)",
+		pkg:  "./index", run: "TestSealedRunsReadAsLooseRecords",
+	},
+	{
+		name: "block-filter-skips-every-block",
+		file: "index/block.go",
+		from: "	if !h.mayHaveWord(word) {\n		blocksSkipped.Add(1)",
+		to:   "	if _ = h; true {\n		blocksSkipped.Add(1)",
+		pkg:  "./index", run: "TestSealedRunsReadAsLooseRecords|TestLateWritesAndDeletesInsideBlocks",
+	},
+	{
 		name: "radix-sort-skips-the-low-byte",
 		file: "index/scan_sorted.go",
 		from: "	for shift := 32; shift < 56; shift += 8 {",
