@@ -373,7 +373,10 @@ func startVictoriaLogs(ctx context.Context, bin, dir string) (*victoriaLogs, err
 	}
 	v := &victoriaLogs{http: httpAddr, syslog: sys, data: filepath.Join(dir, "data"), done: make(chan error, 1)}
 	v.cmd = exec.Command(bin, "-storageDataPath="+v.data, "-httpListenAddr="+httpAddr,
-		"-syslog.listenAddr.tcp="+sys, "-retentionPeriod=100y", "-loggerLevel=WARN")
+		"-syslog.listenAddr.tcp="+sys, "-retentionPeriod=100y", "-loggerLevel=WARN",
+		// its default of 30 s ends the word query over 30 M lines midway
+		// (the client then reads a broken chunked body); logmesh's has none
+		"-search.maxQueryDuration=30m")
 	v.cmd.Stdout, v.cmd.Stderr = logf, logf
 	if err := v.cmd.Start(); err != nil {
 		logf.Close()
