@@ -242,6 +242,9 @@ type StoreStatus struct {
 	BlocksWritten  uint64 `json:"blocks_written"`
 	RecordsSealed  uint64 `json:"records_sealed"`
 	BlocksUnsealed uint64 `json:"blocks_unsealed"`
+	// BlocksSkipped counts blocks that word queries passed over, unread,
+	// because their word filter ruled the word out.
+	BlocksSkipped uint64 `json:"blocks_skipped"`
 }
 
 // Convergence is the answer to GET /v1/convergence: proof of when replicas

@@ -203,7 +203,8 @@ func (h blockHeader) mayHaveWord(term []byte) bool {
 // blockRulesOut reports whether the block v has no record holding word, as
 // its filter says (false without a word, or for a header that does not
 // parse: the decoder reports that).
-func blockRulesOut(v, word []byte) bool {
+// skipped, when set, counts the blocks it rules out.
+func blockRulesOut(v, word []byte, skipped *atomic.Uint64) bool {
 	if len(word) == 0 {
 		return false
 	}
@@ -212,14 +213,13 @@ func blockRulesOut(v, word []byte) bool {
 		return false
 	}
 	if !h.mayHaveWord(word) {
-		blocksSkipped.Add(1)
+		if skipped != nil {
+			skipped.Add(1)
+		}
 		return true
 	}
 	return false
 }
-
-// blocksSkipped counts the blocks word scans skipped by their filter.
-var blocksSkipped atomic.Int64
 
 // decodedBlock is a block's records, in ID order.
 type decodedBlock struct {

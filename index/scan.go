@@ -7,6 +7,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -50,6 +51,10 @@ type ScanOptions struct {
 	// partition run buffers more than that many ahead (a limit=1 query
 	// holds one record per run, not a chunk of 128).
 	Limit int
+
+	// skipped counts the blocks Word ruled out: the DB's counter, set by
+	// Scan and Count.
+	skipped *atomic.Uint64
 }
 
 // Scan calls fn for every record in the time range, in ID order (ascending,
@@ -80,6 +85,7 @@ func (db *DB) Scan(ctx context.Context, opts ScanOptions, fn func(id record.ID, 
 			windows[i], windows[j] = windows[j], windows[i]
 		}
 	}
+	opts.skipped = &db.stats.blocksSkipped
 	txn, release := db.snapshot()
 	defer release()
 	for _, w := range windows {
@@ -137,6 +143,7 @@ func (db *DB) Count(ctx context.Context, opts ScanOptions) (uint64, error) {
 	}
 	fw, tw := record.WindowOf(from), record.WindowOf(to)
 	var n uint64
+	opts.skipped = &db.stats.blocksSkipped
 	txn, release := db.snapshot()
 	defer release()
 	for _, w := range db.AllWindows() {
@@ -243,7 +250,7 @@ func visitItem(item *badger.Item, from, to int64, opts ScanOptions, fn func(reco
 	id, ok := idFromRecordKey(k)
 	if !ok {
 		if _, last, isBlock := blockRange(k); isBlock && (opts.Partitions == nil || opts.Partitions[last.Partition()]) {
-			return scanBlock(item, from, to, opts.Word, opts.Match, fn)
+			return scanBlock(item, from, to, opts, fn)
 		}
 		return nil
 	}
@@ -263,9 +270,10 @@ func visitItem(item *badger.Item, from, to int64, opts ScanOptions, fn func(reco
 
 // scanBlock calls fn for each record of the block item in [from, to] that
 // match (nil: all) keeps, in ID order; none if its filter rules out word.
-func scanBlock(item *badger.Item, from, to int64, word []byte, match func(record.ID, []byte) bool, fn func(record.ID, []byte) error) error {
+func scanBlock(item *badger.Item, from, to int64, opts ScanOptions, fn func(record.ID, []byte) error) error {
+	match := opts.Match
 	return item.Value(func(v []byte) error {
-		if blockRulesOut(v, word) {
+		if blockRulesOut(v, opts.Word, opts.skipped) {
 			return nil
 		}
 		b, err := blockRecords(item.Key(), v, false)
@@ -320,7 +328,7 @@ type share struct {
 func scanRange(ctx context.Context, txn *badger.Txn, sh share, from, to int64,
 	opts ScanOptions, fn func(record.ID, []byte) error) error {
 	m := newMergerIn(ctx, txn, sh.w, sh.parts, from, to, opts.Reverse, opts.Match, chunkFor(opts.Limit))
-	m.word = opts.Word
+	m.word, m.skipped = opts.Word, opts.skipped
 	m.blocks = sh.blocks
 	defer m.close()
 	s, ok := m.nextSlice(-1, sh.lo, sh.hi)
@@ -539,8 +547,9 @@ type merger struct {
 	to      int64
 	reverse bool
 	match   func(record.ID, []byte) bool
-	word    []byte // ScanOptions.Word: blocks whose filter rules it out are skipped
-	chunk   int    // records a run buffers at most (chunkFor)
+	word    []byte         // ScanOptions.Word: blocks whose filter rules it out are skipped
+	skipped *atomic.Uint64 // counts them
+	chunk   int            // records a run buffers at most (chunkFor)
 	// err is the first block that did not decode
 	err error
 	// blocks: the window may hold blocks, so a reverse read starts at the
@@ -706,7 +715,7 @@ func (m *merger) fill(r *run) {
 // reaches past the range (the run has nothing more for m).
 func (m *merger) fillBlock(r *run, item *badger.Item) (past bool) {
 	err := item.Value(func(v []byte) error {
-		if blockRulesOut(v, m.word) {
+		if blockRulesOut(v, m.word, m.skipped) {
 			// nothing of it is wanted; whether it reaches past the range
 			// its key says
 			first, last, _ := blockRange(item.Key())

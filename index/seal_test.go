@@ -255,11 +255,11 @@ func TestSealedRunsReadAsLooseRecords(t *testing.T) {
 	if sealed < len(es)/3 || blocks < 100 {
 		t.Fatalf("sealed %d of %d records in %d blocks: too few to prove anything", sealed, len(es), blocks)
 	}
-	skipped := blocksSkipped.Load()
+	skipped := db.Stats().BlocksSkipped
 	compareReads(t, "after sealing", before, readEverything(t, db, es, 5))
 	// word scans read the same as on loose records, and skipped blocks to
 	// do so: most blocks of a few records lack the word
-	if n := blocksSkipped.Load() - skipped; n < int64(blocks)/4 {
+	if n := db.Stats().BlocksSkipped - skipped; n < uint64(blocks)/4 {
 		t.Fatalf("word scans skipped %d blocks by their filter, in a store of %d small blocks", n, blocks)
 	}
 

@@ -27,6 +27,7 @@ type stats struct {
 	blocksWritten    atomic.Uint64
 	recordsSealed    atomic.Uint64
 	blocksUnsealed   atomic.Uint64
+	blocksSkipped    atomic.Uint64
 }
 
 // Stats is a snapshot of the store's counters and sizes.
@@ -73,6 +74,9 @@ type Stats struct {
 	// it moved into them, BlocksUnsealed the blocks a late record or a
 	// delete inside their range turned back into loose records.
 	BlocksWritten, RecordsSealed, BlocksUnsealed uint64
+	// BlocksSkipped counts the blocks word scans and counts passed over
+	// because their word filter ruled the word out (ScanOptions.Word).
+	BlocksSkipped uint64
 }
 
 // Stats returns a snapshot of the store's counters.
@@ -98,6 +102,7 @@ func (db *DB) Stats() Stats {
 		BlocksWritten:    db.stats.blocksWritten.Load(),
 		RecordsSealed:    db.stats.recordsSealed.Load(),
 		BlocksUnsealed:   db.stats.blocksUnsealed.Load(),
+		BlocksSkipped:    db.stats.blocksSkipped.Load(),
 	}
 	s.MinFreeDiskBytes = db.space.minFree
 	s.LSMBytes, s.ValueLogBytes = db.diskUsage()

@@ -40,7 +40,8 @@ func (p *Peer) Status() api.Status {
 			Writable: ds.Writable, FreeDiskBytes: ds.FreeDiskBytes, MinFreeDiskBytes: ds.MinFreeDiskBytes, WritesRefused: ds.WritesRefused,
 			ValueLogGCRuns: ds.ValueLogGCRuns, Syncs: ds.Syncs,
 			Scrubs: ds.Scrubs, ScrubDifferingBuckets: ds.ScrubBuckets, ScrubDamagedRecords: ds.ScrubUndecodable, PageOuts: ds.PageOuts,
-			BlocksWritten: ds.BlocksWritten, RecordsSealed: ds.RecordsSealed, BlocksUnsealed: ds.BlocksUnsealed},
+			BlocksWritten: ds.BlocksWritten, RecordsSealed: ds.RecordsSealed, BlocksUnsealed: ds.BlocksUnsealed,
+			BlocksSkipped: ds.BlocksSkipped},
 	}
 	if p.syslog != nil {
 		s.Ingest.Syslog = syslogStatus(p.syslog.Stats())
