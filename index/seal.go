@@ -33,8 +33,10 @@ import (
 // end of the run instead.
 //
 // The sealer (sealPass, every Config.SealInterval) seals the windows that
-// ended Config.SealAfter ago, one partition run at a time inside the
-// committer, so no write or delete runs beside it. A record that arrives
+// ended Config.SealAfter ago, a batch of partition runs at a time: it reads
+// and encodes them from a snapshot beside the writes (planSeal), then writes
+// the blocks inside the committer, so no write or delete runs beside that
+// (applySeal), unless a run changed after the snapshot. A record that arrives
 // later inside a block's range, and a delete of a record in a block, turn
 // that block back into loose records in the same transaction
 // (builder.unseal); the next pass seals the run again. The first block
@@ -157,13 +159,44 @@ func (u runUnit) bytes() int64 {
 // leaves a correct run. limit, when set, stops after that many loose
 // records (the newer ones stay loose). It returns how many records it
 // moved into new blocks, and must not run beside writes or deletes of the
-// same run: the sealer runs it inside the committer.
+// same run (the sealer plans outside the committer and applies inside it,
+// sealRuns).
 func (db *DB) sealRun(w record.Window, s uint8, p record.Partition, per, limit int) (int, error) {
+	txn, release := db.snapshot()
+	defer release()
+	plan, err := db.planSeal(txn, w, s, p, per, limit)
+	if err != nil {
+		return 0, err
+	}
+	return db.applySeal(plan)
+}
+
+// sealGroup is one block a seal writes and the run's entries it replaces.
+type sealGroup struct {
+	units       []runUnit
+	first, last record.ID
+	blk         []byte
+}
+
+// sealPlan is the sealing of one run, read and encoded from a snapshot.
+type sealPlan struct {
+	w      record.Window
+	s      uint8
+	p      record.Partition
+	ts     uint64 // the snapshot's timestamp
+	groups []sealGroup
+}
+
+// planSeal reads partition p's run in slice s of window w from txn (a
+// snapshot) and encodes the blocks that sealing it writes (sealRun). It
+// writes nothing, so it runs beside writes.
+func (db *DB) planSeal(txn *badger.Txn, w record.Window, s uint8, p record.Partition, per, limit int) (sealPlan, error) {
+	plan := sealPlan{w: w, s: s, p: p, ts: txn.ReadTs()}
 	if per < 1 {
-		return 0, fmt.Errorf("index: seal: %d records per block", per)
+		return plan, fmt.Errorf("index: seal: %d records per block", per)
 	}
 	var units []runUnit
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := func() error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: runPrefix(w, s, p)})
 		defer it.Close()
 		loose := 0
@@ -196,15 +229,14 @@ func (db *DB) sealRun(w record.Window, s uint8, p record.Partition, per, limit i
 			units = append(units, runUnit{key: k, recs: recs})
 		}
 		return nil
-	})
+	}()
 	if err != nil {
-		return 0, fmt.Errorf("index: seal window %d slice %d partition %d: %w", w, s, p, err)
+		return plan, fmt.Errorf("index: seal window %d slice %d partition %d: %w", w, s, p, err)
 	}
 	// a block must fit, as loose records, in one transaction beside a few
 	// others: an unseal writes all of them back at once
 	maxBytes, maxCount := db.bdb.MaxBatchSize()/4, int(db.bdb.MaxBatchCount()/4)
 	per = min(per, maxCount)
-	moved := 0
 	for i := 0; i < len(units); {
 		j, n, size := i, 0, int64(0)
 		for j < len(units) {
@@ -227,11 +259,34 @@ func (db *DB) sealRun(w record.Window, s uint8, p record.Partition, per, limit i
 		}
 		blk, err := appendBlock(nil, recs)
 		if err != nil {
-			return moved, err
+			return plan, err
 		}
+		plan.groups = append(plan.groups, sealGroup{units: group, first: recs[0].ID, last: recs[len(recs)-1].ID, blk: blk})
+	}
+	return plan, nil
+}
+
+// applySeal writes a plan's blocks, one transaction each, unless the run
+// changed after the plan's snapshot (a late record, a delete, an unseal):
+// then it writes nothing and returns 0, and the next pass plans again. It
+// must run inside the committer, and the plan's snapshot must still be held
+// (so that no version the check looks for has been discarded).
+func (db *DB) applySeal(plan sealPlan) (int, error) {
+	if len(plan.groups) == 0 {
+		return 0, nil
+	}
+	if changed, err := db.changedSince(runPrefix(plan.w, plan.s, plan.p), plan.ts); err != nil || changed {
+		if changed {
+			db.stats.sealsRetried.Add(1)
+		}
+		return 0, err
+	}
+	w, s, p := plan.w, plan.s, plan.p
+	moved := 0
+	for _, g := range plan.groups {
 		first := !db.mayHaveBlocks(w)
 		db.noteBlocks(w) // before any reader can meet the block
-		err = db.updateRecords(func(txn *badger.Txn) error {
+		err := db.updateRecords(func(txn *badger.Txn) error {
 			if first {
 				// the store now holds blocks: a logmesh that cannot read them refuses it
 				if err := txn.Set(metaKey(metaFormat), []byte(strconv.Itoa(formatVersion))); err != nil {
@@ -241,21 +296,37 @@ func (db *DB) sealRun(w record.Window, s uint8, p record.Partition, per, limit i
 					return err
 				}
 			}
-			for _, u := range group {
+			for _, u := range g.units {
 				if err := txn.Delete(u.key); err != nil {
 					return err
 				}
 			}
-			return txn.Set(appendBlockKey(nil, w, s, p, recs[0].ID, recs[len(recs)-1].ID), blk)
+			return txn.Set(appendBlockKey(nil, w, s, p, g.first, g.last), g.blk)
 		})
 		if err != nil {
 			return moved, fmt.Errorf("index: seal window %d slice %d partition %d: %w", w, s, p, err)
 		}
+		n := 0
+		for _, u := range g.units {
+			n += len(u.recs)
+		}
 		db.stats.blocksWritten.Add(1)
-		db.stats.recordsSealed.Add(uint64(len(recs)))
-		moved += len(recs)
+		db.stats.recordsSealed.Add(uint64(n))
+		moved += n
 	}
 	return moved, nil
+}
+
+// changedSince reports whether any key under prefix was written or deleted
+// at a timestamp above ts. Inside the committer nothing is in flight, so
+// every such write is seen.
+func (db *DB) changedSince(prefix []byte, ts uint64) (bool, error) {
+	txn := db.bdb.NewTransactionAt(readAll, false)
+	defer txn.Discard()
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, SinceTs: ts, AllVersions: true})
+	defer it.Close()
+	it.Rewind()
+	return it.Valid(), nil
 }
 
 // sealBatchRecords bounds the loose records one turn of the sealer seals
@@ -329,6 +400,7 @@ func (db *DB) sealWindow(w record.Window) error {
 	start := time.Now()
 	blocksBefore := db.stats.blocksWritten.Load()
 	sealed := 0
+	var held time.Duration // how long writes waited for the sealer
 	for i := 0; i < len(runs); {
 		j, n := i, 0
 		for j < len(runs) && (j == i || n+counts[j] <= sealBatchRecords) {
@@ -337,28 +409,47 @@ func (db *DB) sealWindow(w record.Window) error {
 		}
 		batch := runs[i:j]
 		i = j
+		// read and encode beside the writes, from a snapshot held until the
+		// blocks are written; only writing them holds the writes off
+		txn, release := db.snapshot()
+		plans := make([]sealPlan, 0, len(batch))
+		for _, r := range batch {
+			plan, err := db.planSeal(txn, w, uint8(r[0]), record.Partition(r[1]), db.cfg.SealBlockRecords, 0)
+			if err != nil {
+				release()
+				return err
+			}
+			plans = append(plans, plan)
+		}
 		turn := time.Now()
 		done := make(chan error, 1)
 		select {
 		case db.exclCh <- func() {
-			if w < db.cutoff() {
-				done <- nil // dropped meanwhile
-				return
-			}
-			for _, r := range batch {
-				n, err := db.sealRun(w, uint8(r[0]), record.Partition(r[1]), db.cfg.SealBlockRecords, 0)
-				sealed += n
-				if err != nil {
-					done <- err
-					return
+			t0 := time.Now()
+			err := func() error {
+				if w < db.cutoff() {
+					return nil // dropped meanwhile
 				}
-			}
-			done <- nil
+				for _, plan := range plans {
+					n, err := db.applySeal(plan)
+					sealed += n
+					if err != nil {
+						return err
+					}
+				}
+				return nil
+			}()
+			held += time.Since(t0)
+			db.stats.sealHeld.Add(int64(time.Since(t0)))
+			done <- err
 		}:
 		case <-db.ctx.Done():
+			release()
 			return ErrClosed
 		}
-		if err := <-done; err != nil {
+		err := <-done
+		release()
+		if err != nil {
 			return err
 		}
 		// writes waited for that turn: give them at least as long
@@ -367,7 +458,8 @@ func (db *DB) sealWindow(w record.Window) error {
 		}
 	}
 	db.cfg.Logger.Info("sealed a window into blocks", "window", w, "start", time.UnixMilli(w.Start()).UTC(),
-		"records", sealed, "blocks", db.stats.blocksWritten.Load()-blocksBefore, "took", time.Since(start).Round(time.Millisecond))
+		"records", sealed, "blocks", db.stats.blocksWritten.Load()-blocksBefore, "took", time.Since(start).Round(time.Millisecond),
+		"writes_held", held.Round(time.Millisecond))
 	return nil
 }
 

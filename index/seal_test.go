@@ -879,3 +879,80 @@ func digestsAgree(t *testing.T, db *DB) {
 		t.Fatalf("the digests count %d records, the store holds %d", got.Count, fromData.Count)
 	}
 }
+
+// TestSealerLeavesARunThatChangedWhileItEncoded: the sealer reads and encodes
+// a run from a snapshot beside the writes, and writes the blocks only if
+// nothing in the run changed since. A late record inside the planned range,
+// a delete of a planned record, and a record after it each make the plan
+// write nothing (counted, for the next pass); a plan of an unchanged run
+// writes. Every record stays readable exactly once, the deleted one stays
+// deleted.
+func TestSealerLeavesARunThatChangedWhileItEncoded(t *testing.T) {
+	for _, change := range []string{"late record inside", "delete", "record after", "none"} {
+		t.Run(change, func(t *testing.T) {
+			db := openTest(t, t.TempDir())
+			es := oneRun(t, db, 100, 5)
+			w, s := es[0].ID.Window(), sliceOf(es[0].ID.Millis())
+			txn, release := db.snapshot()
+			defer release()
+			plan, err := db.planSeal(txn, w, s, 5, 16, 0)
+			if err != nil || len(plan.groups) != 7 {
+				t.Fatalf("plan: %d groups, %v; want 7", len(plan.groups), err)
+			}
+			want := map[record.ID]bool{}
+			for _, e := range es {
+				want[e.ID] = true
+			}
+			var late record.ID
+			switch change {
+			case "late record inside", "record after":
+				late = idIn(es[50].ID.Millis()+1, 5) // between es[50] and es[51]
+				if change == "record after" {
+					late = idIn(es[len(es)-1].ID.Millis()+1, 5)
+				}
+				e := Entry{ID: late, Data: (&record.Record{ID: late, Message: "late"}).AppendEncode(nil)}
+				if res, err := db.Write(context.Background(), []Entry{e}, OriginRemote); err != nil || res.Written != 1 {
+					t.Fatalf("late write: %+v, %v", res, err)
+				}
+				want[late] = true
+			case "delete":
+				if res, err := db.Delete(context.Background(), []record.ID{es[30].ID}); err != nil || res.Written != 1 {
+					t.Fatalf("delete: %+v, %v", res, err)
+				}
+				delete(want, es[30].ID)
+			}
+			retried := db.Stats().SealsRetried
+			n, err := db.applySeal(plan)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if change == "none" {
+				if n != len(es) || db.Stats().SealsRetried != retried {
+					t.Fatalf("an unchanged run: sealed %d of %d", n, len(es))
+				}
+			} else if n != 0 || db.Stats().SealsRetried != retried+1 {
+				t.Fatalf("a run that changed after the plan: sealed %d records, retries %d → %d; want none sealed, one retry",
+					n, retried, db.Stats().SealsRetried)
+			}
+			checkRunRules(t, db)
+			got := map[record.ID]int{}
+			err = db.Scan(context.Background(), ScanOptions{}, func(id record.ID, _ []byte) error { got[id]++; return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			for id := range want {
+				if got[id] != 1 {
+					t.Errorf("record %v read %d times, want once", id, got[id])
+				}
+			}
+			if len(got) != len(want) {
+				t.Errorf("scan read %d records, want %d", len(got), len(want))
+			}
+			// the next pass seals what changed
+			if _, err := db.sealRun(w, s, 5, 16, 0); err != nil {
+				t.Fatal(err)
+			}
+			checkRunRules(t, db)
+		})
+	}
+}

@@ -28,6 +28,8 @@ type stats struct {
 	recordsSealed    atomic.Uint64
 	blocksUnsealed   atomic.Uint64
 	blocksSkipped    atomic.Uint64
+	sealsRetried     atomic.Uint64
+	sealHeld         atomic.Int64 // nanoseconds writes waited for the sealer
 }
 
 // Stats is a snapshot of the store's counters and sizes.
@@ -77,6 +79,9 @@ type Stats struct {
 	// BlocksSkipped counts the blocks word scans and counts passed over
 	// because their word filter ruled the word out (ScanOptions.Word).
 	BlocksSkipped uint64
+	// SealsRetried counts runs the sealer left for its next pass because
+	// they changed while it encoded their blocks.
+	SealsRetried uint64
 }
 
 // Stats returns a snapshot of the store's counters.
@@ -103,6 +108,7 @@ func (db *DB) Stats() Stats {
 		RecordsSealed:    db.stats.recordsSealed.Load(),
 		BlocksUnsealed:   db.stats.blocksUnsealed.Load(),
 		BlocksSkipped:    db.stats.blocksSkipped.Load(),
+		SealsRetried:     db.stats.sealsRetried.Load(),
 	}
 	s.MinFreeDiskBytes = db.space.minFree
 	s.LSMBytes, s.ValueLogBytes = db.diskUsage()

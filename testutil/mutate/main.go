@@ -573,6 +573,13 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestSealedRunsReadAsLooseRecords|TestLateWritesAndDeletesInsideBlocks",
 	},
 	{
+		name: "sealer-ignores-changes-since-its-snapshot",
+		file: "index/seal.go",
+		from: "	return it.Valid(), nil",
+		to:   "	return false, nil",
+		pkg:  "./index", run: "TestSealerLeavesARunThatChangedWhileItEncoded",
+	},
+	{
 		name: "query-word-not-passed-to-the-store",
 		file: "peer/api_query.go",
 		from: "		opts.Word = []byte(q.Word)",
