@@ -275,11 +275,9 @@ func (db *DB) applySeal(plan sealPlan) (int, error) {
 	if len(plan.groups) == 0 {
 		return 0, nil
 	}
-	if changed, err := db.changedSince(runPrefix(plan.w, plan.s, plan.p), plan.ts); err != nil || changed {
-		if changed {
-			db.stats.sealsRetried.Add(1)
-		}
-		return 0, err
+	if db.changedSince(runPrefix(plan.w, plan.s, plan.p), plan.ts) {
+		db.stats.sealsRetried.Add(1)
+		return 0, nil
 	}
 	w, s, p := plan.w, plan.s, plan.p
 	moved := 0
@@ -320,13 +318,13 @@ func (db *DB) applySeal(plan sealPlan) (int, error) {
 // changedSince reports whether any key under prefix was written or deleted
 // at a timestamp above ts. Inside the committer nothing is in flight, so
 // every such write is seen.
-func (db *DB) changedSince(prefix []byte, ts uint64) (bool, error) {
+func (db *DB) changedSince(prefix []byte, ts uint64) bool {
 	txn := db.bdb.NewTransactionAt(readAll, false)
 	defer txn.Discard()
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, SinceTs: ts, AllVersions: true})
 	defer it.Close()
 	it.Rewind()
-	return it.Valid(), nil
+	return it.Valid()
 }
 
 // sealBatchRecords bounds the loose records one turn of the sealer seals

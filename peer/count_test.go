@@ -184,22 +184,10 @@ func TestAWordQueryMatchesWholeWordsAcrossTheCluster(t *testing.T) {
 func TestAWordQuerySkipsSealedBlocksWithoutTheWord(t *testing.T) {
 	var offset atomic.Int64
 	offset.Store(int64(-3 * time.Hour))
-	cfg := peer.DefaultConfig(t.TempDir())
-	cfg.Name = "p1"
-	cfg.APIAddr, cfg.SyslogTCP, cfg.SyslogUDP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Index.MemTableBytes, cfg.Index.BlockCacheBytes, cfg.Index.IndexCacheBytes = 4<<20, 4<<20, 2<<20
-	cfg.Index.FsyncInterval = 20 * time.Millisecond
-	cfg.Index.SealAfter, cfg.Index.SealInterval, cfg.Index.SealBlockRecords = time.Millisecond, 20*time.Millisecond, 16
-	cfg.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-	cfg.Logger = quietLogger()
-	p, err := peer.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := startPeer(t, t.TempDir(), func(cfg *peer.Config) {
+		cfg.Index.SealAfter, cfg.Index.SealInterval, cfg.Index.SealBlockRecords = time.Millisecond, 20*time.Millisecond, 16
+		cfg.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	})
 	c := cli(t, p)
 	ctx := testutil.Context(t)
 
@@ -208,6 +196,7 @@ func TestAWordQuerySkipsSealedBlocksWithoutTheWord(t *testing.T) {
 	total := uint64(len(plain) + len(rare))
 	offset.Store(0)
 	var st api.Status
+	var err error
 	testutil.WaitFor(t, 30*time.Second, "every record sealed", func() bool {
 		if st, err = c.Status(ctx); err != nil {
 			t.Fatal(err)

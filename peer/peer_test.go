@@ -21,7 +21,7 @@ import (
 	"github.com/logmesh/logmesh/testutil"
 )
 
-func startPeer(t *testing.T, dir string) *peer.Peer {
+func startPeer(t *testing.T, dir string, opts ...func(*peer.Config)) *peer.Peer {
 	t.Helper()
 	cfg := peer.DefaultConfig(dir)
 	cfg.Name = "p1"
@@ -29,6 +29,9 @@ func startPeer(t *testing.T, dir string) *peer.Peer {
 	cfg.Index.MemTableBytes, cfg.Index.BlockCacheBytes, cfg.Index.IndexCacheBytes = 4<<20, 4<<20, 2<<20
 	cfg.Index.FsyncInterval = 20 * time.Millisecond
 	cfg.Logger = slog.New(slog.DiscardHandler)
+	for _, o := range opts {
+		o(&cfg)
+	}
 	p, err := peer.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -575,8 +575,8 @@ var mutations = []mutation{
 	{
 		name: "sealer-ignores-changes-since-its-snapshot",
 		file: "index/seal.go",
-		from: "	return it.Valid(), nil",
-		to:   "	return false, nil",
+		from: "	return it.Valid()\n}",
+		to:   "	return false\n}",
 		pkg:  "./index", run: "TestSealerLeavesARunThatChangedWhileItEncoded",
 	},
 	{
