@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -81,6 +82,26 @@ func (h *history) acknowledged() []string {
 		}
 	}
 	return out
+}
+
+// receivers counts tags by the peer and transport they were written
+// through ("p2/http 120, p3/syslog-tcp 14"): where records an answer lacked
+// came in says which peer's copies or backlog it missed.
+func (h *history) receivers(tags []string) string {
+	h.mu.Lock()
+	n := map[string]int{}
+	for _, tag := range tags {
+		if w := h.writes[tag]; w != nil {
+			n[w.Peer+"/"+w.Via]++
+		}
+	}
+	h.mu.Unlock()
+	keys := slices.Sorted(maps.Keys(n))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, n[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // workload writes batches of unique records through every peer and every

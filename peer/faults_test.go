@@ -1282,3 +1282,108 @@ func TestARestartedPeerAloneDoesNotAnswerFull(t *testing.T) {
 		return true
 	}, func() string { return detail })
 }
+
+// TestAPeerBackFromLeavingIsNotCompleteForWhatItMissed: a peer leaves
+// gracefully (its partitions move to the others), records are written while
+// it is gone, and it starts again with its old data. Until it has been
+// filled it must not answer for its partitions as a complete owner: no
+// query anywhere may answer "full" without the records of its absence.
+func TestAPeerBackFromLeavingIsNotCompleteForWhatItMissed(t *testing.T) {
+	c := testutil.NewCluster(t, 4, func(i int, cfg *peer.Config) {
+		cfg.AntiEntropyInterval = time.Second
+		cfg.RepairRate = 16 << 10 // the returning peer takes rounds to fill
+	})
+	c.WaitAlive(30 * time.Second)
+	ids := padded(t, c.Client(0), "before-the-leave", 100, 200)
+	c.Leave(3)
+	ids = append(ids, padded(t, c.Client(0), "while-p4-is-away", 400, 400)...)
+	ids = append(ids, padded(t, c.Client(1), "while-p4-is-away-too", 400, 400)...)
+	var detail string
+	testutil.WaitFor(t, 30*time.Second, "every record on its owners while p4 is away",
+		func() bool { detail = everyOwnerHasIt(t, c, ids); return detail == "" }, func() string { return detail })
+	c.Start(3)
+	queries := 0
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		for i := 0; i < 4; i++ {
+			if miss, cov := fullMisses(t, c.Client(i), ids); miss != "" {
+				t.Fatalf("query at p%d after p4 came back answered full without %s (coverage %+v)", i+1, miss, cov)
+			}
+			queries++
+		}
+		if c.Filling() == "" && queries > 20 {
+			break
+		}
+	}
+	if f := c.Filling(); f != "" {
+		t.Fatalf("p4 not filled within 60s: %s", f)
+	}
+	got, cov := clusterIDs(t, c.Client(3))
+	if cov.State != "full" || len(got) != len(ids) {
+		t.Fatalf("after the fill, at p4: %d of %d (coverage %+v)", len(got), len(ids), cov)
+	}
+}
+
+// TestRecordsMintedByAClockSteppedBackAreOwedToo: a peer's clock steps an
+// hour back and, before the step is measured, it mints the IDs of a batch
+// from it; that batch waits in its backlog behind one minted before the
+// step. What it owes an owner starts at the oldest record waiting, not at
+// the first entry's: a query at the owner reads the stepped-back batch from
+// it, and the delivered-through time it publishes is no later than that
+// batch (CI's chaos seed 500 answered "full" without such records).
+func TestRecordsMintedByAClockSteppedBackAreOwedToo(t *testing.T) {
+	net := faultnet.New(19)
+	var offset atomic.Int64
+	c := testutil.NewClusterOn(t, net, 3, func(i int, cfg *peer.Config) {
+		if i == 0 {
+			cfg.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+			cfg.MaxClockSkew = 3 * time.Hour // it mints from its own clock, stepped or not
+		}
+		// no round repairs p3 behind the query's back; the recent window
+		// (3 intervals) stays shorter than the step
+		cfg.AntiEntropyInterval = 10 * time.Minute
+	})
+	c.WaitAlive(30 * time.Second)
+	net.CutAPI("p1", "p3") // p1 cannot push to p3; p3 still reads p1
+	before := padded(t, c.Client(0), "before-the-step", 20, 100)
+	offset.Store(int64(-time.Hour))
+	stepped := padded(t, c.Client(0), "minted-an-hour-back", 20, 100)
+	offset.Store(0)
+	for _, id := range stepped {
+		if time.Since(id.Time()) < 50*time.Minute {
+			t.Fatalf("record %s was minted at %s, not an hour back: the test proves nothing", id, id.Time())
+		}
+	}
+	ids := append(slices.Clone(before), stepped...)
+	held := localIDs(t, c.Client(2))
+	for _, id := range ids {
+		if held[id] {
+			t.Fatalf("p3 holds %s though p1 cannot push to it: the test proves nothing", id)
+		}
+	}
+	got, cov := clusterIDs(t, c.Client(2))
+	for _, id := range ids {
+		if !got[id] && cov.State == "full" {
+			t.Fatalf("query at p3 answered full without %s, minted at %s (coverage %+v)", id, id.Time(), cov)
+		}
+	}
+	if cov.State != "full" {
+		t.Fatalf("query at p3 answered %+v: every peer is readable, it should be full", cov)
+	}
+	oldest := stepped[0].Time()
+	for _, id := range stepped {
+		if id.Time().Before(oldest) {
+			oldest = id.Time()
+		}
+	}
+	testutil.WaitFor(t, 10*time.Second, "p1's delivered-through time no later than the stepped-back batch", func() bool {
+		dt := c.Peer(0).Status().DeliveredThrough
+		return !dt.IsZero() && dt.Before(oldest)
+	}, func() string {
+		return fmt.Sprintf("delivered through %s, oldest waiting %s", c.Peer(0).Status().DeliveredThrough, oldest)
+	})
+	net.Heal()
+	var detail string
+	testutil.WaitFor(t, 30*time.Second, "every record on p3 once the link is back",
+		func() bool { detail = everyOwnerHasIt(t, c, ids); return detail == "" }, func() string { return detail })
+}

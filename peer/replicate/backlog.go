@@ -1,7 +1,6 @@
 package replicate
 
 import (
-	"sort"
 	"sync"
 	"time"
 
@@ -29,12 +28,16 @@ func (r *Replicator) countBacklog() {
 			}
 			for name, t := range targets {
 				n := 0
+				var oldest time.Time
 				for _, id := range e.IDs[:e.Local] {
 					if v.Owns(name, id.Partition()) {
 						n++
+						if at := id.Time(); oldest.IsZero() || at.Before(oldest) {
+							oldest = at
+						}
 					}
 				}
-				t.count(e.Seq, n)
+				t.count(e.Seq, n, oldest)
 			}
 		}
 		r.tail = entries[len(entries)-1].Seq
@@ -78,22 +81,21 @@ func (r *Replicator) enforceLimit() {
 	}
 }
 
-// oldestBacklog returns the receive time of the oldest record this peer
-// received that t has not confirmed yet by push (zero when none waits). The
-// marks of the counted backlog point at the first journal entry holding
-// one, so this reads one entry, plus the entries committed since the
-// backlog was last counted.
+// oldestBacklog returns the ID time of the oldest record this peer received
+// that t has not confirmed yet by push (zero when none waits): the oldest
+// counted after its cursor (target.oldestAfter), or one of the entries
+// committed since the backlog was last counted, all of which it reads. The
+// oldest is not always in the first entry waiting: ID times step back with
+// a clock stepped back before it was measured, and with a client's retry of
+// IDs it was given long ago; a query that read the backlog from the first
+// entry's time on missed the records of such a step (chaos seed 500, where
+// a peer's clock stood an hour back).
 func (r *Replicator) oldestBacklog(t *target, v *view.View) time.Time {
 	db := r.db
-	counted := r.counted.Load() // before the marks: they cover every entry up to it
-	t.mu.Lock()
-	cursor := t.mu.cursor
-	from := max(cursor, counted) + 1
-	if i := sort.Search(len(t.mu.marks), func(i int) bool { return t.mu.marks[i].seq > cursor }); i < len(t.mu.marks) {
-		from = t.mu.marks[i].seq
-	}
-	t.mu.Unlock()
-	for seq := from; seq <= db.Applied(); {
+	counted := r.counted.Load() // before the lows: they cover every entry up to it
+	cursor := t.cursor()
+	oldest := t.oldestAfter(cursor)
+	for seq := max(cursor, counted) + 1; seq <= db.Applied(); {
 		entries, err := db.ReadJournal(seq, 64)
 		if err != nil || len(entries) == 0 {
 			break
@@ -102,19 +104,15 @@ func (r *Replicator) oldestBacklog(t *target, v *view.View) time.Time {
 			if e.Op != index.OpAdd || e.Seq <= cursor {
 				continue
 			}
-			var oldest time.Time
 			for _, id := range e.IDs[:e.Local] {
 				if v.Owns(t.name, id.Partition()) && (oldest.IsZero() || id.Time().Before(oldest)) {
 					oldest = id.Time()
 				}
 			}
-			if !oldest.IsZero() {
-				return oldest
-			}
 		}
 		seq = entries[len(entries)-1].Seq + 1
 	}
-	return time.Time{}
+	return oldest
 }
 
 // Owed says what a target may still lack of this peer's records.
