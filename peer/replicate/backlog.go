@@ -26,18 +26,23 @@ func (r *Replicator) countBacklog() {
 			if e.Op != index.OpAdd {
 				continue
 			}
+			if e.Local > 0 {
+				oldest := e.IDs[0].Time()
+				for _, id := range e.IDs[1:e.Local] {
+					if at := id.Time(); at.Before(oldest) {
+						oldest = at
+					}
+				}
+				r.lows.add(e.Seq, oldest)
+			}
 			for name, t := range targets {
 				n := 0
-				var oldest time.Time
 				for _, id := range e.IDs[:e.Local] {
 					if v.Owns(name, id.Partition()) {
 						n++
-						if at := id.Time(); oldest.IsZero() || at.Before(oldest) {
-							oldest = at
-						}
 					}
 				}
-				t.count(e.Seq, n, oldest)
+				t.count(e.Seq, n)
 			}
 		}
 		r.tail = entries[len(entries)-1].Seq
@@ -81,23 +86,38 @@ func (r *Replicator) enforceLimit() {
 	}
 }
 
-// oldestBacklog returns the ID time of the oldest record this peer received
-// that t has not confirmed yet by push (zero when none waits): the oldest
-// counted after its cursor (target.oldestAfter), or one of the entries
-// committed since the backlog was last counted, all of which it reads. The
-// oldest is not always in the first entry waiting: ID times step back with
-// a clock stepped back before it was measured, and with a client's retry of
-// IDs it was given long ago; a query that read the backlog from the first
-// entry's time on missed the records of such a step (chaos seed 500, where
-// a peer's clock stood an hour back).
+// maxUncountedScan is the most journal entries oldestBacklog reads that
+// the backlog has not counted yet; beyond it (a start counting a long
+// backlog, a long pause of the counting goroutine) it answers "anything".
+const maxUncountedScan = 4096
+
+// oldestBacklog returns the ID time of the oldest record this peer took
+// itself that t may not have by push yet (zero when none waits): the oldest
+// local record counted after its cursor (lowStack, which does not look at
+// ownership, so a partition t gained since is covered), or one t owns in the
+// entries committed since the backlog was last counted, which it reads.
+// The oldest is not always in the first entry waiting: a query that read the
+// backlog from the first entry's time on missed the records of a clock
+// stepped back (chaos seed 500, a peer's clock an hour back).
 func (r *Replicator) oldestBacklog(t *target, v *view.View) time.Time {
 	db := r.db
 	counted := r.counted.Load() // before the lows: they cover every entry up to it
 	cursor := t.cursor()
-	oldest := t.oldestAfter(cursor)
-	for seq := max(cursor, counted) + 1; seq <= db.Applied(); {
+	if cursor < r.from.Load() {
+		// a cursor older than the entries the lows were counted from
+		return time.UnixMilli(1)
+	}
+	oldest := r.lows.after(cursor)
+	from, head := max(cursor, counted)+1, db.Applied()
+	if head >= from && head-from >= maxUncountedScan {
+		return time.UnixMilli(1)
+	}
+	for seq := from; seq <= head; {
 		entries, err := db.ReadJournal(seq, 64)
-		if err != nil || len(entries) == 0 {
+		if err != nil {
+			return time.UnixMilli(1) // unknown: anything may be waiting
+		}
+		if len(entries) == 0 {
 			break
 		}
 		for _, e := range entries {
@@ -120,8 +140,8 @@ type Owed struct {
 	// Tracked: the target has a cursor here. An untracked owner may lack
 	// anything this peer holds of its partitions.
 	Tracked bool
-	// Since is the receive time of the oldest record not yet pushed to it
-	// (zero: none).
+	// Since is the ID time of the oldest record this peer took that it may
+	// not have by push yet (zero: none).
 	Since time.Time
 	// Debt lists partitions of which it may lack anything this peer holds.
 	Debt view.Mask
@@ -139,7 +159,7 @@ func (r *Replicator) OwedTo(owner string) Owed {
 	return Owed{Tracked: true, Since: r.oldestBacklog(t, r.cfg.View()), Debt: d.Parts}
 }
 
-// OldestUndelivered returns the receive time of the oldest record a target
+// OldestUndelivered returns the ID time of the oldest record a target
 // chosen by include has not confirmed yet (zero when none waits), and
 // whether some such target has a debt (then anything may be missing).
 func (r *Replicator) OldestUndelivered(include func(target string) bool) (oldest time.Time, debt bool) {

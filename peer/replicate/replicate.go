@@ -95,6 +95,10 @@ type Replicator struct {
 	hintScan atomic.Uint64 // journal entries up to here were examined for hints
 	tail     uint64        // journal entries up to here are counted in backlogs (run goroutine only)
 	counted  atomic.Uint64 // tail, for other goroutines
+	// lows: the oldest local record after any journal entry counted since
+	// from, the tail the counting started at (see lowStack)
+	lows     lowStack
+	from     atomic.Uint64
 	skips    atomic.Uint64
 	hintsDel atomic.Uint64
 	pushesIn atomic.Uint64
@@ -147,6 +151,7 @@ func (r *Replicator) Run(ctx context.Context) {
 	}
 	r.mu.Unlock()
 	r.counted.Store(r.tail)
+	r.from.Store(r.tail)
 	watch, stopWatch := r.cfg.Watch()
 	defer stopWatch()
 	changes, stopChanges := db.Changes()
@@ -306,16 +311,17 @@ func (r *Replicator) Progress() <-chan struct{} {
 
 // updateFloor tells the store which journal entries replication still needs.
 func (r *Replicator) updateFloor() {
-	floor := r.hintScan.Load() + 1
+	cursors := r.db.Applied()
 	for _, t := range r.targetsSnapshot() {
-		floor = min(floor, t.cursor()+1)
+		cursors = min(cursors, t.cursor())
 	}
 	r.mu.Lock()
 	for _, c := range r.mu.saved { // targets not back yet keep theirs too
-		floor = min(floor, c.cursor+1)
+		cursors = min(cursors, c.cursor)
 	}
 	r.mu.Unlock()
-	floor = min(floor, r.tail+1)
+	r.lows.prune(cursors)
+	floor := min(r.hintScan.Load()+1, cursors+1, r.tail+1)
 	r.db.SetJournalFloor(floor)
 }
 

@@ -53,14 +53,6 @@ type target struct {
 		// total minus the count up to the cursor, exactly.
 		marks []mark
 		total int64
-		// lows are the entries, after the cursor, whose oldest record
-		// (by ID time) for this target is older than that of every later
-		// entry: oldest ID times first, one per entry at most, so the
-		// first one after the cursor is the oldest record waiting. ID times
-		// mostly rise with the journal, but not always: a clock stepped
-		// back before the step was measured, a client retrying a batch
-		// with the IDs it was given minutes ago.
-		lows []low
 		// refused holds records the target refused (their window had
 		// expired there): they are no copy.
 		refused    map[record.ID]struct{}
@@ -75,11 +67,6 @@ type target struct {
 type mark struct {
 	seq uint64
 	cum int64
-}
-
-type low struct {
-	seq uint64
-	at  time.Time
 }
 
 func newTarget(name string) *target {
@@ -135,9 +122,8 @@ func (t *target) deliveredLocked(p record.Partition, seq, gen uint64) bool {
 	return t.mu.gen == gen && seq > t.mu.genStart && seq <= t.mu.cursor && !t.mu.debt.covers(p, seq)
 }
 
-// count records n records for the target in journal entry seq, the oldest
-// of them (by ID time) from oldest.
-func (t *target) count(seq uint64, n int, oldest time.Time) {
+// count records n records for the target in journal entry seq.
+func (t *target) count(seq uint64, n int) {
 	if n == 0 {
 		return
 	}
@@ -145,24 +131,6 @@ func (t *target) count(seq uint64, n int, oldest time.Time) {
 	defer t.mu.Unlock()
 	t.mu.total += int64(n)
 	t.mu.marks = append(t.mu.marks, mark{seq, t.mu.total})
-	// a later entry with an older record hides every earlier low it is
-	// not newer than: whoever waits for those waits for it too
-	i := len(t.mu.lows)
-	for i > 0 && !t.mu.lows[i-1].at.Before(oldest) {
-		i--
-	}
-	t.mu.lows = append(t.mu.lows[:i], low{seq, oldest})
-}
-
-// oldestAfter returns the ID time of the oldest record counted for the
-// target in the entries after cursor (zero: none).
-func (t *target) oldestAfter(cursor uint64) time.Time {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if i := sort.Search(len(t.mu.lows), func(i int) bool { return t.mu.lows[i].seq > cursor }); i < len(t.mu.lows) {
-		return t.mu.lows[i].at
-	}
-	return time.Time{}
 }
 
 // backlog returns the records waiting for the target, and forgets marks the
@@ -177,9 +145,6 @@ func (t *target) backlog() int64 {
 	}
 	if i > 1 { // keep one mark below the cursor as the base
 		t.mu.marks = append(t.mu.marks[:0], t.mu.marks[i-1:]...)
-	}
-	if j := sort.Search(len(t.mu.lows), func(j int) bool { return t.mu.lows[j].seq > t.mu.cursor }); j > 0 {
-		t.mu.lows = append(t.mu.lows[:0], t.mu.lows[j:]...)
 	}
 	return t.mu.total - done
 }

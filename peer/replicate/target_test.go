@@ -96,36 +96,3 @@ func TestInflightWritesStayUndeliveredUntilCounted(t *testing.T) {
 		t.Fatal("a failed write stays in flight")
 	}
 }
-
-// TestOldestWaitingIsTheOldestOfEveryEntryAfterTheCursor: ID times do not
-// always rise with the journal; the oldest record waiting after any cursor
-// is the oldest of all the entries after it, not the first entry's.
-func TestOldestWaitingIsTheOldestOfEveryEntryAfterTheCursor(t *testing.T) {
-	at := func(s int) time.Time { return time.Unix(int64(s), 0) }
-	tg := newTarget("p2")
-	times := []int{10, 20, 5, 30, 7, 40} // entries 1..6
-	for i, s := range times {
-		tg.count(uint64(i+1), 1, at(s))
-	}
-	for cursor := 0; cursor <= len(times); cursor++ {
-		want := time.Time{}
-		for _, s := range times[cursor:] {
-			if want.IsZero() || at(s).Before(want) {
-				want = at(s)
-			}
-		}
-		tg.mu.cursor = uint64(cursor)
-		if got := tg.oldestAfter(uint64(cursor)); !got.Equal(want) {
-			t.Fatalf("after entry %d: oldest %v, want %v", cursor, got, want)
-		}
-		if n := tg.backlog(); n != int64(len(times)-cursor) {
-			t.Fatalf("after entry %d: backlog %d", cursor, n)
-		}
-		if got := tg.oldestAfter(uint64(cursor)); !got.Equal(want) {
-			t.Fatalf("after entry %d, once the backlog forgot what the cursor passed: oldest %v, want %v", cursor, got, want)
-		}
-	}
-	if len(tg.mu.lows) != 0 {
-		t.Fatalf("the cursor passed every entry and %d lows are kept", len(tg.mu.lows))
-	}
-}

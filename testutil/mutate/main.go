@@ -588,10 +588,17 @@ var mutations = []mutation{
 	},
 	{
 		name: "backlog-oldest-from-the-first-entry",
-		file: "peer/replicate/target.go",
-		from: "	for i > 0 && !t.mu.lows[i-1].at.Before(oldest) {",
-		to:   "	for false && i > 0 && !t.mu.lows[i-1].at.Before(oldest) {",
+		file: "peer/replicate/lows.go",
+		from: "	for i > 0 && l.s[i-1].at >= ms {",
+		to:   "	for false && i > 0 && l.s[i-1].at >= ms {",
 		pkg:  "./peer/...", run: "TestOldestWaitingIsTheOldestOfEveryEntryAfterTheCursor|TestRecordsMintedByAClockSteppedBackAreOwedToo",
+	},
+	{
+		name: "backlog-oldest-only-under-the-counting-view",
+		file: "peer/replicate/backlog.go",
+		from: "				r.lows.add(e.Seq, oldest)",
+		to:   "				_ = oldest",
+		pkg:  "./peer/replicate", run: "TestOwedCoversAPartitionGainedAfterCounting|TestOwedCoversASavedCursorWhoseTargetComesLate",
 	},
 	{
 		name: "radix-sort-skips-the-low-byte",
