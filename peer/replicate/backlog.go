@@ -91,6 +91,11 @@ func (r *Replicator) enforceLimit() {
 // backlog, a long pause of the counting goroutine) it answers "anything".
 const maxUncountedScan = 4096
 
+// owedAnything is oldestBacklog's answer when it cannot tell: a time before
+// every record, so a query reads whole partitions and the delivered-through
+// time published says nothing is proven.
+var owedAnything = time.UnixMilli(1)
+
 // oldestBacklog returns the ID time of the oldest record this peer took
 // itself that t may not have by push yet (zero when none waits): the oldest
 // local record counted after its cursor (lowStack, which does not look at
@@ -104,18 +109,17 @@ func (r *Replicator) oldestBacklog(t *target, v *view.View) time.Time {
 	counted := r.counted.Load() // before the lows: they cover every entry up to it
 	cursor := t.cursor()
 	if cursor < r.from.Load() {
-		// a cursor older than the entries the lows were counted from
-		return time.UnixMilli(1)
+		return owedAnything // older than the entries the lows were counted from
 	}
 	oldest := r.lows.after(cursor)
 	from, head := max(cursor, counted)+1, db.Applied()
 	if head >= from && head-from >= maxUncountedScan {
-		return time.UnixMilli(1)
+		return owedAnything
 	}
 	for seq := from; seq <= head; {
 		entries, err := db.ReadJournal(seq, 64)
 		if err != nil {
-			return time.UnixMilli(1) // unknown: anything may be waiting
+			return owedAnything
 		}
 		if len(entries) == 0 {
 			break
