@@ -103,11 +103,23 @@ type Fields struct {
 	Message  string
 }
 
+// procsPerApp is how many processes of one service run on one host. A
+// process ID belongs to a (host, service) pair, as on a real fleet, where a
+// service's PID changes only when it restarts: a store that keeps a stream
+// per host, service and PID (VictoriaLogs's syslog default) sees some
+// hundreds of streams, not one per line.
+const procsPerApp = 4
+
+// procID is the PID of process k of service a on host h.
+func procID(h, a, k int) int { return 100 + (h*7919+a*104729+k*1299709)%30000 }
+
 // Event returns a random event at time t.
 func (g *Generator) Event(t time.Time) Fields {
-	a := apps[g.rng.IntN(len(apps))]
+	ai := g.rng.IntN(len(apps))
+	a := apps[ai]
+	hi := g.rng.IntN(len(hosts))
 	return Fields{
-		Time: t, Host: hosts[g.rng.IntN(len(hosts))], App: a.name, ProcID: 100 + g.rng.IntN(30000),
+		Time: t, Host: hosts[hi], App: a.name, ProcID: procID(hi, ai, g.rng.IntN(procsPerApp)),
 		Facility: a.facility, Severity: sevs[g.rng.IntN(len(sevs))],
 		Message: g.fill(a.messages[g.rng.IntN(len(a.messages))]),
 	}
