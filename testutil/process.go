@@ -59,14 +59,17 @@ func NewProcessAt(t testing.TB, name string, wrap []string, apiAddr, syslogAddr 
 		p.Kill()
 		if t.Failed() {
 			p.dumpLog()
+		}
+		if t.Failed() || os.Getenv("LOGMESH_KEEP_LOGS") == "always" {
 			KeepLog(t, p.LogPath(), p.Name+".log")
 		}
 	})
 	return p
 }
 
-// KeptLogs is where logs of failed tests are copied: $LOGMESH_TEST_LOGS, or
-// logmesh-test-logs in the temporary directory.
+// KeptLogs is where logs of failed tests are copied (of every test with
+// LOGMESH_KEEP_LOGS=always): $LOGMESH_TEST_LOGS, or logmesh-test-logs in the
+// temporary directory.
 func KeptLogs() string {
 	if d := os.Getenv("LOGMESH_TEST_LOGS"); d != "" {
 		return d

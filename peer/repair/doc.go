@@ -23,8 +23,12 @@
 //   - genesis: when no known member (left ones aside) claims the partition,
 //     complete or as a witness, its owners are complete — a new cluster, or
 //     one whose every complete holder is gone for good (reaped by gossip).
-//     A peer with seeds decides this only after joining, and one that was
-//     ever in a cluster only while it sees another member alive.
+//     A peer with seeds decides this only after joining, one that was ever
+//     in a cluster only while it sees another member alive, and any peer
+//     only while its placement holds every member it knows (left ones
+//     aside): after it reassigned a failed member's partitions, the records
+//     the members it cannot hear acknowledged are tracked for the owners of
+//     their placement, not of its own.
 //
 // A peer loses completeness of a partition when it stops owning it (it
 // keeps it as a witness while it still holds the data), and a wiped store

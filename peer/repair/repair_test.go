@@ -1,11 +1,13 @@
 package repair
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/logmesh/logmesh/api"
 	"github.com/logmesh/logmesh/gossip"
+	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/peer/view"
 	"github.com/logmesh/logmesh/placement"
 	"github.com/logmesh/logmesh/record"
@@ -137,5 +139,53 @@ func TestAggregate(t *testing.T) {
 	locals[1].Debts = false
 	if cv = Aggregate(v, "a", locals, []string{"d"}, now); !cv.ConvergedThrough.IsZero() {
 		t.Fatal("converged through a time while a peer could not be asked")
+	}
+}
+
+// TestNoGenesisWhileAFailedMemberIsReassigned: a peer whose placement left
+// out a failed member (its partitions reassigned) does not call itself
+// complete for partitions nobody claims in the tags it has: the members it
+// cannot hear acknowledged records of them for the owners of their own
+// placement, not for it (CI's seed 601, a peer on the minority side of a
+// partition). While the failed member is still placed, or once it left,
+// genesis goes on as before.
+func TestNoGenesisWhileAFailedMemberIsReassigned(t *testing.T) {
+	cfg := index.TestConfig(t.TempDir())
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	db, err := index.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	r := New(Config{Self: "p1", DB: db, Logger: slog.New(slog.DiscardHandler)})
+	ms := map[string]gossip.Member{
+		"p1": {Name: "p1", Status: gossip.StatusAlive},
+		"p2": {Name: "p2", Status: gossip.StatusAlive},
+		"p3": {Name: "p3", Status: gossip.StatusFailed},
+		"p4": {Name: "p4", Status: gossip.StatusLeft},
+	}
+	reassigned := view.New("p1", ms, placement.Compute([]string{"p1", "p2"}, 1), 1)
+	placed := view.New("p1", ms, placement.Compute([]string{"p1", "p2", "p3"}, 1), 2)
+	owned := func(v *view.View) (complete, all int) {
+		for p := 0; p < record.NumPartitions; p++ {
+			if v.Owns("p1", record.Partition(p)) {
+				all++
+				if r.Complete(record.Partition(p)) {
+					complete++
+				}
+			}
+		}
+		return complete, all
+	}
+	t0 := time.Now()
+	for _, d := range []time.Duration{0, time.Minute, time.Hour} {
+		r.followAt(reassigned, t0.Add(d))
+		if n, _ := owned(reassigned); n != 0 {
+			t.Fatalf("with p3's partitions reassigned, p1 called itself complete for %d partitions", n)
+		}
+	}
+	r.followAt(placed, t0.Add(2*time.Hour))
+	if n, all := owned(placed); n != all || all == 0 {
+		t.Fatalf("p3 failed but still placed, p4 left: p1 is complete for %d of the %d partitions it owns", n, all)
 	}
 }
