@@ -88,9 +88,9 @@ func (c *continuous) check(ctx context.Context, t Target, w *workload, peer stri
 			}
 		}
 		if len(lacking) > 0 {
-			c.missing = append(c.missing, fmt.Sprintf("%s at %s (answered in %s): %d of %d acknowledged records missing (written to %s), e.g. %v",
+			c.missing = append(c.missing, fmt.Sprintf("%s at %s (answered in %s): %d of %d acknowledged records missing (written to %s), e.g. %v%s",
 				peer, began.Format("15:04:05.000"), time.Since(began).Round(time.Millisecond), len(lacking), len(acked),
-				w.hist.receivers(lacking), first(lacking)))
+				w.hist.receivers(lacking), first(lacking), w.hist.partitions(first(lacking))))
 		}
 	default:
 		c.partial++

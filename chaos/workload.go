@@ -87,6 +87,24 @@ func (h *history) acknowledged() []string {
 // receivers counts tags by the peer and transport they were written
 // through ("p2/http 120, p3/syslog-tcp 14"): where records an answer lacked
 // came in says which peer's copies or backlog it missed.
+// partitions names the record ID and partition of the writes among tags
+// that were acknowledged with one (HTTP), for reading an agent's
+// "query plan" debug line against them.
+func (h *history) partitions(tags []string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var parts []string
+	for _, tag := range tags {
+		if w := h.writes[tag]; w != nil && w.ID != (record.ID{}) {
+			parts = append(parts, fmt.Sprintf("%s=%s partition %d", tag, w.ID, w.ID.Partition()))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
 func (h *history) receivers(tags []string) string {
 	h.mu.Lock()
 	n := map[string]int{}

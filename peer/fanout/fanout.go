@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -200,6 +201,14 @@ func (f *Fanout) Open(ctx context.Context, q query.Query) *Answer {
 		if !retry {
 			break
 		}
+	}
+	if f.cfg.Logger.Enabled(ctx, slog.LevelDebug) {
+		// which peer each partition was read from, for replaying a wrong answer
+		args := []any{"view_gen", v.Gen, "missing", len(pl.Missing)}
+		for _, name := range slices.Sorted(maps.Keys(pl.Assigned)) {
+			args = append(args, name, pl.Assigned[name].String())
+		}
+		f.cfg.Logger.Debug("query plan", args...)
 	}
 	a := &Answer{Sources: sources, query: q, dup: f.cfg.duplicate}
 	a.Coverage.Missing = pl.Missing
