@@ -89,6 +89,11 @@ type Config struct {
 	// partitions are given to other peers (default 1h). Anti-entropy fills
 	// the new owners; the failed peer gets its partitions back when it returns.
 	FailedReassignAfter time.Duration
+	// RetireAfter is how long a copy this peer handed on (a hint delivered
+	// to every owner, a partition handed over) is kept before it is
+	// deleted: longer than a query's parts take to start on every peer
+	// (see package retire). Default 10s; negative: deleted at once.
+	RetireAfter time.Duration
 	// MaxClockSkew is how far this peer's clock may be from the cluster's
 	// (the median of every peer's, measured on every call between peers)
 	// before it is skewed: it then says so loudly, mints IDs and runs
@@ -244,6 +249,9 @@ func (c *Config) validate() error {
 	}
 	if c.FailedReassignAfter == 0 {
 		c.FailedReassignAfter = time.Hour
+	}
+	if c.RetireAfter == 0 {
+		c.RetireAfter = 10 * time.Second
 	}
 	if c.MaxClockSkew == 0 {
 		c.MaxClockSkew = 5 * time.Second

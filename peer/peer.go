@@ -21,6 +21,7 @@ import (
 	"github.com/logmesh/logmesh/peer/link"
 	"github.com/logmesh/logmesh/peer/repair"
 	"github.com/logmesh/logmesh/peer/replicate"
+	"github.com/logmesh/logmesh/peer/retire"
 	"github.com/logmesh/logmesh/peer/view"
 	"github.com/logmesh/logmesh/placement"
 	"github.com/logmesh/logmesh/record"
@@ -58,7 +59,9 @@ type Peer struct {
 	leaveGate sync.RWMutex
 	// departing marks peers leaving (see package leaving).
 	departing leaving.Gate
-	idem      idempotency
+	// retire holds copies handed on until their grace has passed
+	retire *retire.Queue
+	idem   idempotency
 	// repairReady is set once the repairer exists (the retention clock
 	// asks it whether this store was ever in a cluster).
 	repairReady atomic.Pointer[repair.Repairer]
@@ -253,11 +256,12 @@ func (p *Peer) startCluster() {
 	}
 	p.link = link.New(link.Config{Self: p.cfg.Name, Proto: protoVersion, Scheme: p.scheme, View: p.cluster.view,
 		Clock: p.clock, Now: p.cfg.Now, Transport: tr, Keys: p.dataPlaneKeys})
+	p.retire = retire.New(max(p.cfg.RetireAfter, 0), nil)
 	rc := replicate.Config{
 		Self: p.cfg.Name, DB: p.db, View: p.cluster.view, Watch: p.cluster.watch, Link: p.link, Cache: p.recent,
 		MaxHintsBytes: p.cfg.MaxHintsBytes, BatchRecords: p.cfg.ReplicationBatchRecords, RetryMax: p.cfg.ReplicationRetryMax,
 		SyncPushes: p.db.FsyncAlways(), Disabled: p.cfg.DisableReplication, RecordBytes: p.recordBytes,
-		Leaving: &p.departing,
+		Leaving: &p.departing, Retire: p.retire,
 		// the time base of IDs: delivered-through times are compared with them
 		Logger: p.log, Now: p.mintNow,
 	}
@@ -268,7 +272,7 @@ func (p *Peer) startCluster() {
 	ac := repair.Config{
 		Self: p.cfg.Name, DB: p.db, View: p.cluster.view, Watch: p.cluster.watch, Link: p.link, Clock: p.clock,
 		Interval: p.cfg.AntiEntropyInterval, RepairRate: p.cfg.RepairRate, Disabled: p.cfg.DisableAntiEntropy,
-		Joined: p.cluster.joined, Logger: p.log, Leaving: &p.departing, TestAfterConfirm: p.cfg.TestAfterHandOverConfirm,
+		Joined: p.cluster.joined, Logger: p.log, Leaving: &p.departing, Retire: p.retire, TestAfterConfirm: p.cfg.TestAfterHandOverConfirm,
 		// a member of a cluster this peer forgot (its disk was wiped) finds
 		// it again within a couple of reconnection rounds
 		GenesisGrace: genesisGrace(p.cfg.Gossip.ReconnectInterval, p.cfg.Gossip.RejoinInterval),

@@ -58,6 +58,7 @@ func PeerConfig(t testing.TB, dir string, i int, seed string) peer.Config {
 	cfg.Index.CheckpointInterval = time.Second
 	cfg.ReplicationRetryMax = 500 * time.Millisecond
 	cfg.AntiEntropyInterval = 2 * time.Second
+	cfg.RetireAfter = time.Second // tests wait for deletes; the grace still applies
 	return cfg
 }
 

@@ -54,6 +54,7 @@ func agentFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "anti-entropy-interval", Value: 30 * time.Second, EnvVars: env("ANTI_ENTROPY_INTERVAL"), Usage: "how often replicas compare their Merkle trees (jittered)"},
 		&cli.StringFlag{Name: "repair-rate", Value: "0", EnvVars: env("REPAIR_RATE"), Usage: "bytes per second of records sent for repair and hand-over (0: no limit), e.g. 50MB"},
 		&cli.DurationFlag{Name: "failed-reassign-after", Value: time.Hour, EnvVars: env("FAILED_REASSIGN_AFTER"), Usage: "a peer failed for this long loses its partitions to other peers until it returns"},
+		&cli.DurationFlag{Name: "retire-after", Value: 10 * time.Second, EnvVars: env("RETIRE_AFTER"), Usage: "keep a copy this peer handed on (a hint delivered to every owner, a partition handed over) this long before deleting it, so a query whose parts start on the peers at slightly different times finds the record on one of them (0: at once)"},
 		&cli.DurationFlag{Name: "max-clock-skew", Value: 5 * time.Second, EnvVars: env("MAX_CLOCK_SKEW"), Usage: "a peer whose clock is further than this from the cluster's (the median of every peer's) says so loudly, mints IDs and runs retention on the cluster's time, and proves nothing"},
 		&cli.IntFlag{Name: "api-max-conns", Value: 4096, EnvVars: env("API_MAX_CONNS"), Usage: "open API connections at most (never more than a quarter of the descriptor limit); past it new ones wait"},
 		&cli.IntFlag{Name: "api-max-conns-per-host", Value: 512, EnvVars: env("API_MAX_CONNS_PER_HOST"), Usage: "open API connections of one remote address at most; past it its new ones are closed"},
@@ -242,6 +243,9 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 	cfg.Replicas = c.Int("replicas")
 	cfg.AntiEntropyInterval = c.Duration("anti-entropy-interval")
 	cfg.FailedReassignAfter = c.Duration("failed-reassign-after")
+	if cfg.RetireAfter = c.Duration("retire-after"); cfg.RetireAfter == 0 {
+		cfg.RetireAfter = -1 // at once
+	}
 	cfg.MaxClockSkew = c.Duration("max-clock-skew")
 	cfg.LeaveDrainTimeout = c.Duration("leave-drain-timeout")
 	cfg.APIMaxConns, cfg.APIMaxConnsPerHost = c.Int("api-max-conns"), c.Int("api-max-conns-per-host")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/logmesh/logmesh/antientropy"
 	"github.com/logmesh/logmesh/peer/link"
+	"github.com/logmesh/logmesh/peer/retire"
 	"github.com/logmesh/logmesh/peer/view"
 	"github.com/logmesh/logmesh/placement"
 	"github.com/logmesh/logmesh/record"
@@ -87,13 +88,15 @@ func (r *Repairer) handOver(ctx context.Context, v *view.View, budget time.Durat
 		if r.cfg.TestAfterConfirm != nil {
 			r.cfg.TestAfterConfirm(pt, owners)
 		}
+		// a leaving owner may count this copy as the one that stays: the
+		// copy is kept until it is gone, or its mark lapses
 		skipped := false
 		err = r.cfg.Leaving.Delete(func(leaving func(string) bool) error {
 			for _, o := range owners {
-				if leaving(o) {
-					skipped = true // it may count this copy as the one that stays
-					return nil
-				}
+				skipped = skipped || leaving(o)
+			}
+			if skipped || r.cfg.Retire != nil {
+				return nil
 			}
 			_, err := r.cfg.DB.Delete(ctx, ids)
 			return err
@@ -103,8 +106,10 @@ func (r *Repairer) handOver(ctx context.Context, v *view.View, budget time.Durat
 			continue
 		}
 		if skipped {
-			continue // until it is gone, or its mark lapses
+			continue
 		}
+		// with a queue, deleted after its grace (see package retire)
+		r.cfg.Retire.Add(retire.HandedOver, v.Gen, ids)
 		r.log.Info("handed a partition over to its owners", "partition", p, "owners", owners, "records", len(ids))
 	}
 	return results, more

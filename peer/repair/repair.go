@@ -14,6 +14,7 @@ import (
 	"github.com/logmesh/logmesh/peer/clock"
 	"github.com/logmesh/logmesh/peer/leaving"
 	"github.com/logmesh/logmesh/peer/link"
+	"github.com/logmesh/logmesh/peer/retire"
 	"github.com/logmesh/logmesh/peer/view"
 	"github.com/logmesh/logmesh/record"
 )
@@ -55,6 +56,9 @@ type Config struct {
 	// Leaving orders deletes of handed-over copies against the
 	// confirmations leaving peers ask for (shared with replication).
 	Leaving *leaving.Gate
+	// Retire holds handed-over copies until they may be deleted (shared
+	// with replication, which deletes them; nil: deleted at once).
+	Retire *retire.Queue
 	// TestAfterConfirm, when set, runs in hand-over between the owners'
 	// confirmation and the delete (tests hold a round there).
 	TestAfterConfirm func(p record.Partition, owners []string)
@@ -106,6 +110,7 @@ func New(cfg Config) *Repairer {
 	}
 	r := &Repairer{cfg: cfg, log: cfg.Logger.With("subsystem", "anti-entropy"), trigger: make(chan request, 16), started: time.Now()}
 	r.mu.proofs = map[proofKey]time.Time{}
+
 	// Under a repair rate, a message carries what the rate sends in a few
 	// seconds: a round's time budget is checked between messages, so one
 	// long fill cannot hold up the repairs of other peers for minutes.

@@ -6,13 +6,15 @@ import (
 	"sort"
 
 	"github.com/logmesh/logmesh/index"
+	"github.com/logmesh/logmesh/peer/retire"
 	"github.com/logmesh/logmesh/peer/view"
 	"github.com/logmesh/logmesh/record"
 )
 
-// deleteHints deletes records this peer does not own once every owner has
-// them by push under the current placement. Hints pushed under an earlier
-// placement are left to hand-over, which asks the owners themselves.
+// deleteHints retires records this peer does not own once every owner has
+// them by push under the current placement (retireDue deletes them after
+// the grace). Hints pushed under an earlier placement are left to
+// hand-over, which asks the owners themselves.
 func (r *Replicator) deleteHints(ctx context.Context) {
 	db := r.db
 	v := r.cfg.View()
@@ -45,34 +47,57 @@ func (r *Replicator) deleteHints(ctx context.Context) {
 				gone = append(gone, id)
 			}
 		}
-		if len(gone) > 0 {
-			// a record whose owner is leaving stays: that owner may already
-			// have counted this copy as the one that remains (left to
-			// hand-over once the placement changed)
-			err := r.cfg.Leaving.Delete(func(leaving func(string) bool) error {
-				keep := gone[:0]
-				for _, id := range gone {
-					if !anyLeaving(v.Owners(id.Partition()), leaving) {
-						keep = append(keep, id)
-					}
-				}
-				gone = keep
-				if len(gone) == 0 {
-					return nil
-				}
-				_, err := db.Delete(ctx, gone)
-				return err
-			})
-			if err != nil {
-				r.log.Warn("cannot delete delivered hints", "err", err)
-				return
-			}
-			r.hintsDel.Add(uint64(len(gone)))
-		}
+		// deleted after the grace (see package retire), and only if no
+		// owner is leaving then
+		r.cfg.Retire.Add(retire.Hint, v.Gen, gone)
 		from = last
 		r.hintScan.Store(from)
 		if err := db.SetMeta(metaHintScan, binary.BigEndian.AppendUint64(nil, from)); err != nil {
 			r.log.Warn("cannot save hint position", "err", err)
+		}
+	}
+}
+
+// retireDue deletes the retired copies whose grace has passed: hints, and
+// copies hand-over moved to their owners. A batch retired under another
+// placement is kept (hand-over asks the owners of this one), and so is a
+// record whose partition this peer owns again, or one of whose owners is
+// leaving: that owner may already have counted this copy as the one that
+// remains (left to hand-over once the placement changed).
+func (r *Replicator) retireDue(ctx context.Context) {
+	due := r.cfg.Retire.Due()
+	if len(due) == 0 {
+		return
+	}
+	v := r.cfg.View()
+	for _, b := range due {
+		if b.Gen != v.Gen {
+			continue
+		}
+		var deleted int
+		err := r.cfg.Leaving.Delete(func(leaving func(string) bool) error {
+			keep := make([]record.ID, 0, len(b.IDs))
+			for _, id := range b.IDs {
+				p := id.Partition()
+				if v.Owns(v.Self, p) || anyLeaving(v.Owners(p), leaving) {
+					continue
+				}
+				keep = append(keep, id)
+			}
+			if len(keep) == 0 {
+				return nil
+			}
+			_, err := r.db.Delete(ctx, keep)
+			deleted = len(keep)
+			return err
+		})
+		if err != nil {
+			// what stays is handed over later
+			r.log.Warn("cannot delete copies delivered to their owners", "err", err)
+			return
+		}
+		if b.Kind == retire.Hint {
+			r.hintsDel.Add(uint64(deleted))
 		}
 	}
 }

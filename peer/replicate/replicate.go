@@ -12,6 +12,7 @@ import (
 	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/peer/leaving"
 	"github.com/logmesh/logmesh/peer/link"
+	"github.com/logmesh/logmesh/peer/retire"
 	"github.com/logmesh/logmesh/peer/view"
 	"github.com/logmesh/logmesh/record"
 )
@@ -58,6 +59,9 @@ type Config struct {
 	// Leaving orders deletes of delivered hints against the confirmations
 	// leaving peers ask for (shared with repair).
 	Leaving *leaving.Gate
+	// Retire holds the copies this peer handed on until they may be
+	// deleted (shared with repair's hand-over; nil: deleted at once).
+	Retire *retire.Queue
 	// Logger receives the subsystem's logs.
 	Logger *slog.Logger
 	// Now is this peer's clock.
@@ -119,6 +123,9 @@ func New(cfg Config) *Replicator {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Retire == nil {
+		cfg.Retire = retire.New(0, nil)
+	}
 	if cfg.RecordBytes == nil {
 		cfg.RecordBytes = func() int64 { return 256 }
 	}
@@ -173,6 +180,7 @@ func (r *Replicator) Run(ctx context.Context) {
 		case <-tick.C:
 			r.enforceLimit()
 			r.deleteHints(ctx)
+			r.retireDue(ctx)
 			r.updateFloor()
 		}
 	}

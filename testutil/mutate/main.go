@@ -601,6 +601,20 @@ var mutations = []mutation{
 		pkg:  "./peer/repair", run: "TestNoGenesisWhileAFailedMemberIsReassigned",
 	},
 	{
+		name: "handed-on-copies-deleted-at-once",
+		file: "peer/retire/retire.go",
+		from: "	for n < len(q.mu.batches) && now.Sub(q.mu.batches[n].At) >= q.grace {",
+		to:   "	for _ = now; n < len(q.mu.batches); {",
+		pkg:  "./peer/...", run: "TestCopiesAreDueOnlyAfterTheirGrace|TestHandedOnCopiesWaitForTheirGrace",
+	},
+	{
+		name: "retired-copy-deleted-under-another-placement",
+		file: "peer/replicate/hints.go",
+		from: "		if b.Gen != v.Gen {",
+		to:   "		if false {",
+		pkg:  "./peer/replicate", run: "TestHandedOnCopiesWaitForTheirGrace",
+	},
+	{
 		name: "backlog-oldest-only-under-the-counting-view",
 		file: "peer/replicate/backlog.go",
 		from: "				r.lows.add(e.Seq, oldest)",
