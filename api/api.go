@@ -64,6 +64,9 @@ type Status struct {
 	ReplicatedDuplicates uint64 `json:"replicated_duplicates"`
 	// HintsDeleted counts records held for other peers and deleted once delivered.
 	HintsDeleted uint64 `json:"hints_deleted"`
+	// Retired counts copies handed on (delivered hints, handed-over
+	// records) that wait out --retire-after before they are deleted.
+	Retired int `json:"retired_pending"`
 	// Skips counts times a peer's backlog was dropped for --max-hints-bytes.
 	Skips uint64 `json:"replication_skips"`
 	// AntiEntropy counts anti-entropy work; nil outside a cluster.

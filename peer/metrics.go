@@ -100,6 +100,7 @@ var (
 	mReplDup          = desc("logmesh_replication_duplicate_records_total", "Pushed records this peer already had.")
 	mSkips            = desc("logmesh_replication_skips_total", "Backlogs dropped for --max-hints-bytes (anti-entropy repairs them).")
 	mHintsDeleted     = desc("logmesh_replication_hints_deleted_total", "Records held for other peers, deleted once delivered.")
+	mRetired          = desc("logmesh_replication_retired_pending", "Copies handed on (delivered hints, handed-over records) waiting out --retire-after before they are deleted.")
 
 	mVlogGC      = desc("logmesh_store_value_log_gc_runs_total", "Value-log files rewritten by garbage collection.")
 	mPageOuts    = desc("logmesh_store_page_outs_total", "Times the store's mapped tables were paged out for exceeding --max-mapped-memory.")
@@ -143,7 +144,7 @@ func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
 		mIngestTrunc, mConnsOpen, mConnsAccepted, mLargeBuffers, mSyslogRefused, mSyslogClosed, mTLSConnsOpen, mTLSConnsAcc,
 		mTLSHandshakeErr, mTLSLineFrames, mRecords, mDiskBytes, mLSMBytes, mVlogBytes, mCommits, mCommitErrors,
 		mCommitSecs, mWritten, mDropped, mWritable, mFreeDisk, mRefused, mUndeliveredBytes, mUndeliveredRecs, mDelivered, mLag, mReplIn, mReplDup, mSkips,
-		mHintsDeleted, mVlogGC, mPageOuts, mBlocks, mSealed, mUnsealed, mSkipped, mLevelTables, mLevelBytes, mLevelScore, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop,
+		mHintsDeleted, mRetired, mVlogGC, mPageOuts, mBlocks, mSealed, mUnsealed, mSkipped, mLevelTables, mLevelBytes, mLevelScore, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop,
 		mDebt, mReplRefused, mDelivThrough, mPartitions, mClockSkew, mClockSkewed, mClockOffset, mPartialAnswer, mIDRetags, mAPIConns, mAPIRefused, mAPIReclaimed, mQueriesRefused, mQueriesRunning, mQueryTimeouts} {
 		ch <- d
 	}
@@ -263,6 +264,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(mReplDup, float64(s.ReplicatedDuplicates))
 	counter(mSkips, float64(s.Skips))
 	counter(mHintsDeleted, float64(s.HintsDeleted))
+	gauge(mRetired, float64(s.Retired))
 
 	if ae := s.AntiEntropy; ae != nil {
 		counter(mAERounds, float64(ae.Rounds))

@@ -61,6 +61,7 @@ func (p *Peer) Status() api.Status {
 		s.ReplicatedIn = rs.PushedInWritten
 		s.ReplicatedDuplicates = rs.PushedInDuplicates
 		s.HintsDeleted = rs.HintsDeleted
+		s.Retired = p.retire.Pending()
 		s.Skips = rs.Skips
 		if dt := p.repl.DeliveredThrough(); !dt.IsZero() {
 			s.DeliveredThrough = dt.UTC()
