@@ -91,24 +91,17 @@ func (r *Repairer) handOver(ctx context.Context, v *view.View, budget time.Durat
 		// a leaving owner may count this copy as the one that stays: the
 		// copy is kept until it is gone, or its mark lapses
 		skipped := false
-		err = r.cfg.Leaving.Delete(func(leaving func(string) bool) error {
+		_ = r.cfg.Leaving.Delete(func(leaving func(string) bool) error {
 			for _, o := range owners {
 				skipped = skipped || leaving(o)
 			}
-			if skipped || r.cfg.Retire != nil {
-				return nil
-			}
-			_, err := r.cfg.DB.Delete(ctx, ids)
-			return err
+			return nil
 		})
-		if err != nil {
-			r.log.Warn("hand-over: cannot delete the handed-over copy", "partition", p, "err", err)
-			continue
-		}
 		if skipped {
 			continue
 		}
-		// with a queue, deleted after its grace (see package retire)
+		// replication deletes it after the grace, if no owner is leaving
+		// then (see package retire)
 		r.cfg.Retire.Add(retire.HandedOver, v.Gen, ids)
 		r.log.Info("handed a partition over to its owners", "partition", p, "owners", owners, "records", len(ids))
 	}

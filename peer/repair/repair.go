@@ -57,7 +57,7 @@ type Config struct {
 	// confirmations leaving peers ask for (shared with replication).
 	Leaving *leaving.Gate
 	// Retire holds handed-over copies until they may be deleted (shared
-	// with replication, which deletes them; nil: deleted at once).
+	// with replication, which deletes them; nil: they are kept).
 	Retire *retire.Queue
 	// TestAfterConfirm, when set, runs in hand-over between the owners'
 	// confirmation and the delete (tests hold a round there).

@@ -7,7 +7,7 @@ import (
 
 	"github.com/logmesh/logmesh/api"
 	"github.com/logmesh/logmesh/gossip"
-	"github.com/logmesh/logmesh/index"
+	"github.com/logmesh/logmesh/index/indextest"
 	"github.com/logmesh/logmesh/peer/view"
 	"github.com/logmesh/logmesh/placement"
 	"github.com/logmesh/logmesh/record"
@@ -150,14 +150,7 @@ func TestAggregate(t *testing.T) {
 // partition). While the failed member is still placed, or once it left,
 // genesis goes on as before.
 func TestNoGenesisWhileAFailedMemberIsReassigned(t *testing.T) {
-	cfg := index.TestConfig(t.TempDir())
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	db, err := index.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	r := New(Config{Self: "p1", DB: db, Logger: slog.New(slog.DiscardHandler)})
+	r := New(Config{Self: "p1", DB: indextest.Open(t), Logger: slog.New(slog.DiscardHandler)})
 	ms := map[string]gossip.Member{
 		"p1": {Name: "p1", Status: gossip.StatusAlive},
 		"p2": {Name: "p2", Status: gossip.StatusAlive},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/logmesh/logmesh/gossip"
 	"github.com/logmesh/logmesh/index"
+	"github.com/logmesh/logmesh/index/indextest"
 	"github.com/logmesh/logmesh/peer/view"
 	"github.com/logmesh/logmesh/placement"
 	"github.com/logmesh/logmesh/record"
@@ -54,13 +55,7 @@ type rig struct {
 }
 
 func newRig(t *testing.T, v *view.View) *rig {
-	cfg := index.TestConfig(t.TempDir())
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	db, err := index.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := indextest.Open(t)
 	g := &rig{db: db}
 	g.cur.Store(v)
 	g.r = New(Config{Self: "p1", DB: db, View: g.cur.Load, Logger: slog.New(slog.DiscardHandler),

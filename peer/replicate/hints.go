@@ -76,7 +76,7 @@ func (r *Replicator) retireDue(ctx context.Context) {
 		}
 		var deleted int
 		err := r.cfg.Leaving.Delete(func(leaving func(string) bool) error {
-			keep := make([]record.ID, 0, len(b.IDs))
+			keep := b.IDs[:0] // the batch is ours now
 			for _, id := range b.IDs {
 				p := id.Partition()
 				if v.Owns(v.Self, p) || anyLeaving(v.Owners(p), leaving) {
