@@ -484,6 +484,9 @@ func TestHandOverKeepsWhatNoOwnerHolds(t *testing.T) {
 	if _, err := c.Client(0).Repair(context.Background()); err != nil { // hand-over rounds now
 		t.Fatal(err)
 	}
+	// what hand-over retired is deleted after the grace: judge after it
+	testutil.WaitFor(t, 20*time.Second, "p1's retired copies to be deleted or kept",
+		func() bool { return c.Peer(0).Status().Retired == 0 })
 	held := map[record.ID]bool{}
 	for i := 0; i < 4; i++ {
 		for id := range localIDs(t, c.Client(i)) {
@@ -988,8 +991,25 @@ func TestHandOverToALeavingOwnerKeepsTheCopy(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() {}); closeOnce(release) })
-	c := testutil.NewCluster(t, 3, func(i int, cfg *peer.Config) {
+	roundDone := make(chan struct{})
+	var c *testutil.Cluster
+	c = testutil.NewCluster(t, 3, func(i int, cfg *peer.Config) {
 		cfg.Replicas = 1
+		if i == 2 {
+			// p3 marked itself leaving on p1 and holds every record; before
+			// gossip hears of the leave (the placement unchanged) p1's
+			// hand-over ends and the copy it retired comes due
+			cfg.TestBeforeLeaveGossip = func() {
+				closeOnce(release)
+				select {
+				case <-roundDone:
+				case <-time.After(60 * time.Second):
+					t.Error("p1's round did not end while p3 was leaving")
+				}
+				testutil.WaitFor(t, 30*time.Second, "p1's retired copy to come due",
+					func() bool { return c.Peer(0).Status().Retired == 0 })
+			}
+		}
 		if i != 0 {
 			return
 		}
@@ -1014,6 +1034,7 @@ func TestHandOverToALeavingOwnerKeepsTheCopy(t *testing.T) {
 	go func() {
 		_, err := c.Client(0).Repair(context.Background())
 		repaired <- err
+		close(roundDone)
 	}()
 	var pt record.Partition
 	select {
