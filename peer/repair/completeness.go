@@ -14,6 +14,13 @@ type completeness struct {
 	mu struct {
 		sync.Mutex
 		complete, witness view.Mask
+		// owned: what this peer owned at the last follow; since: when it
+		// began to own each of them (in memory, like the proofs).
+		owned view.Mask
+		since [record.NumPartitions]time.Time
+		// unclaimed: since when no other member claims each partition
+		// (zero while one does).
+		unclaimed [record.NumPartitions]time.Time
 		// clustered: this store has been in a cluster with another member.
 		clustered bool
 		dirty     bool
@@ -127,6 +134,16 @@ func (r *Repairer) follow(v *view.View) { r.followAt(v, time.Now()) }
 
 func (r *Repairer) followAt(v *view.View, now time.Time) {
 	genesis := r.genesisAllowed(v, now)
+	// A new cluster (this store was never in one, and no member claims
+	// anything) starts complete at once; otherwise genesis needs proofs
+	// with the other owners (see provenWithOwners).
+	newCluster, proven := false, new(view.Mask)
+	if genesis {
+		newCluster = !r.Clustered() && !anyClaims(v)
+		if !newCluster {
+			proven = r.provenWithOwners(v)
+		}
+	}
 	c := &r.comp
 	c.mu.Lock()
 	changed := false
@@ -137,6 +154,16 @@ func (r *Repairer) followAt(v *view.View, now time.Time) {
 	for p := 0; p < record.NumPartitions; p++ {
 		pt := record.Partition(p)
 		owns := v.Owns(v.Self, pt)
+		if owns && !c.mu.owned[p] {
+			c.mu.since[p] = now
+		}
+		c.mu.owned[p] = owns
+		isClaimed := claimed(v, pt)
+		if isClaimed {
+			c.mu.unclaimed[p] = time.Time{}
+		} else if c.mu.unclaimed[p].IsZero() {
+			c.mu.unclaimed[p] = now
+		}
 		switch {
 		case !owns && c.mu.complete[p]:
 			c.mu.complete[p] = false
@@ -146,7 +173,7 @@ func (r *Repairer) followAt(v *view.View, now time.Time) {
 			c.mu.witness[p], changed = false, true
 		case owns && c.mu.witness[p]:
 			c.mu.witness[p], changed = false, true // owner again: what it missed meanwhile is elsewhere
-		case owns && !c.mu.complete[p] && genesis && !claimed(v, pt):
+		case owns && !c.mu.complete[p] && genesis && !isClaimed && (newCluster || proven[p]):
 			c.mu.complete[p], changed = true, true
 			gained = append(gained, p)
 		}
@@ -192,6 +219,68 @@ func (r *Repairer) genesisAllowed(v *view.View, now time.Time) bool {
 	clustered := r.comp.mu.clustered
 	r.comp.mu.Unlock()
 	return !clustered && now.Sub(r.started) >= r.cfg.GenesisGrace
+}
+
+// provenWithOwners returns the partitions that, since before the last
+// follow, this peer has owned and no other member has claimed, and that a
+// round has proven equal, since then, with every other owner that has not
+// failed or left. Genesis in a cluster that
+// existed needs them: the owners left after every complete holder is gone
+// hold different parts of a partition (one was still being filled from the
+// holders, another was given it when they failed and holds nothing), and
+// calling each complete as it stands made a query answer "full" from the
+// empty one (CI: TestNewOwnersDoNotVouchForEachOther, where the two
+// failed peers were forgotten before p1 had finished its first fill). Once
+// their roots are equal, each holds what any of them holds. A proof made
+// before this peer owned the partition does not count (the records written
+// while it did not were pushed to the owners, not to it), nor one made
+// before the last claim went (a holder may have repaired records into one
+// owner and not yet into another).
+func (r *Repairer) provenWithOwners(v *view.View) *view.Mask {
+	c := &r.comp
+	c.mu.Lock()
+	owned, since, unclaimed := c.mu.owned, c.mu.since, c.mu.unclaimed
+	c.mu.Unlock()
+	out := new(view.Mask)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p := 0; p < record.NumPartitions; p++ {
+		pt := record.Partition(p)
+		if !owned[p] || !v.Owns(v.Self, pt) || unclaimed[p].IsZero() {
+			continue
+		}
+		from := since[p]
+		if unclaimed[p].After(from) {
+			from = unclaimed[p]
+		}
+		ok := true
+		for _, o := range v.Owners(pt) {
+			if o == v.Self {
+				continue
+			}
+			if m, known := v.Members[o]; known && (m.Status == gossip.StatusFailed || m.Status == gossip.StatusLeft) {
+				continue
+			}
+			at, proved := r.mu.proofs[proofKey{o, v.Store(o), pt}]
+			if !proved || at.Before(from) {
+				ok = false
+				break
+			}
+		}
+		out[p] = ok
+	}
+	return out
+}
+
+// anyClaims reports whether a known member other than this one claims any
+// partition.
+func anyClaims(v *view.View) bool {
+	for p := 0; p < record.NumPartitions; p++ {
+		if claimed(v, record.Partition(p)) {
+			return true
+		}
+	}
+	return false
 }
 
 // claimed reports whether a known member other than this one claims

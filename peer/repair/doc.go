@@ -28,7 +28,12 @@
 //     only while its placement holds every member it knows (left ones
 //     aside): after it reassigned a failed member's partitions, the records
 //     the members it cannot hear acknowledged are tracked for the owners of
-//     their placement, not of its own.
+//     their placement, not of its own. In a cluster that existed (this
+//     store was in one, or some member claims something), an owner is
+//     complete by genesis only once it has proven its roots equal to every
+//     other owner's that has not failed or left, since it owns the
+//     partition and since the last claim went: the owners left then hold
+//     different parts of it.
 //
 // A peer loses completeness of a partition when it stops owning it (it
 // keeps it as a witness while it still holds the data), and a wiped store

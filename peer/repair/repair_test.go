@@ -177,8 +177,101 @@ func TestNoGenesisWhileAFailedMemberIsReassigned(t *testing.T) {
 			t.Fatalf("with p3's partitions reassigned, p1 called itself complete for %d partitions", n)
 		}
 	}
+	// p1 owns more under placed than it did: genesis for those waits for a
+	// proof with p2 made since p1 owns them (p3 failed: none is needed)
 	r.followAt(placed, t0.Add(2*time.Hour))
+	proveAll(r, "p2", t0.Add(2*time.Hour+time.Second))
+	r.followAt(placed, t0.Add(2*time.Hour+2*time.Second))
 	if n, all := owned(placed); n != all || all == 0 {
 		t.Fatalf("p3 failed but still placed, p4 left: p1 is complete for %d of the %d partitions it owns", n, all)
+	}
+}
+
+// proveAll records that p's roots equalled this peer's, at at, for every
+// partition.
+func proveAll(r *Repairer, p string, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for pt := 0; pt < record.NumPartitions; pt++ {
+		r.mu.proofs[proofKey{p, "", record.Partition(pt)}] = at
+	}
+}
+
+// TestGenesisAfterTheHoldersAreGoneWaitsForProofs: when every member that
+// held partitions complete has left (an operator forgot them), the owners
+// left hold different parts of them: p1 was still being filled from the
+// holders, p2 was given them when they failed and holds nothing. p2 is not
+// complete for them until it has proven its roots equal to every other
+// owner's since it owns them (before, every owner called itself complete
+// at once, and a query read the empty p2 as "full": CI's
+// TestNewOwnersDoNotVouchForEachOther). A new cluster, where no store was
+// ever in one and nobody claims anything, still starts complete at once.
+func TestGenesisAfterTheHoldersAreGoneWaitsForProofs(t *testing.T) {
+	all := new(view.Mask)
+	for i := range all {
+		all[i] = true
+	}
+	members := func(p4 gossip.Status) map[string]gossip.Member {
+		ms := map[string]gossip.Member{"p4": {Name: "p4", Status: p4, Tags: map[string]string{view.TagComplete: all.String()}}}
+		for _, n := range []string{"p1", "p2", "p3"} {
+			ms[n] = gossip.Member{Name: n, Status: gossip.StatusAlive}
+		}
+		return ms
+	}
+	table := placement.Compute([]string{"p1", "p2", "p3"}, 3)
+	complete := func(r *Repairer) (n int) {
+		for p := 0; p < record.NumPartitions; p++ {
+			if r.Complete(record.Partition(p)) {
+				n++
+			}
+		}
+		return n
+	}
+	t0 := time.Now()
+	r := New(Config{Self: "p2", DB: indextest.Open(t), Logger: slog.New(slog.DiscardHandler)})
+	r.followAt(view.New("p2", members(gossip.StatusAlive), table, 1), t0) // p4 holds everything
+	if n := complete(r); n != 0 {
+		t.Fatalf("complete for %d partitions while p4 claims them all", n)
+	}
+	proveAll(r, "p1", t0.Add(500*time.Millisecond)) // before p4 left: says nothing
+	proveAll(r, "p3", t0.Add(500*time.Millisecond))
+	gone := view.New("p2", members(gossip.StatusLeft), table, 2)
+	r.followAt(gone, t0.Add(time.Second))
+	if n := complete(r); n != 0 {
+		t.Fatalf("p4 left: complete for %d partitions with no proof since p2 owns them", n)
+	}
+	proveAll(r, "p1", t0.Add(2*time.Second))
+	r.followAt(gone, t0.Add(3*time.Second))
+	if n := complete(r); n != 0 {
+		t.Fatalf("complete for %d partitions proven equal to p1 but not to p3", n)
+	}
+	proveAll(r, "p3", t0.Add(4*time.Second))
+	r.followAt(gone, t0.Add(5*time.Second))
+	if n := complete(r); n != record.NumPartitions {
+		t.Fatalf("proven equal to both other owners: complete for %d of %d partitions", n, record.NumPartitions)
+	}
+
+	// p2 gains the partitions after nobody claims them: proofs made before
+	// it owned them say nothing
+	late := New(Config{Self: "p2", DB: indextest.Open(t), Logger: slog.New(slog.DiscardHandler)})
+	late.followAt(view.New("p2", members(gossip.StatusLeft), placement.Compute([]string{"p1", "p3"}, 3), 1), t0)
+	proveAll(late, "p1", t0.Add(time.Second))
+	proveAll(late, "p3", t0.Add(time.Second))
+	late.followAt(gone, t0.Add(2*time.Second))
+	late.followAt(gone, t0.Add(3*time.Second))
+	if n := complete(late); n != 0 {
+		t.Fatalf("complete for %d partitions proven equal before p2 owned them", n)
+	}
+	proveAll(late, "p1", t0.Add(4*time.Second))
+	proveAll(late, "p3", t0.Add(4*time.Second))
+	late.followAt(gone, t0.Add(5*time.Second))
+	if n := complete(late); n != record.NumPartitions {
+		t.Fatalf("proven equal since it owns them: complete for %d of %d partitions", n, record.NumPartitions)
+	}
+
+	fresh := New(Config{Self: "p2", DB: indextest.Open(t), Logger: slog.New(slog.DiscardHandler)})
+	fresh.followAt(gone, t0)
+	if n := complete(fresh); n != record.NumPartitions {
+		t.Fatalf("a new cluster: complete for %d of %d partitions at once", n, record.NumPartitions)
 	}
 }

@@ -601,6 +601,27 @@ var mutations = []mutation{
 		pkg:  "./peer/repair", run: "TestNoGenesisWhileAFailedMemberIsReassigned",
 	},
 	{
+		name: "genesis-without-proofs-between-owners",
+		file: "peer/repair/completeness.go",
+		from: "genesis && !isClaimed && (newCluster || proven[p]):",
+		to:   "genesis && !isClaimed && (newCluster || proven != nil):",
+		pkg:  "./peer/repair", run: "TestGenesisAfterTheHoldersAreGoneWaitsForProofs",
+	},
+	{
+		name: "genesis-proof-from-before-the-claims-went",
+		file: "peer/repair/completeness.go",
+		from: "		if unclaimed[p].After(from) {",
+		to:   "		if false && unclaimed[p].After(from) {",
+		pkg:  "./peer/repair", run: "TestGenesisAfterTheHoldersAreGoneWaitsForProofs",
+	},
+	{
+		name: "genesis-proof-from-before-owning",
+		file: "peer/repair/completeness.go",
+		from: "		from := since[p]",
+		to:   "		from := since[p].AddDate(-100, 0, 0)",
+		pkg:  "./peer/repair", run: "TestGenesisAfterTheHoldersAreGoneWaitsForProofs",
+	},
+	{
 		name: "handed-on-copies-deleted-at-once",
 		file: "peer/retire/retire.go",
 		from: "	for n < len(q.mu.batches) && now.Sub(q.mu.batches[n].At) >= q.grace {",
