@@ -156,6 +156,115 @@ func TestNewOwnersDoNotVouchForEachOther(t *testing.T) {
 	t.Logf("%d queries while filling (%d rounds), %d of them partial", queries, whileFilling, partial)
 }
 
+// TestForgettingTheLastHoldersKeepsFullAnswersWhole: p1 is wiped and
+// refills from the others; while it is part-way, p4 and p5 fail, p2 and
+// p3 are given their partitions, and an operator forgets p4 and p5. For
+// the partitions p1, p4 and p5 owned nobody claims anything any more, and
+// p1, p2 and p3 hold different parts of them. No query may answer "full"
+// without a record one of them holds, and genesis by proof between them
+// must not hold those partitions up: within two minutes every owner is
+// complete and every answer full with all of it. (This is the situation
+// of CI's flake of TestNewOwnersDoNotVouchForEachOther; the old rule
+// passes it here too, because p1 repairs the others before the first
+// query, so repair.TestGenesisAfterTheHoldersAreGoneWaitsForProofs is what
+// kills the mutations of the rule.)
+func TestForgettingTheLastHoldersKeepsFullAnswersWhole(t *testing.T) {
+	c := testutil.NewCluster(t, 5, func(i int, cfg *peer.Config) {
+		cfg.FailedReassignAfter = time.Second
+		cfg.AntiEntropyInterval = time.Second
+		cfg.RepairRate = 8 << 10 // fills take many rounds
+	})
+	c.WaitAlive(30 * time.Second)
+	var ids []record.ID
+	for b := 0; b < 4; b++ {
+		ids = append(ids, padded(t, c.Client(1+b%2), fmt.Sprintf("held-%d", b), 100, 600)...)
+	}
+	var detail string
+	testutil.WaitFor(t, 30*time.Second, "every record on its owners, every owner complete",
+		func() bool {
+			if detail = everyOwnerHasIt(t, c, ids); detail == "" {
+				detail = c.Filling()
+			}
+			return detail == ""
+		}, func() string { return detail })
+	c.Stop(0)
+	if err := os.RemoveAll(c.Config(0).DataDir); err != nil {
+		t.Fatal(err)
+	}
+	c.Start(0)
+	testutil.WaitFor(t, 30*time.Second, "p1 part-way through its refill", func() bool {
+		ae := c.Peer(0).Status().AntiEntropy
+		return ae != nil && ae.RecordsReceived >= 100
+	})
+	c.Stop(3)
+	c.Stop(4)
+	testutil.WaitFor(t, 30*time.Second, "p4 and p5 out of the placement", func() bool {
+		for _, i := range []int{0, 1, 2} {
+			for pt := 0; pt < record.NumPartitions; pt++ {
+				for _, o := range c.Peer(i).Owners(record.Partition(pt)) {
+					if o == "p4" || o == "p5" {
+						return false
+					}
+				}
+			}
+		}
+		return true
+	})
+	// what p1..p3 hold is all a full answer can promise; the records only
+	// p1 holds are those that tell a wrong genesis
+	hs := []map[record.ID]bool{localIDs(t, c.Client(0)), localIDs(t, c.Client(1)), localIDs(t, c.Client(2))}
+	var held []record.ID
+	onlyP1 := 0
+	for _, id := range ids {
+		if hs[0][id] || hs[1][id] || hs[2][id] {
+			held = append(held, id)
+		}
+		if hs[0][id] && !hs[1][id] && !hs[2][id] {
+			onlyP1++
+		}
+	}
+	filling := c.Filling()
+	if filling == "" {
+		t.Fatal("every owner complete before the forget: the test proves nothing")
+	}
+	for _, name := range []string{"p4", "p5"} {
+		if _, err := c.Client(1).Forget(context.Background(), name); err != nil {
+			t.Fatalf("forget %s: %v", name, err)
+		}
+	}
+	deadline := time.Now().Add(120 * time.Second)
+	queries, partial := 0, 0
+	for time.Now().Before(deadline) {
+		filling := c.Filling() != ""
+		for _, i := range []int{0, 1, 2} {
+			miss, cov := fullMisses(t, c.Client(i), held)
+			queries++
+			if cov.State != "full" {
+				partial++
+			}
+			if miss != "" {
+				t.Fatalf("query %d at p%d answered full without %s, which a running peer holds (coverage %+v)", queries, i+1, miss, cov)
+			}
+		}
+		if !filling {
+			break
+		}
+	}
+	if f := c.Filling(); f != "" {
+		t.Fatalf("not complete within 120s: %s", f)
+	}
+	for _, i := range []int{0, 1, 2} {
+		got, cov := clusterIDs(t, c.Client(i))
+		for _, id := range held {
+			if !got[id] || cov.State != "full" {
+				t.Fatalf("after the fill: query at p%d lacks %s or is not full (coverage %+v)", i+1, id, cov)
+			}
+		}
+	}
+	t.Logf("%d of %d records held at the forget, %d only by p1 (%s); %d queries, %d partial",
+		len(held), len(ids), onlyP1, filling, queries, partial)
+}
+
 // skewedCluster starts three peers whose clocks are a common offset (base)
 // plus, for p3, skew. Retention runs only when a test calls Maintain.
 func skewedCluster(t *testing.T, base *atomic.Int64, skew time.Duration, mut func(i int, cfg *peer.Config)) *testutil.Cluster {
