@@ -37,6 +37,9 @@ func (p *Peer) selfTags() map[string]string {
 	if !witness.Empty() {
 		tags[view.TagWitness] = witness.String()
 	}
+	if p.repair.Clustered() {
+		tags[view.TagClustered] = "1"
+	}
 	dt := p.repl.DeliveredThrough()
 	if dt.IsZero() {
 		tags[view.TagDelivered] = "0"

@@ -134,12 +134,15 @@ func (r *Repairer) follow(v *view.View) { r.followAt(v, time.Now()) }
 
 func (r *Repairer) followAt(v *view.View, now time.Time) {
 	genesis := r.genesisAllowed(v, now)
-	// A new cluster (this store was never in one, and no member claims
-	// anything) starts complete at once; otherwise genesis needs proofs
-	// with the other owners (see provenWithOwners).
+	// A new cluster (neither this store nor any member's was ever in one,
+	// and no member claims anything) starts complete at once; otherwise
+	// genesis needs proofs with the other owners (see provenWithOwners).
+	// A fresh store joining a cluster that existed is not a new cluster,
+	// even while nobody there claims anything (the owners left after a
+	// forget wait for their proofs): it would call itself complete empty.
 	newCluster, proven := false, new(view.Mask)
 	if genesis {
-		newCluster = !r.Clustered() && !anyClaims(v)
+		newCluster = !r.Clustered() && !anyClaims(v) && !othersClustered(v)
 		if !newCluster {
 			proven = r.provenWithOwners(v)
 		}
@@ -270,6 +273,22 @@ func (r *Repairer) provenWithOwners(v *view.View) *view.Mask {
 		out[p] = ok
 	}
 	return out
+}
+
+// othersClustered reports whether a known member other than this one (left
+// ones aside) publishes that its store has been in a cluster.
+func othersClustered(v *view.View) bool {
+	for name, m := range v.Members {
+		if name != v.Self && m.Status != gossip.StatusLeft && v.Info[name].Clustered {
+			return true
+		}
+	}
+	for name, in := range v.Departed {
+		if _, member := v.Members[name]; !member && name != v.Self && in.Clustered {
+			return true
+		}
+	}
+	return false
 }
 
 // anyClaims reports whether a known member other than this one claims any

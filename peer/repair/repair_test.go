@@ -275,3 +275,27 @@ func TestGenesisAfterTheHoldersAreGoneWaitsForProofs(t *testing.T) {
 		t.Fatalf("a new cluster: complete for %d of %d partitions at once", n, record.NumPartitions)
 	}
 }
+
+// TestAFreshStoreJoiningAClusterThatExistedIsNotNew: after the last holders
+// were forgotten nobody claims anything while the owners left wait for
+// their proofs; an empty store that joins then (a replacement node, a wiped
+// peer) must not take that for a new cluster and call itself complete with
+// nothing in it. The members publish that their stores were in a cluster.
+func TestAFreshStoreJoiningAClusterThatExistedIsNotNew(t *testing.T) {
+	ms := map[string]gossip.Member{"p4": {Name: "p4", Status: gossip.StatusLeft}}
+	for _, n := range []string{"p1", "p2", "p3"} {
+		ms[n] = gossip.Member{Name: n, Status: gossip.StatusAlive}
+	}
+	ms["p1"] = gossip.Member{Name: "p1", Status: gossip.StatusAlive, Tags: map[string]string{view.TagClustered: "1"}}
+	v := view.New("p3", ms, placement.Compute([]string{"p1", "p2", "p3"}, 2), 1)
+	r := New(Config{Self: "p3", DB: indextest.Open(t), Logger: slog.New(slog.DiscardHandler)})
+	r.followAt(v, time.Now())
+	for p := 0; p < record.NumPartitions; p++ {
+		if r.Complete(record.Partition(p)) {
+			t.Fatalf("an empty store joining a cluster that existed is complete for partition %d at once", p)
+		}
+	}
+	if !r.Clustered() {
+		t.Fatal("a store that saw another member alive is not marked clustered")
+	}
+}

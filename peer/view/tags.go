@@ -31,6 +31,10 @@ const (
 	TagStore = "sid"
 	// TagCutoff is the first time window the peer's retention keeps.
 	TagCutoff = "co"
+	// TagClustered is "1" once the peer's store has been in a cluster
+	// with another member: a peer that sees it knows the cluster is not
+	// new, even when nobody claims anything.
+	TagClustered = "cl"
 )
 
 // DeliveredAll is TagDelivered's value for a peer that holds nothing undelivered, ever.
@@ -46,6 +50,8 @@ type Info struct {
 	Store        string
 	Cutoff       record.Window
 	HasCutoff    bool
+	// Clustered: the member's store has been in a cluster.
+	Clustered bool
 }
 
 // ParseInfo reads a member's tags. Malformed values read as absent: a
@@ -68,6 +74,7 @@ func ParseInfo(tags map[string]string) Info {
 		}
 	}
 	in.Store = tags[TagStore]
+	in.Clustered = tags[TagClustered] == "1"
 	if s := tags[TagCutoff]; s != "" {
 		if w, err := strconv.ParseUint(s, 10, 32); err == nil {
 			in.Cutoff, in.HasCutoff = record.Window(w), true

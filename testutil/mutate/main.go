@@ -608,6 +608,13 @@ var mutations = []mutation{
 		pkg:  "./peer/repair", run: "TestGenesisAfterTheHoldersAreGoneWaitsForProofs",
 	},
 	{
+		name: "fresh-joiner-takes-an-old-cluster-for-new",
+		file: "peer/repair/completeness.go",
+		from: "newCluster = !r.Clustered() && !anyClaims(v) && !othersClustered(v)",
+		to:   "newCluster = !r.Clustered() && !anyClaims(v) && !othersClustered(v) || !r.Clustered()",
+		pkg:  "./peer/repair", run: "TestAFreshStoreJoiningAClusterThatExistedIsNotNew",
+	},
+	{
 		name: "genesis-proof-from-before-the-claims-went",
 		file: "peer/repair/completeness.go",
 		from: "		if unclaimed[p].After(from) {",
