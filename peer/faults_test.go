@@ -75,6 +75,50 @@ func noFullAnswerLacks(t *testing.T, c *testutil.Cluster, ids []record.ID, when 
 	}
 }
 
+// waitUnplaced waits until no running peer's placement holds any of names.
+func waitUnplaced(t *testing.T, c *testutil.Cluster, names ...string) {
+	t.Helper()
+	testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("%v out of the placement", names), func() bool {
+		for _, i := range c.Running() {
+			for pt := 0; pt < record.NumPartitions; pt++ {
+				for _, o := range c.Peer(i).Owners(record.Partition(pt)) {
+					if slices.Contains(names, o) {
+						return false
+					}
+				}
+			}
+		}
+		return true
+	})
+}
+
+// queryWhileFilling queries p1..p3 until every owner is complete (one more
+// round after that) or within passes, and fails the test on an answer
+// marked "full" without one of ids. It returns how many queries were made,
+// how many were partial, and how many rounds ran while owners filled.
+func queryWhileFilling(t *testing.T, c *testutil.Cluster, ids []record.ID, within time.Duration) (queries, partial, whileFilling int) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		filling := c.Filling() != ""
+		for _, i := range []int{0, 1, 2} {
+			miss, cov := fullMisses(t, c.Client(i), ids)
+			queries++
+			if cov.State != "full" {
+				partial++
+			}
+			if miss != "" {
+				t.Fatalf("query %d at p%d answered full without %s (coverage %+v)", queries, i+1, miss, cov)
+			}
+		}
+		if !filling {
+			break
+		}
+		whileFilling++
+	}
+	return queries, partial, whileFilling
+}
+
 // TestNewOwnersDoNotVouchForEachOther: two owners of a partition die for
 // longer than --failed-reassign-after; the two peers that replace them
 // start empty and are not complete until proven equal to the owner that
@@ -103,16 +147,7 @@ func TestNewOwnersDoNotVouchForEachOther(t *testing.T) {
 	c.Stop(3)
 	c.Stop(4)
 	// both are replaced once failed (gossip also forgets them after 8 s)
-	testutil.WaitFor(t, 30*time.Second, "p4 and p5 out of the placement", func() bool {
-		for pt := 0; pt < record.NumPartitions; pt++ {
-			for _, o := range c.Peer(0).Owners(record.Partition(pt)) {
-				if o == "p4" || o == "p5" {
-					return false
-				}
-			}
-		}
-		return true
-	})
+	waitUnplaced(t, c, "p4", "p5")
 	// they held nothing the others lack: an operator gives them up, so that
 	// answers can be full again once complete owners answer
 	for _, name := range []string{"p4", "p5"} {
@@ -122,25 +157,7 @@ func TestNewOwnersDoNotVouchForEachOther(t *testing.T) {
 	}
 	// Partitions that p4 and p5 both owned now have two new owners among
 	// p1..p3 that held nothing of them. Query everywhere while they fill.
-	deadline := time.Now().Add(90 * time.Second)
-	queries, partial, whileFilling := 0, 0, 0
-	for time.Now().Before(deadline) {
-		filling := c.Filling() != ""
-		for _, i := range []int{0, 1, 2} {
-			miss, cov := fullMisses(t, c.Client(i), ids)
-			queries++
-			if cov.State != "full" {
-				partial++
-			}
-			if miss != "" {
-				t.Fatalf("query %d at p%d answered full without %s (coverage %+v)", queries, i+1, miss, cov)
-			}
-		}
-		if !filling {
-			break
-		}
-		whileFilling++
-	}
+	queries, partial, whileFilling := queryWhileFilling(t, c, ids, 90*time.Second)
 	if f := c.Filling(); f != "" {
 		t.Fatalf("not filled within 90s: %s", f)
 	}
@@ -198,18 +215,7 @@ func TestForgettingTheLastHoldersKeepsFullAnswersWhole(t *testing.T) {
 	})
 	c.Stop(3)
 	c.Stop(4)
-	testutil.WaitFor(t, 30*time.Second, "p4 and p5 out of the placement", func() bool {
-		for _, i := range []int{0, 1, 2} {
-			for pt := 0; pt < record.NumPartitions; pt++ {
-				for _, o := range c.Peer(i).Owners(record.Partition(pt)) {
-					if o == "p4" || o == "p5" {
-						return false
-					}
-				}
-			}
-		}
-		return true
-	})
+	waitUnplaced(t, c, "p4", "p5")
 	// what p1..p3 hold is all a full answer can promise; the records only
 	// p1 holds are those that tell a wrong genesis
 	hs := []map[record.ID]bool{localIDs(t, c.Client(0)), localIDs(t, c.Client(1)), localIDs(t, c.Client(2))}
@@ -232,24 +238,7 @@ func TestForgettingTheLastHoldersKeepsFullAnswersWhole(t *testing.T) {
 			t.Fatalf("forget %s: %v", name, err)
 		}
 	}
-	deadline := time.Now().Add(120 * time.Second)
-	queries, partial := 0, 0
-	for time.Now().Before(deadline) {
-		filling := c.Filling() != ""
-		for _, i := range []int{0, 1, 2} {
-			miss, cov := fullMisses(t, c.Client(i), held)
-			queries++
-			if cov.State != "full" {
-				partial++
-			}
-			if miss != "" {
-				t.Fatalf("query %d at p%d answered full without %s, which a running peer holds (coverage %+v)", queries, i+1, miss, cov)
-			}
-		}
-		if !filling {
-			break
-		}
-	}
+	queries, partial, _ := queryWhileFilling(t, c, held, 120*time.Second)
 	if f := c.Filling(); f != "" {
 		t.Fatalf("not complete within 120s: %s", f)
 	}

@@ -140,9 +140,13 @@ func (r *Repairer) followAt(v *view.View, now time.Time) {
 	// A fresh store joining a cluster that existed is not a new cluster,
 	// even while nobody there claims anything (the owners left after a
 	// forget wait for their proofs): it would call itself complete empty.
+	var claims view.Mask
+	for p := range claims {
+		claims[p] = claimed(v, record.Partition(p))
+	}
 	newCluster, proven := false, new(view.Mask)
 	if genesis {
-		newCluster = !r.Clustered() && !anyClaims(v) && !othersClustered(v)
+		newCluster = !r.Clustered() && claims.Empty() && !othersClustered(v)
 		if !newCluster {
 			proven = r.provenWithOwners(v)
 		}
@@ -161,8 +165,7 @@ func (r *Repairer) followAt(v *view.View, now time.Time) {
 			c.mu.since[p] = now
 		}
 		c.mu.owned[p] = owns
-		isClaimed := claimed(v, pt)
-		if isClaimed {
+		if claims[p] {
 			c.mu.unclaimed[p] = time.Time{}
 		} else if c.mu.unclaimed[p].IsZero() {
 			c.mu.unclaimed[p] = now
@@ -176,7 +179,7 @@ func (r *Repairer) followAt(v *view.View, now time.Time) {
 			c.mu.witness[p], changed = false, true
 		case owns && c.mu.witness[p]:
 			c.mu.witness[p], changed = false, true // owner again: what it missed meanwhile is elsewhere
-		case owns && !c.mu.complete[p] && genesis && !isClaimed && (newCluster || proven[p]):
+		case owns && !c.mu.complete[p] && genesis && !claims[p] && (newCluster || proven[p]):
 			c.mu.complete[p], changed = true, true
 			gained = append(gained, p)
 		}
@@ -227,9 +230,9 @@ func (r *Repairer) genesisAllowed(v *view.View, now time.Time) bool {
 // provenWithOwners returns the partitions that, since before the last
 // follow, this peer has owned and no other member has claimed, and that a
 // round has proven equal, since then, with every other owner that has not
-// failed or left. Genesis in a cluster that
-// existed needs them: the owners left after every complete holder is gone
-// hold different parts of a partition (one was still being filled from the
+// failed or left. Genesis in a cluster that existed needs them: the owners
+// left after every complete holder is gone hold different parts of a
+// partition (one was still being filled from the
 // holders, another was given it when they failed and holds nothing), and
 // calling each complete as it stands made a query answer "full" from the
 // empty one (CI: TestNewOwnersDoNotVouchForEachOther, where the two
@@ -285,17 +288,6 @@ func othersClustered(v *view.View) bool {
 	}
 	for name, in := range v.Departed {
 		if _, member := v.Members[name]; !member && name != v.Self && in.Clustered {
-			return true
-		}
-	}
-	return false
-}
-
-// anyClaims reports whether a known member other than this one claims any
-// partition.
-func anyClaims(v *view.View) bool {
-	for p := 0; p < record.NumPartitions; p++ {
-		if claimed(v, record.Partition(p)) {
 			return true
 		}
 	}

@@ -603,16 +603,23 @@ var mutations = []mutation{
 	{
 		name: "genesis-without-proofs-between-owners",
 		file: "peer/repair/completeness.go",
-		from: "genesis && !isClaimed && (newCluster || proven[p]):",
-		to:   "genesis && !isClaimed && (newCluster || proven != nil):",
+		from: "genesis && !claims[p] && (newCluster || proven[p]):",
+		to:   "genesis && !claims[p] && (newCluster || proven != nil):",
 		pkg:  "./peer/repair", run: "TestGenesisAfterTheHoldersAreGoneWaitsForProofs",
 	},
 	{
 		name: "fresh-joiner-takes-an-old-cluster-for-new",
 		file: "peer/repair/completeness.go",
-		from: "newCluster = !r.Clustered() && !anyClaims(v) && !othersClustered(v)",
-		to:   "newCluster = !r.Clustered() && !anyClaims(v) && !othersClustered(v) || !r.Clustered()",
+		from: "newCluster = !r.Clustered() && claims.Empty() && !othersClustered(v)",
+		to:   "newCluster = !r.Clustered() && claims.Empty() && !othersClustered(v) || !r.Clustered()",
 		pkg:  "./peer/repair", run: "TestAFreshStoreJoiningAClusterThatExistedIsNotNew",
+	},
+	{
+		name: "clustered-tag-never-published",
+		file: "peer/tags.go",
+		from: "	if p.repair.Clustered() {",
+		to:   "	if false && p.repair.Clustered() {",
+		pkg:  "./peer", run: "TestPeersPublishThatTheirStoreWasInACluster",
 	},
 	{
 		name: "genesis-proof-from-before-the-claims-went",
