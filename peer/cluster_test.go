@@ -653,3 +653,24 @@ func TestQueryAvoidsAPeerStillBeingFilled(t *testing.T) {
 		t.Fatalf("the new peer held all %d records by the end of the queries: the test proved nothing", held)
 	}
 }
+
+// TestPeersPublishThatTheirStoreWasInACluster: once two peers see each
+// other, each publishes the cl tag. It is what tells a fresh store joining
+// later, while nobody claims anything, that the cluster is not new (see
+// repair.TestAFreshStoreJoiningAClusterThatExistedIsNotNew).
+func TestPeersPublishThatTheirStoreWasInACluster(t *testing.T) {
+	c := testutil.NewCluster(t, 2, nil)
+	c.WaitAlive(20 * time.Second)
+	lacking := ""
+	testutil.WaitFor(t, 20*time.Second, "each peer sees the other's cl tag", func() bool {
+		for i := 0; i < 2; i++ {
+			for _, m := range c.Peer(i).Members() {
+				if m.Name != c.Name(i) && m.Tags[view.TagClustered] != "1" {
+					lacking = fmt.Sprintf("%s sees %s without it (tags %v)", c.Name(i), m.Name, m.Tags)
+					return false
+				}
+			}
+		}
+		return true
+	}, func() string { return lacking })
+}
