@@ -144,9 +144,11 @@ func (r *Repairer) followAt(v *view.View, now time.Time) {
 	for p := range claims {
 		claims[p] = claimed(v, record.Partition(p))
 	}
+	// With anti-entropy off no round will ever prove anything: genesis
+	// goes on without proofs, as pushes alone must reach every owner then.
 	newCluster, proven := false, new(view.Mask)
 	if genesis {
-		newCluster = !r.Clustered() && claims.Empty() && !othersClustered(v)
+		newCluster = !r.Clustered() && claims.Empty() && !othersClustered(v) || r.cfg.Disabled
 		if !newCluster {
 			proven = r.provenWithOwners(v)
 		}

@@ -615,6 +615,13 @@ var mutations = []mutation{
 		pkg:  "./peer/repair", run: "TestAFreshStoreJoiningAClusterThatExistedIsNotNew",
 	},
 	{
+		name: "genesis-waits-for-proofs-with-anti-entropy-off",
+		file: "peer/repair/completeness.go",
+		from: "!othersClustered(v) || r.cfg.Disabled",
+		to:   "!othersClustered(v) || false && r.cfg.Disabled",
+		pkg:  "./peer/repair", run: "TestGenesisAfterTheHoldersAreGoneWaitsForProofs",
+	},
+	{
 		name: "clustered-tag-never-published",
 		file: "peer/tags.go",
 		from: "	if p.repair.Clustered() {",
