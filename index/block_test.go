@@ -574,7 +574,7 @@ func BenchmarkSealWindow(b *testing.B) {
 		b.StartTimer()
 		start := time.Now()
 		for _, w := range db.AllWindows() {
-			if err := db.sealWindow(w); err != nil {
+			if err := db.sealWindow(w, 0, uint8(slicesPerWindow)); err != nil {
 				b.Fatal(err)
 			}
 		}

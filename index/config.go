@@ -106,6 +106,13 @@ type Config struct {
 	// (Linux only; elsewhere it does nothing).
 	MaxMappedBytes int64
 
+	// ValueThreshold is the size from which Badger keeps a value in its
+	// value log instead of the LSM tree. Zero keeps every record and journal
+	// entry in the tree (compressed there, rewritten by every compaction);
+	// a small value (experimental, e.g. 64) puts record bodies in the value
+	// log, written once, and leaves only keys to the compactions.
+	ValueThreshold int64
+
 	// SealAfter is how long after a window ends the sealer turns its
 	// records into blocks (seal.go): one entry per SealBlockRecords records
 	// of a partition's run, compressed together. Records that arrive later
@@ -116,7 +123,7 @@ type Config struct {
 	// SealBlockRecords is the most records of one block (default 1024).
 	SealBlockRecords int
 	// SealInterval is how often the sealer looks for windows to seal
-	// (default 1 minute).
+	// (default 15 seconds).
 	SealInterval time.Duration
 
 	// DiskCheckInterval is how often free space is measured while writes are
@@ -220,7 +227,7 @@ func (c *Config) fillDefaults() {
 		c.SealBlockRecords = 1024
 	}
 	if c.SealInterval == 0 {
-		c.SealInterval = time.Minute
+		c.SealInterval = 15 * time.Second
 	}
 	if c.freeBytes == nil {
 		c.freeBytes = statfsFree

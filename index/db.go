@@ -49,9 +49,14 @@ type DB struct {
 	// sealedGen maps the windows the sealer sealed whole to their
 	// generation then (the sealer's goroutine only)
 	sealedGen map[record.Window]uint64
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	// sealedSlices maps a window still being written to the first of its
+	// slices the sealer has not sealed yet (only the sealer's goroutine
+	// uses it)
+	sealedSlices map[record.Window]uint8
+	sealPasses   atomic.Uint64 // passes of the sealer so far
+	ctx          context.Context
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -207,6 +212,7 @@ func Open(cfg Config) (*DB, error) {
 	db.every(cfg.MaintenanceInterval, func() bool { db.Maintain(); return true })
 	if cfg.SealAfter > 0 {
 		db.sealedGen = map[record.Window]uint64{}
+		db.sealedSlices = map[record.Window]uint8{}
 		db.every(cfg.SealInterval, func() bool { return db.sealPass() != ErrClosed })
 	}
 	if cfg.FsyncInterval > 0 {
@@ -676,7 +682,7 @@ func engineOptions(cfg Config, dir string) badger.Options {
 		WithIndexCacheSize(cfg.IndexCacheBytes).
 		WithBlockSize(cfg.BlockBytes).WithBaseTableSize(cfg.BaseTableBytes).
 		WithNumCompactors(2).
-		WithValueThreshold(valueThreshold(cfg.MemTableBytes)).
+		WithValueThreshold(valueThreshold(cfg)).
 		WithValueLogFileSize(256 << 20).
 		WithMetricsEnabled(false).
 		// every block read checks its CRC: a damaged table is an error, not data
@@ -686,8 +692,11 @@ func engineOptions(cfg Config, dir string) badger.Options {
 // valueThreshold keeps records and journal entries in the LSM tree (where they
 // are compressed and need no value-log GC) while staying below Badger's limit
 // of 15% of a memtable.
-func valueThreshold(memTableBytes int64) int64 {
-	return min(256<<10, memTableBytes*15/100/2)
+func valueThreshold(cfg Config) int64 {
+	if cfg.ValueThreshold > 0 {
+		return cfg.ValueThreshold
+	}
+	return min(256<<10, cfg.MemTableBytes*15/100/2)
 }
 
 // FsyncAlways reports whether every commit is synced before it is

@@ -36,9 +36,12 @@ func fileResidentBytes() (int64, error) {
 }
 
 // tableMapping is one table file of the store mapped in this process.
-type tableMapping struct{ start, end, rss uint64 }
+type tableMapping struct {
+	start, end, rss uint64
+	vlog            bool // a value-log file, not a table
+}
 
-// tableMappings lists the table files whose paths begin with prefix mapped
+// tableMappings lists the table and value-log files whose paths begin with prefix mapped
 // in this process, with their resident bytes, from /proc/self/smaps.
 func tableMappings(prefix string) ([]tableMapping, error) {
 	f, err := os.Open("/proc/self/smaps")
@@ -70,7 +73,7 @@ func tableMappings(prefix string) ([]tableMapping, error) {
 		}
 		cur = -1
 		path := line[bytes.LastIndexByte(line, ' ')+1:]
-		if !bytes.HasSuffix(path, []byte(".sst")) || !bytes.HasPrefix(path, []byte(prefix)) {
+		if !(bytes.HasSuffix(path, []byte(".sst")) || bytes.HasSuffix(path, []byte(".vlog"))) || !bytes.HasPrefix(path, []byte(prefix)) {
 			continue
 		}
 		start, err1 := strconv.ParseUint(string(line[:dash]), 16, 64)
@@ -78,7 +81,7 @@ func tableMappings(prefix string) ([]tableMapping, error) {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		maps = append(maps, tableMapping{start: start, end: end})
+		maps = append(maps, tableMapping{start: start, end: end, vlog: bytes.HasSuffix(path, []byte(".vlog"))})
 		cur = len(maps) - 1
 	}
 	if err := sc.Err(); err != nil {

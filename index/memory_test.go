@@ -3,7 +3,10 @@ package index
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,4 +162,75 @@ func TestMemoryBudgetFollowsTheStoreSettings(t *testing.T) {
 	if got, want := c.MemoryBudget(), int64(4*3*64+32+16+48)<<20; got != want {
 		t.Fatalf("budget %d, want %d", got, want)
 	}
+}
+
+// A store that keeps record bodies in Badger's value log (Config.ValueThreshold)
+// reads as one that keeps them in the tree, before and after sealing and after
+// a reopen; its value-log files are paged out over the mapped-memory budget
+// like the tables, and read afterwards.
+func TestValueLogStoreReadsAsTheTree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	es := makeSealEntries(rng)
+	tree := openTest(t, t.TempDir())
+	if _, err := tree.Write(context.Background(), es, OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	want := readEverything(t, tree, es, 5)
+
+	dir := t.TempDir()
+	vlogCfg := func(c *Config) { c.ValueThreshold, c.MaxMappedBytes = 1, 1 } // every value with a byte
+	db := openTest(t, dir, vlogCfg)
+	if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	vlog := int64(0) // the value log's allocated bytes (its files are sparse)
+	matches, _ := filepath.Glob(filepath.Join(dir, "badger", "*.vlog"))
+	for _, m := range matches {
+		var st syscall.Stat_t
+		if err := syscall.Stat(m, &st); err != nil {
+			t.Fatal(err)
+		}
+		vlog += st.Blocks * 512
+	}
+	raw := int64(0)
+	for _, e := range es {
+		raw += int64(len(e.Data))
+	}
+	if vlog < raw {
+		t.Fatalf("the value log holds %d bytes of %d bytes of records: the bodies stayed in the tree", vlog, raw)
+	}
+	compareReads(t, "bodies in the value log", want, readEverything(t, db, es, 5))
+	if pageOutSupported {
+		waitFor(t, 10*time.Second, "page-out of the value log", func() bool {
+			maps, err := tableMappings(mapsPrefix(dir + "/badger"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen, resident := false, uint64(0)
+			for _, m := range maps {
+				if m.vlog {
+					seen, resident = true, resident+m.rss
+				}
+			}
+			return seen && resident < 64<<10 && db.Stats().PageOuts > 0
+		})
+		compareReads(t, "after the value log was paged out", want, readEverything(t, db, es, 5))
+	}
+	for _, w := range db.AllWindows() {
+		if err := db.sealWindow(w, 0, uint8(slicesPerWindow)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if db.Stats().RecordsSealed == 0 {
+		t.Fatal("nothing was sealed")
+	}
+	compareReads(t, "sealed, bodies in the value log", want, readEverything(t, db, es, 5))
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir, vlogCfg)
+	compareReads(t, "reopened", want, readEverything(t, db, es, 5))
 }

@@ -332,14 +332,36 @@ func (db *DB) changedSince(prefix []byte, ts uint64) bool {
 const sealBatchRecords = 16384
 
 // sealPass seals every live window that ended Config.SealAfter ago and still
-// holds loose records. It returns ErrClosed once the DB closes.
+// holds loose records, and the minute slices of younger windows that ended
+// Config.SealAfter ago. It returns ErrClosed once the DB closes.
 func (db *DB) sealPass() error {
+	defer db.sealPasses.Add(1)
 	now, ok := db.retentionNow()
 	if !ok {
 		now = db.cfg.Now()
 	}
+	limit := now.UnixMilli() - db.cfg.SealAfter.Milliseconds() // slices that ended by then are sealed
 	for _, w := range db.AllWindows() {
-		if w < db.cutoff() || w.End()+db.cfg.SealAfter.Milliseconds() > now.UnixMilli() {
+		if w < db.cutoff() || sliceStart(w, 0)+SliceMillis > limit {
+			continue
+		}
+		if w.End() > limit {
+			// the window is still being written: seal the slices that
+			// ended, from the first not sealed yet; late records in them
+			// wait for the pass after the window ends
+			to := uint8((limit - w.Start()) / SliceMillis)
+			from := db.sealedSlices[w]
+			if from >= to {
+				continue
+			}
+			if err := db.sealWindow(w, from, to); err != nil {
+				if errors.Is(err, ErrClosed) || db.closed.Load() {
+					return ErrClosed
+				}
+				db.cfg.Logger.Warn("sealer: cannot seal a window's slices; the next pass tries again", "window", w, "err", err)
+				continue
+			}
+			db.sealedSlices[w] = to
 			continue
 		}
 		// a window sealed whole and not written since is not read again
@@ -349,7 +371,7 @@ func (db *DB) sealPass() error {
 		if g, ok := db.sealedGen[w]; ok && g == gen {
 			continue
 		}
-		if err := db.sealWindow(w); err != nil {
+		if err := db.sealWindow(w, 0, uint8(slicesPerWindow)); err != nil {
 			if errors.Is(err, ErrClosed) || db.closed.Load() {
 				return ErrClosed
 			}
@@ -357,24 +379,37 @@ func (db *DB) sealPass() error {
 			continue
 		}
 		db.sealedGen[w] = gen
+		delete(db.sealedSlices, w)
 	}
 	for w := range db.sealedGen {
 		if w < db.cutoff() {
 			delete(db.sealedGen, w)
 		}
 	}
+	for w := range db.sealedSlices {
+		if w < db.cutoff() {
+			delete(db.sealedSlices, w)
+		}
+	}
 	return nil
 }
 
-// looseRuns lists the runs of window w that hold loose records, and how many.
-func (db *DB) looseRuns(w record.Window) (runs [][2]int, counts []int, err error) {
+// looseRuns lists the runs of slices from..to-1 of window w that hold loose
+// records, and how many.
+func (db *DB) looseRuns(w record.Window, from, to uint8) (runs [][2]int, counts []int, err error) {
 	err = db.bdb.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), PrefetchValues: false})
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		for it.Seek(slicePrefix(w, from)); it.Valid(); it.Next() {
 			k := it.Item().Key()
 			if len(k) != recordKeyLen {
+				if len(k) > 5 && sliceOfKey(k) >= to {
+					break
+				}
 				continue
+			}
+			if sliceOfKey(k) >= to {
+				break
 			}
 			run := [2]int{int(sliceOfKey(k)), int(k[6])<<8 | int(k[7])}
 			if n := len(runs); n > 0 && runs[n-1] == run {
@@ -388,10 +423,10 @@ func (db *DB) looseRuns(w record.Window) (runs [][2]int, counts []int, err error
 	return runs, counts, err
 }
 
-// sealWindow seals the runs of window w that hold loose records, a batch of
-// runs at a time inside the committer.
-func (db *DB) sealWindow(w record.Window) error {
-	runs, counts, err := db.looseRuns(w)
+// sealWindow seals the runs of slices from..to-1 of window w that hold loose
+// records, a batch of runs at a time inside the committer.
+func (db *DB) sealWindow(w record.Window, from, to uint8) error {
+	runs, counts, err := db.looseRuns(w, from, to)
 	if err != nil || len(runs) == 0 {
 		return err
 	}

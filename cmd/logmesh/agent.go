@@ -65,7 +65,7 @@ func agentFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "api-idle-timeout", Value: 30 * time.Second, EnvVars: env("API_IDLE_TIMEOUT"), Usage: "end a request whose client sends none of its body, or reads none of the answer, for this long"},
 		&cli.DurationFlag{Name: "leave-drain-timeout", Value: 30 * time.Second, EnvVars: env("LEAVE_DRAIN_TIMEOUT"), Usage: "on SIGTERM, how long to deliver what only this peer holds before leaving; if it cannot, it stops without leaving (it delivers them when started again)"},
 		&cli.DurationFlag{Name: "scrub-interval", Value: 24 * time.Hour, EnvVars: env("SCRUB_INTERVAL"), Usage: "how often the whole store is read to check every record and re-derive the digests anti-entropy compares (0: never)"},
-		&cli.DurationFlag{Name: "seal-after", Value: 0, EnvVars: env("SEAL_AFTER"), Usage: "experimental: how long after an hour window ends its records are sealed into compressed blocks of up to 1024 records per partition and minute (0: never); until compactions merge the deletions of the loose records with them, a sealed window takes more disk, not less"},
+		&cli.DurationFlag{Name: "seal-after", Value: 0, EnvVars: env("SEAL_AFTER"), Usage: "experimental: how long after a minute slice ends its records are sealed into compressed blocks of up to 1024 records per partition and minute (0: never; records that arrive later in a slice already sealed wait for the end of the hour window); until compactions merge the deletions of the loose records with them, a sealed window takes more disk, not less"},
 		&cli.DurationFlag{Name: "idempotency-ttl", Value: 24 * time.Hour, EnvVars: env("IDEMPOTENCY_TTL"), Usage: "how long a batch's Idempotency-Key is remembered: a retry with the same key stores nothing twice"},
 		&cli.DurationFlag{Name: "clock-offset", Hidden: true, EnvVars: env("CLOCK_OFFSET"), Usage: "shift this peer's clock (fault tests: clock skew)"},
 		&cli.StringFlag{Name: "clock-offset-file", Hidden: true, Usage: "shift this peer's clock by the duration in this file, reread every 100ms (fault tests: clock steps)"},
@@ -83,6 +83,7 @@ func agentFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "idle-timeout", Value: 0, EnvVars: env("IDLE_TIMEOUT"), Usage: "close a syslog connection that sends nothing for this long (0: the default, 10m)"},
 		&cli.DurationFlag{Name: "frame-timeout", Value: 0, EnvVars: env("FRAME_TIMEOUT"), Usage: "a syslog message that has begun must arrive within this (0: the default, 30s)"},
 		&cli.StringFlag{Name: "cache-size", Value: "32MiB", EnvVars: env("CACHE_SIZE"), Usage: "block cache of the store"},
+		&cli.StringFlag{Name: "value-threshold", Value: "0", EnvVars: env("VALUE_THRESHOLD"), Usage: "experimental: values from this size go to Badger's value log instead of its LSM tree (0: keep records in the tree); 64B takes record bodies out of the compactions, but the value log is not compressed and queries read it at random (docs/architecture.md)"},
 		&cli.StringFlag{Name: "memtable-size", Value: "16MiB", EnvVars: env("MEMTABLE_SIZE"), Usage: "size of one store memtable (--memtables of them are held in memory)"},
 		&cli.StringFlag{Name: "memory-limit", Value: "auto", EnvVars: env("MEMORY_LIMIT"), Usage: `soft memory limit of the Go runtime, like GOMEMLIMIT; "auto": what the store settings need (224MiB with the defaults), or a quarter above the live heap when more is live, up to 4 times that, unless GOMEMLIMIT is set; "off": none`},
 		&cli.StringFlag{Name: "max-mapped-memory", Value: "48MiB", EnvVars: env("MAX_MAPPED_MEMORY"), Usage: `file-backed memory (store tables mapped by Badger) resident above which the tables are paged out; "off": let the kernel decide`},
@@ -301,6 +302,9 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 	}
 	if cfg.Index.BlockCacheBytes, err = parseBytes(c.String("cache-size")); err != nil {
 		return cfg, flagErr("cache-size", err)
+	}
+	if cfg.Index.ValueThreshold, err = parseBytes(c.String("value-threshold")); err != nil {
+		return cfg, flagErr("value-threshold", err)
 	}
 	if cfg.Index.MemTableBytes, err = parseBytes(c.String("memtable-size")); err != nil {
 		return cfg, flagErr("memtable-size", err)
