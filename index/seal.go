@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -381,16 +382,9 @@ func (db *DB) sealPass() error {
 		db.sealedGen[w] = gen
 		delete(db.sealedSlices, w)
 	}
-	for w := range db.sealedGen {
-		if w < db.cutoff() {
-			delete(db.sealedGen, w)
-		}
-	}
-	for w := range db.sealedSlices {
-		if w < db.cutoff() {
-			delete(db.sealedSlices, w)
-		}
-	}
+	dropped := func(w record.Window) bool { return w < db.cutoff() }
+	maps.DeleteFunc(db.sealedGen, func(w record.Window, _ uint64) bool { return dropped(w) })
+	maps.DeleteFunc(db.sealedSlices, func(w record.Window, _ uint8) bool { return dropped(w) })
 	return nil
 }
 
@@ -402,14 +396,11 @@ func (db *DB) looseRuns(w record.Window, from, to uint8) (runs [][2]int, counts 
 		defer it.Close()
 		for it.Seek(slicePrefix(w, from)); it.Valid(); it.Next() {
 			k := it.Item().Key()
-			if len(k) != recordKeyLen {
-				if len(k) > 5 && sliceOfKey(k) >= to {
-					break
-				}
-				continue
+			if len(k) > 5 && sliceOfKey(k) >= to {
+				break // past the slices asked for (or at the blocks marker)
 			}
-			if sliceOfKey(k) >= to {
-				break
+			if len(k) != recordKeyLen {
+				continue // a block
 			}
 			run := [2]int{int(sliceOfKey(k)), int(k[6])<<8 | int(k[7])}
 			if n := len(runs); n > 0 && runs[n-1] == run {
