@@ -359,7 +359,7 @@ func (b *builder) add(req *writeReq) {
 				continue
 			}
 		}
-		if b.db.mayHaveBlocks(e.ID.Window()) {
+		if b.db.idMayBeInBlock(e.ID) {
 			// a record inside a block's range: the block goes back to loose
 			// records first, so the run keeps its rule (seal.go)
 			flush := func() error {
@@ -473,7 +473,7 @@ func (b *builder) removeAll(req *writeReq) {
 		if busy {
 			continue
 		}
-		if b.db.mayHaveBlocks(id.Window()) {
+		if b.db.idMayBeInBlock(id) {
 			// in a block: it goes back to loose records, and this one is
 			// deleted with them
 			flush := func() error {
@@ -544,12 +544,12 @@ func (b *builder) isDuplicate(id record.ID, key []byte) (bool, error) {
 		return false, nil
 	}
 	var err error
-	if b.db.mayHaveBlocks(id.Window()) {
+	if b.db.idMayBeInBlock(id) {
 		// stored loose, or in the block whose range holds it
 		// (a read-only view: an iterator of the open transaction would sort
 		// its pending writes every time)
 		rtxn := b.db.bdb.NewTransactionAt(readAll, false)
-		it := rtxn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(id.Window())})
+		it := rtxn.NewIterator(badger.IteratorOptions{Prefix: idRunPrefix(id)})
 		var found bool
 		found, err = findInRun(it, id, func([]byte) error { return nil })
 		it.Close()
@@ -826,7 +826,7 @@ func (db *DB) coveringBlock(id record.ID) ([]byte, decodedBlock, error) {
 	key := recordKey(id)
 	txn := db.bdb.NewTransactionAt(readAll, false)
 	defer txn.Discard()
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(id.Window())})
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: idRunPrefix(id)})
 	defer it.Close()
 	it.Seek(key)
 	if !it.Valid() {

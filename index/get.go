@@ -17,8 +17,8 @@ func (db *DB) Get(id record.ID) ([]byte, error) {
 	}
 	var out []byte
 	err := db.view(func(txn *badger.Txn) error {
-		if db.mayHaveBlocks(id.Window()) {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(id.Window())})
+		if db.idMayBeInBlock(id) {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: idRunPrefix(id)})
 			defer it.Close()
 			found, err := findInRun(it, id, func(v []byte) error { out = bytes.Clone(v); return nil })
 			if err == nil && !found {
@@ -56,7 +56,7 @@ func (db *DB) GetMany(ids []record.ID, fn func(id record.ID, data []byte) error)
 			}
 		}()
 		for _, id := range ids {
-			if db.mayHaveBlocks(id.Window()) {
+			if db.idMayBeInBlock(id) {
 				if it == nil {
 					it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}})
 				}

@@ -74,6 +74,12 @@ func runPrefix(w record.Window, s uint8, p record.Partition) []byte {
 	return binary.BigEndian.AppendUint16(slicePrefix(w, s), uint16(p))
 }
 
+// idRunPrefix is the key prefix of the run the record id belongs in: an
+// iterator limited to it skips every table that holds nothing of the run.
+func idRunPrefix(id record.ID) []byte {
+	return runPrefix(id.Window(), sliceOf(id.Millis()), id.Partition())
+}
+
 // slicePrefix is the key prefix of every record of one slice of a window.
 func slicePrefix(w record.Window, s uint8) []byte {
 	return appendSlicePrefix(make([]byte, 0, 8), w, s)

@@ -3,6 +3,7 @@ package index
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -48,34 +49,84 @@ const blocksMarker = 0xff
 
 func blocksMarkerKey(w record.Window) []byte { return append(windowPrefix(w), blocksMarker) }
 
-// blockWindows is the set of windows that may hold blocks.
+// allSlices is the slice set of a window whose marker does not say which of
+// its slices hold blocks (written before markers named them): all may.
+const allSlices = ^uint64(0)
+
+// blockWindows is, per window that may hold blocks, the set of its slices
+// that may (bit s for slice s). A write into a slice that never held a block
+// needs no look for the block that might cover its record, which is what
+// keeps writes into the current slice as cheap as in a window without blocks
+// while the window's older slices are sealed.
 type blockWindows struct {
 	mu sync.RWMutex
-	m  map[record.Window]bool
+	m  map[record.Window]uint64
 }
 
+// mayHaveBlocks reports whether any slice of window w may hold blocks.
 func (db *DB) mayHaveBlocks(w record.Window) bool {
 	db.blocks.mu.RLock()
 	defer db.blocks.mu.RUnlock()
-	return db.blocks.m[w]
+	return db.blocks.m[w] != 0
 }
 
-func (db *DB) noteBlocks(w record.Window) {
+// sliceMayHaveBlocks reports whether slice s of window w may hold blocks.
+func (db *DB) sliceMayHaveBlocks(w record.Window, s uint8) bool {
+	db.blocks.mu.RLock()
+	defer db.blocks.mu.RUnlock()
+	return db.blocks.m[w]&sliceBit(s) != 0
+}
+
+// idMayBeInBlock reports whether the slice the record id belongs in may
+// hold blocks.
+func (db *DB) idMayBeInBlock(id record.ID) bool {
+	return db.sliceMayHaveBlocks(id.Window(), sliceOf(id.Millis()))
+}
+
+func sliceBit(s uint8) uint64 {
+	if int(s) >= 64 {
+		return 0
+	}
+	return 1 << s
+}
+
+// noteBlocks adds the slices of set to window w's and returns the window's
+// set after it.
+func (db *DB) noteBlocks(w record.Window, set uint64) uint64 {
 	db.blocks.mu.Lock()
 	defer db.blocks.mu.Unlock()
 	if db.blocks.m == nil {
-		db.blocks.m = map[record.Window]bool{}
+		db.blocks.m = map[record.Window]uint64{}
 	}
-	db.blocks.m[w] = true
+	db.blocks.m[w] |= set
+	return db.blocks.m[w]
+}
+
+// markerSlices decodes a blocks marker's value: the set of slices that may
+// hold blocks, 8 bytes big endian; an empty value (a store sealed before
+// markers named slices) stands for all of them.
+func markerSlices(v []byte) uint64 {
+	if len(v) != 8 {
+		return allSlices
+	}
+	return binary.BigEndian.Uint64(v)
 }
 
 // loadBlockWindows reads the windows' blocks markers.
 func (db *DB) loadBlockWindows() error {
 	return db.bdb.View(func(txn *badger.Txn) error {
 		for _, w := range recordWindows(txn) {
-			if _, err := txn.Get(blocksMarkerKey(w)); err == nil {
-				db.noteBlocks(w)
-			} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			item, err := txn.Get(blocksMarkerKey(w))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := item.Value(func(v []byte) error {
+				db.noteBlocks(w, markerSlices(v))
+				return nil
+			}); err != nil {
 				return err
 			}
 		}
@@ -284,14 +335,19 @@ func (db *DB) applySeal(plan sealPlan) (int, error) {
 	moved := 0
 	for _, g := range plan.groups {
 		first := !db.mayHaveBlocks(w)
-		db.noteBlocks(w) // before any reader can meet the block
+		newSlice := !db.sliceMayHaveBlocks(w, s)
+		set := db.noteBlocks(w, sliceBit(s)) // before any reader or writer can meet the block
 		err := db.updateRecords(func(txn *badger.Txn) error {
 			if first {
 				// the store now holds blocks: a logmesh that cannot read them refuses it
 				if err := txn.Set(metaKey(metaFormat), []byte(strconv.Itoa(formatVersion))); err != nil {
 					return err
 				}
-				if err := txn.Set(blocksMarkerKey(w), nil); err != nil {
+			}
+			if newSlice {
+				// the sealer alone writes markers, inside the committer, so
+				// set is the whole of what the window's marker must say
+				if err := txn.Set(blocksMarkerKey(w), binary.BigEndian.AppendUint64(nil, set)); err != nil {
 					return err
 				}
 			}

@@ -985,3 +985,83 @@ func TestSealerLeavesARunThatChangedWhileItEncoded(t *testing.T) {
 		})
 	}
 }
+
+// TestSliceMarkersSayWhichSlicesHoldBlocks: the blocks marker names the
+// slices that hold blocks, so a write into a slice never sealed skips the
+// look for a covering block, and a write into a sealed one still finds it,
+// also after a reopen. A marker without slices (written by an older
+// logmesh) stands for all of them.
+func TestSliceMarkersSayWhichSlicesHoldBlocks(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir)
+	w := record.WindowOf(time.Now().UnixMilli() - 2*record.WindowMillis)
+	const p, sealedSlice, looseSlice = record.Partition(3), uint8(10), uint8(20)
+	var es []Entry
+	for _, s := range []uint8{sealedSlice, looseSlice} {
+		for i := range 40 {
+			id := idIn(sliceStart(w, s)+int64(i)*100, p)
+			r := &record.Record{ID: id, Message: fmt.Sprintf("slice %d line %d", s, i)}
+			es = append(es, Entry{ID: id, Data: r.AppendEncode(nil)})
+		}
+	}
+	if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.sealRun(w, sealedSlice, p, 8, 0); err != nil || n != 40 {
+		t.Fatalf("sealing slice %d: %d records, %v; want 40", sealedSlice, n, err)
+	}
+	check := func(when string, wantLoose bool) {
+		t.Helper()
+		if !db.sliceMayHaveBlocks(w, sealedSlice) {
+			t.Fatalf("%s: the sealed slice is not known to hold blocks", when)
+		}
+		if got := db.sliceMayHaveBlocks(w, looseSlice); got != !wantLoose {
+			t.Fatalf("%s: the slice never sealed may hold blocks: %v, want %v", when, got, !wantLoose)
+		}
+	}
+	check("after sealing", true)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir)
+	check("after a reopen", true)
+
+	// late records inside the sealed slice's blocks, and one into the
+	// loose slice: only the first kind unseals
+	all := slices.Clone(es)
+	var late []Entry
+	for i := 0; i < 40; i += 5 {
+		id := idIn(es[i].ID.Millis(), p)
+		r := &record.Record{ID: id, Message: fmt.Sprintf("late %d", i)}
+		late = append(late, Entry{ID: id, Data: r.AppendEncode(nil)})
+	}
+	loose := idIn(sliceStart(w, looseSlice)+50, p)
+	late = append(late, Entry{ID: loose, Data: (&record.Record{ID: loose, Message: "late loose"}).AppendEncode(nil)})
+	all = append(all, late...)
+	if res, err := db.Write(context.Background(), late, OriginRemote); err != nil || res.Written != len(late) {
+		t.Fatalf("late writes: %+v, %v; want %d written", res, err, len(late))
+	}
+	if n := db.Stats().BlocksUnsealed; n == 0 {
+		t.Fatal("late records inside the sealed slice's blocks unsealed none of them")
+	}
+	checkRunRules(t, db)
+	ref := openTest(t, t.TempDir())
+	if _, err := ref.Write(context.Background(), all, OriginRemote); err != nil {
+		t.Fatal(err)
+	}
+	compareReads(t, "after late writes", readEverything(t, ref, all, 3), readEverything(t, db, all, 3))
+
+	// an older logmesh's marker, without slices
+	done := make(chan error, 1)
+	db.exclCh <- func() {
+		done <- db.updateRecords(func(txn *badger.Txn) error { return txn.Set(blocksMarkerKey(w), nil) })
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir)
+	check("with a marker that names no slice", false)
+}

@@ -650,6 +650,27 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestSealerSealsEndedWindows",
 	},
 	{
+		name: "marker-slices-not-loaded",
+		file: "index/seal.go",
+		from: "				db.noteBlocks(w, markerSlices(v))",
+		to:   "				db.noteBlocks(w, 0)",
+		pkg:  "./index", run: "TestSliceMarkersSayWhichSlicesHoldBlocks",
+	},
+	{
+		name: "writes-never-look-for-a-covering-block",
+		file: "index/seal.go",
+		from: "	return db.sliceMayHaveBlocks(id.Window(), sliceOf(id.Millis()))",
+		to:   "	return false && db.sliceMayHaveBlocks(id.Window(), sliceOf(id.Millis()))",
+		pkg:  "./index", run: "TestSliceMarkersSayWhichSlicesHoldBlocks|TestLateWritesAndDeletesInsideBlocks",
+	},
+	{
+		name: "marker-names-the-wrong-slice",
+		file: "index/seal.go",
+		from: "		set := db.noteBlocks(w, sliceBit(s))",
+		to:   "		set := db.noteBlocks(w, sliceBit(s+1))",
+		pkg:  "./index", run: "TestSliceMarkersSayWhichSlicesHoldBlocks|TestLateWritesAndDeletesInsideBlocks",
+	},
+	{
 		name: "clustered-tag-never-published",
 		file: "peer/tags.go",
 		from: "	if p.repair.Clustered() {",
