@@ -193,6 +193,15 @@ func TestBlockFilterNeverRulesOutWhatAWordQueryFinds(t *testing.T) {
 		r.Peer = "p1"
 		return r
 	}
+	withRaw := func(r record.Record) record.Record {
+		// the framing layer keeps the line as received
+		r.Raw = []byte("<13>1 2026-12-04T10:00:00Z h app - - - ")
+		if r.Message != "hello world" {
+			r.Raw = append(r.Raw, "\xEF\xBB\xBF"...)
+		}
+		r.Raw = append(r.Raw, r.Message...)
+		return r
+	}
 	gen := record.NewGenerator(func() time.Time { return now })
 	for _, c := range []struct {
 		name, word string
@@ -201,6 +210,8 @@ func TestBlockFilterNeverRulesOutWhatAWordQueryFinds(t *testing.T) {
 		{"raw of 100 bytes (its length byte is 'd')", "kernel", parse("kernel: " + strings.Repeat("x", 92))},
 		{"hostname of 24 bytes (its tag is '1')", "closed", parse("<13>1 2026-12-04T10:00:00Z ip-10-0-0-7.ec2.internal sshd 42 - - connection closed")},
 		{"message past a BOM", "hello", parse("<13>1 2026-12-04T10:00:00Z h app - - - \xEF\xBB\xBFhello world")},
+		{"message past a BOM, its raw line kept", "hello", withRaw(parse("<13>1 2026-12-04T10:00:00Z h app - - - \xEF\xBB\xBFhello world"))},
+		{"message that ends its raw line", "world", withRaw(parse("<13>1 2026-12-04T10:00:00Z h app - - - hello world"))},
 		{"literal message of 24 bytes (its tag is '0')", "payment", record.Record{Message: "payment failed for 12345", Peer: "p1"}},
 	} {
 		c.r.ID = gen.Next()
@@ -591,4 +602,39 @@ func BenchmarkSealWindow(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/took.Seconds(), "records/s")
 	b.ReportMetric(held.Seconds()/took.Seconds(), "held_share")
+}
+
+// TestWordSetIsASet: the filter's word set holds each hash once, 0 among
+// them, across the growths of its table and a reset.
+func TestWordSetIsASet(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	s := wordSets.Get().(*wordSet)
+	for round := range 2 {
+		s.reset()
+		want := map[uint64]bool{}
+		for i := range 20000 {
+			h := rng.Uint64() % 7000 // many repeats
+			if i%1000 == 0 {
+				h = 0
+			}
+			if round == 1 {
+				h *= 0x9E3779B97F4A7C15 // spread over the high bits too
+			}
+			want[h] = true
+			s.add(h)
+		}
+		if s.len() != len(want) {
+			t.Fatalf("round %d: the set holds %d hashes, want %d", round, s.len(), len(want))
+		}
+		got := map[uint64]int{}
+		s.each(func(h uint64) { got[h]++ })
+		for h, n := range got {
+			if n != 1 || !want[h] {
+				t.Fatalf("round %d: hash %#x given %d times (wanted: %v)", round, h, n, want[h])
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("round %d: each gave %d hashes, want %d", round, len(got), len(want))
+		}
+	}
 }

@@ -671,6 +671,27 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestSliceMarkersSayWhichSlicesHoldBlocks|TestLateWritesAndDeletesInsideBlocks",
 	},
 	{
+		name: "filter-skips-every-message",
+		file: "index/block.go",
+		from: "	if !bytes.HasSuffix(raw, msg) {",
+		to:   "	if false && !bytes.HasSuffix(raw, msg) {",
+		pkg:  "./index", run: "TestBlockFilterNeverRulesOutWhatAWordQueryFinds|FuzzBlockRoundTrip",
+	},
+	{
+		name: "filter-ignores-the-word-boundary",
+		file: "index/block.go",
+		from: "	return len(msg) == 0 || at == 0 || !record.WordByte(raw[at-1]) || !record.WordByte(msg[0])",
+		to:   "	return len(msg) >= 0 || at == 0 || !record.WordByte(raw[at-1]) || !record.WordByte(msg[0])",
+		pkg:  "./index", run: "TestBlockFilterNeverRulesOutWhatAWordQueryFinds|FuzzBlockRoundTrip",
+	},
+	{
+		name: "word-set-keeps-duplicates",
+		file: "index/block.go",
+		from: "		case h:\n			return\n",
+		to:   "",
+		pkg:  "./index", run: "TestWordSetIsASet",
+	},
+	{
 		name: "clustered-tag-never-published",
 		file: "peer/tags.go",
 		from: "	if p.repair.Clustered() {",
