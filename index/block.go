@@ -21,10 +21,10 @@ import (
 // compressed part. It is the unit sealed data is to be stored in (one Badger
 // entry per block rather than per record: fewer keys to compact, better
 // compression, and word queries that skip blocks whose filter rules the word
-// out). The codec comes first, measured and fuzzed; nothing writes blocks
-// yet. BenchmarkBlockBytesPerLine shows a block needs a few thousand records
-// to beat the store by half, more than a minute slice of one partition holds
-// at ordinary rates (docs/architecture.md).
+// out). The sealer writes them (seal.go). BenchmarkBlockBytesPerLine shows
+// a block needs a few thousand records to beat the store by half, more than
+// a minute slice of one partition holds at ordinary rates
+// (docs/architecture.md).
 //
 // Layout (version 1):
 //
