@@ -46,6 +46,9 @@ type DB struct {
 	pipe   *pipeline
 	newest newest // committer goroutine only
 	blocks blockWindows
+	// storedFormat is the format the store's metadata says (migrate.go),
+	// raised by the sealer's first block (seal.go)
+	storedFormat atomic.Int32
 	// sealedGen maps the windows the sealer sealed whole to their
 	// generation then (the sealer's goroutine only)
 	sealedGen map[record.Window]uint64

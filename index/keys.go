@@ -28,8 +28,13 @@ const slicesPerWindow = int(record.WindowMillis / SliceMillis)
 // meta "format" key) had 'r' window(4) partition(1) id(16); version 2 puts
 // the slice before the partition and gives the partition two bytes; version
 // 3 is version 2 whose runs may hold blocks (seal.go), written with the
-// first block, so that a logmesh that cannot read blocks refuses the store.
-const formatVersion = 3
+// first block, so that a logmesh that cannot read blocks refuses the store;
+// version 4 is version 3 whose blocks markers name the slices that hold
+// blocks, written with the first block this version seals, so that a logmesh
+// that would seal without naming them (and leave a sealed slice unnamed)
+// refuses the store. A version 3 store reads as version 4 whose markers name
+// every slice.
+const formatVersion = 4
 
 // keyFormat is the format a store without blocks is marked with.
 const keyFormat = 2

@@ -129,6 +129,7 @@ func (db *DB) expire() error {
 	for w := range db.blocks.m {
 		if w < cutoff {
 			delete(db.blocks.m, w)
+			delete(db.blocks.marked, w)
 		}
 	}
 	db.blocks.mu.Unlock()

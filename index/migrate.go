@@ -42,7 +42,8 @@ func (db *DB) migrateFormat() error {
 			return fmt.Errorf("index: store in %s has format version %d, written by a newer logmesh; this version reads %d: run the newer version, or move the directory aside (anti-entropy refills the peer)",
 				db.cfg.Dir, n, formatVersion)
 		case n >= keyFormat:
-			return nil // 2 and 3 differ only in what the sealer writes
+			db.storedFormat.Store(int32(n))
+			return nil // 2, 3 and 4 differ only in what the sealer writes
 		}
 	}
 	total, err := db.countV1Keys()
@@ -57,6 +58,7 @@ func (db *DB) migrateFormat() error {
 	if err := db.SetMeta(metaFormat, []byte(strconv.Itoa(keyFormat))); err != nil {
 		return err
 	}
+	db.storedFormat.Store(keyFormat)
 	if err := db.bdb.Sync(); err != nil {
 		return fmt.Errorf("index: sync after migration: %w", err)
 	}

@@ -61,6 +61,11 @@ const allSlices = ^uint64(0)
 type blockWindows struct {
 	mu sync.RWMutex
 	m  map[record.Window]uint64
+	// marked is, per window, the set its committed marker names: m may go
+	// ahead of it (a slice is noted before its first block is written, and
+	// stays noted if that transaction fails), so the sealer writes a
+	// marker whenever the slice is missing here, not in m
+	marked map[record.Window]uint64
 }
 
 // mayHaveBlocks reports whether any slice of window w may hold blocks.
@@ -102,6 +107,27 @@ func (db *DB) noteBlocks(w record.Window, set uint64) uint64 {
 	return db.blocks.m[w]
 }
 
+// sealTxnFault, set by tests only, fails a seal transaction when it
+// returns an error (as a full disk would).
+var sealTxnFault func() error
+
+// markedSlices is the set window w's committed marker names.
+func (db *DB) markedSlices(w record.Window) uint64 {
+	db.blocks.mu.RLock()
+	defer db.blocks.mu.RUnlock()
+	return db.blocks.marked[w]
+}
+
+// noteMarked records that window w's committed marker names set.
+func (db *DB) noteMarked(w record.Window, set uint64) {
+	db.blocks.mu.Lock()
+	defer db.blocks.mu.Unlock()
+	if db.blocks.marked == nil {
+		db.blocks.marked = map[record.Window]uint64{}
+	}
+	db.blocks.marked[w] = set
+}
+
 // markerSlices decodes a blocks marker's value: the set of slices that may
 // hold blocks, 8 bytes big endian; an empty value (a store sealed before
 // markers named slices) stands for all of them.
@@ -125,6 +151,7 @@ func (db *DB) loadBlockWindows() error {
 			}
 			if err := item.Value(func(v []byte) error {
 				db.noteBlocks(w, markerSlices(v))
+				db.noteMarked(w, markerSlices(v))
 				return nil
 			}); err != nil {
 				return err
@@ -334,20 +361,29 @@ func (db *DB) applySeal(plan sealPlan) (int, error) {
 	w, s, p := plan.w, plan.s, plan.p
 	moved := 0
 	for _, g := range plan.groups {
-		first := !db.mayHaveBlocks(w)
-		newSlice := !db.sliceMayHaveBlocks(w, s)
-		set := db.noteBlocks(w, sliceBit(s)) // before any reader or writer can meet the block
+		// what is committed decides what this transaction must write; a
+		// failed one leaves it unchanged, so the next writes it again
+		upgrade := db.storedFormat.Load() < formatVersion
+		marked := db.markedSlices(w)
+		newSlice := marked&sliceBit(s) == 0
+		db.noteBlocks(w, sliceBit(s)) // before any reader or writer can meet the block
 		err := db.updateRecords(func(txn *badger.Txn) error {
-			if first {
-				// the store now holds blocks: a logmesh that cannot read them refuses it
+			if sealTxnFault != nil {
+				if err := sealTxnFault(); err != nil {
+					return err
+				}
+			}
+			if upgrade {
+				// the store now holds blocks with slice markers: a logmesh
+				// that cannot read them (or would seal without naming its
+				// slices) refuses it
 				if err := txn.Set(metaKey(metaFormat), []byte(strconv.Itoa(formatVersion))); err != nil {
 					return err
 				}
 			}
 			if newSlice {
-				// the sealer alone writes markers, inside the committer, so
-				// set is the whole of what the window's marker must say
-				if err := txn.Set(blocksMarkerKey(w), binary.BigEndian.AppendUint64(nil, set)); err != nil {
+				// the sealer alone writes markers, inside the committer
+				if err := txn.Set(blocksMarkerKey(w), binary.BigEndian.AppendUint64(nil, marked|sliceBit(s))); err != nil {
 					return err
 				}
 			}
@@ -360,6 +396,12 @@ func (db *DB) applySeal(plan sealPlan) (int, error) {
 		})
 		if err != nil {
 			return moved, fmt.Errorf("index: seal window %d slice %d partition %d: %w", w, s, p, err)
+		}
+		if upgrade {
+			db.storedFormat.Store(formatVersion)
+		}
+		if newSlice {
+			db.noteMarked(w, marked|sliceBit(s))
 		}
 		n := 0
 		for _, u := range g.units {

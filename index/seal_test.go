@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -493,8 +495,8 @@ func TestSealerSealsEndedWindows(t *testing.T) {
 		t.Log("the slice of the record written now ended during the test: the current slice was not checked")
 	}
 	compareReads(t, "after the sealer", before, readEverything(t, db, es, 9))
-	if v, err := db.GetMeta(metaFormat); err != nil || string(v) != "3" {
-		t.Fatalf("a store with blocks is marked format %q (%v), not 3", v, err)
+	if v, err := db.GetMeta(metaFormat); err != nil || string(v) != strconv.Itoa(formatVersion) {
+		t.Fatalf("a store with blocks is marked format %q (%v), not %d", v, err, formatVersion)
 	}
 	st := db.Stats()
 	if st.BlocksWritten == 0 || st.RecordsSealed == 0 {
@@ -1008,8 +1010,20 @@ func TestSliceMarkersSayWhichSlicesHoldBlocks(t *testing.T) {
 	if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
 		t.Fatal(err)
 	}
+	// the first transaction of the slice's sealing fails (a full disk):
+	// the next pass must still write the marker it did not write
+	sealTxnFault = func() error { return errors.New("injected: no space left on device") }
+	n, err := db.sealRun(w, sealedSlice, p, 8, 0)
+	sealTxnFault = nil
+	if err == nil || n != 0 {
+		t.Fatalf("sealing with a failing transaction: %d records, %v; want an error", n, err)
+	}
 	if n, err := db.sealRun(w, sealedSlice, p, 8, 0); err != nil || n != 40 {
 		t.Fatalf("sealing slice %d: %d records, %v; want 40", sealedSlice, n, err)
+	}
+	// a logmesh that seals without naming slices must refuse the store
+	if v, err := db.GetMeta(metaFormat); err != nil || string(v) != strconv.Itoa(formatVersion) || formatVersion < 4 {
+		t.Fatalf("a store with slice markers is marked format %q (%v), want %d (at least 4)", v, err, formatVersion)
 	}
 	check := func(when string, wantLoose bool) {
 		t.Helper()

@@ -671,6 +671,20 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestSliceMarkersSayWhichSlicesHoldBlocks|TestLateWritesAndDeletesInsideBlocks",
 	},
 	{
+		name: "marker-written-only-for-slices-not-yet-noted",
+		file: "index/seal.go",
+		from: "		newSlice := marked&sliceBit(s) == 0",
+		to:   "		newSlice := !db.sliceMayHaveBlocks(w, s)",
+		pkg:  "./index", run: "TestSliceMarkersSayWhichSlicesHoldBlocks",
+	},
+	{
+		name: "slice-markers-keep-format-3",
+		file: "index/keys.go",
+		from: "const formatVersion = 4",
+		to:   "const formatVersion = 3",
+		pkg:  "./index", run: "TestSliceMarkersSayWhichSlicesHoldBlocks",
+	},
+	{
 		name: "filter-skips-every-message",
 		file: "index/block.go",
 		from: "	if !bytes.HasSuffix(raw, msg) {",
