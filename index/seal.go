@@ -42,7 +42,8 @@ import (
 // later inside a block's range, and a delete of a record in a block, turn
 // that block back into loose records in the same transaction
 // (builder.unseal); the next pass seals the run again. The first block
-// marks the store format 3, which a logmesh that cannot read blocks refuses.
+// marks the store format 4 (keys.go), which a logmesh that cannot read blocks,
+// or would seal without naming the slice in its marker, refuses.
 
 // blocksMarker is the slice byte of a window's blocks marker: no slice has it.
 const blocksMarker = 0xff
