@@ -96,16 +96,14 @@ func sliceBit(s uint8) uint64 {
 	return 1 << s
 }
 
-// noteBlocks adds the slices of set to window w's and returns the window's
-// set after it.
-func (db *DB) noteBlocks(w record.Window, set uint64) uint64 {
+// noteBlocks adds the slices of set to window w's.
+func (db *DB) noteBlocks(w record.Window, set uint64) {
 	db.blocks.mu.Lock()
 	defer db.blocks.mu.Unlock()
 	if db.blocks.m == nil {
 		db.blocks.m = map[record.Window]uint64{}
 	}
 	db.blocks.m[w] |= set
-	return db.blocks.m[w]
 }
 
 // sealTxnFault, set by tests only, fails a seal transaction when it

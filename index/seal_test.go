@@ -999,17 +999,7 @@ func TestSliceMarkersSayWhichSlicesHoldBlocks(t *testing.T) {
 	db := openTest(t, dir)
 	w := record.WindowOf(time.Now().UnixMilli() - 2*record.WindowMillis)
 	const p, sealedSlice, looseSlice = record.Partition(3), uint8(10), uint8(20)
-	var es []Entry
-	for _, s := range []uint8{sealedSlice, looseSlice} {
-		for i := range 40 {
-			id := idIn(sliceStart(w, s)+int64(i)*100, p)
-			r := &record.Record{ID: id, Message: fmt.Sprintf("slice %d line %d", s, i)}
-			es = append(es, Entry{ID: id, Data: r.AppendEncode(nil)})
-		}
-	}
-	if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
-		t.Fatal(err)
-	}
+	es := writeSlices(t, db, w, p, 40, sealedSlice, looseSlice)
 	// the first transaction of the slice's sealing fails (a full disk):
 	// the next pass must still write the marker it did not write
 	sealTxnFault = func() error { return errors.New("injected: no space left on device") }
@@ -1060,20 +1050,10 @@ func TestSliceMarkersSayWhichSlicesHoldBlocks(t *testing.T) {
 		t.Fatal("late records inside the sealed slice's blocks unsealed none of them")
 	}
 	checkRunRules(t, db)
-	ref := openTest(t, t.TempDir())
-	if _, err := ref.Write(context.Background(), all, OriginRemote); err != nil {
-		t.Fatal(err)
-	}
-	compareReads(t, "after late writes", readEverything(t, ref, all, 3), readEverything(t, db, all, 3))
+	compareReads(t, "after late writes", readEverything(t, reference(t, all), all, 3), readEverything(t, db, all, 3))
 
 	// an older logmesh's marker, without slices
-	done := make(chan error, 1)
-	db.exclCh <- func() {
-		done <- db.updateRecords(func(txn *badger.Txn) error { return txn.Set(blocksMarkerKey(w), nil) })
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	updateInCommitter(t, db, func(txn *badger.Txn) error { return txn.Set(blocksMarkerKey(w), nil) })
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -1183,13 +1163,24 @@ func rawMarker(t *testing.T, db *DB, w record.Window) ([]byte, bool) {
 	return v, found
 }
 
-// writeSlices writes 20 records of partition p into each of slices ss of
+// updateInCommitter runs fn as a transaction that changes record keys,
+// inside the committer, as the sealer's do.
+func updateInCommitter(t *testing.T, db *DB, fn func(txn *badger.Txn) error) {
+	t.Helper()
+	done := make(chan error, 1)
+	db.exclCh <- func() { done <- db.updateRecords(fn) }
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeSlices writes n records of partition p into each of slices ss of
 // window w.
-func writeSlices(t *testing.T, db *DB, w record.Window, p record.Partition, ss ...uint8) []Entry {
+func writeSlices(t *testing.T, db *DB, w record.Window, p record.Partition, n int, ss ...uint8) []Entry {
 	t.Helper()
 	var es []Entry
 	for _, s := range ss {
-		for i := range 20 {
+		for i := range n {
 			id := idIn(sliceStart(w, s)+int64(i)*100, p)
 			r := &record.Record{ID: id, Message: fmt.Sprintf("slice %d line %d", s, i)}
 			es = append(es, Entry{ID: id, Data: r.AppendEncode(nil)})
@@ -1219,7 +1210,7 @@ func TestSliceMarkerKeepsEarlierSlicesAcrossAReopen(t *testing.T) {
 	db := openTest(t, dir)
 	w := record.WindowOf(time.Now().UnixMilli() - 2*record.WindowMillis)
 	const p = record.Partition(1)
-	es := writeSlices(t, db, w, p, 10, 20)
+	es := writeSlices(t, db, w, p, 20, 10, 20)
 	if _, err := db.sealRun(w, 10, p, 8, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -1261,22 +1252,16 @@ func TestAFormat3StoreWithAnOldMarker(t *testing.T) {
 	db := openTest(t, dir)
 	w := record.WindowOf(time.Now().UnixMilli() - 2*record.WindowMillis)
 	const p = record.Partition(2)
-	es := writeSlices(t, db, w, p, 10, 20, 30)
+	es := writeSlices(t, db, w, p, 20, 10, 20, 30)
 	if _, err := db.sealRun(w, 10, p, 8, 0); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	db.exclCh <- func() {
-		done <- db.updateRecords(func(txn *badger.Txn) error {
-			if err := txn.Set(metaKey(metaFormat), []byte("3")); err != nil {
-				return err
-			}
-			return txn.Set(blocksMarkerKey(w), nil)
-		})
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	updateInCommitter(t, db, func(txn *badger.Txn) error {
+		if err := txn.Set(metaKey(metaFormat), []byte("3")); err != nil {
+			return err
+		}
+		return txn.Set(blocksMarkerKey(w), nil)
+	})
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
