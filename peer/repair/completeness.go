@@ -21,6 +21,9 @@ type completeness struct {
 		// unclaimed: since when no other member claims each partition
 		// (zero while one does).
 		unclaimed [record.NumPartitions]time.Time
+		// deleted: when records of each partition were last deleted from
+		// this store (see Deleted; in memory, like the proofs).
+		deleted [record.NumPartitions]time.Time
 		// clustered: this store has been in a cluster with another member.
 		clustered bool
 		dirty     bool
@@ -243,11 +246,12 @@ func (r *Repairer) genesisAllowed(v *view.View, now time.Time) bool {
 // before this peer owned the partition does not count (the records written
 // while it did not were pushed to the owners, not to it), nor one made
 // before the last claim went (a holder may have repaired records into one
-// owner and not yet into another).
+// owner and not yet into another), nor one made before records of it were
+// last deleted here (see Deleted).
 func (r *Repairer) provenWithOwners(v *view.View) *view.Mask {
 	c := &r.comp
 	c.mu.Lock()
-	owned, since, unclaimed := c.mu.owned, c.mu.since, c.mu.unclaimed
+	owned, since, unclaimed, deleted := c.mu.owned, c.mu.since, c.mu.unclaimed, c.mu.deleted
 	c.mu.Unlock()
 	out := new(view.Mask)
 	r.mu.Lock()
@@ -260,6 +264,9 @@ func (r *Repairer) provenWithOwners(v *view.View) *view.Mask {
 		from := since[p]
 		if unclaimed[p].After(from) {
 			from = unclaimed[p]
+		}
+		if deleted[p].After(from) {
+			from = deleted[p]
 		}
 		ok := true
 		for _, o := range v.Owners(pt) {
@@ -319,15 +326,18 @@ func claimed(v *view.View, p record.Partition) bool {
 }
 
 // earned makes partition p complete: proven against a peer that vouched
-// for it. It reports whether anything changed.
-func (r *Repairer) earned(p record.Partition, from string) bool {
+// for it, with this peer's records as they were at at (when the round
+// began). A proof made before records of p were last deleted here counts
+// none: they may have been the copies it matched (see Deleted). It reports
+// whether anything changed.
+func (r *Repairer) earned(p record.Partition, from string, at time.Time) bool {
 	v := r.cfg.View()
 	if !v.Owns(v.Self, p) {
 		return false
 	}
 	c := &r.comp
 	c.mu.Lock()
-	if c.mu.complete[p] {
+	if c.mu.complete[p] || !at.After(c.mu.deleted[p]) {
 		c.mu.Unlock()
 		return false
 	}
@@ -336,6 +346,39 @@ func (r *Repairer) earned(p record.Partition, from string) bool {
 	r.log.Debug("partition complete: proven against a peer that holds it complete", "partition", p, "peer", from)
 	r.saveCompleteness()
 	return true
+}
+
+// Deleted tells that records of ids were deleted from this store: copies
+// it held without owning their partition (hints, handed-over copies) and
+// retired under an earlier placement. Replication decides such a delete
+// under one view and finishes it under the next, which may have made this
+// peer an owner; a round run in between proved this peer equal to a
+// complete holder with those copies, and made it complete without them (CI:
+// TestNewOwnersDoNotVouchForEachOther, where p2 held every record of a
+// partition as hints, gained it when the failed p4 and p5 were reassigned,
+// proved equal to p3, and answered "full" with nothing once the hints were
+// gone). Every partition of ids is therefore incomplete again, and only a
+// proof made after the delete makes it complete.
+func (r *Repairer) Deleted(ids []record.ID) { r.deletedAt(ids, time.Now()) }
+
+func (r *Repairer) deletedAt(ids []record.ID, now time.Time) {
+	c := &r.comp
+	c.mu.Lock()
+	var lost []int
+	for _, id := range ids {
+		p := id.Partition()
+		c.mu.deleted[p] = now
+		if c.mu.complete[p] {
+			c.mu.complete[p], c.mu.dirty = false, true
+			lost = append(lost, int(p))
+		}
+	}
+	c.mu.Unlock()
+	if len(lost) > 0 {
+		r.log.Info("copies this peer held were deleted from partitions it holds complete: complete again only by a new proof",
+			"partitions", lost)
+		r.saveCompleteness()
+	}
 }
 
 // Clustered reports whether this store has ever been in a cluster with

@@ -36,6 +36,10 @@
 //     different parts of it.
 //
 // A peer loses completeness of a partition when it stops owning it (it
-// keeps it as a witness while it still holds the data), and a wiped store
-// starts with none.
+// keeps it as a witness while it still holds the data), and when records of
+// it are deleted from its store: copies it held without owning the
+// partition (hints, handed-over copies), whose delete replication decided
+// under an earlier placement and finished after this peer became an owner
+// and a round had proven it equal with them. No proof made before such a
+// delete counts, for a round or for genesis. A wiped store starts with none.
 package repair

@@ -239,14 +239,14 @@ func (r *Repairer) ServeHave(w http.ResponseWriter, req *http.Request, from stri
 			return
 		}
 	}
-	held := 0
+	held, at := 0, time.Now()
 	if err := r.cfg.DB.GetMany(hr.IDs, func(record.ID, []byte) error { held++; return nil }); err != nil {
 		httpError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
 	missing := len(hr.IDs) - held
 	if missing == 0 && hr.Vouch {
-		r.earned(hr.P, from)
+		r.earned(hr.P, from, at)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(haveResponse{Missing: missing})

@@ -141,6 +141,7 @@ func (r *Repairer) clockSkewed() bool { return r.cfg.Clock != nil && r.cfg.Clock
 func (r *Repairer) proven(pr antientropy.Proof) {
 	v := r.cfg.View()
 	store := v.Store(pr.Peer)
+	began := pr.At // this peer's clock, compared with its own deletes
 	if r.clockSkewed() {
 		pr.At = time.Time{}
 	}
@@ -154,7 +155,7 @@ func (r *Repairer) proven(pr antientropy.Proof) {
 	r.mu.Unlock()
 	for i, p := range pr.Parts {
 		if pr.Vouched[i] {
-			r.earned(p, pr.Peer)
+			r.earned(p, pr.Peer, began)
 		}
 	}
 }

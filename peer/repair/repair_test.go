@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logmesh/logmesh/antientropy"
 	"github.com/logmesh/logmesh/api"
 	"github.com/logmesh/logmesh/gossip"
 	"github.com/logmesh/logmesh/index/indextest"
@@ -306,5 +307,118 @@ func TestAFreshStoreJoiningAClusterThatExistedIsNotNew(t *testing.T) {
 	}
 	if !r.Clustered() {
 		t.Fatal("a store that saw another member alive is not marked clustered")
+	}
+}
+
+// TestCopiesDeletedAfterAProofUndoTheCompletenessItGave: p2 owned a
+// partition while the cluster was empty and earned it from p1, lost it when
+// p4 joined, and then held the records written to it only as hints (copies
+// of a partition it does not own, retired once every owner had them). When
+// the failed p4 is reassigned, p2 owns the partition again and a round
+// proves it equal to p3, which holds it complete, with the hints counted;
+// replication then deletes the hints, as it decided under the placement
+// before. p2 must not stay complete (nor vouch), and no proof made before
+// the delete may make it complete again: CI's
+// TestNewOwnersDoNotVouchForEachOther answered "full" from p2 with nothing
+// in the partition. Genesis by proofs waits for proofs after the delete too.
+func TestCopiesDeletedAfterAProofUndoTheCompletenessItGave(t *testing.T) {
+	all := new(view.Mask)
+	for i := range all {
+		all[i] = true
+	}
+	claims := view.TagComplete
+	member := func(name string, st gossip.Status, complete bool) gossip.Member {
+		m := gossip.Member{Name: name, Status: st}
+		if complete {
+			m.Tags = map[string]string{claims: all.String()}
+		}
+		return m
+	}
+	members := func(ms ...gossip.Member) map[string]gossip.Member {
+		out := map[string]gossip.Member{}
+		for _, m := range ms {
+			out[m.Name] = m
+		}
+		return out
+	}
+	alive, failed := gossip.StatusAlive, gossip.StatusFailed
+	two := view.New("p2", members(member("p1", alive, true), member("p2", alive, false)),
+		placement.Compute([]string{"p1", "p2"}, 3), 1)
+	four := view.New("p2", members(member("p1", alive, false), member("p2", alive, false), member("p3", alive, true), member("p4", alive, true)),
+		placement.Compute([]string{"p1", "p2", "p3", "p4"}, 3), 2)
+	reassigned := view.New("p2", members(member("p1", alive, false), member("p2", alive, false), member("p3", alive, true), member("p4", failed, true)),
+		placement.Compute([]string{"p1", "p2", "p3"}, 3), 3)
+	var p record.Partition
+	for !four.Owns("p3", p) || four.Owns("p2", p) {
+		p++ // one p2 loses to p4 and gains back
+	}
+	g := record.NewGenerator(nil)
+	var hints []record.ID
+	for len(hints) < 3 {
+		if id := g.Next(); id.Partition() == p {
+			hints = append(hints, id)
+		}
+	}
+	cur := two
+	r := New(Config{Self: "p2", DB: indextest.Open(t), View: func() *view.View { return cur }, Logger: slog.New(slog.DiscardHandler)})
+	proof := func(from string, at time.Time) {
+		r.proven(antientropy.Proof{Peer: from, At: at, Parts: []record.Partition{p}, Vouched: []bool{true}})
+	}
+	t0 := time.Now()
+	r.followAt(two, t0)
+	proof("p1", t0.Add(time.Second))
+	if !r.Complete(p) {
+		t.Fatalf("partition %d: not complete once proven equal to p1, which holds it complete", p)
+	}
+	cur = four
+	r.followAt(four, t0.Add(2*time.Second))
+	if r.Complete(p) || r.vouches(p) {
+		t.Fatalf("partition %d: complete or vouching after p2 stopped owning it", p)
+	}
+	// the records written now reach p2 only as hints; p4 fails and is reassigned
+	cur = reassigned
+	r.followAt(reassigned, t0.Add(3*time.Second))
+	if r.Complete(p) {
+		t.Fatalf("partition %d: complete as soon as p2 owns it again, while p3 claims it", p)
+	}
+	began := t0.Add(4 * time.Second)
+	proof("p3", began) // equal to p3 with the hints
+	if !r.Complete(p) {
+		t.Fatal("the state machine does not make p2 complete by a proof: the test proves nothing")
+	}
+	r.deletedAt(hints, t0.Add(5*time.Second)) // replication deletes the hints
+	if r.Complete(p) || r.vouches(p) {
+		t.Fatalf("partition %d: still complete (or vouching) after the copies its proof counted were deleted", p)
+	}
+	proof("p3", began.Add(500*time.Millisecond)) // a round that began before the delete
+	if r.Complete(p) {
+		t.Fatalf("partition %d: made complete by a proof made before its copies were deleted", p)
+	}
+	proof("p3", t0.Add(6*time.Second))
+	if !r.Complete(p) {
+		t.Fatalf("partition %d: a proof made after the delete does not make it complete", p)
+	}
+
+	// genesis by proofs, once the holders are gone, waits likewise
+	gone := view.New("p2", members(member("p1", alive, false), member("p2", alive, false), member("p3", alive, false),
+		member("p4", gossip.StatusLeft, true)), placement.Compute([]string{"p1", "p2", "p3"}, 3), 1)
+	gen := New(Config{Self: "p2", DB: indextest.Open(t), View: func() *view.View { return gone }, Logger: slog.New(slog.DiscardHandler)})
+	gen.followAt(view.New("p2", members(member("p1", alive, false), member("p2", alive, false), member("p3", alive, false),
+		member("p4", alive, true)), placement.Compute([]string{"p1", "p2", "p3"}, 3), 1), t0)
+	gen.followAt(gone, t0.Add(time.Second))
+	proveAll(gen, "p1", t0.Add(2*time.Second))
+	proveAll(gen, "p3", t0.Add(2*time.Second))
+	gen.deletedAt(hints, t0.Add(3*time.Second))
+	gen.followAt(gone, t0.Add(4*time.Second))
+	if gen.Complete(p) {
+		t.Fatalf("partition %d: complete by genesis on proofs made before its copies were deleted", p)
+	}
+	proveAll(gen, "p1", t0.Add(5*time.Second))
+	proveAll(gen, "p3", t0.Add(5*time.Second))
+	gen.followAt(gone, t0.Add(6*time.Second))
+	for q := 0; q < record.NumPartitions; q++ {
+		if !gen.Complete(record.Partition(q)) {
+			t.Fatalf("partition %d: not complete by genesis on proofs made after the delete", q)
+		}
 	}
 }

@@ -74,7 +74,7 @@ func (r *Replicator) retireDue(ctx context.Context) {
 		if b.Gen != v.Gen {
 			continue
 		}
-		var deleted int
+		var deleted []record.ID
 		err := r.cfg.Leaving.Delete(func(leaving func(string) bool) error {
 			keep := b.IDs[:0] // the batch is ours now
 			for _, id := range b.IDs {
@@ -84,20 +84,31 @@ func (r *Replicator) retireDue(ctx context.Context) {
 				}
 				keep = append(keep, id)
 			}
-			if len(keep) == 0 {
-				return nil
+			if len(keep) == 0 || r.cfg.View().Gen != v.Gen {
+				return nil // the placement moved on: decided again under the new one
+			}
+			// the view may still change before the delete is applied, and
+			// this peer own some of these partitions then: repair is told
+			// before (no query may find a partition complete without
+			// them) and after (no proof made meanwhile counts)
+			if r.cfg.Deleted != nil {
+				r.cfg.Deleted(keep)
 			}
 			_, err := r.db.Delete(ctx, keep)
-			deleted = len(keep)
+			deleted = keep
 			return err
 		})
+		// told even after an error (some may be gone)
+		if len(deleted) > 0 && r.cfg.Deleted != nil {
+			r.cfg.Deleted(deleted)
+		}
 		if err != nil {
 			// what stays is handed over later
 			r.log.Warn("cannot delete copies delivered to their owners", "err", err)
 			return
 		}
 		if b.Kind == retire.Hint {
-			r.hintsDel.Add(uint64(deleted))
+			r.hintsDel.Add(uint64(len(deleted)))
 		}
 	}
 }

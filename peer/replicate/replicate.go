@@ -62,6 +62,9 @@ type Config struct {
 	// Retire holds the copies this peer handed on until they may be
 	// deleted (shared with repair's hand-over; nil: deleted at once).
 	Retire *retire.Queue
+	// Deleted, when set, is told the copies deleted once retired (repair
+	// drops the completeness a proof made with them may have given).
+	Deleted func(ids []record.ID)
 	// Logger receives the subsystem's logs.
 	Logger *slog.Logger
 	// Now is this peer's clock.

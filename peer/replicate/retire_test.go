@@ -15,12 +15,20 @@ import (
 // the record on its owner or here (CI's random schedule 601 answered
 // "full" without a record that moved during the query). A copy retired
 // under another placement, or of a partition this peer owns again, stays.
+// Repair is told what was deleted (a proof made with those copies must not
+// leave this peer complete without them).
 func TestHandedOnCopiesWaitForTheirGrace(t *testing.T) {
 	v := viewOf(1, "p1", "p2", "p3")
 	g := newRig(t, v)
 	now := time.Unix(1_800_000_000, 0)
 	q := retire.New(10*time.Second, func() time.Time { return now })
 	g.r.cfg.Retire = q
+	told := map[record.ID]bool{}
+	g.r.cfg.Deleted = func(ids []record.ID) {
+		for _, id := range ids {
+			told[id] = true
+		}
+	}
 	notMine := func(p record.Partition) bool { return !v.Owns("p1", p) }
 	hint, handed := minted(time.Now(), notMine), minted(time.Now(), notMine)
 	g.write(t, hint, handed)
@@ -46,6 +54,9 @@ func TestHandedOnCopiesWaitForTheirGrace(t *testing.T) {
 	if n := g.r.hintsDel.Load(); n != 1 {
 		t.Fatalf("%d hints counted deleted, want 1", n)
 	}
+	if len(told) != 2 || !told[hint.ID] || !told[handed.ID] {
+		t.Fatalf("repair was told of %d deleted copies, want the 2 deleted", len(told))
+	}
 
 	moved := minted(time.Now(), notMine)
 	g.write(t, moved)
@@ -62,5 +73,8 @@ func TestHandedOnCopiesWaitForTheirGrace(t *testing.T) {
 	}
 	if !held(mine.ID) {
 		t.Fatal("a copy of a partition this peer owns again was deleted")
+	}
+	if told[moved.ID] || told[mine.ID] {
+		t.Fatal("repair was told of a copy that was kept")
 	}
 }

@@ -734,6 +734,13 @@ var mutations = []mutation{
 		pkg:  "./peer/repair", run: "TestGenesisAfterTheHoldersAreGoneWaitsForProofs",
 	},
 	{
+		name: "completeness-outlives-deleted-copies",
+		file: "peer/repair/completeness.go",
+		from: "		c.mu.deleted[p] = now\n		if c.mu.complete[p] {",
+		to:   "		_ = now\n		if false {",
+		pkg:  "./peer/repair", run: "TestCopiesDeletedAfterAProofUndoTheCompletenessItGave",
+	},
+	{
 		name: "handed-on-copies-deleted-at-once",
 		file: "peer/retire/retire.go",
 		from: "	for n < len(q.mu.batches) && now.Sub(q.mu.batches[n].At) >= q.grace {",
