@@ -344,28 +344,48 @@ func (db *DB) planSeal(txn *badger.Txn, w record.Window, s uint8, p record.Parti
 	return plan, nil
 }
 
-// applySeal writes a plan's blocks, one transaction each, unless the run
-// changed after the plan's snapshot (a late record, a delete, an unseal):
-// then it writes nothing and returns 0, and the next pass plans again. It
-// must run inside the committer, and the plan's snapshot must still be held
-// (so that no version the check looks for has been discarded).
-func (db *DB) applySeal(plan sealPlan) (int, error) {
-	if len(plan.groups) == 0 {
-		return 0, nil
+// applySeal writes a plan's blocks (applySeals).
+func (db *DB) applySeal(plan sealPlan) (int, error) { return db.applySeals([]sealPlan{plan}) }
+
+// applySeals writes the blocks of plans, skipping a plan whose run changed
+// after its snapshot (a late record, a delete, an unseal): that run is
+// planned again by the next pass. It packs the groups of several runs into
+// one transaction, up to half of what Badger takes in one (a group alone
+// takes at most a quarter, planSeal), so that the writes it holds off wait
+// for one commit per few thousand records rather than one per block; a
+// group is never split between transactions, so a crash between two leaves
+// every run correct. It must run inside the committer, and the plans'
+// snapshots must still be held (so that no version the check looks for has
+// been discarded). It returns how many records it moved into blocks.
+func (db *DB) applySeals(plans []sealPlan) (int, error) {
+	maxBytes, maxCount := db.bdb.MaxBatchSize()/2, db.bdb.MaxBatchCount()/2
+	type pending struct {
+		plan  *sealPlan
+		group *sealGroup
 	}
-	if db.changedSince(runPrefix(plan.w, plan.s, plan.p), plan.ts) {
-		db.stats.sealsRetried.Add(1)
-		return 0, nil
-	}
-	w, s, p := plan.w, plan.s, plan.p
-	moved := 0
-	for _, g := range plan.groups {
+	var (
+		txnGroups         []pending
+		txnBytes, txnKeys int64
+		moved             int
+	)
+	commit := func() error {
+		if len(txnGroups) == 0 {
+			return nil
+		}
 		// what is committed decides what this transaction must write; a
 		// failed one leaves it unchanged, so the next writes it again
 		upgrade := db.storedFormat.Load() < formatVersion
-		marked := db.markedSlices(w)
-		newSlice := marked&sliceBit(s) == 0
-		db.noteBlocks(w, sliceBit(s)) // before any reader or writer can meet the block
+		markers := map[record.Window]uint64{} // the markers this transaction writes
+		for _, g := range txnGroups {
+			w, s := g.plan.w, g.plan.s
+			if db.markedSlices(w)&sliceBit(s) == 0 {
+				if _, ok := markers[w]; !ok {
+					markers[w] = db.markedSlices(w)
+				}
+				markers[w] |= sliceBit(s)
+			}
+			db.noteBlocks(w, sliceBit(s)) // before any reader or writer can meet the block
+		}
 		err := db.updateRecords(func(txn *badger.Txn) error {
 			if sealTxnFault != nil {
 				if err := sealTxnFault(); err != nil {
@@ -380,41 +400,76 @@ func (db *DB) applySeal(plan sealPlan) (int, error) {
 					return err
 				}
 			}
-			if newSlice {
+			for w, set := range markers {
 				// the sealer alone writes markers, inside the committer
-				if err := txn.Set(blocksMarkerKey(w), binary.BigEndian.AppendUint64(nil, marked|sliceBit(s))); err != nil {
+				if err := txn.Set(blocksMarkerKey(w), binary.BigEndian.AppendUint64(nil, set)); err != nil {
 					return err
 				}
 			}
-			for _, u := range g.units {
-				if err := txn.Delete(u.key); err != nil {
+			for _, g := range txnGroups {
+				for _, u := range g.group.units {
+					if err := txn.Delete(u.key); err != nil {
+						return err
+					}
+				}
+				p := g.plan
+				if err := txn.Set(appendBlockKey(nil, p.w, p.s, p.p, g.group.first, g.group.last), g.group.blk); err != nil {
 					return err
 				}
 			}
-			return txn.Set(appendBlockKey(nil, w, s, p, g.first, g.last), g.blk)
+			return nil
 		})
 		if err != nil {
-			return moved, fmt.Errorf("index: seal window %d slice %d partition %d: %w", w, s, p, err)
+			p := txnGroups[0].plan
+			return fmt.Errorf("index: seal window %d slice %d partition %d: %w", p.w, p.s, p.p, err)
 		}
 		if upgrade {
 			db.storedFormat.Store(formatVersion)
 		}
-		if newSlice {
-			db.noteMarked(w, marked|sliceBit(s))
+		for w, set := range markers {
+			db.noteMarked(w, set)
 		}
-		n := 0
-		for _, u := range g.units {
-			n += len(u.recs)
+		for _, g := range txnGroups {
+			n := 0
+			for _, u := range g.group.units {
+				n += len(u.recs)
+			}
+			db.stats.blocksWritten.Add(1)
+			db.stats.recordsSealed.Add(uint64(n))
+			moved += n
 		}
-		db.stats.blocksWritten.Add(1)
-		db.stats.recordsSealed.Add(uint64(n))
-		moved += n
+		txnGroups, txnBytes, txnKeys = txnGroups[:0], 0, 0
+		return nil
 	}
-	return moved, nil
+	for i := range plans {
+		plan := &plans[i]
+		if len(plan.groups) == 0 {
+			continue
+		}
+		if db.changedSince(runPrefix(plan.w, plan.s, plan.p), plan.ts) {
+			db.stats.sealsRetried.Add(1)
+			continue
+		}
+		for j := range plan.groups {
+			g := &plan.groups[j]
+			size, keys := entrySize(appendBlockKey(nil, plan.w, plan.s, plan.p, g.first, g.last), g.blk), int64(1)
+			for _, u := range g.units {
+				size += entrySize(u.key, nil)
+				keys++
+			}
+			if len(txnGroups) > 0 && (txnBytes+size > maxBytes || txnKeys+keys > maxCount) {
+				if err := commit(); err != nil {
+					return moved, err
+				}
+			}
+			txnGroups = append(txnGroups, pending{plan, g})
+			txnBytes += size
+			txnKeys += keys
+		}
+	}
+	return moved, commit()
 }
 
-// changedSince reports whether any key under prefix was written or deleted
-// at a timestamp above ts. Inside the committer nothing is in flight, so
 // every such write is seen.
 func (db *DB) changedSince(prefix []byte, ts uint64) bool {
 	txn := db.bdb.NewTransactionAt(readAll, false)
@@ -542,7 +597,7 @@ func (db *DB) sealWindow(w record.Window, from, to uint8) error {
 			}
 			plans = append(plans, plan)
 		}
-		turn := time.Now()
+		var hold time.Duration // how long this turn held the writes off
 		done := make(chan error, 1)
 		select {
 		case db.exclCh <- func() {
@@ -551,17 +606,13 @@ func (db *DB) sealWindow(w record.Window, from, to uint8) error {
 				if w < db.cutoff() {
 					return nil // dropped meanwhile
 				}
-				for _, plan := range plans {
-					n, err := db.applySeal(plan)
-					sealed += n
-					if err != nil {
-						return err
-					}
-				}
-				return nil
+				n, err := db.applySeals(plans)
+				sealed += n
+				return err
 			}()
-			held += time.Since(t0)
-			db.stats.sealHeld.Add(int64(time.Since(t0)))
+			hold = time.Since(t0)
+			held += hold
+			db.stats.sealHeld.Add(int64(hold))
 			done <- err
 		}:
 		case <-db.ctx.Done():
@@ -573,8 +624,10 @@ func (db *DB) sealWindow(w record.Window, from, to uint8) error {
 		if err != nil {
 			return err
 		}
-		// writes waited for that turn: give them at least as long
-		if !sleepCtx(db.ctx, max(10*time.Millisecond, time.Since(turn))) {
+		// writes waited while the blocks were written: give them at least
+		// as long (not as long as this turn waited in line: the writes
+		// went on meanwhile)
+		if !sleepCtx(db.ctx, max(10*time.Millisecond, hold)) {
 			return ErrClosed
 		}
 	}

@@ -1292,3 +1292,153 @@ func TestAFormat3StoreWithAnOldMarker(t *testing.T) {
 	}
 	compareReads(t, "format 4", readEverything(t, ref, es, 3), readEverything(t, db, es, 3))
 }
+
+// BenchmarkSealBesideWrites seals one minute slice of 131 072 sample
+// records while two writers go on writing new records into the current
+// slice, as an agent's ingestion does (--fsync 100ms), and measures in the
+// same round the same writers alone. It reports the writers' rate beside the sealer as a
+// share of their rate alone (what sealing costs ingestion) and the sealer's
+// rate as a share of the writers' rate beside it: at 1 or more, a sealer
+// keeps up with the ingestion that goes on beside it and the store ends an
+// hour in blocks; below, loose records pile up.
+func BenchmarkSealBesideWrites(b *testing.B) {
+	for _, store := range []struct {
+		name      string
+		threshold int64
+	}{{"default", 0}, {"value-log", 64}} {
+		b.Run("store="+store.name, func(b *testing.B) {
+			cfg := DefaultConfig(b.TempDir())
+			cfg.Logger = slog.New(slog.DiscardHandler)
+			cfg.ValueThreshold = store.threshold
+			cfg.FsyncInterval = 100 * time.Millisecond // as logmesh bench --sustained runs the agent
+			db, err := Open(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			const n, batch, writers = 131072, 512, 2
+			templates := sampleBlockRecords(4096, 1000)
+			recs := make([]record.Record, len(templates))
+			for i, t := range templates {
+				r, err := record.Decode(t.ID, t.Data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				recs[i] = *r
+			}
+			entries := func(g *record.Generator, k int) []Entry {
+				es := make([]Entry, k)
+				for i := range es {
+					r := recs[(i*7919+k)%len(recs)]
+					r.ID = g.Next()
+					es[i] = Entry{ID: r.ID, Data: r.AppendEncode(nil)}
+				}
+				return es
+			}
+			ctx := context.Background()
+			now := time.Now().UnixMilli()
+			current := record.WindowOf(now)
+			// write k records into slice s of window w, from writers goroutines
+			// at once, until k are written or stop closes (k 0: until stop)
+			write := func(w record.Window, s uint8, k int, stop <-chan struct{}) int64 {
+				var written atomic.Int64
+				var wg sync.WaitGroup
+				for range writers {
+					wg.Go(func() {
+						ms := sliceStart(w, s) + 1000
+						g := record.NewGenerator(func() time.Time { return time.UnixMilli(ms) })
+						for k == 0 || written.Load() < int64(k) {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							if _, err := db.Write(ctx, entries(g, batch), OriginLocal); err != nil {
+								b.Error(err)
+								return
+							}
+							written.Add(batch)
+						}
+					})
+				}
+				wg.Wait()
+				return written.Load()
+			}
+			var alone, beside, sealing time.Duration
+			var aloneN, besideN, toSeal int64
+			round := 0
+			for b.Loop() {
+				b.StopTimer()
+				w := record.WindowOf(now - int64(2+round/59)*record.WindowMillis)
+				s := uint8(round % 59)
+				round++
+				toSeal += write(w, s, n, nil)
+				b.StartTimer()
+				start := time.Now()
+				aloneN += write(current, uint8(round%60), n, nil)
+				alone += time.Since(start)
+				stop := make(chan struct{})
+				sealed := make(chan error, 1)
+				start = time.Now()
+				go func() {
+					defer close(stop)
+					sealed <- db.sealWindow(w, s, s+1)
+				}()
+				besideN += write(current, uint8(round%60), 0, stop)
+				beside += time.Since(start)
+				if err := <-sealed; err != nil {
+					b.Fatal(err)
+				}
+				sealing += time.Since(start)
+			}
+			if got := db.Stats().RecordsSealed; got != uint64(toSeal) {
+				b.Fatalf("sealed %d of %d records", got, toSeal)
+			}
+			rate := func(k int64, d time.Duration) float64 { return float64(k) / d.Seconds() }
+			sealRate := rate(toSeal, sealing)
+			b.ReportMetric(rate(aloneN, alone), "writes/s_alone")
+			b.ReportMetric(rate(besideN, beside), "writes/s_beside")
+			b.ReportMetric(sealRate, "sealed/s")
+			b.ReportMetric(rate(besideN, beside)/rate(aloneN, alone), "×alone")
+			b.ReportMetric(sealRate/rate(besideN, beside), "keeps_up")
+		})
+	}
+}
+
+// TestSealPacksRunsIntoTransactionsBadgerTakes: the sealer writes the
+// blocks of many runs in one transaction, up to half of what Badger takes
+// in one, and in more where they do not fit. With 1 MiB memtables (Badger
+// takes about 150 KB in one transaction) the 24 runs of a slice need
+// several; every record is sealed, the run rules hold, every reader
+// answers as a store that never sealed, and the marker names the slice.
+func TestSealPacksRunsIntoTransactionsBadgerTakes(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir, func(c *Config) { c.MemTableBytes = 1 << 20 })
+	w := record.WindowOf(time.Now().Add(-2 * time.Hour).UnixMilli())
+	var all []Entry
+	for p := range record.Partition(24) {
+		all = append(all, writeSlices(t, db, w, p*10, 300, 7)...)
+	}
+	before := readEverything(t, reference(t, all), all, 4)
+	txns := 0
+	sealTxnFault = func() error { txns++; return nil }
+	defer func() { sealTxnFault = nil }()
+	if err := db.sealWindow(w, 7, 8); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Stats().RecordsSealed; n != uint64(len(all)) {
+		t.Fatalf("sealed %d of %d records", n, len(all))
+	}
+	batches := (len(all) + sealBatchRecords - 1) / sealBatchRecords
+	if txns <= batches || txns >= 24 {
+		t.Fatalf("%d seal transactions for 24 runs in %d batches: want more than one per batch (they do not fit in one) and fewer than one per run", txns, batches)
+	}
+	t.Logf("%d transactions, %d batches", txns, batches)
+	if blocks := checkRunRules(t, db); blocks < 24 {
+		t.Fatalf("%d blocks for 24 runs", blocks)
+	}
+	compareReads(t, "sealed in packed transactions", before, readEverything(t, db, all, 4))
+	if v, ok := rawMarker(t, db, w); !ok || markerSlices(v) != sliceBit(7) {
+		t.Fatalf("the marker names slices %#x (found: %v), want slice 7 only", markerSlices(v), ok)
+	}
+}

@@ -463,8 +463,8 @@ var mutations = []mutation{
 	{
 		name: "seal-leaves-the-loose-records",
 		file: "index/seal.go",
-		from: "			for _, u := range g.units {\n				if err := txn.Delete(u.key); err != nil {",
-		to:   "			for _, u := range g.units[:0] {\n				if err := txn.Delete(u.key); err != nil {",
+		from: "				for _, u := range g.group.units {\n					if err := txn.Delete(u.key); err != nil {",
+		to:   "				for _, u := range g.group.units[:0] {\n					if err := txn.Delete(u.key); err != nil {",
 		pkg:  "./index", run: "TestSealedRunsReadAsLooseRecords|TestLateWritesAndDeletesInsideBlocks",
 	},
 	{
@@ -666,16 +666,23 @@ var mutations = []mutation{
 	{
 		name: "marker-names-the-wrong-slice",
 		file: "index/seal.go",
-		from: "		db.noteBlocks(w, sliceBit(s)) // before any reader or writer can meet the block",
-		to:   "		db.noteBlocks(w, sliceBit(s+1)) // before any reader or writer can meet the block",
+		from: "			db.noteBlocks(w, sliceBit(s)) // before any reader or writer can meet the block",
+		to:   "			db.noteBlocks(w, sliceBit(s+1)) // before any reader or writer can meet the block",
 		pkg:  "./index", run: "TestSliceMarkersSayWhichSlicesHoldBlocks|TestLateWritesAndDeletesInsideBlocks",
 	},
 	{
 		name: "marker-written-only-for-slices-not-yet-noted",
 		file: "index/seal.go",
-		from: "		newSlice := marked&sliceBit(s) == 0",
-		to:   "		newSlice := !db.sliceMayHaveBlocks(w, s)",
+		from: "			if db.markedSlices(w)&sliceBit(s) == 0 {",
+		to:   "			if !db.sliceMayHaveBlocks(w, s) {",
 		pkg:  "./index", run: "TestSliceMarkersSayWhichSlicesHoldBlocks",
+	},
+	{
+		name: "seal-transaction-overfills",
+		file: "index/seal.go",
+		from: "			if len(txnGroups) > 0 && (txnBytes+size > maxBytes || txnKeys+keys > maxCount) {",
+		to:   "			if len(txnGroups) > 0 && txnKeys < 0 && maxBytes+maxCount < 0 {",
+		pkg:  "./index", run: "TestSealPacksRunsIntoTransactionsBadgerTakes",
 	},
 	{
 		name: "slice-markers-keep-format-3",
