@@ -470,6 +470,8 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 	return moved, commit()
 }
 
+// changedSince reports whether any key under prefix was written or deleted
+// at a timestamp above ts. Inside the committer nothing is in flight, so
 // every such write is seen.
 func (db *DB) changedSince(prefix []byte, ts uint64) bool {
 	txn := db.bdb.NewTransactionAt(readAll, false)

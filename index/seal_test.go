@@ -1442,3 +1442,60 @@ func TestSealPacksRunsIntoTransactionsBadgerTakes(t *testing.T) {
 		t.Fatalf("the marker names slices %#x (found: %v), want slice 7 only", markerSlices(v), ok)
 	}
 }
+
+// TestAPackedSealTransactionThatFailsLeavesEveryRunCorrect (from a review): the runs
+// of two slices sealed in packed transactions, the second transaction
+// failing; after a reopen every run keeps its rules, reads are exact and
+// each slice that holds a block is named by the marker; the next pass
+// seals the rest and names both slices.
+func TestAPackedSealTransactionThatFailsLeavesEveryRunCorrect(t *testing.T) {
+	dir := t.TempDir()
+	small := func(c *Config) { c.MemTableBytes = 1 << 20 }
+	db := openTest(t, dir, small)
+	w := record.WindowOf(time.Now().Add(-2 * time.Hour).UnixMilli())
+	var all []Entry
+	for p := range record.Partition(12) {
+		all = append(all, writeSlices(t, db, w, p*10, 300, 7, 8)...)
+	}
+	before := readEverything(t, reference(t, all), all, 4)
+	txns := 0
+	sealTxnFault = func() error {
+		txns++
+		if txns == 2 {
+			return errors.New("injected: no space left on device")
+		}
+		return nil
+	}
+	err := db.sealWindow(w, 7, 9)
+	sealTxnFault = nil
+	if err == nil {
+		t.Fatal("the failing second transaction did not fail the turn")
+	}
+	sealed := db.Stats().RecordsSealed
+	if sealed == 0 || sealed >= uint64(len(all)) {
+		t.Fatalf("sealed %d of %d records before the failure; want some", sealed, len(all))
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir, small)
+	checkRunRules(t, db)
+	compareReads(t, "after a failed packed transaction and a reopen", before, readEverything(t, db, all, 4))
+	if err := db.sealWindow(w, 7, 9); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := rawMarker(t, db, w); !ok || markerSlices(v) != sliceBit(7)|sliceBit(8) {
+		t.Fatalf("marker names %#x (found %v), want slices 7 and 8", markerSlices(v), ok)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir, small)
+	for _, s := range []uint8{7, 8} {
+		if !db.sliceMayHaveBlocks(w, s) {
+			t.Fatalf("slice %d not known to hold blocks after a reopen", s)
+		}
+	}
+	checkRunRules(t, db)
+	compareReads(t, "sealed after a failed transaction", before, readEverything(t, db, all, 4))
+}

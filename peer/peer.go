@@ -261,7 +261,7 @@ func (p *Peer) startCluster() {
 		Self: p.cfg.Name, DB: p.db, View: p.cluster.view, Watch: p.cluster.watch, Link: p.link, Cache: p.recent,
 		MaxHintsBytes: p.cfg.MaxHintsBytes, BatchRecords: p.cfg.ReplicationBatchRecords, RetryMax: p.cfg.ReplicationRetryMax,
 		SyncPushes: p.db.FsyncAlways(), Disabled: p.cfg.DisableReplication, RecordBytes: p.recordBytes,
-		Leaving: &p.departing, Retire: p.retire, Deleted: func(ids []record.ID) { p.repair.Deleted(ids) },
+		Leaving: &p.departing, Retire: p.retire, Deleting: func(ids []record.ID) func() { return p.repair.Deleting(ids) },
 		// the time base of IDs: delivered-through times are compared with them
 		Logger: p.log, Now: p.mintNow,
 	}

@@ -22,8 +22,10 @@ type completeness struct {
 		// (zero while one does).
 		unclaimed [record.NumPartitions]time.Time
 		// deleted: when records of each partition were last deleted from
-		// this store (see Deleted; in memory, like the proofs).
-		deleted [record.NumPartitions]time.Time
+		// this store, and deleting: deletes of it under way (see Deleting;
+		// in memory, like the proofs).
+		deleted  [record.NumPartitions]time.Time
+		deleting [record.NumPartitions]int
 		// clustered: this store has been in a cluster with another member.
 		clustered bool
 		dirty     bool
@@ -247,18 +249,19 @@ func (r *Repairer) genesisAllowed(v *view.View, now time.Time) bool {
 // while it did not were pushed to the owners, not to it), nor one made
 // before the last claim went (a holder may have repaired records into one
 // owner and not yet into another), nor one made before records of it were
-// last deleted here (see Deleted).
+// last deleted here, nor any while a delete of it is under way (see
+// Deleting).
 func (r *Repairer) provenWithOwners(v *view.View) *view.Mask {
 	c := &r.comp
 	c.mu.Lock()
-	owned, since, unclaimed, deleted := c.mu.owned, c.mu.since, c.mu.unclaimed, c.mu.deleted
+	owned, since, unclaimed, deleted, deleting := c.mu.owned, c.mu.since, c.mu.unclaimed, c.mu.deleted, c.mu.deleting
 	c.mu.Unlock()
 	out := new(view.Mask)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for p := 0; p < record.NumPartitions; p++ {
 		pt := record.Partition(p)
-		if !owned[p] || !v.Owns(v.Self, pt) || unclaimed[p].IsZero() {
+		if !owned[p] || !v.Owns(v.Self, pt) || unclaimed[p].IsZero() || deleting[p] > 0 {
 			continue
 		}
 		from := since[p]
@@ -327,8 +330,9 @@ func claimed(v *view.View, p record.Partition) bool {
 
 // earned makes partition p complete: proven against a peer that vouched
 // for it, with this peer's records as they were at at (when the round
-// began). A proof made before records of p were last deleted here counts
-// none: they may have been the copies it matched (see Deleted). It reports
+// began). A proof made before records of p were last deleted here, or while
+// a delete of them is under way, counts none: they may have been the copies
+// it matched (see Deleting). It reports
 // whether anything changed.
 func (r *Repairer) earned(p record.Partition, from string, at time.Time) bool {
 	v := r.cfg.View()
@@ -337,7 +341,7 @@ func (r *Repairer) earned(p record.Partition, from string, at time.Time) bool {
 	}
 	c := &r.comp
 	c.mu.Lock()
-	if c.mu.complete[p] || !at.After(c.mu.deleted[p]) {
+	if c.mu.complete[p] || c.mu.deleting[p] > 0 || !at.After(c.mu.deleted[p]) {
 		c.mu.Unlock()
 		return false
 	}
@@ -348,26 +352,64 @@ func (r *Repairer) earned(p record.Partition, from string, at time.Time) bool {
 	return true
 }
 
-// Deleted tells that records of ids were deleted from this store: copies
-// it held without owning their partition (hints, handed-over copies) and
-// retired under an earlier placement. Replication decides such a delete
-// under one view and finishes it under the next, which may have made this
-// peer an owner; a round run in between proved this peer equal to a
-// complete holder with those copies, and made it complete without them (CI:
-// TestNewOwnersDoNotVouchForEachOther, where p2 held every record of a
-// partition as hints, gained it when the failed p4 and p5 were reassigned,
-// proved equal to p3, and answered "full" with nothing once the hints were
-// gone). Every partition of ids is therefore incomplete again, and only a
-// proof made after the delete makes it complete.
-func (r *Repairer) Deleted(ids []record.ID) { r.deletedAt(ids, time.Now()) }
+// Deleting tells that records of ids are about to be deleted from this
+// store: copies it held without owning their partition (hints,
+// handed-over copies), retired under an earlier placement. Replication
+// decides such a delete under one view and finishes it under the next,
+// which may have made this peer an owner; a round run in between proves
+// this peer equal to a complete holder with those copies, and made it
+// complete without them (CI: TestNewOwnersDoNotVouchForEachOther, where p2
+// held every record of a partition as hints, gained it when the failed p4
+// and p5 were reassigned, proved equal to p3, and answered "full" with
+// nothing once the hints were gone). Every partition of ids is incomplete
+// from now on (in memory and in the store, before the delete can be
+// applied), no proof counts for it until the returned done is called once
+// the delete is over (applied or failed), and then only a proof from a
+// round that began after that.
+func (r *Repairer) Deleting(ids []record.ID) (done func()) {
+	ps := r.deleting(ids, time.Now())
+	return func() { r.deleted(ps, time.Now()) }
+}
 
-func (r *Repairer) deletedAt(ids []record.ID, now time.Time) {
+// deleting marks the partitions of ids as being deleted from at now, and
+// returns them.
+func (r *Repairer) deleting(ids []record.ID, now time.Time) []record.Partition {
+	c := &r.comp
+	c.mu.Lock()
+	var ps []record.Partition
+	seen := map[record.Partition]bool{}
+	for _, id := range ids {
+		if p := id.Partition(); !seen[p] {
+			seen[p] = true
+			ps = append(ps, p)
+			c.mu.deleting[p]++
+		}
+	}
+	c.mu.Unlock()
+	r.revoke(ps, now)
+	return ps
+}
+
+// deleted ends the deletes deleting began, at now.
+func (r *Repairer) deleted(ps []record.Partition, now time.Time) {
+	c := &r.comp
+	c.mu.Lock()
+	for _, p := range ps {
+		c.mu.deleting[p]--
+	}
+	c.mu.Unlock()
+	r.revoke(ps, now)
+}
+
+// revoke makes partitions ps incomplete, records of them deleted at now.
+func (r *Repairer) revoke(ps []record.Partition, now time.Time) {
 	c := &r.comp
 	c.mu.Lock()
 	var lost []int
-	for _, id := range ids {
-		p := id.Partition()
-		c.mu.deleted[p] = now
+	for _, p := range ps {
+		if now.After(c.mu.deleted[p]) {
+			c.mu.deleted[p] = now
+		}
 		if c.mu.complete[p] {
 			c.mu.complete[p], c.mu.dirty = false, true
 			lost = append(lost, int(p))
@@ -375,7 +417,7 @@ func (r *Repairer) deletedAt(ids []record.ID, now time.Time) {
 	}
 	c.mu.Unlock()
 	if len(lost) > 0 {
-		r.log.Info("copies this peer held were deleted from partitions it holds complete: complete again only by a new proof",
+		r.log.Info("copies this peer held are deleted from partitions it holds complete: complete again only by a new proof",
 			"partitions", lost)
 		r.saveCompleteness()
 	}

@@ -40,6 +40,7 @@
 // it are deleted from its store: copies it held without owning the
 // partition (hints, handed-over copies), whose delete replication decided
 // under an earlier placement and finished after this peer became an owner
-// and a round had proven it equal with them. No proof made before such a
-// delete counts, for a round or for genesis. A wiped store starts with none.
+// and a round had proven it equal with them. No proof counts while such a
+// delete is under way, nor one from a round that began before it ended, for
+// a round or for genesis. A wiped store starts with none.
 package repair

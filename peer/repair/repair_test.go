@@ -386,15 +386,28 @@ func TestCopiesDeletedAfterAProofUndoTheCompletenessItGave(t *testing.T) {
 	if !r.Complete(p) {
 		t.Fatal("the state machine does not make p2 complete by a proof: the test proves nothing")
 	}
-	r.deletedAt(hints, t0.Add(5*time.Second)) // replication deletes the hints
+	ps := r.deleting(hints, t0.Add(5*time.Second)) // replication is about to delete the hints
 	if r.Complete(p) || r.vouches(p) {
-		t.Fatalf("partition %d: still complete (or vouching) after the copies its proof counted were deleted", p)
+		t.Fatalf("partition %d: still complete (or vouching) once the copies its proof counted are being deleted", p)
 	}
-	proof("p3", began.Add(500*time.Millisecond)) // a round that began before the delete
+	if persisted := new(Repairer); !persisted.comp.decode(metaOf(t, r)) || persisted.Complete(p) {
+		t.Fatalf("partition %d: the store still says complete while its copies are deleted (a crash would keep it)", p)
+	}
+	// a round that began after the notice, its roots taken before the
+	// delete was applied (the hints counted)
+	proof("p3", t0.Add(5500*time.Millisecond))
 	if r.Complete(p) {
-		t.Fatalf("partition %d: made complete by a proof made before its copies were deleted", p)
+		t.Fatalf("partition %d: made complete by a proof made while its copies were being deleted", p)
 	}
-	proof("p3", t0.Add(6*time.Second))
+	r.deleted(ps, t0.Add(6*time.Second))
+	for _, at := range []time.Time{began.Add(500 * time.Millisecond), t0.Add(5500 * time.Millisecond)} {
+		proof("p3", at) // rounds that began before the delete ended
+		if r.Complete(p) {
+			t.Fatalf("partition %d: made complete by a proof that began at %v, before its copies were deleted at %v",
+				p, at.Sub(t0), 6*time.Second)
+		}
+	}
+	proof("p3", t0.Add(7*time.Second))
 	if !r.Complete(p) {
 		t.Fatalf("partition %d: a proof made after the delete does not make it complete", p)
 	}
@@ -408,8 +421,15 @@ func TestCopiesDeletedAfterAProofUndoTheCompletenessItGave(t *testing.T) {
 	gen.followAt(gone, t0.Add(time.Second))
 	proveAll(gen, "p1", t0.Add(2*time.Second))
 	proveAll(gen, "p3", t0.Add(2*time.Second))
-	gen.deletedAt(hints, t0.Add(3*time.Second))
-	gen.followAt(gone, t0.Add(4*time.Second))
+	ps = gen.deleting(hints, t0.Add(3*time.Second))
+	proveAll(gen, "p1", t0.Add(3500*time.Millisecond)) // while the delete is under way
+	proveAll(gen, "p3", t0.Add(3500*time.Millisecond))
+	gen.followAt(gone, t0.Add(3600*time.Millisecond))
+	if gen.Complete(p) {
+		t.Fatalf("partition %d: complete by genesis on proofs made while its copies were being deleted", p)
+	}
+	gen.deleted(ps, t0.Add(4*time.Second))
+	gen.followAt(gone, t0.Add(4500*time.Millisecond))
 	if gen.Complete(p) {
 		t.Fatalf("partition %d: complete by genesis on proofs made before its copies were deleted", p)
 	}
@@ -421,4 +441,14 @@ func TestCopiesDeletedAfterAProofUndoTheCompletenessItGave(t *testing.T) {
 			t.Fatalf("partition %d: not complete by genesis on proofs made after the delete", q)
 		}
 	}
+}
+
+// metaOf returns the completeness r saved in its store.
+func metaOf(t *testing.T, r *Repairer) []byte {
+	t.Helper()
+	b, err := r.cfg.DB.GetMeta(metaComplete)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -88,20 +88,16 @@ func (r *Replicator) retireDue(ctx context.Context) {
 				return nil // the placement moved on: decided again under the new one
 			}
 			// the view may still change before the delete is applied, and
-			// this peer own some of these partitions then: repair is told
-			// before (no query may find a partition complete without
-			// them) and after (no proof made meanwhile counts)
-			if r.cfg.Deleted != nil {
-				r.cfg.Deleted(keep)
+			// this peer own some of these partitions then: repair holds
+			// them incomplete from before the delete until after it (a
+			// failed one included: some may be gone)
+			if r.cfg.Deleting != nil {
+				defer r.cfg.Deleting(keep)()
 			}
 			_, err := r.db.Delete(ctx, keep)
 			deleted = keep
 			return err
 		})
-		// told even after an error (some may be gone)
-		if len(deleted) > 0 && r.cfg.Deleted != nil {
-			r.cfg.Deleted(deleted)
-		}
 		if err != nil {
 			// what stays is handed over later
 			r.log.Warn("cannot delete copies delivered to their owners", "err", err)

@@ -62,9 +62,11 @@ type Config struct {
 	// Retire holds the copies this peer handed on until they may be
 	// deleted (shared with repair's hand-over; nil: deleted at once).
 	Retire *retire.Queue
-	// Deleted, when set, is told the copies deleted once retired (repair
-	// drops the completeness a proof made with them may have given).
-	Deleted func(ids []record.ID)
+	// Deleting, when set, is told of the retired copies about to be
+	// deleted, and the function it returns once the delete is over (repair
+	// holds their partitions incomplete meanwhile and drops the
+	// completeness a proof made with them may have given).
+	Deleting func(ids []record.ID) (done func())
 	// Logger receives the subsystem's logs.
 	Logger *slog.Logger
 	// Now is this peer's clock.

@@ -24,10 +24,16 @@ func TestHandedOnCopiesWaitForTheirGrace(t *testing.T) {
 	q := retire.New(10*time.Second, func() time.Time { return now })
 	g.r.cfg.Retire = q
 	told := map[record.ID]bool{}
-	g.r.cfg.Deleted = func(ids []record.ID) {
+	open := 0 // deletes told of and not yet over
+	g.r.cfg.Deleting = func(ids []record.ID) func() {
+		open++
 		for _, id := range ids {
 			told[id] = true
+			if _, err := g.r.db.Get(id); err != nil {
+				t.Errorf("repair told of the delete of %s after it: %v", id, err) // a query could find it complete without it
+			}
 		}
+		return func() { open-- }
 	}
 	notMine := func(p record.Partition) bool { return !v.Owns("p1", p) }
 	hint, handed := minted(time.Now(), notMine), minted(time.Now(), notMine)
@@ -54,8 +60,8 @@ func TestHandedOnCopiesWaitForTheirGrace(t *testing.T) {
 	if n := g.r.hintsDel.Load(); n != 1 {
 		t.Fatalf("%d hints counted deleted, want 1", n)
 	}
-	if len(told) != 2 || !told[hint.ID] || !told[handed.ID] {
-		t.Fatalf("repair was told of %d deleted copies, want the 2 deleted", len(told))
+	if len(told) != 2 || !told[hint.ID] || !told[handed.ID] || open != 0 {
+		t.Fatalf("repair was told of %d deleted copies (%d deletes not over), want the 2 deleted", len(told), open)
 	}
 
 	moved := minted(time.Now(), notMine)

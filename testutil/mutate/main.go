@@ -743,9 +743,23 @@ var mutations = []mutation{
 	{
 		name: "completeness-outlives-deleted-copies",
 		file: "peer/repair/completeness.go",
-		from: "		c.mu.deleted[p] = now\n		if c.mu.complete[p] {",
-		to:   "		_ = now\n		if false {",
+		from: "		if now.After(c.mu.deleted[p]) {\n			c.mu.deleted[p] = now\n		}\n		if c.mu.complete[p] {",
+		to:   "		if false {\n			c.mu.deleted[p] = now\n		}\n		if false {",
 		pkg:  "./peer/repair", run: "TestCopiesDeletedAfterAProofUndoTheCompletenessItGave",
+	},
+	{
+		name: "proof-counts-while-copies-are-deleted",
+		file: "peer/repair/completeness.go",
+		from: "	if c.mu.complete[p] || c.mu.deleting[p] > 0 || !at.After(c.mu.deleted[p]) {",
+		to:   "	if c.mu.complete[p] || !at.After(c.mu.deleted[p]) {",
+		pkg:  "./peer/repair", run: "TestCopiesDeletedAfterAProofUndoTheCompletenessItGave",
+	},
+	{
+		name: "repair-told-after-the-delete",
+		file: "peer/replicate/hints.go",
+		from: "			if r.cfg.Deleting != nil {\n				defer r.cfg.Deleting(keep)()\n			}\n			_, err := r.db.Delete(ctx, keep)\n",
+		to:   "			_, err := r.db.Delete(ctx, keep)\n			if r.cfg.Deleting != nil {\n				r.cfg.Deleting(keep)()\n			}\n",
+		pkg:  "./peer/replicate", run: "TestHandedOnCopiesWaitForTheirGrace",
 	},
 	{
 		name: "handed-on-copies-deleted-at-once",
