@@ -332,8 +332,7 @@ func claimed(v *view.View, p record.Partition) bool {
 // for it, with this peer's records as they were at at (when the round
 // began). A proof made before records of p were last deleted here, or while
 // a delete of them is under way, counts none: they may have been the copies
-// it matched (see Deleting). It reports
-// whether anything changed.
+// it matched (see Deleting). It reports whether anything changed.
 func (r *Repairer) earned(p record.Partition, from string, at time.Time) bool {
 	v := r.cfg.View()
 	if !v.Owns(v.Self, p) {
@@ -374,39 +373,30 @@ func (r *Repairer) Deleting(ids []record.ID) (done func()) {
 // deleting marks the partitions of ids as being deleted from at now, and
 // returns them.
 func (r *Repairer) deleting(ids []record.ID, now time.Time) []record.Partition {
-	c := &r.comp
-	c.mu.Lock()
 	var ps []record.Partition
 	seen := map[record.Partition]bool{}
 	for _, id := range ids {
 		if p := id.Partition(); !seen[p] {
 			seen[p] = true
 			ps = append(ps, p)
-			c.mu.deleting[p]++
 		}
 	}
-	c.mu.Unlock()
-	r.revoke(ps, now)
+	r.revoke(ps, 1, now)
 	return ps
 }
 
 // deleted ends the deletes deleting began, at now.
-func (r *Repairer) deleted(ps []record.Partition, now time.Time) {
-	c := &r.comp
-	c.mu.Lock()
-	for _, p := range ps {
-		c.mu.deleting[p]--
-	}
-	c.mu.Unlock()
-	r.revoke(ps, now)
-}
+func (r *Repairer) deleted(ps []record.Partition, now time.Time) { r.revoke(ps, -1, now) }
 
-// revoke makes partitions ps incomplete, records of them deleted at now.
-func (r *Repairer) revoke(ps []record.Partition, now time.Time) {
+// revoke adds under way (1 as a delete begins, -1 as it ends) to the deletes
+// of partitions ps, notes records of them deleted at now and makes them
+// incomplete.
+func (r *Repairer) revoke(ps []record.Partition, underWay int, now time.Time) {
 	c := &r.comp
 	c.mu.Lock()
 	var lost []int
 	for _, p := range ps {
+		c.mu.deleting[p] += underWay
 		if now.After(c.mu.deleted[p]) {
 			c.mu.deleted[p] = now
 		}
