@@ -248,6 +248,10 @@ type StoreStatus struct {
 	// BlocksSkipped counts blocks that word queries passed over, unread,
 	// because their word filter ruled the word out.
 	BlocksSkipped uint64 `json:"blocks_skipped"`
+	// DeletesSettled counts the tombstones written at the versions of
+	// deleted values before compactions could drop their deletes, so that
+	// a value-log collection cannot bring them back (docs/architecture.md).
+	DeletesSettled uint64 `json:"deletes_settled"`
 }
 
 // Convergence is the answer to GET /v1/convergence: proof of when replicas

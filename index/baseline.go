@@ -153,7 +153,7 @@ func (db *DB) Compact() error {
 	if err := db.bdb.Flatten(2); err != nil {
 		return fmt.Errorf("index: flatten: %w", err)
 	}
-	for db.bdb.RunValueLogGC(0.1) == nil {
+	for db.collectValueLog(0.1) == nil {
 		db.wrote()
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -254,6 +255,8 @@ type builder struct {
 	keys       []byte // slab the record keys are cut from (Badger keeps them until commit)
 	size       int64  // of the open transaction's records, as Badger counts it
 	extra      int    // entries of the open transaction outside the journal (unsealed records)
+	// deletedIn holds the runs the open transaction deletes in (settle.go)
+	deletedIn map[string][]byte
 	// drained: every transaction of earlier groups is applied (unseal);
 	// unsealed maps the blocks this group unsealed to their transaction
 	drained  bool
@@ -300,6 +303,19 @@ func (b *builder) begin() {
 	b.work = &txnWork{}
 	b.local, b.remote, b.registered = nil, nil, nil
 	b.size, b.extra = 0, 0
+	clear(b.deletedIn)
+}
+
+// deleting notes that the open transaction deletes key, a record's or a
+// block's (settle.go).
+func (b *builder) deleting(key []byte) {
+	run := key[:recordKeyLen-record.IDLen]
+	if b.deletedIn == nil {
+		b.deletedIn = map[string][]byte{}
+	}
+	if _, ok := b.deletedIn[string(run)]; !ok {
+		b.deletedIn[string(run)] = run
+	}
 }
 
 // entrySize is Badger's estimate of an entry's share of a transaction.
@@ -508,6 +524,7 @@ func (b *builder) removeAll(req *writeReq) {
 			b.err, req.err = err, err
 			break
 		}
+		b.deleting(key)
 		gone = append(gone, id)
 	}
 	if b.err == nil && len(gone) > 0 {
@@ -598,7 +615,11 @@ func (b *builder) send() {
 	work.entry = JournalEntry{Seq: seq, Op: op, Local: len(b.local),
 		IDs: append(append(make([]record.ID, 0, len(b.local)+len(b.remote)), b.local...), b.remote...)}
 	work.remote = b.registered
-	if err := txn.Set(journalKey(seq), work.entry.encode()); err != nil {
+	err := db.settleLater(txn, prefixRanges(slices.Collect(maps.Values(b.deletedIn))))
+	if err == nil {
+		err = txn.Set(journalKey(seq), work.entry.encode())
+	}
+	if err != nil {
 		txn.Discard()
 		b.err = err
 		for _, c := range work.credits { // nothing of this transaction was stored
@@ -805,6 +826,7 @@ func (b *builder) unseal(id record.ID, ids int, flush func() error) (bool, error
 	if err := b.txn.Delete(bk); err != nil {
 		return false, err
 	}
+	b.deleting(bk)
 	for i, rid := range blk.IDs {
 		if err := b.txn.Set(recordKey(rid), blk.Data[i]); err != nil {
 			return false, err

@@ -112,6 +112,10 @@ type Config struct {
 	// a small value (experimental, e.g. 64) puts record bodies in the value
 	// log, written once, and leaves only keys to the compactions.
 	ValueThreshold int64
+	// ValueLogFileBytes is the size at which Badger starts a new value-log
+	// file, the unit its value-log GC rewrites (default 256 MiB; Badger
+	// takes 1 MiB to 2 GiB).
+	ValueLogFileBytes int64
 
 	// SealAfter is how long after a window ends the sealer turns its
 	// records into blocks (seal.go): one entry per SealBlockRecords records
@@ -183,6 +187,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.MemTableBytes == 0 {
 		c.MemTableBytes = 16 << 20
+	}
+	if c.ValueLogFileBytes == 0 {
+		c.ValueLogFileBytes = 256 << 20
 	}
 	if c.NumMemTables == 0 {
 		c.NumMemTables = 2

@@ -41,6 +41,12 @@ type DB struct {
 	// ckptMu makes digest checkpoints one at a time.
 	ckptMu sync.Mutex
 
+	// collecting keeps value-log collections apart from the writes that
+	// must not fall inside one (settle.go): a collection holds it alone.
+	collecting sync.RWMutex
+	// settleSeq numbers the deletes still to settle (settle.go).
+	settleSeq atomic.Uint64
+
 	reqCh  chan *writeReq
 	exclCh chan func() // work run exclusively in the committer (retention)
 	pipe   *pipeline
@@ -186,6 +192,10 @@ func Open(cfg Config) (*DB, error) {
 	if err := db.migrateFormat(); err != nil {
 		bdb.Close()
 		return nil, err
+	}
+	if err := db.loadSettleSeq(); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("cannot read the deletes to settle in %s: %w", cfg.Dir, err)
 	}
 	if err := db.loadBlockWindows(); err != nil {
 		bdb.Close()
@@ -686,7 +696,7 @@ func engineOptions(cfg Config, dir string) badger.Options {
 		WithBlockSize(cfg.BlockBytes).WithBaseTableSize(cfg.BaseTableBytes).
 		WithNumCompactors(2).
 		WithValueThreshold(valueThreshold(cfg)).
-		WithValueLogFileSize(256 << 20).
+		WithValueLogFileSize(cfg.ValueLogFileBytes).
 		WithMetricsEnabled(false).
 		// every block read checks its CRC: a damaged table is an error, not data
 		WithChecksumVerificationMode(options.OnBlockRead)

@@ -116,6 +116,9 @@ func (db *DB) GetMeta(name string) ([]byte, error) {
 func (db *DB) SetMeta(name string, value []byte) error {
 	err := db.update(func(txn *badger.Txn) error {
 		if value == nil {
+			if err := db.settleLater(txn, []keyRange{prefixRange(metaKey(name))}); err != nil {
+				return err
+			}
 			return txn.Delete(metaKey(name))
 		}
 		return txn.Set(metaKey(name), value)

@@ -30,7 +30,7 @@ func (db *DB) Maintain() {
 		log.Error("journal pruning failed", "err", err)
 	}
 	for i := 0; i < 16 && db.ctx.Err() == nil; i++ { // rewrite until nothing is worth it
-		err := db.bdb.RunValueLogGC(0.5)
+		err := db.collectValueLog(0.5)
 		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
 			break // nothing worth rewriting, or another collection runs
 		}
@@ -50,15 +50,23 @@ func (db *DB) Maintain() {
 // applied and readTs may first move up to the newest timestamp: otherwise,
 // with no records written, readTs would hold back the versions of the
 // metadata and checkpoint keys written meanwhile.
+//
+// Every delete at or below the new discard timestamp is settled first
+// (settle.go), outside the committer: until then compactions must not drop
+// it.
 func (db *DB) allowDiscard() {
-	done := make(chan struct{})
+	done := make(chan uint64, 1)
 	select {
 	case db.exclCh <- func() {
 		db.advanceReadTs(db.ts.Load())
-		db.bdb.SetDiscardTs(db.discardBelow())
-		close(done)
+		done <- db.discardBelow()
 	}:
-		<-done
+		upTo := <-done
+		if _, err := db.settle(upTo); err != nil {
+			db.cfg.Logger.Error("settling deletes failed; compactions keep them", "err", err)
+			return
+		}
+		db.bdb.SetDiscardTs(upTo)
 	case <-db.ctx.Done():
 	}
 }
@@ -101,6 +109,10 @@ func (db *DB) expire() error {
 	done := make(chan error, 1)
 	select {
 	case db.exclCh <- func() {
+		// a collection that read a dropped key as live would write it
+		// back after the drop, with nothing to hide it
+		db.collecting.RLock()
+		defer db.collecting.RUnlock()
 		var err error
 		if len(prefixes) > 0 {
 			err = db.bdb.DropPrefix(prefixes...)
@@ -108,6 +120,9 @@ func (db *DB) expire() error {
 		}
 		if err == nil && len(stale) > 0 {
 			err = db.update(func(txn *badger.Txn) error {
+				if err := db.settleLater(txn, prefixRanges(stale)); err != nil {
+					return err
+				}
 				for _, k := range stale {
 					if err := txn.Delete(k); err != nil {
 						return err
@@ -167,6 +182,11 @@ func (db *DB) pruneJournal() error {
 			if binary.BigEndian.Uint64(k[1:]) >= limit {
 				break
 			}
+			if n == 0 { // first in the batch, so that it goes with its first deletes
+				if err := db.settleLater(wb, []keyRange{{[]byte{prefixJournal}, journalKey(limit)}}); err != nil {
+					return err
+				}
+			}
 			if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
 				return err
 			}
@@ -186,4 +206,13 @@ func (db *DB) pruneJournal() error {
 	}
 	db.stats.journalPruned.Add(uint64(n))
 	return nil
+}
+
+// collectValueLog runs one value-log collection (Badger's RunValueLogGC),
+// alone with respect to the writes that must not fall inside one
+// (db.collecting: DropPrefix, settle.go).
+func (db *DB) collectValueLog(ratio float64) error {
+	db.collecting.Lock()
+	defer db.collecting.Unlock()
+	return db.bdb.RunValueLogGC(ratio)
 }

@@ -3,6 +3,8 @@ package index
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -119,6 +121,13 @@ func (db *DB) scrubWindow(ctx context.Context, w record.Window, perRecord time.D
 		select {
 		case db.exclCh <- func() {
 			done <- db.updateRecords(func(txn *badger.Txn) error {
+				runs := map[string][]byte{}
+				for _, k := range badBlocks {
+					runs[string(k[:recordKeyLen-record.IDLen])] = k[:recordKeyLen-record.IDLen]
+				}
+				if err := db.settleLater(txn, prefixRanges(slices.Collect(maps.Values(runs)))); err != nil {
+					return err
+				}
 				for _, k := range badBlocks {
 					if err := txn.Delete(k); err != nil {
 						return err

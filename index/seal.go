@@ -406,6 +406,15 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 					return err
 				}
 			}
+			var runs [][]byte // the runs it deletes in
+			for i, g := range txnGroups {
+				if i == 0 || g.plan != txnGroups[i-1].plan {
+					runs = append(runs, runPrefix(g.plan.w, g.plan.s, g.plan.p))
+				}
+			}
+			if err := db.settleLater(txn, prefixRanges(runs)); err != nil {
+				return err
+			}
 			for _, g := range txnGroups {
 				for _, u := range g.group.units {
 					if err := txn.Delete(u.key); err != nil {

@@ -30,6 +30,7 @@ type stats struct {
 	blocksSkipped    atomic.Uint64
 	sealsRetried     atomic.Uint64
 	sealHeld         atomic.Int64 // nanoseconds writes waited for the sealer
+	settled          atomic.Uint64
 }
 
 // Stats is a snapshot of the store's counters and sizes.
@@ -82,6 +83,9 @@ type Stats struct {
 	// SealsRetried counts runs the sealer left for its next pass because
 	// they changed while it encoded their blocks.
 	SealsRetried uint64
+	// DeletesSettled counts the own-version tombstones written under
+	// deleted values before compactions could drop their deletes (settle.go).
+	DeletesSettled uint64
 }
 
 // Stats returns a snapshot of the store's counters.
@@ -109,6 +113,7 @@ func (db *DB) Stats() Stats {
 		BlocksUnsealed:   db.stats.blocksUnsealed.Load(),
 		BlocksSkipped:    db.stats.blocksSkipped.Load(),
 		SealsRetried:     db.stats.sealsRetried.Load(),
+		DeletesSettled:   db.stats.settled.Load(),
 	}
 	s.MinFreeDiskBytes = db.space.minFree
 	s.LSMBytes, s.ValueLogBytes = db.diskUsage()

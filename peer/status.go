@@ -41,7 +41,7 @@ func (p *Peer) Status() api.Status {
 			ValueLogGCRuns: ds.ValueLogGCRuns, Syncs: ds.Syncs,
 			Scrubs: ds.Scrubs, ScrubDifferingBuckets: ds.ScrubBuckets, ScrubDamagedRecords: ds.ScrubUndecodable, PageOuts: ds.PageOuts,
 			BlocksWritten: ds.BlocksWritten, RecordsSealed: ds.RecordsSealed, BlocksUnsealed: ds.BlocksUnsealed,
-			BlocksSkipped: ds.BlocksSkipped},
+			BlocksSkipped: ds.BlocksSkipped, DeletesSettled: ds.DeletesSettled},
 	}
 	if p.syslog != nil {
 		s.Ingest.Syslog = syslogStatus(p.syslog.Stats())

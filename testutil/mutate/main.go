@@ -685,6 +685,20 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestSealPacksRunsIntoTransactionsBadgerTakes",
 	},
 	{
+		name: "deletes-never-settled",
+		file: "index/settle.go",
+		from: "			if hidden && !item.IsDeletedOrExpired() {",
+		to:   "			if hidden && !item.IsDeletedOrExpired() && v == 0 {",
+		pkg:  "./index", run: "TestValueLogCollectionBesideTheSealerResurrectsNothing",
+	},
+	{
+		name: "settle-before-snapshots-end",
+		file: "index/maintenance.go",
+		from: "		done <- db.discardBelow()",
+		to:   "		done <- db.ts.Load()",
+		pkg:  "./index", run: "TestSettlingWaitsForOlderSnapshots",
+	},
+	{
 		name: "slice-markers-keep-format-3",
 		file: "index/keys.go",
 		from: "const formatVersion = 4",
