@@ -46,6 +46,11 @@ type DB struct {
 	collecting sync.RWMutex
 	// settleSeq numbers the deletes still to settle (settle.go).
 	settleSeq atomic.Uint64
+	// stamping is held shared by a commit outside the group commit from
+	// taking its timestamp until it is applied; allowDiscard takes it
+	// alone, so that every timestamp it lets compactions pass is applied
+	// and its deletes are seen by settle.
+	stamping sync.RWMutex
 
 	reqCh  chan *writeReq
 	exclCh chan func() // work run exclusively in the committer (retention)
@@ -285,6 +290,8 @@ func (db *DB) commitWith(fn func(txn *badger.Txn) error) (uint64, error) {
 	if err := fn(txn); err != nil {
 		return 0, err
 	}
+	db.stamping.RLock() // from taking its timestamp until applied
+	defer db.stamping.RUnlock()
 	ts := db.commitTs()
 	return ts, txn.CommitAt(ts, nil)
 }

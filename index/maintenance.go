@@ -58,8 +58,10 @@ func (db *DB) allowDiscard() {
 	done := make(chan uint64, 1)
 	select {
 	case db.exclCh <- func() {
+		db.stamping.Lock() // the commits that took timestamps are applied
 		db.advanceReadTs(db.ts.Load())
 		done <- db.discardBelow()
+		db.stamping.Unlock()
 	}:
 		upTo := <-done
 		if _, err := db.settle(upTo); err != nil {
@@ -171,6 +173,8 @@ func (db *DB) pruneJournal() error {
 	case db.cfg.KeepJournal:
 		return nil // replication has not said yet what it needs
 	}
+	db.stamping.RLock() // from taking its timestamp until applied (allowDiscard)
+	defer db.stamping.RUnlock()
 	wb := db.bdb.NewWriteBatchAt(db.commitTs())
 	defer wb.Cancel()
 	n := 0

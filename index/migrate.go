@@ -3,6 +3,7 @@ package index
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -138,6 +139,11 @@ func (db *DB) moveV1Records(total int) error {
 			break
 		}
 		err = db.update(func(txn *badger.Txn) error {
+			// the old keys it deletes are settled (settle.go)
+			span := keyRange{batch[0].old, append(slices.Clip(batch[len(batch)-1].old), 0)}
+			if err := db.settleLater(txn, []keyRange{span}); err != nil {
+				return err
+			}
 			for _, e := range batch {
 				if err := txn.Set(recordKey(e.id), e.val); err != nil {
 					return err

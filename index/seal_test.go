@@ -1394,6 +1394,16 @@ func BenchmarkSealBesideWrites(b *testing.B) {
 			if got := db.Stats().RecordsSealed; got != uint64(toSeal) {
 				b.Fatalf("sealed %d of %d records", got, toSeal)
 			}
+			// what maintenance then spends settling the seal's deletes
+			// (settle.go), against the sealing itself
+			b.StopTimer()
+			start := time.Now()
+			db.allowDiscard()
+			settling := time.Since(start)
+			if got := db.Stats().DeletesSettled; got < uint64(toSeal) {
+				b.Fatalf("settled %d deleted versions of %d sealed records", got, toSeal)
+			}
+			b.ReportMetric(settling.Seconds()/sealing.Seconds(), "settle×seal")
 			rate := func(k int64, d time.Duration) float64 { return float64(k) / d.Seconds() }
 			sealRate := rate(toSeal, sealing)
 			b.ReportMetric(rate(aloneN, alone), "writes/s_alone")

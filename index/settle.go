@@ -170,16 +170,23 @@ func (db *DB) settle(upTo uint64) (int, error) {
 			}
 		}
 	}
-	err = db.update(func(txn *badger.Txn) error {
-		for _, p := range todo {
-			if err := txn.Delete(p.key); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 	db.stats.settled.Add(uint64(written))
-	return written, err
+	for len(todo) > 0 { // in transactions Badger takes
+		n := min(len(todo), 1000)
+		err := db.update(func(txn *badger.Txn) error {
+			for _, p := range todo[:n] {
+				if err := txn.Delete(p.key); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return written, fmt.Errorf("index: forget settled deletes: %w", err)
+		}
+		todo = todo[n:]
+	}
+	return written, nil
 }
 
 // settleRange writes, in r, a tombstone at the version of every value that

@@ -699,6 +699,20 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestSettlingWaitsForOlderSnapshots",
 	},
 	{
+		name: "discard-passes-commits-in-flight",
+		file: "index/db.go",
+		from: "	return ts, txn.CommitAt(ts, nil)",
+		to:   "	db.stamping.RUnlock(); defer db.stamping.RLock(); return ts, txn.CommitAt(ts, nil)",
+		pkg:  "./index", run: "TestDiscardNeverPassesAnUnsettledDelete",
+	},
+	{
+		name: "migration-deletes-not-settled",
+		file: "index/migrate.go",
+		from: "			if err := db.settleLater(txn, []keyRange{span}); err != nil {",
+		to:   "			if err := db.settleLater(txn, nil); err != nil && span.start == nil {",
+		pkg:  "./index", run: "TestMigratedRecordsAreSettled",
+	},
+	{
 		name: "slice-markers-keep-format-3",
 		file: "index/keys.go",
 		from: "const formatVersion = 4",
