@@ -309,7 +309,7 @@ func (b *builder) begin() {
 // deleting notes that the open transaction deletes key, a record's or a
 // block's (settle.go).
 func (b *builder) deleting(key []byte) {
-	run := key[:recordKeyLen-record.IDLen]
+	run := runOfKey(key)
 	if b.deletedIn == nil {
 		b.deletedIn = map[string][]byte{}
 	}
@@ -857,7 +857,7 @@ func (db *DB) coveringBlock(id record.ID) ([]byte, decodedBlock, error) {
 	item := it.Item()
 	k := item.Key()
 	first, last, ok := blockRange(k)
-	if !ok || !bytes.HasPrefix(k, key[:recordKeyLen-record.IDLen]) || record.Compare(id, first) < 0 || record.Compare(id, last) > 0 {
+	if !ok || !bytes.HasPrefix(k, runOfKey(key)) || record.Compare(id, first) < 0 || record.Compare(id, last) > 0 {
 		return nil, decodedBlock{}, nil
 	}
 	bk := item.KeyCopy(nil)

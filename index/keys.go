@@ -85,6 +85,9 @@ func idRunPrefix(id record.ID) []byte {
 	return runPrefix(id.Window(), sliceOf(id.Millis()), id.Partition())
 }
 
+// runOfKey is the run prefix of a record's or a block's key.
+func runOfKey(k []byte) []byte { return k[:recordKeyLen-record.IDLen] }
+
 // slicePrefix is the key prefix of every record of one slice of a window.
 func slicePrefix(w record.Window, s uint8) []byte {
 	return appendSlicePrefix(make([]byte, 0, 8), w, s)

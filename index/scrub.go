@@ -123,7 +123,7 @@ func (db *DB) scrubWindow(ctx context.Context, w record.Window, perRecord time.D
 			done <- db.updateRecords(func(txn *badger.Txn) error {
 				runs := map[string][]byte{}
 				for _, k := range badBlocks {
-					runs[string(k[:recordKeyLen-record.IDLen])] = k[:recordKeyLen-record.IDLen]
+					runs[string(runOfKey(k))] = runOfKey(k)
 				}
 				if err := db.settleLater(txn, prefixRanges(slices.Collect(maps.Values(runs)))); err != nil {
 					return err

@@ -176,7 +176,7 @@ func findInRun(it *badger.Iterator, id record.ID, fn func(data []byte) error) (b
 		return true, item.Value(fn)
 	}
 	first, last, ok := blockRange(k)
-	if !ok || !bytes.HasPrefix(k, key[:recordKeyLen-record.IDLen]) ||
+	if !ok || !bytes.HasPrefix(k, runOfKey(key)) ||
 		record.Compare(id, first) < 0 || record.Compare(id, last) > 0 {
 		return false, nil
 	}
