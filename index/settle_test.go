@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/logmesh/logmesh/record"
 )
 
 // settleEntriesAtOrBelow lists the versions of the settle entries at or below ts.
@@ -147,5 +150,70 @@ func TestMigratedRecordsAreSettled(t *testing.T) {
 	}
 	if unsettled > 0 {
 		t.Fatalf("after allowDiscard, %d deleted format-1 values have no own-version tombstone (a value-log collection writes them back above the migration's tombstone)", unsettled)
+	}
+}
+
+// unsettledValues counts the record values a newer version hides that have
+// no tombstone of their own at their version (settle.go).
+func unsettledValues(t *testing.T, db *DB) int {
+	t.Helper()
+	n := 0
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, AllVersions: true})
+		defer it.Close()
+		var key []byte
+		hidden := false
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			if !bytes.Equal(item.Key(), key) {
+				key, hidden = item.KeyCopy(key[:0]), false
+			}
+			if hidden && !item.IsDeletedOrExpired() {
+				n++
+			}
+			hidden = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestRemovalsAndUnsealsAreSettled: the group commit's deletes — records
+// removed, and a block a late record unseals — are settled like the
+// sealer's, so no value-log collection can write them back.
+func TestRemovalsAndUnsealsAreSettled(t *testing.T) {
+	db := openTest(t, t.TempDir(), func(c *Config) { c.ValueThreshold, c.MaintenanceInterval = 1, time.Hour })
+	w := record.WindowOf(time.Now().UnixMilli() - 2*record.WindowMillis)
+	const p = record.Partition(9)
+	es := writeSlices(t, db, w, p, 40, 5, 6)
+	if _, err := db.sealRun(w, 5, p, 16, 0); err != nil {
+		t.Fatal(err)
+	}
+	db.allowDiscard()
+	if n := unsettledValues(t, db); n != 0 {
+		t.Fatalf("%d values the sealer deleted are not settled", n)
+	}
+	var gone []record.ID
+	for _, e := range es[40:50] { // loose records of slice 6
+		gone = append(gone, e.ID)
+	}
+	if _, err := db.Delete(context.Background(), gone); err != nil {
+		t.Fatal(err)
+	}
+	late := idIn(sliceStart(w, 5)+150, p) // inside a block of slice 5
+	r := &record.Record{ID: late, Message: "late"}
+	if _, err := db.Write(context.Background(), []Entry{{ID: late, Data: r.AppendEncode(nil)}}, OriginRemote); err != nil {
+		t.Fatal(err)
+	}
+	if db.Stats().BlocksUnsealed == 0 {
+		t.Fatal("the late record unsealed no block")
+	}
+	before := unsettledValues(t, db)
+	db.allowDiscard()
+	if n := unsettledValues(t, db); before == 0 || n != 0 {
+		t.Fatalf("%d deleted values before settling, %d after; want some, then none", before, n)
 	}
 }

@@ -379,8 +379,8 @@ var mutations = []mutation{
 	{
 		name: "sealed-get-looks-only-for-loose-keys",
 		file: "index/seal.go",
-		from: "	if !ok || !bytes.HasPrefix(k, key[:recordKeyLen-record.IDLen]) ||",
-		to:   "	if true || !ok || !bytes.HasPrefix(k, key[:recordKeyLen-record.IDLen]) ||",
+		from: "	if !ok || !bytes.HasPrefix(k, runOfKey(key)) ||",
+		to:   "	if true || !ok || !bytes.HasPrefix(k, runOfKey(key)) ||",
 		pkg:  "./index", run: "TestSealedRunsReadAsLooseRecords",
 	},
 	{
@@ -711,6 +711,20 @@ var mutations = []mutation{
 		from: "			if err := db.settleLater(txn, []keyRange{span}); err != nil {",
 		to:   "			if err := db.settleLater(txn, nil); err != nil && span.start == nil {",
 		pkg:  "./index", run: "TestMigratedRecordsAreSettled",
+	},
+	{
+		name: "removals-not-settled",
+		file: "index/commit.go",
+		from: "		b.deleting(key)",
+		to:   "		_ = key",
+		pkg:  "./index", run: "TestRemovalsAndUnsealsAreSettled",
+	},
+	{
+		name: "unseals-not-settled",
+		file: "index/commit.go",
+		from: "	b.deleting(bk)",
+		to:   "	_ = bk",
+		pkg:  "./index", run: "TestRemovalsAndUnsealsAreSettled",
 	},
 	{
 		name: "slice-markers-keep-format-3",
