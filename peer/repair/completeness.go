@@ -11,7 +11,11 @@ import (
 
 // completeness is this peer's per-partition state, kept in the store.
 type completeness struct {
-	mu struct {
+	// saving is held from encoding the state to storing it, so that two
+	// saves cannot store in the opposite order of their encodes (an older
+	// state last, claiming partitions complete that no longer are).
+	saving sync.Mutex
+	mu     struct {
 		sync.Mutex
 		complete, witness view.Mask
 		// owned: what this peer owned at the last follow; since: when it
@@ -94,6 +98,8 @@ func (r *Repairer) loadCompleteness() {
 
 func (r *Repairer) saveCompleteness() {
 	c := &r.comp
+	c.saving.Lock()
+	defer c.saving.Unlock()
 	c.mu.Lock()
 	if !c.mu.dirty {
 		c.mu.Unlock()

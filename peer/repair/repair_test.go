@@ -1,7 +1,9 @@
 package repair
 
 import (
+	"bytes"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -451,4 +453,31 @@ func metaOf(t *testing.T, r *Repairer) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Two saves at once must not store an older state last: the state stored
+// once both returned is the state in memory.
+func TestConcurrentSavesStoreTheNewestState(t *testing.T) {
+	r := New(Config{Self: "p1", DB: indextest.Open(t), Logger: slog.New(slog.DiscardHandler)})
+	c := &r.comp
+	for round := range 300 {
+		var wg sync.WaitGroup
+		for g := range 3 {
+			wg.Go(func() {
+				c.mu.Lock()
+				c.mu.complete[(round*3+g)%record.NumPartitions] = round%2 == 0
+				c.mu.witness[g] = !c.mu.witness[g]
+				c.mu.dirty = true
+				c.mu.Unlock()
+				r.saveCompleteness()
+			})
+		}
+		wg.Wait()
+		c.mu.Lock()
+		want := c.encodeLocked()
+		c.mu.Unlock()
+		if got := metaOf(t, r); !bytes.Equal(got, want) {
+			t.Fatalf("round %d: the store holds an older state than memory after every save returned", round)
+		}
+	}
 }

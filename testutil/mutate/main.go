@@ -727,6 +727,13 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestRemovalsAndUnsealsAreSettled",
 	},
 	{
+		name: "completeness-saves-unordered",
+		file: "peer/repair/completeness.go",
+		from: "	c.saving.Lock()\n	defer c.saving.Unlock()\n",
+		to:   "",
+		pkg:  "./peer/repair", run: "TestConcurrentSavesStoreTheNewestState",
+	},
+	{
 		name: "slice-markers-keep-format-3",
 		file: "index/keys.go",
 		from: "const formatVersion = 4",
