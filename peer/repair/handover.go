@@ -31,14 +31,15 @@ const HavePath = "/internal/v1/have"
 // A pass spends at most budget in all (a new peer can take hundreds of
 // partitions at the repair rate): the round's other work, repairs between
 // the peers that already own a partition, comes round again in time.
-func (r *Repairer) handOver(ctx context.Context, v *view.View, budget time.Duration) (results []antientropy.Result, more bool) {
+func (r *Repairer) handOver(ctx context.Context, v *view.View, budget time.Duration) (results []antientropy.Result, left undone) {
 	deadline := time.Now().Add(budget)
 	from := int(r.handOverFrom.Load())
 	for i := 0; i < record.NumPartitions && ctx.Err() == nil; i++ {
 		p := (from + i) % record.NumPartitions
 		if time.Now().After(deadline) {
 			r.handOverFrom.Store(int32(p))
-			return results, true
+			left.more = true
+			return results, left
 		}
 		pt := record.Partition(p)
 		if v.Owns(v.Self, pt) || len(r.cfg.DB.Windows(pt)) == 0 {
@@ -50,7 +51,7 @@ func (r *Repairer) handOver(ctx context.Context, v *view.View, budget time.Durat
 			usable = usable && v.Usable(o)
 		}
 		if !usable {
-			more = true
+			left.blocked = true
 			continue // cannot confirm with every owner now
 		}
 		ids, err := r.partitionIDs(pt)
@@ -60,16 +61,17 @@ func (r *Repairer) handOver(ctx context.Context, v *view.View, budget time.Durat
 		}
 		confirmed := true
 		for _, o := range owners {
-			rs, done := r.syncUntilDone(ctx, o, []record.Partition{pt}, false, deadline)
+			rs, l := r.syncUntilDone(ctx, o, []record.Partition{pt}, false, deadline)
 			results = append(results, rs...)
-			confirmed = confirmed && done
+			confirmed = confirmed && l.done()
 		}
 		if !confirmed {
 			if time.Now().After(deadline) {
 				r.handOverFrom.Store(int32(p)) // cut short: resume with it
-				return results, true
+				left.more = true
+				return results, left
 			}
-			more = true
+			left.blocked = true // a round failed
 			continue
 		}
 		_, witness := r.Claims()
@@ -82,7 +84,7 @@ func (r *Repairer) handOver(ctx context.Context, v *view.View, budget time.Durat
 			}
 		}
 		if !confirmed || len(ids) == 0 {
-			more = more || !confirmed
+			left.blocked = left.blocked || !confirmed // replication has yet to push them
 			continue
 		}
 		if r.cfg.TestAfterConfirm != nil {
@@ -105,7 +107,7 @@ func (r *Repairer) handOver(ctx context.Context, v *view.View, budget time.Durat
 		r.cfg.Retire.Add(retire.HandedOver, v.Gen, ids)
 		r.log.Info("handed a partition over to its owners", "partition", p, "owners", owners, "records", len(ids))
 	}
-	return results, more
+	return results, left
 }
 
 func (r *Repairer) partitionIDs(p record.Partition) ([]record.ID, error) {
@@ -315,7 +317,7 @@ func (r *Repairer) HandOverForLeave(ctx context.Context, next *placement.Table) 
 			if !v.Usable(o) {
 				return fmt.Errorf("partition %d: its next owner %s cannot be reached", p, o)
 			}
-			if _, done := r.syncUntilDone(ctx, o, []record.Partition{pt}, false, time.Now().Add(time.Minute)); !done {
+			if _, l := r.syncUntilDone(ctx, o, []record.Partition{pt}, false, time.Now().Add(time.Minute)); !l.done() {
 				return fmt.Errorf("partition %d: could not push it to %s", p, o)
 			}
 			missing, err := r.confirm(ctx, o, pt, ids, vouch, true)

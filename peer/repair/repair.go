@@ -172,6 +172,7 @@ func (r *Repairer) Run(ctx context.Context) {
 	defer timer.Stop()
 	follow := time.NewTicker(time.Second) // genesis and data that is gone change without a view change
 	defer follow.Stop()
+	var backoff time.Duration // the last wait before retrying blocked work
 	for {
 		var req request
 		select {
@@ -205,17 +206,32 @@ func (r *Repairer) Run(ctx context.Context) {
 		if r.cfg.Disabled && req.done == nil {
 			continue
 		}
-		results, more := r.round(ctx, req)
+		results, left := r.round(ctx, req)
 		if req.done != nil {
 			req.done <- results
 		}
-		if more && !r.cfg.Disabled {
+		switch {
+		case r.cfg.Disabled:
+		case left.more:
 			select { // go on at once with what the time budget cut short
 			case r.trigger <- request{}:
 			default:
 			}
+		case left.blocked:
+			// try again soon, but not in a loop for as long as a peer is
+			// down: 1 s, doubling, at most the interval
+			backoff = retryAfter(backoff, interval)
+			timer.Reset(backoff)
+		default:
+			backoff = 0
 		}
 	}
+}
+
+// retryAfter is the wait before the next try of work that waited on others,
+// after a wait of prev: a second, doubling, at most interval.
+func retryAfter(prev, interval time.Duration) time.Duration {
+	return min(max(2*prev, time.Second), interval)
 }
 
 func statuses(v *view.View) map[string]string {

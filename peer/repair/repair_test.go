@@ -10,6 +10,7 @@ import (
 	"github.com/logmesh/logmesh/antientropy"
 	"github.com/logmesh/logmesh/api"
 	"github.com/logmesh/logmesh/gossip"
+	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/index/indextest"
 	"github.com/logmesh/logmesh/peer/view"
 	"github.com/logmesh/logmesh/placement"
@@ -479,5 +480,61 @@ func TestConcurrentSavesStoreTheNewestState(t *testing.T) {
 		if got := metaOf(t, r); !bytes.Equal(got, want) {
 			t.Fatalf("round %d: the store holds an older state than memory after every save returned", round)
 		}
+	}
+}
+
+// Work that waits on a peer that is down is not work cut short: a round
+// that meets it says so (blocked), and the next try backs off instead of
+// running rounds in a loop for as long as the peer is down.
+func TestWorkWaitingOnADownPeerBacksOff(t *testing.T) {
+	claims := view.TagComplete
+	all := new(view.Mask)
+	for i := range all {
+		all[i] = true
+	}
+	ms := map[string]gossip.Member{
+		"p1": {Name: "p1", Status: gossip.StatusFailed, Tags: map[string]string{claims: all.String()}},
+		"p2": {Name: "p2", Status: gossip.StatusAlive},
+	}
+	v := view.New("p2", ms, placement.Compute([]string{"p1", "p2"}, 1), 1)
+	db := indextest.Open(t)
+	var p record.Partition
+	for v.Owns("p2", p) {
+		p++ // one p1 owns alone
+	}
+	g := record.NewGenerator(nil)
+	id := g.Next()
+	for id.Partition() != p {
+		id = g.Next()
+	}
+	rec := &record.Record{ID: id, Message: "held for p1"}
+	if _, err := db.Write(t.Context(), []index.Entry{{ID: id, Data: rec.AppendEncode(nil)}}, index.OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	owed := new(view.Mask)
+	owed[p] = true
+	debts := map[string]Debt{"p1": {Parts: *owed, Gen: 1}}
+	r := New(Config{Self: "p2", DB: db, View: func() *view.View { return v }, Logger: slog.New(slog.DiscardHandler),
+		Debts: func() map[string]Debt { return debts }, Settle: func(string, *view.Mask, uint64) bool { return true }})
+	if _, left := r.handOver(t.Context(), v, time.Minute); left.more || !left.blocked {
+		t.Fatalf("hand-over to an owner that is down: %+v, want blocked and not more (more runs rounds in a loop)", left)
+	}
+	if _, left := r.settleDebts(t.Context(), v, time.Minute); left.more || !left.blocked {
+		t.Fatalf("a debt to a peer that is down: %+v, want blocked and not more", left)
+	}
+	if _, left := r.round(t.Context(), request{}); left.more || !left.blocked {
+		t.Fatalf("round: %+v, want blocked and not more", left)
+	}
+	var waits []time.Duration
+	var d time.Duration
+	for range 8 {
+		d = retryAfter(d, 30*time.Second)
+		waits = append(waits, d)
+	}
+	if waits[0] != time.Second || waits[1] != 2*time.Second || waits[7] != 30*time.Second {
+		t.Fatalf("retries after %v: want 1 s, doubling, at most the interval", waits)
+	}
+	if got := retryAfter(0, 200*time.Millisecond); got != 200*time.Millisecond {
+		t.Fatalf("a retry waits %v with an interval of 200 ms: longer than the interval", got)
 	}
 }

@@ -13,8 +13,8 @@ import (
 // the smaller name, unless asked for explicitly), settles debts and hands
 // over what this peer holds without owning. Each peer gets a time budget
 // per round, so one long fill does not hold up the repair of every other
-// peer; more reports that some work was cut short.
-func (r *Repairer) round(ctx context.Context, req request) (results []antientropy.Result, more bool) {
+// peer; left says what it left undone.
+func (r *Repairer) round(ctx context.Context, req request) (results []antientropy.Result, left undone) {
 	v := r.cfg.View()
 	budget := max(2*r.cfg.Interval, 10*time.Second)
 	if req.peer != settleOnly {
@@ -27,29 +27,47 @@ func (r *Repairer) round(ctx context.Context, req request) (results []antientrop
 			if len(parts) == 0 {
 				continue
 			}
-			rs, done := r.syncUntilDone(ctx, other, parts, true, time.Now().Add(budget))
+			rs, l := r.syncUntilDone(ctx, other, parts, true, time.Now().Add(budget))
 			results = append(results, rs...)
-			more = more || !done
+			left.add(l)
 		}
 	}
-	rs, m := r.settleDebts(ctx, v, budget)
-	results, more = append(results, rs...), more || m
-	rs, m = r.handOver(ctx, v, budget)
-	results, more = append(results, rs...), more || m
+	rs, l := r.settleDebts(ctx, v, budget)
+	results = append(results, rs...)
+	left.add(l)
+	rs, l = r.handOver(ctx, v, budget)
+	results = append(results, rs...)
+	left.add(l)
 	r.mu.Lock()
 	r.mu.last = results
 	r.mu.Unlock()
-	return results, more
+	return results, left
 }
 
-// syncUntilDone runs rounds with a peer until one leaves nothing to do
-// (done), the deadline passes or a round fails.
-func (r *Repairer) syncUntilDone(ctx context.Context, peer string, parts []record.Partition, pull bool, deadline time.Time) (out []antientropy.Result, done bool) {
+// undone is what a round left to do.
+type undone struct {
+	// more: work cut short by the round's time budget, to go on with at
+	// once.
+	more bool
+	// blocked: work that waits on others (a peer unreachable or not usable,
+	// an owner that lacks records replication has yet to push), tried
+	// again after a backoff rather than in a loop that would spin for as
+	// long as a peer is down.
+	blocked bool
+}
+
+func (u *undone) add(o undone) { u.more, u.blocked = u.more || o.more, u.blocked || o.blocked }
+
+func (u undone) done() bool { return !u.more && !u.blocked }
+
+// syncUntilDone runs rounds with a peer until one leaves nothing to do, the
+// deadline passes (more) or a round fails (blocked).
+func (r *Repairer) syncUntilDone(ctx context.Context, peer string, parts []record.Partition, pull bool, deadline time.Time) (out []antientropy.Result, left undone) {
 	for ctx.Err() == nil && time.Now().Before(deadline) {
 		res, err := r.ae.Sync(ctx, &transport{r}, peer, parts, pull)
 		if err != nil {
 			r.log.Warn("anti-entropy round failed", "peer", peer, "err", err)
-			return out, false
+			return out, undone{blocked: true}
 		}
 		out = append(out, res)
 		if res.Sent+res.Received > 0 {
@@ -57,21 +75,22 @@ func (r *Repairer) syncUntilDone(ctx context.Context, peer string, parts []recor
 				"differing_buckets", res.DifferingBuckets, "took", res.Took.Round(time.Millisecond))
 		}
 		if !res.More && res.Sent+res.Received == 0 {
-			return out, true
+			return out, undone{}
 		}
 	}
-	return out, false
+	return out, undone{more: true}
 }
 
 // settleDebts pushes to each target the partitions this peer owes it, and
 // settles the debt once a round finds nothing left to send.
-func (r *Repairer) settleDebts(ctx context.Context, v *view.View, budget time.Duration) (results []antientropy.Result, more bool) {
+func (r *Repairer) settleDebts(ctx context.Context, v *view.View, budget time.Duration) (results []antientropy.Result, left undone) {
 	if r.cfg.Debts == nil {
-		return nil, false
+		return nil, left
 	}
 	for target, d := range r.cfg.Debts() {
 		if ctx.Err() != nil {
-			return results, true
+			left.more = true
+			return results, left
 		}
 		// only what the target owns now and this peer holds is owed
 		owed := new(view.Mask)
@@ -85,16 +104,15 @@ func (r *Repairer) settleDebts(ctx context.Context, v *view.View, budget time.Du
 			continue
 		}
 		if !v.Usable(target) {
-			more = true
+			left.blocked = true
 			continue
 		}
-		rs, done := r.syncUntilDone(ctx, target, owed.Partitions(), false, time.Now().Add(budget))
+		rs, l := r.syncUntilDone(ctx, target, owed.Partitions(), false, time.Now().Add(budget))
 		results = append(results, rs...)
-		if done {
+		if l.done() {
 			r.cfg.Settle(target, &d.Parts, d.Gen)
-		} else {
-			more = true
 		}
+		left.add(l)
 	}
-	return results, more
+	return results, left
 }

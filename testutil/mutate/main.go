@@ -734,6 +734,13 @@ var mutations = []mutation{
 		pkg:  "./peer/repair", run: "TestConcurrentSavesStoreTheNewestState",
 	},
 	{
+		name: "down-owner-retried-at-once",
+		file: "peer/repair/handover.go",
+		from: "			left.blocked = true\n			continue // cannot confirm with every owner now",
+		to:   "			left.more = true\n			continue // cannot confirm with every owner now",
+		pkg:  "./peer/repair", run: "TestWorkWaitingOnADownPeerBacksOff",
+	},
+	{
 		name: "slice-markers-keep-format-3",
 		file: "index/keys.go",
 		from: "const formatVersion = 4",
