@@ -59,16 +59,20 @@ func (r *Repairer) handOver(ctx context.Context, v *view.View, budget time.Durat
 			r.log.Warn("hand-over: cannot list records", "partition", p, "err", err)
 			continue
 		}
-		confirmed := true
+		confirmed, failed := true, false
 		for _, o := range owners {
 			rs, l := r.syncUntilDone(ctx, o, []record.Partition{pt}, false, deadline)
 			results = append(results, rs...)
 			confirmed = confirmed && l.done()
+			failed = failed || l.blocked
 		}
 		if !confirmed {
 			if time.Now().After(deadline) {
-				r.handOverFrom.Store(int32(p)) // cut short: resume with it
-				left.more = true
+				r.handOverFrom.Store(int32(p)) // resume with it
+				// cut short, unless a round failed: an owner whose rounds
+				// fail slowly (dials that time out) would otherwise use up
+				// every budget, and the next round would start at once
+				left.more, left.blocked = !failed, failed
 				return results, left
 			}
 			left.blocked = true // a round failed
