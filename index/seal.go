@@ -588,26 +588,45 @@ func (db *DB) sealWindow(w record.Window, from, to uint8) error {
 	blocksBefore := db.stats.blocksWritten.Load()
 	sealed := 0
 	var held time.Duration // how long writes waited for the sealer
+	var batches [][][2]int
 	for i := 0; i < len(runs); {
 		j, n := i, 0
 		for j < len(runs) && (j == i || n+counts[j] <= sealBatchRecords) {
 			n += counts[j]
 			j++
 		}
-		batch := runs[i:j]
+		batches = append(batches, runs[i:j])
 		i = j
-		// read and encode beside the writes, from a snapshot held until the
-		// blocks are written; only writing them holds the writes off
-		txn, release := db.snapshot()
-		plans := make([]sealPlan, 0, len(batch))
-		for _, r := range batch {
-			plan, err := db.planSeal(txn, w, uint8(r[0]), record.Partition(r[1]), db.cfg.SealBlockRecords, 0)
-			if err != nil {
-				release()
-				return err
-			}
-			plans = append(plans, plan)
+	}
+	// a batch is read and encoded beside the writes, from a snapshot held
+	// until its blocks are written; only writing them holds the writes off.
+	// The next batch is read while this one waits for the committer and is
+	// written: its runs are others, and a run changed meanwhile is still
+	// caught by applySeals.
+	next := make(chan sealBatch, 1)
+	planning := false
+	planNext := func(i int) {
+		if i >= len(batches) {
+			return
 		}
+		planning = true
+		go func() { next <- db.planBatch(w, batches[i]) }()
+	}
+	defer func() {
+		if planning { // an early return: wait for the reader and let go of its snapshot
+			b := <-next
+			b.release()
+		}
+	}()
+	planNext(0)
+	for i := range batches {
+		cur := <-next
+		planning = false
+		if cur.err != nil {
+			cur.release()
+			return cur.err
+		}
+		planNext(i + 1)
 		var hold time.Duration // how long this turn held the writes off
 		done := make(chan error, 1)
 		select {
@@ -617,7 +636,7 @@ func (db *DB) sealWindow(w record.Window, from, to uint8) error {
 				if w < db.cutoff() {
 					return nil // dropped meanwhile
 				}
-				n, err := db.applySeals(plans)
+				n, err := db.applySeals(cur.plans)
 				sealed += n
 				return err
 			}()
@@ -627,11 +646,11 @@ func (db *DB) sealWindow(w record.Window, from, to uint8) error {
 			done <- err
 		}:
 		case <-db.ctx.Done():
-			release()
+			cur.release()
 			return ErrClosed
 		}
 		err := <-done
-		release()
+		cur.release()
 		if err != nil {
 			return err
 		}
@@ -646,6 +665,30 @@ func (db *DB) sealWindow(w record.Window, from, to uint8) error {
 		"records", sealed, "blocks", db.stats.blocksWritten.Load()-blocksBefore, "took", time.Since(start).Round(time.Millisecond),
 		"writes_held", held.Round(time.Millisecond))
 	return nil
+}
+
+// sealBatch is a batch of runs read and encoded from one snapshot, which
+// release lets go of.
+type sealBatch struct {
+	plans   []sealPlan
+	release func()
+	err     error
+}
+
+// planBatch reads and encodes the runs of window w in batch (pairs of slice
+// and partition) from one snapshot (planSeal).
+func (db *DB) planBatch(w record.Window, batch [][2]int) sealBatch {
+	txn, release := db.snapshot()
+	b := sealBatch{plans: make([]sealPlan, 0, len(batch)), release: release}
+	for _, r := range batch {
+		plan, err := db.planSeal(txn, w, uint8(r[0]), record.Partition(r[1]), db.cfg.SealBlockRecords, 0)
+		if err != nil {
+			b.err = err
+			return b
+		}
+		b.plans = append(b.plans, plan)
+	}
+	return b
 }
 
 // sleepCtx sleeps d unless ctx ends first, and reports whether it slept.
