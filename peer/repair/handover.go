@@ -34,12 +34,20 @@ const HavePath = "/internal/v1/have"
 func (r *Repairer) handOver(ctx context.Context, v *view.View, budget time.Duration) (results []antientropy.Result, left undone) {
 	deadline := time.Now().Add(budget)
 	from := int(r.handOverFrom.Load())
+	// failed: a round of this pass failed. Rounds that fail slowly (an
+	// owner gossip still shows alive whose calls time out) can use up the
+	// budget; the pass is then not cut short but blocked, or the next
+	// round would start at once and spend it the same way.
+	failed := false
+	spent := func(p int) ([]antientropy.Result, undone) {
+		r.handOverFrom.Store(int32(p)) // resume with it
+		left.more, left.blocked = !failed, left.blocked || failed
+		return results, left
+	}
 	for i := 0; i < record.NumPartitions && ctx.Err() == nil; i++ {
 		p := (from + i) % record.NumPartitions
 		if time.Now().After(deadline) {
-			r.handOverFrom.Store(int32(p))
-			left.more = true
-			return results, left
+			return spent(p)
 		}
 		pt := record.Partition(p)
 		if v.Owns(v.Self, pt) || len(r.cfg.DB.Windows(pt)) == 0 {
@@ -59,7 +67,7 @@ func (r *Repairer) handOver(ctx context.Context, v *view.View, budget time.Durat
 			r.log.Warn("hand-over: cannot list records", "partition", p, "err", err)
 			continue
 		}
-		confirmed, failed := true, false
+		confirmed := true
 		for _, o := range owners {
 			rs, l := r.syncUntilDone(ctx, o, []record.Partition{pt}, false, deadline)
 			results = append(results, rs...)
@@ -68,12 +76,7 @@ func (r *Repairer) handOver(ctx context.Context, v *view.View, budget time.Durat
 		}
 		if !confirmed {
 			if time.Now().After(deadline) {
-				r.handOverFrom.Store(int32(p)) // resume with it
-				// cut short, unless a round failed: an owner whose rounds
-				// fail slowly (dials that time out) would otherwise use up
-				// every budget, and the next round would start at once
-				left.more, left.blocked = !failed, failed
-				return results, left
+				return spent(p)
 			}
 			left.blocked = true // a round failed
 			continue

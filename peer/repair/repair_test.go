@@ -2,8 +2,11 @@ package repair
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"github.com/logmesh/logmesh/gossip"
 	"github.com/logmesh/logmesh/index"
 	"github.com/logmesh/logmesh/index/indextest"
+	"github.com/logmesh/logmesh/peer/link"
 	"github.com/logmesh/logmesh/peer/view"
 	"github.com/logmesh/logmesh/placement"
 	"github.com/logmesh/logmesh/record"
@@ -536,5 +540,54 @@ func TestWorkWaitingOnADownPeerBacksOff(t *testing.T) {
 	}
 	if got := retryAfter(0, 200*time.Millisecond); got != 200*time.Millisecond {
 		t.Fatalf("a retry waits %v with an interval of 200 ms: longer than the interval", got)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// An owner that gossip shows alive but whose calls fail slowly (dials that
+// time out) uses up the hand-over's budget: that pass is blocked, not cut
+// short, or the next round would start at once and spend it the same way.
+func TestHandOverToAnOwnerWhoseCallsFailSlowlyBacksOff(t *testing.T) {
+	ms := map[string]gossip.Member{
+		"p1": {Name: "p1", Status: gossip.StatusAlive, Tags: map[string]string{view.TagAPI: "192.0.2.1:1"}},
+		"p2": {Name: "p2", Status: gossip.StatusAlive, Tags: map[string]string{view.TagAPI: "192.0.2.2:1"}},
+	}
+	v := view.New("p2", ms, placement.Compute([]string{"p1", "p2"}, 1), 1)
+	db := indextest.Open(t)
+	g := record.NewGenerator(nil)
+	held := map[record.Partition]bool{}
+	var entries []index.Entry
+	for len(held) < 20 {
+		id := g.Next()
+		if v.Owns("p2", id.Partition()) {
+			continue
+		}
+		held[id.Partition()] = true
+		rec := &record.Record{ID: id, Message: "held for p1"}
+		entries = append(entries, index.Entry{ID: id, Data: rec.AppendEncode(nil)})
+	}
+	if _, err := db.Write(t.Context(), entries, index.OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	slow := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		calls.Add(1)
+		select {
+		case <-time.After(30 * time.Millisecond):
+		case <-req.Context().Done():
+		}
+		return nil, errors.New("dial tcp: i/o timeout")
+	})
+	lc := link.New(link.Config{Self: "p2", Scheme: func() string { return "http://" }, View: func() *view.View { return v }, Transport: slow})
+	r := New(Config{Self: "p2", DB: db, View: func() *view.View { return v }, Link: lc, Logger: slog.New(slog.DiscardHandler)})
+	_, left := r.handOver(t.Context(), v, 150*time.Millisecond)
+	if calls.Load() < 3 {
+		t.Fatalf("%d calls to the owner: the test proves nothing", calls.Load())
+	}
+	if left.more || !left.blocked {
+		t.Fatalf("a hand-over whose rounds failed until its budget was spent: %+v, want blocked and not more", left)
 	}
 }

@@ -741,6 +741,13 @@ var mutations = []mutation{
 		pkg:  "./peer/repair", run: "TestWorkWaitingOnADownPeerBacksOff",
 	},
 	{
+		name: "slow-failing-hand-over-cut-short",
+		file: "peer/repair/handover.go",
+		from: "		left.more, left.blocked = !failed, left.blocked || failed",
+		to:   "		left.more = true",
+		pkg:  "./peer/repair", run: "TestHandOverToAnOwnerWhoseCallsFailSlowlyBacksOff",
+	},
+	{
 		name: "slice-markers-keep-format-3",
 		file: "index/keys.go",
 		from: "const formatVersion = 4",
