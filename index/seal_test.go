@@ -1509,3 +1509,29 @@ func TestAPackedSealTransactionThatFailsLeavesEveryRunCorrect(t *testing.T) {
 	checkRunRules(t, db)
 	compareReads(t, "sealed after a failed transaction", before, readEverything(t, db, all, 4))
 }
+
+// One pass seals every batch of a slice: the sealer reads the next batch
+// while the one before is written, and none is planned twice or left out.
+func TestOneSealPassSealsEveryBatch(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	w := record.WindowOf(time.Now().Add(-2 * time.Hour).UnixMilli())
+	var all []Entry
+	for p := range record.Partition(40) {
+		all = append(all, writeSlices(t, db, w, p*4, 450, 7)...)
+	}
+	if batches := (len(all) + sealBatchRecords - 1) / sealBatchRecords; batches < 2 {
+		t.Fatalf("%d records make %d batches: the test proves nothing", len(all), batches)
+	}
+	if err := db.sealWindow(w, 7, 8); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Stats().RecordsSealed; n != uint64(len(all)) {
+		t.Fatalf("one pass sealed %d of %d records", n, len(all))
+	}
+	if runs, _, err := db.looseRuns(w, 7, 8); err != nil || len(runs) != 0 {
+		t.Fatalf("%d runs still hold loose records after one pass (%v)", len(runs), err)
+	}
+	if blocks := checkRunRules(t, db); blocks < 40 {
+		t.Fatalf("%d blocks for 40 runs", blocks)
+	}
+}

@@ -748,6 +748,13 @@ var mutations = []mutation{
 		pkg:  "./peer/repair", run: "TestHandOverToAnOwnerWhoseCallsFailSlowlyBacksOff",
 	},
 	{
+		name: "sealer-plans-a-batch-twice",
+		file: "index/seal.go",
+		from: "		planNext(i + 1)",
+		to:   "		planNext(i)",
+		pkg:  "./index", run: "TestOneSealPassSealsEveryBatch",
+	},
+	{
 		name: "slice-markers-keep-format-3",
 		file: "index/keys.go",
 		from: "const formatVersion = 4",
