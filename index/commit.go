@@ -270,7 +270,7 @@ func (b *builder) key(id record.ID) []byte {
 		b.keys = make([]byte, 0, 512*recordKeyLen)
 	}
 	start := len(b.keys)
-	b.keys = appendRecordKey(b.keys, id)
+	b.keys = appendRecordKeyIn(b.keys, b.db.movedNow(id.Window()), id)
 	return b.keys[start:len(b.keys):len(b.keys)]
 }
 
@@ -566,9 +566,10 @@ func (b *builder) isDuplicate(id record.ID, key []byte) (bool, error) {
 		// (a read-only view: an iterator of the open transaction would sort
 		// its pending writes every time)
 		rtxn := b.db.bdb.NewTransactionAt(readAll, false)
-		it := rtxn.NewIterator(badger.IteratorOptions{Prefix: idRunPrefix(id)})
+		mv := b.db.movedNow(id.Window())
+		it := rtxn.NewIterator(badger.IteratorOptions{Prefix: idRunPrefixIn(mv, id)})
 		var found bool
-		found, err = findInRun(it, id, func([]byte) error { return nil })
+		found, err = findInRun(it, mv, id, func([]byte) error { return nil })
 		it.Close()
 		rtxn.Discard()
 		if err == nil && !found {
@@ -810,7 +811,8 @@ func (b *builder) unseal(id record.ID, ids int, flush func() error) (bool, error
 		}
 		in = slices.Contains(blk.IDs, id)
 	}
-	key := recordKey(id)
+	mv := b.db.movedNow(id.Window())
+	key := recordKeyIn(mv, id)
 	var size int64
 	for _, d := range blk.Data {
 		size += entrySize(key, d)
@@ -828,7 +830,7 @@ func (b *builder) unseal(id record.ID, ids int, flush func() error) (bool, error
 	}
 	b.deleting(bk)
 	for i, rid := range blk.IDs {
-		if err := b.txn.Set(recordKey(rid), blk.Data[i]); err != nil {
+		if err := b.txn.Set(recordKeyIn(mv, rid), blk.Data[i]); err != nil {
 			return false, err
 		}
 	}
@@ -845,10 +847,11 @@ func (b *builder) unseal(id record.ID, ids int, flush func() error) (bool, error
 // coveringBlock returns the key and the records of the committed block
 // whose range holds id, or a nil key.
 func (db *DB) coveringBlock(id record.ID) ([]byte, decodedBlock, error) {
-	key := recordKey(id)
+	mv := db.movedNow(id.Window()) // inside the committer: what writers use
+	key := recordKeyIn(mv, id)
 	txn := db.bdb.NewTransactionAt(readAll, false)
 	defer txn.Discard()
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: idRunPrefix(id)})
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: idRunPrefixIn(mv, id)})
 	defer it.Close()
 	it.Seek(key)
 	if !it.Valid() {

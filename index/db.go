@@ -57,6 +57,7 @@ type DB struct {
 	pipe   *pipeline
 	newest newest // committer goroutine only
 	blocks blockWindows
+	moves  movedSlices // moved.go
 	// storedFormat is the format the store's metadata says (migrate.go),
 	// raised by the sealer's first block (seal.go)
 	storedFormat atomic.Int32

@@ -17,16 +17,17 @@ func (db *DB) Get(id record.ID) ([]byte, error) {
 	}
 	var out []byte
 	err := db.view(func(txn *badger.Txn) error {
+		mv := db.movedIn(txn.ReadTs(), id.Window())
 		if db.idMayBeInBlock(id) {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: idRunPrefix(id)})
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: idRunPrefixIn(mv, id)})
 			defer it.Close()
-			found, err := findInRun(it, id, func(v []byte) error { out = bytes.Clone(v); return nil })
+			found, err := findInRun(it, mv, id, func(v []byte) error { out = bytes.Clone(v); return nil })
 			if err == nil && !found {
 				err = badger.ErrKeyNotFound
 			}
 			return err
 		}
-		item, err := txn.Get(recordKey(id))
+		item, err := txn.Get(recordKeyIn(mv, id))
 		if err != nil {
 			return err
 		}
@@ -56,16 +57,17 @@ func (db *DB) GetMany(ids []record.ID, fn func(id record.ID, data []byte) error)
 			}
 		}()
 		for _, id := range ids {
+			mv := db.movedIn(txn.ReadTs(), id.Window())
 			if db.idMayBeInBlock(id) {
 				if it == nil {
 					it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}})
 				}
-				if _, err := findInRun(it, id, func(v []byte) error { return fn(id, v) }); err != nil {
+				if _, err := findInRun(it, mv, id, func(v []byte) error { return fn(id, v) }); err != nil {
 					return fmt.Errorf("index: get %s: %w", id, err)
 				}
 				continue
 			}
-			item, err := txn.Get(recordKey(id))
+			item, err := txn.Get(recordKeyIn(mv, id))
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				continue
 			}
@@ -89,16 +91,28 @@ func (db *DB) PartitionIDs(w record.Window, p record.Partition, first, end recor
 	return db.view(func(txn *badger.Txn) error {
 		// one run per slice: seek to the partition's run in each slice
 		// that holds records, jumping over empty slices
+		// (with moved slices, a seek per slice: the spaces interleave)
+		mv := db.movedIn(txn.ReadTs(), w)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w)})
 		defer it.Close()
 		for s := 0; s < slicesPerWindow; s++ {
-			prefix := runPrefix(w, uint8(s), p)
+			at := mv.at(uint8(s))
+			prefix := runPrefix(w, at, p)
 			it.Seek(prefix)
 			if !it.Valid() {
-				return nil
+				if mv == 0 {
+					return nil
+				}
+				continue
 			}
-			if k := it.Item().Key(); len(k) > 5 && int(sliceOfKey(k)) > s {
-				s = int(sliceOfKey(k)) - 1 // the next slice with records
+			if k := it.Item().Key(); len(k) > 5 && sliceOfKey(k) != at {
+				switch b := sliceOfKey(k); {
+				case mv != 0:
+				case b < movedSpace:
+					s = int(b) - 1 // the next slice with records
+				default:
+					return nil // past the last slice (a sealer's copy, a marker)
+				}
 				continue
 			}
 			for ; it.Valid() && bytes.HasPrefix(it.Item().Key(), prefix); it.Next() {

@@ -33,8 +33,10 @@ const slicesPerWindow = int(record.WindowMillis / SliceMillis)
 // blocks, written with the first block this version seals, so that a logmesh
 // that would seal without naming them (and leave a sealed slice unnamed)
 // refuses the store. A version 3 store reads as version 4 whose markers name
-// every slice.
-const formatVersion = 4
+// every slice. Version 5 is version 4 whose slices may be moved (moved.go),
+// written with the first slice moved or block sealed, so that a logmesh that
+// would not look in the moved space refuses the store.
+const formatVersion = 5
 
 // keyFormat is the format a store without blocks is marked with.
 const keyFormat = 2
@@ -65,8 +67,23 @@ func appendRecordKey(b []byte, id record.ID) []byte {
 	return appendRunKey(b, id.Window(), sliceOf(id.Millis()), id.Partition(), id)
 }
 
+// recordKeyIn is the key of record id in a window whose moved slices are m.
+func recordKeyIn(m moved, id record.ID) []byte {
+	return appendRecordKeyIn(make([]byte, 0, recordKeyLen), m, id)
+}
+
+func appendRecordKeyIn(b []byte, m moved, id record.ID) []byte {
+	return appendRunKey(b, id.Window(), m.at(sliceOf(id.Millis())), id.Partition(), id)
+}
+
+// idRunPrefixIn is the prefix of the run the record id belongs in, in a
+// window whose moved slices are m.
+func idRunPrefixIn(m moved, id record.ID) []byte {
+	return runPrefix(id.Window(), m.at(sliceOf(id.Millis())), id.Partition())
+}
+
 // appendRunKey appends the key id would have in the run of partition p of
-// slice s of window w; with a bound ID (record.MinID, MaxID) it is a seek
+// slice s of window w (s: the slice byte, with movedSpace where it is moved); with a bound ID (record.MinID, MaxID) it is a seek
 // position inside that run.
 func appendRunKey(b []byte, w record.Window, s uint8, p record.Partition, id record.ID) []byte {
 	b = appendSlicePrefix(b, w, s)
@@ -151,6 +168,34 @@ func lastIDOfKey(k []byte) (record.ID, bool) {
 
 // sliceOfKey returns the slice byte of a record key (at least 6 bytes).
 func sliceOfKey(k []byte) uint8 { return k[5] }
+
+// movedSpace, set in a slice byte, is the key space a slice is moved to
+// when it is sealed (moved.go): slice s of a window keeps its records under
+// slice byte s until the sealer has written them, as blocks, under
+// s|movedSpace and switched readers and writers over; the records under s
+// are then dropped whole, without a tombstone per record. Both spaces sort
+// inside the window's prefix, before its markers.
+const movedSpace = 0x40
+
+// moved is a set of a window's slices (bit s for slice s) whose records
+// are in the moved space.
+type moved uint64
+
+// at returns the slice byte under which slice s's records are kept.
+func (m moved) at(s uint8) uint8 {
+	if m&moved(sliceBit(s)) != 0 {
+		return s | movedSpace
+	}
+	return s
+}
+
+// keyVisible reports whether k, a key of a record or block of a window
+// whose moved slices are m, is where readers find that slice's records
+// (and not a copy the sealer is writing, or loose records not yet dropped).
+func (m moved) keyVisible(k []byte) bool {
+	b := sliceOfKey(k)
+	return b == m.at(b&^movedSpace)
+}
 
 func journalKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixJournal}, seq)

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,6 +23,9 @@ func (db *DB) Maintain() {
 	db.allowDiscard()
 	if err := db.expire(); err != nil {
 		log.Error("retention failed", "err", err)
+	}
+	if err := db.dropMoved(); err != nil {
+		log.Error("dropping the loose records of moved slices failed; the next maintenance tries again", "err", err)
 	}
 	if err := db.writeCheckpoint(); err != nil {
 		log.Error("digest checkpoint failed", "err", err)
@@ -150,6 +154,7 @@ func (db *DB) expire() error {
 		}
 	}
 	db.blocks.mu.Unlock()
+	db.forgetMovedBefore(cutoff)
 	if len(prefixes) > 0 || len(dropped) > 0 {
 		db.cfg.Logger.Info("retention dropped expired windows", "windows", len(prefixes), "before", time.UnixMilli(cutoff.Start()).UTC())
 	}
@@ -219,4 +224,55 @@ func (db *DB) collectValueLog(ratio float64) error {
 	db.collecting.Lock()
 	defer db.collecting.Unlock()
 	return db.bdb.RunValueLogGC(ratio)
+}
+
+// dropMoved drops the loose records of moved slices (moved.go) that no
+// snapshot in use, nor any later one, reads: with DropPrefix, which writes
+// no tombstones, inside the committer (it blocks writes while it runs).
+func (db *DB) dropMoved() error {
+	todo := db.movesToDrop(db.discardBelow())
+	if len(todo) == 0 {
+		return nil
+	}
+	var prefixes [][]byte
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, PrefetchValues: false})
+		defer it.Close()
+		for w, set := range todo {
+			for s := range slicesPerWindow {
+				if set&moved(sliceBit(uint8(s))) == 0 {
+					continue
+				}
+				prefix := slicePrefix(w, uint8(s))
+				if it.Seek(prefix); it.Valid() && bytes.HasPrefix(it.Item().Key(), prefix) {
+					prefixes = append(prefixes, prefix)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(prefixes) > 0 {
+		err := db.inCommitter(func() error {
+			// a collection that read a dropped key as live would write it
+			// back after the drop, with nothing to hide it
+			db.collecting.RLock()
+			defer db.collecting.RUnlock()
+			defer db.wrote()
+			return db.bdb.DropPrefix(prefixes...)
+		})
+		if err != nil {
+			return fmt.Errorf("drop moved slices: %w", err)
+		}
+	}
+	for w, set := range todo {
+		db.noteDropped(w, set)
+	}
+	db.stats.slicesDropped.Add(uint64(len(prefixes)))
+	if len(prefixes) > 0 {
+		db.cfg.Logger.Debug("dropped the loose records of moved slices", "slices", len(prefixes))
+	}
+	return nil
 }

@@ -72,19 +72,30 @@ func (db *DB) newestIn(txn *badger.Txn, w record.Window) bool {
 	// slices are time-ordered: the newest record is in the last slice
 	// with records, at the end of one of its partition runs
 	// (a reverse Rewind with a prefix seeks to the prefix itself)
-	it.Seek(append(slicePrefix(w, uint8(slicesPerWindow-1)), sliceEnd...)) // before the blocks marker
-	if !it.Valid() || len(it.Item().Key()) < 6 {
-		return false
-	}
-	s := sliceOfKey(it.Item().Key())
-	for p := 0; p < record.NumPartitions; p++ {
-		it.Seek(appendRunKey(nil, w, s, record.Partition(p), record.MaxID(1<<48-1)))
-		if !it.Valid() {
+	// The loose space and the moved one (moved.go) are each looked at: a
+	// record may be in either, or in both while its slice is being moved or
+	// its loose records wait to be dropped (a floor too high costs only
+	// duplicate checks).
+	found := false
+	for _, top := range []uint8{uint8(slicesPerWindow - 1), movedSpace | uint8(slicesPerWindow-1)} {
+		it.Seek(append(slicePrefix(w, top), sliceEnd...)) // before the markers
+		if !it.Valid() || len(it.Item().Key()) < 6 {
 			continue
 		}
-		if id, ok := lastIDOfKey(it.Item().Key()); ok && record.Compare(id, db.newest.floor) > 0 {
-			db.newest.floor = id
+		s := sliceOfKey(it.Item().Key())
+		if s&movedSpace != top&movedSpace {
+			continue // nothing in this space
+		}
+		found = true
+		for p := 0; p < record.NumPartitions; p++ {
+			it.Seek(appendRunKey(nil, w, s, record.Partition(p), record.MaxID(1<<48-1)))
+			if !it.Valid() {
+				continue
+			}
+			if id, ok := lastIDOfKey(it.Item().Key()); ok && record.Compare(id, db.newest.floor) > 0 {
+				db.newest.floor = id
+			}
 		}
 	}
-	return true
+	return found
 }

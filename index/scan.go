@@ -55,6 +55,9 @@ type ScanOptions struct {
 	// skipped counts the blocks Word ruled out: the DB's counter, set by
 	// Scan and Count.
 	skipped *atomic.Uint64
+	// moved is the set of the scanned window's slices the snapshot finds
+	// moved (moved.go), set by Scan and Count per window.
+	moved moved
 }
 
 // Scan calls fn for every record in the time range, in ID order (ascending,
@@ -105,6 +108,8 @@ func (db *DB) Scan(ctx context.Context, opts ScanOptions, fn func(id record.ID, 
 			continue
 		}
 		var err error
+		opts := opts
+		opts.moved = db.movedIn(txn.ReadTs(), w)
 		switch {
 		case opts.Unordered:
 			err = scanStored(ctx, txn, w, from, to, opts, fn)
@@ -164,6 +169,8 @@ func (db *DB) Count(ctx context.Context, opts ScanOptions) (uint64, error) {
 		lo, hi := sliceRange(w, from, to)
 		ps := pieces(lo, hi, sliceReaders(opts), db.windowCount(w) >= denseWindowRecords)
 		counts := make([]uint64, len(ps))
+		opts := opts
+		opts.moved = db.movedIn(txn.ReadTs(), w)
 		err := readPieces(ctx, txn, w, ps, from, to, opts, func(k int) func(record.ID, []byte) error {
 			return func(record.ID, []byte) error { counts[k]++; return nil }
 		})
@@ -226,6 +233,16 @@ func scanStored(ctx context.Context, txn *badger.Txn, w record.Window, from, to 
 	lo, hi := sliceRange(w, from, to)
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w)})
 	defer it.Close()
+	if opts.moved != 0 {
+		// the slices' spaces interleave: a seek per slice
+		for s := lo; s <= hi; s++ {
+			at := opts.moved.at(uint8(s))
+			if err := readKeys(ctx, it, slicePrefix(w, at), slicePrefix(w, at+1), from, to, opts, fn); err != nil {
+				return err
+			}
+		}
+		return ctx.Err()
+	}
 	n := 0
 	for it.Seek(slicePrefix(w, uint8(lo))); it.Valid(); it.Next() {
 		if n++; n%1024 == 0 && ctx.Err() != nil {
@@ -234,7 +251,7 @@ func scanStored(ctx context.Context, txn *badger.Txn, w record.Window, from, to 
 		item := it.Item()
 		k := item.Key()
 		if len(k) > 5 && int(sliceOfKey(k)) > hi {
-			break
+			break // (the moved space and the markers sort after every slice)
 		}
 		if err := visitItem(item, from, to, opts, fn); err != nil {
 			return err
@@ -330,6 +347,7 @@ func scanRange(ctx context.Context, txn *badger.Txn, sh share, from, to int64,
 	m := newMergerIn(ctx, txn, sh.w, sh.parts, from, to, opts.Reverse, opts.Match, chunkFor(opts.Limit))
 	m.word, m.skipped = opts.Word, opts.skipped
 	m.blocks = sh.blocks
+	m.moved = opts.moved
 	defer m.close()
 	s, ok := m.nextSlice(-1, sh.lo, sh.hi)
 	for ok {
@@ -374,6 +392,28 @@ func (m *merger) nextSlice(after, lo, hi int) (int, bool) {
 		}
 	}
 	if target < lo || target > hi {
+		return 0, false
+	}
+	if m.moved != 0 {
+		// the slices' spaces interleave: a seek per slice
+		step := 1
+		if m.reverse {
+			step = -1
+		}
+		for t := target; t >= lo && t <= hi; t += step {
+			at := m.moved.at(uint8(t))
+			if m.reverse {
+				m.it.Seek(append(slicePrefix(m.w, at), sliceEnd...))
+			} else {
+				m.it.Seek(slicePrefix(m.w, at))
+			}
+			m.last = m.last[:0]
+			if m.it.Valid() {
+				if k := m.it.Item().Key(); len(k) > 5 && sliceOfKey(k) == at {
+					return t, true
+				}
+			}
+		}
 		return 0, false
 	}
 	beyond := func(k []byte) bool {
@@ -556,6 +596,8 @@ type merger struct {
 	// end of each run (a seek to the range's end would miss the block that
 	// straddles it) and skips what lies beyond
 	blocks bool
+	// moved: the window's slices the snapshot finds moved (moved.go)
+	moved moved
 }
 
 // run is one partition's cursor in one slice.
@@ -625,8 +667,9 @@ func (m *merger) start(s uint8) {
 	m.heap = m.heap[:0]
 	for i, p := range m.parts {
 		r := m.runs[i]
+		at := m.moved.at(s)
 		*r = run{w: m.w, s: s, p: p, budget: minScan, buf: r.buf[:0], resume: r.resume[:0],
-			prefix: binary.BigEndian.AppendUint16(appendSlicePrefix(r.prefix[:0], m.w, s), uint16(p))}
+			prefix: binary.BigEndian.AppendUint16(appendSlicePrefix(r.prefix[:0], m.w, at), uint16(p))}
 		if m.match != nil {
 			r.budget = maxScan // a filter keeps only what matches: scan long stretches
 		}
@@ -634,9 +677,9 @@ func (m *merger) start(s uint8) {
 		case m.reverse && m.blocks:
 			r.resume = append(append(r.resume, r.prefix...), runEnd...)
 		case m.reverse:
-			r.resume = appendRunKey(r.resume, m.w, s, p, record.MaxID(m.to))
+			r.resume = appendRunKey(r.resume, m.w, at, p, record.MaxID(m.to))
 		default:
-			r.resume = appendRunKey(r.resume, m.w, s, p, record.MinID(m.from))
+			r.resume = appendRunKey(r.resume, m.w, at, p, record.MinID(m.from))
 		}
 		m.fill(r)
 		m.push(r)

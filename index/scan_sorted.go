@@ -364,7 +364,8 @@ func readPieces(ctx context.Context, txn *badger.Txn, w record.Window, ps []piec
 			visit := newVisit(k)
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w)})
 			defer it.Close()
-			if p.pFrom == 0 && p.pTo == record.NumPartitions {
+			mv := opts.moved
+			if p.pFrom == 0 && p.pTo == record.NumPartitions && mv == 0 {
 				// whole slices: one stretch of keys
 				if err := readKeys(ctx, it, slicePrefix(w, uint8(p.lo)), slicePrefix(w, uint8(p.hi+1)), from, to, opts, visit); err != nil {
 					fail(err)
@@ -372,13 +373,14 @@ func readPieces(ctx context.Context, txn *badger.Txn, w record.Window, ps []piec
 				return
 			}
 			for s := p.lo; s <= p.hi; s++ {
+				at := mv.at(uint8(s))
 				var end []byte
 				if p.pTo < record.NumPartitions {
-					end = runPrefix(w, uint8(s), record.Partition(p.pTo))
+					end = runPrefix(w, at, record.Partition(p.pTo))
 				} else {
-					end = slicePrefix(w, uint8(s+1))
+					end = slicePrefix(w, at+1)
 				}
-				if err := readKeys(ctx, it, runPrefix(w, uint8(s), record.Partition(p.pFrom)), end, from, to, opts, visit); err != nil {
+				if err := readKeys(ctx, it, runPrefix(w, at, record.Partition(p.pFrom)), end, from, to, opts, visit); err != nil {
 					fail(err)
 					return
 				}
@@ -395,7 +397,8 @@ func readPieces(ctx context.Context, txn *badger.Txn, w record.Window, ps []piec
 // readKeys reads the record keys from start up to end through it (an
 // iterator over one window), records and blocks alike. Slices are
 // 0..slicesPerWindow-1, so the prefix of slice hi+1 ends slice hi and sorts
-// before the window's blocks marker (slice 0xff).
+// before the moved space and the window's markers; the same holds in the
+// moved space (at most 0x40|59+1, below the markers).
 func readKeys(ctx context.Context, it *badger.Iterator, start, end []byte, from, to int64,
 	opts ScanOptions, visit func(record.ID, []byte) error) error {
 	n := 0

@@ -71,12 +71,16 @@ func (db *DB) scrubWindow(ctx context.Context, w record.Window, perRecord time.D
 	var badBlocks [][]byte
 	var n uint64
 	err := db.view(func(txn *badger.Txn) error {
+		mv := db.movedIn(txn.ReadTs(), w)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), PrefetchValues: false})
 		defer it.Close()
 		var v record.View
 		for it.Rewind(); it.Valid(); it.Next() {
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			if k := it.Item().Key(); len(k) > 5 && !mv.keyVisible(k) {
+				continue // a copy the sealer is writing, loose records not yet dropped, a marker
 			}
 			id, ok := idFromRecordKey(it.Item().Key())
 			if !ok {

@@ -106,6 +106,10 @@ func (db *DB) noteBlocks(w record.Window, set uint64) {
 	db.blocks.m[w] |= set
 }
 
+// moveBeforeSwitch, set by tests only, runs between writing a move's
+// blocks and switching its slices (moveSlices).
+var moveBeforeSwitch func(w record.Window)
+
 // sealTxnFault, set by tests only, fails a seal transaction when it
 // returns an error (as a full disk would).
 var sealTxnFault func() error
@@ -141,7 +145,27 @@ func markerSlices(v []byte) uint64 {
 func (db *DB) loadBlockWindows() error {
 	return db.bdb.View(func(txn *badger.Txn) error {
 		for _, w := range recordWindows(txn) {
-			item, err := txn.Get(blocksMarkerKey(w))
+			item, err := txn.Get(movesMarkerKey(w))
+			switch {
+			case err == nil:
+				if err := item.Value(func(v []byte) error {
+					set, ok := movedMarkerSet(v)
+					if !ok {
+						return fmt.Errorf("index: window %d: moved marker of %d bytes", w, len(v))
+					}
+					for s := range slicesPerWindow {
+						if set&moved(sliceBit(uint8(s))) != 0 {
+							db.noteMoved(w, uint8(s), 1) // every snapshot finds it; its loose records may not be dropped yet
+						}
+					}
+					return nil
+				}); err != nil {
+					return err
+				}
+			case !errors.Is(err, badger.ErrKeyNotFound):
+				return err
+			}
+			item, err = txn.Get(blocksMarkerKey(w))
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				continue
 			}
@@ -160,12 +184,13 @@ func (db *DB) loadBlockWindows() error {
 	})
 }
 
-// findInRun looks id up with a forward iterator positioned anywhere: the
+// findInRun looks id up, in a window whose moved slices are m, with a
+// forward iterator positioned anywhere: the
 // first key at or after id's key is either id's own or the block that may
 // hold it. It calls fn with the record's encoding and reports whether it
 // was found.
-func findInRun(it *badger.Iterator, id record.ID, fn func(data []byte) error) (bool, error) {
-	key := recordKey(id)
+func findInRun(it *badger.Iterator, m moved, id record.ID, fn func(data []byte) error) (bool, error) {
+	key := recordKeyIn(m, id)
 	it.Seek(key)
 	if !it.Valid() {
 		return false, nil
@@ -242,7 +267,8 @@ func (u runUnit) bytes() int64 {
 func (db *DB) sealRun(w record.Window, s uint8, p record.Partition, per, limit int) (int, error) {
 	txn, release := db.snapshot()
 	defer release()
-	plan, err := db.planSeal(txn, w, s, p, per, limit)
+	at := db.movedIn(txn.ReadTs(), w).at(s)
+	plan, err := db.planRun(txn, w, at, at, p, per, limit)
 	if err != nil {
 		return 0, err
 	}
@@ -258,18 +284,33 @@ type sealGroup struct {
 
 // sealPlan is the sealing of one run, read and encoded from a snapshot.
 type sealPlan struct {
-	w      record.Window
-	s      uint8
-	p      record.Partition
-	ts     uint64 // the snapshot's timestamp
-	groups []sealGroup
+	w  record.Window
+	s  uint8 // slice byte of the run read
+	to uint8 // slice byte the blocks go under: s, or s|movedSpace for a move
+	p  record.Partition
+	ts uint64 // the snapshot's timestamp
+	// applied: the blocks are written (applySeals)
+	applied bool
+	groups  []sealGroup
 }
 
+// moving reports whether the plan copies its run into the moved space
+// (moved.go) instead of sealing it in place.
+func (plan *sealPlan) moving() bool { return plan.to != plan.s }
+
 // planSeal reads partition p's run in slice s of window w from txn (a
-// snapshot) and encodes the blocks that sealing it writes (sealRun). It
-// writes nothing, so it runs beside writes.
+// snapshot) and encodes the blocks that sealing it in place writes
+// (sealRun). It writes nothing, so it runs beside writes.
 func (db *DB) planSeal(txn *badger.Txn, w record.Window, s uint8, p record.Partition, per, limit int) (sealPlan, error) {
-	plan := sealPlan{w: w, s: s, p: p, ts: txn.ReadTs()}
+	return db.planRun(txn, w, s, s, p, per, limit)
+}
+
+// planRun reads partition p's run under slice byte s of window w from txn
+// and encodes its blocks, to be written under slice byte to: s to seal it in
+// place, s|movedSpace to move it, when every record of the run goes into
+// a block, one that is a block already too.
+func (db *DB) planRun(txn *badger.Txn, w record.Window, s, to uint8, p record.Partition, per, limit int) (sealPlan, error) {
+	plan := sealPlan{w: w, s: s, to: to, p: p, ts: txn.ReadTs()}
 	if per < 1 {
 		return plan, fmt.Errorf("index: seal: %d records per block", per)
 	}
@@ -328,7 +369,7 @@ func (db *DB) planSeal(txn *badger.Txn, w record.Window, s uint8, p record.Parti
 		}
 		group := units[i:j]
 		i = j
-		if len(group) == 1 && !group[0].loose {
+		if len(group) == 1 && !group[0].loose && !plan.moving() {
 			continue // a block already, alone
 		}
 		var recs []blockRecord
@@ -377,7 +418,10 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 		upgrade := db.storedFormat.Load() < formatVersion
 		markers := map[record.Window]uint64{} // the markers this transaction writes
 		for _, g := range txnGroups {
-			w, s := g.plan.w, g.plan.s
+			if g.plan.moving() {
+				continue // the switch marks the slice (flipSlice)
+			}
+			w, s := g.plan.w, g.plan.s&^movedSpace
 			if db.markedSlices(w)&sliceBit(s) == 0 {
 				if _, ok := markers[w]; !ok {
 					markers[w] = db.markedSlices(w)
@@ -408,7 +452,7 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 			}
 			var runs [][]byte // the runs it deletes in
 			for i, g := range txnGroups {
-				if i == 0 || g.plan != txnGroups[i-1].plan {
+				if !g.plan.moving() && (i == 0 || g.plan != txnGroups[i-1].plan) {
 					runs = append(runs, runPrefix(g.plan.w, g.plan.s, g.plan.p))
 				}
 			}
@@ -416,13 +460,16 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 				return err
 			}
 			for _, g := range txnGroups {
-				for _, u := range g.group.units {
-					if err := txn.Delete(u.key); err != nil {
-						return err
+				p := g.plan
+				if !p.moving() {
+					// a move leaves the loose records to be dropped whole
+					for _, u := range g.group.units {
+						if err := txn.Delete(u.key); err != nil {
+							return err
+						}
 					}
 				}
-				p := g.plan
-				if err := txn.Set(appendBlockKey(nil, p.w, p.s, p.p, g.group.first, g.group.last), g.group.blk); err != nil {
+				if err := txn.Set(appendBlockKey(nil, p.w, p.to, p.p, g.group.first, g.group.last), g.group.blk); err != nil {
 					return err
 				}
 			}
@@ -459,12 +506,15 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 			db.stats.sealsRetried.Add(1)
 			continue
 		}
+		plan.applied = true // once every transaction below commits (else applySeals fails)
 		for j := range plan.groups {
 			g := &plan.groups[j]
-			size, keys := entrySize(appendBlockKey(nil, plan.w, plan.s, plan.p, g.first, g.last), g.blk), int64(1)
+			size, keys := entrySize(appendBlockKey(nil, plan.w, plan.to, plan.p, g.first, g.last), g.blk), int64(1)
 			for _, u := range g.units {
-				size += entrySize(u.key, nil)
-				keys++
+				if !plan.moving() {
+					size += entrySize(u.key, nil)
+					keys++
+				}
 			}
 			if len(txnGroups) > 0 && (txnBytes+size > maxBytes || txnKeys+keys > maxCount) {
 				if err := commit(); err != nil {
@@ -552,41 +602,318 @@ func (db *DB) sealPass() error {
 }
 
 // looseRuns lists the runs of slices from..to-1 of window w that hold loose
-// records, and how many.
+// records where writers put them now (the moved space of a moved slice),
+// and how many: run[0] is the slice byte, run[1] the partition.
 func (db *DB) looseRuns(w record.Window, from, to uint8) (runs [][2]int, counts []int, err error) {
+	mv := db.movedNow(w)
 	err = db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), PrefetchValues: false})
-		defer it.Close()
-		for it.Seek(slicePrefix(w, from)); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			if len(k) > 5 && sliceOfKey(k) >= to {
-				break // past the slices asked for (or at the blocks marker)
-			}
-			if len(k) != recordKeyLen {
-				continue // a block
-			}
-			run := [2]int{int(sliceOfKey(k)), int(k[6])<<8 | int(k[7])}
-			if n := len(runs); n > 0 && runs[n-1] == run {
-				counts[n-1]++
-				continue
-			}
-			runs, counts = append(runs, run), append(counts, 1)
-		}
+		runs, counts = listRuns(txn, w, from, to, mv.at, false)
 		return nil
 	})
 	return runs, counts, err
 }
 
-// sealWindow seals the runs of slices from..to-1 of window w that hold loose
-// records, a batch of runs at a time inside the committer.
+// listRuns lists, for each slice s of from..to-1 of window w, the runs under
+// slice byte at(s) that hold loose records (and, with blocks, those that
+// hold blocks: a block counts as blockWeight records), and how many.
+func listRuns(txn *badger.Txn, w record.Window, from, to uint8, at func(uint8) uint8, blocks bool) (runs [][2]int, counts []int) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), PrefetchValues: false})
+	defer it.Close()
+	for s := from; s < to; s++ {
+		prefix := slicePrefix(w, at(s))
+		for it.Seek(prefix); it.Valid() && bytes.HasPrefix(it.Item().Key(), prefix); it.Next() {
+			k := it.Item().Key()
+			n := 1
+			if len(k) != recordKeyLen {
+				if !blocks {
+					continue
+				}
+				n = blockWeight
+			}
+			run := [2]int{int(sliceOfKey(k)), int(k[6])<<8 | int(k[7])}
+			if i := len(runs); i > 0 && runs[i-1] == run {
+				counts[i-1] += n
+				continue
+			}
+			runs, counts = append(runs, run), append(counts, n)
+		}
+	}
+	return runs, counts
+}
+
+// blockWeight is what a block counts for in a batch of runs to move.
+const blockWeight = 256
+
+// sealWindow seals slices from..to-1 of window w: a slice not moved yet is
+// moved (moveSlices), a batch of runs at a time; the late records of a
+// slice moved already are sealed in place, in the moved space.
 func (db *DB) sealWindow(w record.Window, from, to uint8) error {
+	start := time.Now()
+	blocksBefore, sealedBefore := db.stats.blocksWritten.Load(), db.stats.recordsSealed.Load()
+	mv := db.movedNow(w)
+	var toMove []uint8
+	for s := from; s < to; s++ {
+		if mv&moved(sliceBit(s)) == 0 {
+			toMove = append(toMove, s)
+		}
+	}
 	runs, counts, err := db.looseRuns(w, from, to)
-	if err != nil || len(runs) == 0 {
+	if err != nil {
 		return err
 	}
-	start := time.Now()
-	blocksBefore := db.stats.blocksWritten.Load()
-	sealed := 0
+	var late [][2]int // loose runs of moved slices
+	var lateCounts []int
+	for i, r := range runs {
+		if r[0]&movedSpace != 0 {
+			late, lateCounts = append(late, r), append(lateCounts, counts[i])
+		}
+	}
+	var held time.Duration
+	if len(late) > 0 {
+		if _, held, err = db.sealRuns(w, late, lateCounts, false); err != nil {
+			return err
+		}
+	}
+	moves := 0
+	if len(toMove) > 0 {
+		h, n, err := db.moveSlices(w, toMove)
+		held += h
+		moves = n
+		if err != nil {
+			return err
+		}
+	}
+	if sealed := db.stats.recordsSealed.Load() - sealedBefore; sealed > 0 || moves > 0 {
+		db.cfg.Logger.Info("sealed a window into blocks", "window", w, "start", time.UnixMilli(w.Start()).UTC(),
+			"records", sealed, "blocks", db.stats.blocksWritten.Load()-blocksBefore, "slices_moved", moves,
+			"took", time.Since(start).Round(time.Millisecond), "writes_held", held.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// moveSlices moves the slices of window w listed (none of them moved yet)
+// that hold records: it writes each run's records as blocks into the moved
+// space, a batch of runs at a time (sealRuns), then switches each slice over
+// in one transaction (switchSlice). It returns how long it held the writes
+// off and how many slices it switched.
+func (db *DB) moveSlices(w record.Window, list []uint8) (time.Duration, int, error) {
+	// what an earlier move left in the moved space (a crash, a failed
+	// switch) is stale: no reader looks there yet
+	held, err := db.clearMoveSpace(w, list)
+	if err != nil {
+		return held, 0, err
+	}
+	txn, release := db.snapshot()
+	listTs := txn.ReadTs()
+	loose := func(s uint8) uint8 { return s }
+	var runs [][2]int
+	var counts []int
+	have := map[uint8]bool{}
+	for _, s := range list {
+		r, c := listRuns(txn, w, s, s+1, loose, true)
+		if len(r) > 0 {
+			have[s] = true
+		}
+		runs, counts = append(runs, r...), append(counts, c...)
+	}
+	release()
+	if len(runs) == 0 {
+		return held, 0, nil
+	}
+	copied, h, err := db.sealRuns(w, runs, counts, true)
+	held += h
+	if err != nil {
+		return held, 0, err
+	}
+	if moveBeforeSwitch != nil {
+		moveBeforeSwitch(w)
+	}
+	n := 0
+	for _, s := range list {
+		if !have[s] {
+			continue
+		}
+		t0 := time.Now()
+		err := db.inCommitter(func() error { return db.switchSlice(w, s, listTs, copied[s]) })
+		held += time.Since(t0)
+		if err != nil {
+			return held, n, err
+		}
+		n++
+	}
+	return held, n, nil
+}
+
+// inCommitter runs fn inside the committer, with no write in flight, and
+// returns its error (ErrClosed if the DB closes first).
+func (db *DB) inCommitter(fn func() error) error {
+	done := make(chan error, 1)
+	select {
+	case db.exclCh <- func() { done <- fn() }:
+	case <-db.ctx.Done():
+		return ErrClosed
+	}
+	return <-done
+}
+
+// clearMoveSpace drops whatever the moved space of the listed slices of
+// window w holds (none of them is moved, so no reader looks there).
+func (db *DB) clearMoveSpace(w record.Window, list []uint8) (time.Duration, error) {
+	var prefixes [][]byte
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), PrefetchValues: false})
+		defer it.Close()
+		for _, s := range list {
+			prefix := slicePrefix(w, s|movedSpace)
+			if it.Seek(prefix); it.Valid() && bytes.HasPrefix(it.Item().Key(), prefix) {
+				prefixes = append(prefixes, prefix)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(prefixes) == 0 {
+		return 0, err
+	}
+	t0 := time.Now()
+	err = db.inCommitter(func() error {
+		if db.movedNow(w)&moved(movedSetOf(prefixes)) != 0 {
+			return fmt.Errorf("index: window %d: a slice to clear is moved", w)
+		}
+		db.collecting.RLock() // no collection writes back what the drop removes
+		defer db.collecting.RUnlock()
+		defer db.wrote()
+		return db.bdb.DropPrefix(prefixes...)
+	})
+	if err != nil {
+		return time.Since(t0), fmt.Errorf("index: window %d: clear the moved space: %w", w, err)
+	}
+	db.cfg.Logger.Info("sealer: dropped the copies an unfinished move left", "window", w, "slices", len(prefixes))
+	return time.Since(t0), nil
+}
+
+// movedSetOf is the set of slices of slice prefixes.
+func movedSetOf(prefixes [][]byte) uint64 {
+	var set uint64
+	for _, p := range prefixes {
+		set |= sliceBit(sliceOfKey(p) &^ movedSpace)
+	}
+	return set
+}
+
+// switchSlice switches slice s of window w over to the moved space, inside
+// the committer. copied holds, per partition, the timestamp of the snapshot
+// its blocks were read from (runs not there were not copied). A run that
+// changed after its copy's snapshot (or after the listing at listTs, for
+// one not copied) is copied again as it is now, verbatim, in the same
+// transaction that writes the moved marker: from its commit on, readers at
+// or after it read the moved space, which then holds the slice exactly.
+func (db *DB) switchSlice(w record.Window, s uint8, listTs uint64, copied map[record.Partition]uint64) error {
+	if w < db.cutoff() {
+		return nil // dropped meanwhile
+	}
+	rtxn := db.bdb.NewTransactionAt(readAll, false)
+	defer rtxn.Discard()
+	changed := map[record.Partition]uint64{} // newest version above listTs, per run
+	func() {
+		it := rtxn.NewIterator(badger.IteratorOptions{Prefix: slicePrefix(w, s), SinceTs: listTs, AllVersions: true, PrefetchValues: false})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if k := it.Item().Key(); len(k) >= 8 {
+				p := record.Partition(binary.BigEndian.Uint16(k[6:8]))
+				changed[p] = max(changed[p], it.Item().Version())
+			}
+		}
+	}()
+	var recopy []record.Partition
+	for p, v := range changed {
+		if t, ok := copied[p]; !ok || v > t {
+			recopy = append(recopy, p)
+		}
+	}
+	slices.Sort(recopy)
+	bit := sliceBit(s)
+	upgrade := db.storedFormat.Load() < formatVersion
+	marked := db.markedSlices(w) | bit
+	db.noteBlocks(w, bit) // before any reader or writer can meet the moved blocks
+	ts, err := db.commitWith(func(txn *badger.Txn) error {
+		if sealTxnFault != nil {
+			if err := sealTxnFault(); err != nil {
+				return err
+			}
+		}
+		if upgrade {
+			if err := txn.Set(metaKey(metaFormat), []byte(strconv.Itoa(formatVersion))); err != nil {
+				return err
+			}
+		}
+		var cleared [][]byte
+		for _, p := range recopy {
+			dst := runPrefix(w, s|movedSpace, p)
+			n, err := eachKey(rtxn, dst, false, func(k []byte, _ *badger.Item) error { return txn.Delete(k) })
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				cleared = append(cleared, dst)
+			}
+			if _, err := eachKey(rtxn, runPrefix(w, s, p), true, func(k []byte, item *badger.Item) error {
+				v, err := item.ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				k[5] |= movedSpace
+				return txn.Set(k, v)
+			}); err != nil {
+				return err
+			}
+		}
+		if err := db.settleLater(txn, prefixRanges(cleared)); err != nil {
+			return err
+		}
+		if err := txn.Set(blocksMarkerKey(w), binary.BigEndian.AppendUint64(nil, marked)); err != nil {
+			return err
+		}
+		return txn.Set(movesMarkerKey(w), movedMarkerValue(db.movedNow(w)|moved(bit)))
+	})
+	if err == nil {
+		// before readTs passes the switch: a snapshot at or after it finds
+		// the slice moved
+		db.noteMoved(w, s, ts)
+		db.noteMarked(w, marked)
+		if upgrade {
+			db.storedFormat.Store(formatVersion)
+		}
+		db.stats.slicesMoved.Add(1)
+		db.stats.movedRecopied.Add(uint64(len(recopy)))
+	}
+	db.advanceReadTs(ts)
+	if err != nil {
+		return fmt.Errorf("index: switch window %d slice %d to its blocks: %w", w, s, err)
+	}
+	return nil
+}
+
+// eachKey calls fn with a copy of every key under prefix in txn (and its
+// item, with values when values is set), and returns how many.
+func eachKey(txn *badger.Txn, prefix []byte, values bool, fn func(k []byte, item *badger.Item) error) (int, error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: values})
+	defer it.Close()
+	n := 0
+	for it.Rewind(); it.Valid(); it.Next() {
+		n++
+		if err := fn(it.Item().KeyCopy(nil), it.Item()); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// sealRuns seals runs of window w (slice byte, partition), a batch at a time
+// inside the committer: in place, or, with move, into the moved space. It
+// returns, for a move, the snapshot timestamp of each run copied (by slice
+// and partition), and how long it held the writes off.
+func (db *DB) sealRuns(w record.Window, runs [][2]int, counts []int, move bool) (map[uint8]map[record.Partition]uint64, time.Duration, error) {
+	copied := map[uint8]map[record.Partition]uint64{}
 	var held time.Duration // how long writes waited for the sealer
 	var batches [][][2]int
 	for i := 0; i < len(runs); {
@@ -610,7 +937,7 @@ func (db *DB) sealWindow(w record.Window, from, to uint8) error {
 			return
 		}
 		planning = true
-		go func() { next <- db.planBatch(w, batches[i]) }()
+		go func() { next <- db.planBatch(w, batches[i], move) }()
 	}
 	defer func() {
 		if planning { // an early return: wait for the reader and let go of its snapshot
@@ -624,7 +951,7 @@ func (db *DB) sealWindow(w record.Window, from, to uint8) error {
 		planning = false
 		if cur.err != nil {
 			cur.release()
-			return cur.err
+			return copied, held, cur.err
 		}
 		planNext(i + 1)
 		var hold time.Duration // how long this turn held the writes off
@@ -636,8 +963,7 @@ func (db *DB) sealWindow(w record.Window, from, to uint8) error {
 				if w < db.cutoff() {
 					return nil // dropped meanwhile
 				}
-				n, err := db.applySeals(cur.plans)
-				sealed += n
+				_, err := db.applySeals(cur.plans)
 				return err
 			}()
 			hold = time.Since(t0)
@@ -647,24 +973,30 @@ func (db *DB) sealWindow(w record.Window, from, to uint8) error {
 		}:
 		case <-db.ctx.Done():
 			cur.release()
-			return ErrClosed
+			return copied, held, ErrClosed
 		}
 		err := <-done
 		cur.release()
 		if err != nil {
-			return err
+			return copied, held, err
+		}
+		for _, p := range cur.plans {
+			if p.applied && move {
+				s := p.s &^ movedSpace
+				if copied[s] == nil {
+					copied[s] = map[record.Partition]uint64{}
+				}
+				copied[s][p.p] = p.ts
+			}
 		}
 		// writes waited while the blocks were written: give them at least
 		// as long (not as long as this turn waited in line: the writes
 		// went on meanwhile)
 		if !sleepCtx(db.ctx, max(10*time.Millisecond, hold)) {
-			return ErrClosed
+			return copied, held, ErrClosed
 		}
 	}
-	db.cfg.Logger.Info("sealed a window into blocks", "window", w, "start", time.UnixMilli(w.Start()).UTC(),
-		"records", sealed, "blocks", db.stats.blocksWritten.Load()-blocksBefore, "took", time.Since(start).Round(time.Millisecond),
-		"writes_held", held.Round(time.Millisecond))
-	return nil
+	return copied, held, nil
 }
 
 // sealBatch is a batch of runs read and encoded from one snapshot, which
@@ -676,12 +1008,17 @@ type sealBatch struct {
 }
 
 // planBatch reads and encodes the runs of window w in batch (pairs of slice
-// and partition) from one snapshot (planSeal).
-func (db *DB) planBatch(w record.Window, batch [][2]int) sealBatch {
+// byte and partition) from one snapshot (planRun): to seal them in place,
+// or with move into the moved space.
+func (db *DB) planBatch(w record.Window, batch [][2]int, move bool) sealBatch {
 	txn, release := db.snapshot()
 	b := sealBatch{plans: make([]sealPlan, 0, len(batch)), release: release}
 	for _, r := range batch {
-		plan, err := db.planSeal(txn, w, uint8(r[0]), record.Partition(r[1]), db.cfg.SealBlockRecords, 0)
+		s, to := uint8(r[0]), uint8(r[0])
+		if move {
+			to |= movedSpace
+		}
+		plan, err := db.planRun(txn, w, s, to, record.Partition(r[1]), db.cfg.SealBlockRecords, 0)
 		if err != nil {
 			b.err = err
 			return b

@@ -307,17 +307,49 @@ func sealAll(t *testing.T, db *DB, per int) {
 // blocks). Every reader answers the same after the writes, after the
 // sealed store seals again, and after it reopens.
 func TestLateWritesAndDeletesInsideBlocks(t *testing.T) {
+	t.Run("in place", func(t *testing.T) {
+		testLateWritesAndDeletes(t, func(t *testing.T, db *DB) { sealAll(t, db, 9) })
+	})
+	// the sealer's way: slices moved, their loose records dropped after
+	// the first sealing, left beside the blocks after the second
+	drop := true
+	t.Run("moved", func(t *testing.T) {
+		testLateWritesAndDeletes(t, func(t *testing.T, db *DB) {
+			moveAll(t, db)
+			if drop {
+				db.allowDiscard()
+				if err := db.dropMoved(); err != nil {
+					t.Fatal(err)
+				}
+				drop = false
+			}
+		})
+	})
+}
+
+// moveAll seals every window of db the sealer's way (sealWindow): slices
+// not moved yet are moved, the loose records of moved ones sealed in place.
+func moveAll(t *testing.T, db *DB) {
+	t.Helper()
+	for _, w := range db.AllWindows() {
+		if err := db.sealWindow(w, 0, uint8(slicesPerWindow)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func testLateWritesAndDeletes(t *testing.T, seal func(*testing.T, *DB)) {
 	rng := rand.New(rand.NewPCG(21, 22))
 	es := makeSealEntries(rng)
 	dir := t.TempDir()
-	sealed := openTest(t, dir)
+	sealed := openTest(t, dir, func(c *Config) { c.SealBlockRecords = 9 })
 	ref := openTest(t, t.TempDir())
 	for _, db := range []*DB{sealed, ref} {
 		if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
 			t.Fatal(err)
 		}
 	}
-	sealAll(t, sealed, 9)
+	seal(t, sealed)
 	compareReads(t, "after sealing", readEverything(t, ref, es, 7), readEverything(t, sealed, es, 7))
 
 	// four writers: late records in the ranges of blocks (minted at the
@@ -392,7 +424,7 @@ func TestLateWritesAndDeletesInsideBlocks(t *testing.T) {
 	want := readEverything(t, ref, all, 8)
 	compareReads(t, "after late writes and deletes", want, readEverything(t, sealed, all, 8))
 
-	sealAll(t, sealed, 9)
+	seal(t, sealed)
 	compareReads(t, "sealed again", want, readEverything(t, sealed, all, 8))
 	if err := sealed.Close(); err != nil {
 		t.Fatal(err)
@@ -750,25 +782,42 @@ func TestReadsBesideTheSealerAreExact(t *testing.T) {
 		}
 		return nil
 	}
+	// maintenance drops the loose records of moved slices beside the scans
+	maintDone := make(chan struct{})
+	go func() {
+		defer close(maintDone)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				db.Maintain()
+			}
+		}
+	}()
 	deadline := time.Now().Add(4 * time.Second)
 	scans := 0
 	for time.Now().Before(deadline) {
 		if err := check(scans%2 == 1, scans%4 >= 2); err != nil {
 			close(stop)
 			<-writerDone
+			<-maintDone
 			t.Fatalf("scan %d beside the sealer: %v", scans, err)
 		}
 		scans++
 	}
 	close(stop)
+	<-maintDone
 	if err := <-writerDone; err != nil {
 		t.Fatal(err)
 	}
 	st := db.Stats()
-	if st.BlocksWritten == 0 || st.BlocksUnsealed == 0 {
-		t.Fatalf("the sealer wrote %d blocks and writes unsealed %d: nothing ran beside the scans", st.BlocksWritten, st.BlocksUnsealed)
+	if st.BlocksWritten == 0 || st.BlocksUnsealed == 0 || st.SlicesMoved == 0 || st.SlicesDropped == 0 {
+		t.Fatalf("the sealer wrote %d blocks, moved %d slices (%d dropped) and writes unsealed %d: nothing ran beside the scans",
+			st.BlocksWritten, st.SlicesMoved, st.SlicesDropped, st.BlocksUnsealed)
 	}
-	t.Logf("%d scans beside %d blocks written and %d unsealed", scans, st.BlocksWritten, st.BlocksUnsealed)
+	t.Logf("%d scans beside %d blocks written, %d slices moved (%d runs copied again at the switch), %d dropped and %d blocks unsealed",
+		scans, st.BlocksWritten, st.SlicesMoved, st.MovedRunsRecopied, st.SlicesDropped, st.BlocksUnsealed)
 }
 
 // oneRun writes n records into one partition's run of a slice two hours ago.

@@ -29,6 +29,9 @@ type stats struct {
 	blocksUnsealed   atomic.Uint64
 	blocksSkipped    atomic.Uint64
 	sealsRetried     atomic.Uint64
+	slicesMoved      atomic.Uint64
+	movedRecopied    atomic.Uint64
+	slicesDropped    atomic.Uint64
 	sealHeld         atomic.Int64 // nanoseconds writes waited for the sealer
 	settled          atomic.Uint64
 }
@@ -83,6 +86,11 @@ type Stats struct {
 	// SealsRetried counts runs the sealer left for its next pass because
 	// they changed while it encoded their blocks.
 	SealsRetried uint64
+	// SlicesMoved counts slices the sealer switched to the moved space
+	// (moved.go); MovedRunsRecopied the runs it copied again at the switch
+	// because they changed after their blocks were written; SlicesDropped the
+	// moved slices whose loose records were dropped.
+	SlicesMoved, MovedRunsRecopied, SlicesDropped uint64
 	// DeletesSettled counts the own-version tombstones written under
 	// deleted values before compactions could drop their deletes (settle.go).
 	DeletesSettled uint64
@@ -91,29 +99,32 @@ type Stats struct {
 // Stats returns a snapshot of the store's counters.
 func (db *DB) Stats() Stats {
 	s := Stats{
-		Commits:          db.stats.commits.Load(),
-		CommitErrors:     db.stats.commitErrors.Load(),
-		CommitSeconds:    float64(db.stats.commitNanos.Load()) / 1e9,
-		RecordsWritten:   db.stats.recordsWritten.Load(),
-		WindowsDropped:   db.stats.windowsDropped.Load(),
-		ValueLogGCRuns:   db.stats.vlogGCRuns.Load(),
-		JournalPruned:    db.stats.journalPruned.Load(),
-		JournalHead:      db.nextSeq.Load(),
-		Writable:         db.space.writable.Load(),
-		FreeDiskBytes:    db.space.free.Load(),
-		WritesRefused:    db.space.refused.Load(),
-		PageOuts:         db.stats.pageOuts.Load(),
-		PagedOutTables:   db.stats.pagedOutTables.Load(),
-		Syncs:            db.stats.syncs.Load(),
-		Scrubs:           db.stats.scrubs.Load(),
-		ScrubBuckets:     db.stats.scrubBuckets.Load(),
-		ScrubUndecodable: db.stats.scrubUndecodable.Load(),
-		BlocksWritten:    db.stats.blocksWritten.Load(),
-		RecordsSealed:    db.stats.recordsSealed.Load(),
-		BlocksUnsealed:   db.stats.blocksUnsealed.Load(),
-		BlocksSkipped:    db.stats.blocksSkipped.Load(),
-		SealsRetried:     db.stats.sealsRetried.Load(),
-		DeletesSettled:   db.stats.settled.Load(),
+		Commits:           db.stats.commits.Load(),
+		CommitErrors:      db.stats.commitErrors.Load(),
+		CommitSeconds:     float64(db.stats.commitNanos.Load()) / 1e9,
+		RecordsWritten:    db.stats.recordsWritten.Load(),
+		WindowsDropped:    db.stats.windowsDropped.Load(),
+		ValueLogGCRuns:    db.stats.vlogGCRuns.Load(),
+		JournalPruned:     db.stats.journalPruned.Load(),
+		JournalHead:       db.nextSeq.Load(),
+		Writable:          db.space.writable.Load(),
+		FreeDiskBytes:     db.space.free.Load(),
+		WritesRefused:     db.space.refused.Load(),
+		PageOuts:          db.stats.pageOuts.Load(),
+		PagedOutTables:    db.stats.pagedOutTables.Load(),
+		Syncs:             db.stats.syncs.Load(),
+		Scrubs:            db.stats.scrubs.Load(),
+		ScrubBuckets:      db.stats.scrubBuckets.Load(),
+		ScrubUndecodable:  db.stats.scrubUndecodable.Load(),
+		BlocksWritten:     db.stats.blocksWritten.Load(),
+		RecordsSealed:     db.stats.recordsSealed.Load(),
+		BlocksUnsealed:    db.stats.blocksUnsealed.Load(),
+		BlocksSkipped:     db.stats.blocksSkipped.Load(),
+		SealsRetried:      db.stats.sealsRetried.Load(),
+		SlicesMoved:       db.stats.slicesMoved.Load(),
+		MovedRunsRecopied: db.stats.movedRecopied.Load(),
+		SlicesDropped:     db.stats.slicesDropped.Load(),
+		DeletesSettled:    db.stats.settled.Load(),
 	}
 	s.MinFreeDiskBytes = db.space.minFree
 	s.LSMBytes, s.ValueLogBytes = db.diskUsage()

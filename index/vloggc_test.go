@@ -42,12 +42,14 @@ func vlogSlices(t *testing.T, db *DB, w record.Window, perSlice int, rng *rand.R
 // is found: a tombstone is newer, so until a compaction has merged the two,
 // a collection writes a deleted value back above its tombstone, and once a
 // compaction has dropped the tombstone at the last level before the copy
-// came down to it, the key is back. Here the sealer deletes the loose records
-// of half the slices while collections run without pause over value-log
-// files whose other half was sealed before (so they are worth collecting),
-// and compactions go on: without settling (settle.go) sealed records came
-// back loose beside their blocks. After full compactions the run rules hold
-// and every reader returns each record once.
+// came down to it, the key is back. Here the sealer seals half the slices
+// while collections run without pause over value-log files whose other half
+// was sealed and dropped before (so they are worth collecting), and
+// compactions go on: when the sealer deleted loose records in place, without
+// settling (settle.go) sealed records came back loose beside their blocks.
+// Now it moves slices and drops their loose records (moved.go) beside the
+// collections too. After full compactions the run rules hold and every
+// reader returns each record once.
 func TestValueLogCollectionBesideTheSealerResurrectsNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for seconds")
@@ -71,6 +73,9 @@ func TestValueLogCollectionBesideTheSealerResurrectsNothing(t *testing.T) {
 		}
 	}
 	db.allowDiscard()
+	if err := db.dropMoved(); err != nil { // the moved slices' loose records: garbage in the value log
+		t.Fatal(err)
+	}
 	if err := db.bdb.Flatten(2); err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +95,12 @@ func TestValueLogCollectionBesideTheSealerResurrectsNothing(t *testing.T) {
 	for s := 1; s < slicesPerWindow; s += 2 {
 		if err := db.sealWindow(w, uint8(s), uint8(s+1)); err != nil {
 			t.Fatal(err)
+		}
+		if s%8 == 1 {
+			db.allowDiscard()
+			if err := db.dropMoved(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	cancel()

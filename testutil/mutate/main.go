@@ -281,8 +281,8 @@ var mutations = []mutation{
 	{
 		name: "partition-listing-stops-at-an-empty-slice",
 		file: "index/get.go",
-		from: "				s = int(sliceOfKey(k)) - 1 // the next slice with records\n				continue",
-		to:   "				return nil",
+		from: "					s = int(b) - 1 // the next slice with records",
+		to:   "					return nil",
 		pkg:  "./index", run: "TestSlicesScanAsOneOrderedRun",
 	},
 	{
@@ -407,8 +407,8 @@ var mutations = []mutation{
 	{
 		name: "sealed-marker-not-reloaded",
 		file: "index/seal.go",
-		from: "			item, err := txn.Get(blocksMarkerKey(w))",
-		to:   "			item, err := txn.Get(blocksMarkerKey(w + 1_000_000))",
+		from: "			item, err = txn.Get(blocksMarkerKey(w))",
+		to:   "			item, err = txn.Get(blocksMarkerKey(w + 1_000_000))",
 		pkg:  "./index", run: "TestSealedRunsReadAsLooseRecords",
 	},
 	{
@@ -463,8 +463,8 @@ var mutations = []mutation{
 	{
 		name: "seal-leaves-the-loose-records",
 		file: "index/seal.go",
-		from: "				for _, u := range g.group.units {\n					if err := txn.Delete(u.key); err != nil {",
-		to:   "				for _, u := range g.group.units[:0] {\n					if err := txn.Delete(u.key); err != nil {",
+		from: "					for _, u := range g.group.units {\n						if err := txn.Delete(u.key); err != nil {",
+		to:   "					for _, u := range g.group.units[:0] {\n						if err := txn.Delete(u.key); err != nil {",
 		pkg:  "./index", run: "TestSealedRunsReadAsLooseRecords|TestLateWritesAndDeletesInsideBlocks",
 	},
 	{
@@ -519,8 +519,8 @@ var mutations = []mutation{
 	{
 		name: "slice-readers-skip-a-partition",
 		file: "index/scan_sorted.go",
-		from: "					end = runPrefix(w, uint8(s), record.Partition(p.pTo))",
-		to:   "					end = runPrefix(w, uint8(s), record.Partition(p.pTo-1))",
+		from: "					end = runPrefix(w, at, record.Partition(p.pTo))",
+		to:   "					end = runPrefix(w, at, record.Partition(p.pTo-1))",
 		pkg:  "./index", run: "TestSlicesScanAsOneOrderedRun|TestSealedRunsReadAsLooseRecords",
 	},
 	{
@@ -748,6 +748,41 @@ var mutations = []mutation{
 		pkg:  "./peer/repair", run: "TestHandOverToAnOwnerWhoseCallsFailSlowlyBacksOff",
 	},
 	{
+		name: "moved-switch-skips-recopy",
+		file: "index/seal.go",
+		from: "		if t, ok := copied[p]; !ok || v > t {",
+		to:   "		if t, ok := copied[p]; !ok && v > t {",
+		pkg:  "./index", run: "TestAMoveCopiesWhatChangedBeforeItsSwitch",
+	},
+	{
+		name: "moved-drop-ignores-snapshots",
+		file: "index/moved.go",
+		from: "mw.dropped&bit == 0 && mw.at[s] <= upTo",
+		to:   "mw.dropped&bit == 0",
+		pkg:  "./index", run: "TestMovedSlicesReadExactly",
+	},
+	{
+		name: "moved-readers-read-loose",
+		file: "index/moved.go",
+		from: "if t := mw.at[s]; t != 0 && t <= ts {",
+		to:   "if t := mw.at[s]; false && t <= ts {",
+		pkg:  "./index", run: "TestMovedSlicesReadExactly",
+	},
+	{
+		name: "moved-ghosts-kept",
+		file: "index/seal.go",
+		from: "	if err != nil || len(prefixes) == 0 {\n		return 0, err\n	}\n	t0 := time.Now()",
+		to:   "	if true {\n		return 0, err\n	}\n	t0 := time.Now()",
+		pkg:  "./index", run: "TestAnUnfinishedMoveLeavesNothingBehind",
+	},
+	{
+		name: "moved-writers-write-loose",
+		file: "index/commit.go",
+		from: "	b.keys = appendRecordKeyIn(b.keys, b.db.movedNow(id.Window()), id)",
+		to:   "	b.keys = appendRecordKeyIn(b.keys, 0, id)",
+		pkg:  "./index", run: "TestLateWritesAndDeletesInsideBlocks",
+	},
+	{
 		name: "sealer-plans-a-batch-twice",
 		file: "index/seal.go",
 		from: "		planNext(i + 1)",
@@ -757,7 +792,7 @@ var mutations = []mutation{
 	{
 		name: "slice-markers-keep-format-3",
 		file: "index/keys.go",
-		from: "const formatVersion = 4",
+		from: "const formatVersion = 5",
 		to:   "const formatVersion = 3",
 		pkg:  "./index", run: "TestSliceMarkersSayWhichSlicesHoldBlocks",
 	},
