@@ -252,6 +252,10 @@ type StoreStatus struct {
 	// deleted values before compactions could drop their deletes, so that
 	// a value-log collection cannot bring them back (docs/architecture.md).
 	DeletesSettled uint64 `json:"deletes_settled"`
+	// SlicesMoved counts the minute slices the sealer switched to their
+	// blocks; SlicesDropped those whose loose records were then dropped.
+	SlicesMoved   uint64 `json:"slices_moved"`
+	SlicesDropped uint64 `json:"slices_dropped"`
 }
 
 // Convergence is the answer to GET /v1/convergence: proof of when replicas

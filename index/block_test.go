@@ -510,7 +510,10 @@ func compactedStore(b *testing.B, cfg Config, recs []blockRecord) *DB {
 // same records stored loose, then sealed into blocks of up to 1024, each time
 // after full compactions (the bytes of the LSM tree's tables), at three
 // ingestion rates (the rate sets how many records a minute of one partition
-// holds). It reports B/line of both and their ratio, measured in the same run.
+// holds). It reports B/line of both and their ratio, measured in the same run,
+// and the same for the sealer's way (moved.go): every slice moved and its
+// loose records dropped, measured right after the drop, beside the sealed
+// store right after sealing (sealed_at_once: before any compaction).
 func BenchmarkSealedStoreBytesPerLine(b *testing.B) {
 	const n = 262144
 	tables := func(db *DB) float64 {
@@ -523,7 +526,7 @@ func BenchmarkSealedStoreBytesPerLine(b *testing.B) {
 	for _, rate := range []int{200, 2000, 20000} {
 		b.Run(fmt.Sprintf("lines_per_s=%d", rate), func(b *testing.B) {
 			recs := sampleBlockRecords(n, rate)
-			var loose, sealed float64
+			var loose, sealedNow, sealed, moved float64
 			for b.Loop() {
 				cfg := DefaultConfig(b.TempDir())
 				cfg.Logger = slog.New(slog.DiscardHandler)
@@ -541,6 +544,7 @@ func BenchmarkSealedStoreBytesPerLine(b *testing.B) {
 						}
 					}
 				}
+				sealedNow = tables(db)
 				// across reopens: the deletions of the loose records reach
 				// the tables, meet the versions they hide, and the last
 				// level drops both
@@ -560,10 +564,34 @@ func BenchmarkSealedStoreBytesPerLine(b *testing.B) {
 				if err := db.Close(); err != nil {
 					b.Fatal(err)
 				}
+
+				// the sealer's way: slices moved, their loose records
+				// dropped whole; measured right after the drop, no
+				// compaction, no reopen
+				cfg = DefaultConfig(b.TempDir())
+				cfg.Logger = slog.New(slog.DiscardHandler)
+				cfg.L0Tables = 1
+				db = compactedStore(b, cfg, recs)
+				for _, w := range db.AllWindows() {
+					if err := db.sealWindow(w, 0, uint8(slicesPerWindow)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				db.allowDiscard()
+				if err := db.dropMoved(); err != nil {
+					b.Fatal(err)
+				}
+				moved = tables(db)
+				if err := db.Close(); err != nil {
+					b.Fatal(err)
+				}
 			}
 			b.ReportMetric(loose, "loose_B/line")
 			b.ReportMetric(sealed, "sealed_B/line")
 			b.ReportMetric(sealed/loose, "×loose")
+			b.ReportMetric(sealedNow, "sealed_at_once_B/line")
+			b.ReportMetric(moved, "moved_B/line")
+			b.ReportMetric(moved/loose, "moved×loose")
 		})
 	}
 }

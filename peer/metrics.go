@@ -107,6 +107,8 @@ var (
 	mBlocks      = desc("logmesh_store_blocks_written_total", "Blocks the sealer wrote (records of ended windows, compressed together).")
 	mSealed      = desc("logmesh_store_records_sealed_total", "Records the sealer moved into blocks.")
 	mSettled     = desc("logmesh_store_deletes_settled_total", "Tombstones written at the versions of deleted values, so that no value-log collection brings them back.")
+	mMoved       = desc("logmesh_store_slices_moved_total", "Minute slices the sealer switched to their blocks (their loose records then dropped whole).")
+	mMovedDrop   = desc("logmesh_store_moved_slices_dropped_total", "Moved slices whose loose records were dropped.")
 	mUnsealed    = desc("logmesh_store_blocks_unsealed_total", "Blocks turned back into loose records by a late record or a delete inside them.")
 	mSkipped     = desc("logmesh_store_blocks_skipped_total", "Blocks that word queries passed over unread because their word filter ruled the word out.")
 	mLevelTables = desc("logmesh_store_level_tables", "Tables in each level of the store's LSM tree (level 0 growing: compaction falls behind).", "level")
@@ -145,7 +147,7 @@ func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
 		mIngestTrunc, mConnsOpen, mConnsAccepted, mLargeBuffers, mSyslogRefused, mSyslogClosed, mTLSConnsOpen, mTLSConnsAcc,
 		mTLSHandshakeErr, mTLSLineFrames, mRecords, mDiskBytes, mLSMBytes, mVlogBytes, mCommits, mCommitErrors,
 		mCommitSecs, mWritten, mDropped, mWritable, mFreeDisk, mRefused, mUndeliveredBytes, mUndeliveredRecs, mDelivered, mLag, mReplIn, mReplDup, mSkips,
-		mHintsDeleted, mRetired, mVlogGC, mPageOuts, mBlocks, mSealed, mSettled, mUnsealed, mSkipped, mLevelTables, mLevelBytes, mLevelScore, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop,
+		mHintsDeleted, mRetired, mVlogGC, mPageOuts, mBlocks, mSealed, mSettled, mMoved, mMovedDrop, mUnsealed, mSkipped, mLevelTables, mLevelBytes, mLevelScore, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop,
 		mDebt, mReplRefused, mDelivThrough, mPartitions, mClockSkew, mClockSkewed, mClockOffset, mPartialAnswer, mIDRetags, mAPIConns, mAPIRefused, mAPIReclaimed, mQueriesRefused, mQueriesRunning, mQueryTimeouts} {
 		ch <- d
 	}
@@ -204,6 +206,8 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(mBlocks, float64(s.Store.BlocksWritten))
 	counter(mSealed, float64(s.Store.RecordsSealed))
 	counter(mSettled, float64(s.Store.DeletesSettled))
+	counter(mMoved, float64(s.Store.SlicesMoved))
+	counter(mMovedDrop, float64(s.Store.SlicesDropped))
 	counter(mUnsealed, float64(s.Store.BlocksUnsealed))
 	counter(mSkipped, float64(s.Store.BlocksSkipped))
 	if c.p.db != nil {

@@ -41,7 +41,8 @@ func (p *Peer) Status() api.Status {
 			ValueLogGCRuns: ds.ValueLogGCRuns, Syncs: ds.Syncs,
 			Scrubs: ds.Scrubs, ScrubDifferingBuckets: ds.ScrubBuckets, ScrubDamagedRecords: ds.ScrubUndecodable, PageOuts: ds.PageOuts,
 			BlocksWritten: ds.BlocksWritten, RecordsSealed: ds.RecordsSealed, BlocksUnsealed: ds.BlocksUnsealed,
-			BlocksSkipped: ds.BlocksSkipped, DeletesSettled: ds.DeletesSettled},
+			BlocksSkipped: ds.BlocksSkipped, DeletesSettled: ds.DeletesSettled,
+			SlicesMoved: ds.SlicesMoved, SlicesDropped: ds.SlicesDropped},
 	}
 	if p.syslog != nil {
 		s.Ingest.Syslog = syslogStatus(p.syslog.Stats())
