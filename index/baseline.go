@@ -150,6 +150,9 @@ func (db *DB) Compact() error {
 		return err
 	}
 	db.allowDiscard()
+	if err := db.dropMoved(); err != nil {
+		return err
+	}
 	if err := db.bdb.Flatten(2); err != nil {
 		return fmt.Errorf("index: flatten: %w", err)
 	}

@@ -39,6 +39,7 @@ func movesMarkerKey(w record.Window) []byte { return append(windowPrefix(w), mov
 type movedWindow struct {
 	set     moved                   // every moved slice
 	at      [slicesPerWindow]uint64 // commit timestamp of each slice's switch
+	latest  uint64                  // the newest of them
 	dropped moved                   // slices whose loose records are dropped
 }
 
@@ -67,8 +68,8 @@ func (db *DB) movedIn(ts uint64, w record.Window) moved {
 		return 0
 	}
 	mw, ok := (*m)[w]
-	if !ok {
-		return 0
+	if !ok || mw.latest <= ts {
+		return mw.set // (the usual case: no switch since the snapshot)
 	}
 	var set moved
 	for s := range slicesPerWindow {
@@ -101,6 +102,7 @@ func (db *DB) noteMoved(w record.Window, s uint8, ts uint64) {
 		mw := m[w]
 		mw.set |= moved(sliceBit(s))
 		mw.at[s] = ts
+		mw.latest = max(mw.latest, ts)
 		m[w] = mw
 	})
 }

@@ -764,8 +764,8 @@ var mutations = []mutation{
 	{
 		name: "moved-readers-read-loose",
 		file: "index/moved.go",
-		from: "if t := mw.at[s]; t != 0 && t <= ts {",
-		to:   "if t := mw.at[s]; false && t <= ts {",
+		from: "	if !ok || mw.latest <= ts {\n		return mw.set",
+		to:   "	if !ok || mw.latest <= ts {\n		return 0",
 		pkg:  "./index", run: "TestMovedSlicesReadExactly",
 	},
 	{
