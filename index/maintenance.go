@@ -16,6 +16,11 @@ import (
 // once. It runs periodically on its own; tests and tools may call it.
 func (db *DB) Maintain() {
 	log := db.cfg.Logger
+	// the loose records of moved slices are dropped first, and even when
+	// the disk is nearly full: dropping frees space
+	if err := db.dropMoved(); err != nil {
+		log.Error("dropping the loose records of moved slices failed; the next maintenance tries again", "err", err)
+	}
 	if !db.space.backgroundOK() {
 		log.Warn("maintenance skipped: disk nearly full", "free_bytes", db.space.free.Load())
 		return
@@ -23,9 +28,6 @@ func (db *DB) Maintain() {
 	db.allowDiscard()
 	if err := db.expire(); err != nil {
 		log.Error("retention failed", "err", err)
-	}
-	if err := db.dropMoved(); err != nil {
-		log.Error("dropping the loose records of moved slices failed; the next maintenance tries again", "err", err)
 	}
 	if err := db.writeCheckpoint(); err != nil {
 		log.Error("digest checkpoint failed", "err", err)
@@ -257,12 +259,18 @@ func (db *DB) dropMoved() error {
 	if len(prefixes) > 0 {
 		err := db.inCommitter(func() error {
 			// a collection that read a dropped key as live would write it
-			// back after the drop, with nothing to hide it
-			db.collecting.RLock()
+			// back after the drop, with nothing to hide it; one running would
+			// hold the writes off for all of its rewrite: the next maintenance
+			if !db.collecting.TryRLock() {
+				return errCollecting
+			}
 			defer db.collecting.RUnlock()
 			defer db.wrote()
 			return db.bdb.DropPrefix(prefixes...)
 		})
+		if errors.Is(err, errCollecting) {
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("drop moved slices: %w", err)
 		}
@@ -276,3 +284,7 @@ func (db *DB) dropMoved() error {
 	}
 	return nil
 }
+
+// errCollecting: a value-log collection runs, so a drop waits for the next
+// turn.
+var errCollecting = errors.New("index: a value-log collection runs")

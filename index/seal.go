@@ -143,6 +143,20 @@ func markerSlices(v []byte) uint64 {
 
 // loadBlockWindows reads the windows' blocks markers.
 func (db *DB) loadBlockWindows() error {
+	loaded := map[record.Window]moved{} // published at once: noting one slice at a time copies the map each time
+	defer db.changeMoved(func(m map[record.Window]movedWindow) {
+		for w, set := range loaded {
+			mw := m[w]
+			mw.set |= set
+			for s := range slicesPerWindow {
+				if set&moved(sliceBit(uint8(s))) != 0 {
+					mw.at[s] = 1 // every snapshot finds it; its loose records may not be dropped yet
+				}
+			}
+			mw.latest = max(mw.latest, 1)
+			m[w] = mw
+		}
+	})
 	return db.bdb.View(func(txn *badger.Txn) error {
 		for _, w := range recordWindows(txn) {
 			item, err := txn.Get(movesMarkerKey(w))
@@ -153,11 +167,7 @@ func (db *DB) loadBlockWindows() error {
 					if !ok {
 						return fmt.Errorf("index: window %d: moved marker of %d bytes", w, len(v))
 					}
-					for s := range slicesPerWindow {
-						if set&moved(sliceBit(uint8(s))) != 0 {
-							db.noteMoved(w, uint8(s), 1) // every snapshot finds it; its loose records may not be dropped yet
-						}
-					}
+					loaded[w] = set
 					return nil
 				}); err != nil {
 					return err
@@ -291,6 +301,9 @@ type sealPlan struct {
 	ts uint64 // the snapshot's timestamp
 	// applied: the blocks are written (applySeals)
 	applied bool
+	// replace: the run's keys in the moved space are deleted before its
+	// first block is written there (a run copied again)
+	replace bool
 	groups  []sealGroup
 }
 
@@ -403,6 +416,7 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 	type pending struct {
 		plan  *sealPlan
 		group *sealGroup
+		stale [][]byte // keys of the run to delete first (a plan's first group, replace)
 	}
 	var (
 		txnGroups         []pending
@@ -419,7 +433,7 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 		markers := map[record.Window]uint64{} // the markers this transaction writes
 		for _, g := range txnGroups {
 			if g.plan.moving() {
-				continue // the switch marks the slice (flipSlice)
+				continue // the switch marks the slice (switchSlice)
 			}
 			w, s := g.plan.w, g.plan.s&^movedSpace
 			if db.markedSlices(w)&sliceBit(s) == 0 {
@@ -455,11 +469,19 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 				if !g.plan.moving() && (i == 0 || g.plan != txnGroups[i-1].plan) {
 					runs = append(runs, runPrefix(g.plan.w, g.plan.s, g.plan.p))
 				}
+				if len(g.stale) > 0 {
+					runs = append(runs, runPrefix(g.plan.w, g.plan.to, g.plan.p))
+				}
 			}
 			if err := db.settleLater(txn, prefixRanges(runs)); err != nil {
 				return err
 			}
 			for _, g := range txnGroups {
+				for _, k := range g.stale {
+					if err := txn.Delete(k); err != nil {
+						return err
+					}
+				}
 				p := g.plan
 				if !p.moving() {
 					// a move leaves the loose records to be dropped whole
@@ -507,9 +529,29 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 			continue
 		}
 		plan.applied = true // once every transaction below commits (else applySeals fails)
+		var stale [][]byte
+		if plan.replace {
+			// what the run has in the moved space, committed (inside the
+			// committer nothing is in flight)
+			rtxn := db.bdb.NewTransactionAt(readAll, false)
+			_, err := eachKey(rtxn, runPrefix(plan.w, plan.to, plan.p), false, func(k []byte, _ *badger.Item) error {
+				stale = append(stale, k)
+				return nil
+			})
+			rtxn.Discard()
+			if err != nil {
+				return moved, err
+			}
+		}
 		for j := range plan.groups {
 			g := &plan.groups[j]
 			size, keys := entrySize(appendBlockKey(nil, plan.w, plan.to, plan.p, g.first, g.last), g.blk), int64(1)
+			if j == 0 {
+				for _, k := range stale {
+					size += entrySize(k, nil)
+					keys++
+				}
+			}
 			for _, u := range g.units {
 				if !plan.moving() {
 					size += entrySize(u.key, nil)
@@ -521,7 +563,11 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 					return moved, err
 				}
 			}
-			txnGroups = append(txnGroups, pending{plan, g})
+			pg := pending{plan: plan, group: g}
+			if j == 0 {
+				pg.stale = stale
+			}
+			txnGroups = append(txnGroups, pg)
 			txnBytes += size
 			txnKeys += keys
 		}
@@ -550,6 +596,11 @@ const sealBatchRecords = 16384
 // Config.SealAfter ago. It returns ErrClosed once the DB closes.
 func (db *DB) sealPass() error {
 	defer db.sealPasses.Add(1)
+	if !db.space.writable.Load() {
+		// a move holds a slice twice until its drop: not while writes are
+		// refused for lack of space (maintenance still drops)
+		return nil
+	}
 	now, ok := db.retentionNow()
 	if !ok {
 		now = db.cfg.Now()
@@ -670,7 +721,7 @@ func (db *DB) sealWindow(w record.Window, from, to uint8) error {
 	}
 	var held time.Duration
 	if len(late) > 0 {
-		if _, held, err = db.sealRuns(w, late, lateCounts, false); err != nil {
+		if _, held, err = db.sealRuns(w, late, lateCounts, sealInPlace); err != nil {
 			return err
 		}
 	}
@@ -703,7 +754,12 @@ func (db *DB) moveSlices(w record.Window, list []uint8) (time.Duration, int, err
 	if err != nil {
 		return held, 0, err
 	}
+	// the listing's snapshot is held until the last switch: it keeps
+	// allowDiscard below listTs, so every version that says a run changed
+	// after its copy (a delete's tombstone among them) is still there when
+	// the switch looks for it
 	txn, release := db.snapshot()
+	defer release()
 	listTs := txn.ReadTs()
 	loose := func(s uint8) uint8 { return s }
 	var runs [][2]int
@@ -716,11 +772,10 @@ func (db *DB) moveSlices(w record.Window, list []uint8) (time.Duration, int, err
 		}
 		runs, counts = append(runs, r...), append(counts, c...)
 	}
-	release()
 	if len(runs) == 0 {
 		return held, 0, nil
 	}
-	copied, h, err := db.sealRuns(w, runs, counts, true)
+	copied, h, err := db.sealRuns(w, runs, counts, sealMove)
 	held += h
 	if err != nil {
 		return held, 0, err
@@ -733,6 +788,28 @@ func (db *DB) moveSlices(w record.Window, list []uint8) (time.Duration, int, err
 		if !have[s] {
 			continue
 		}
+		// the runs that changed since their copy are copied again as
+		// blocks, beside the writes, until what the switch copies is small
+		for range switchRounds {
+			rr, cc, total, err := db.changedRuns(w, s, listTs, copied[s])
+			if err != nil {
+				return held, n, err
+			}
+			if total <= switchCopyRecords {
+				break
+			}
+			again, h, err := db.sealRuns(w, rr, cc, sealRecopy)
+			held += h
+			if err != nil {
+				return held, n, err
+			}
+			for p, ts := range again[s] {
+				if copied[s] == nil {
+					copied[s] = map[record.Partition]uint64{}
+				}
+				copied[s][p] = ts
+			}
+		}
 		t0 := time.Now()
 		err := db.inCommitter(func() error { return db.switchSlice(w, s, listTs, copied[s]) })
 		held += time.Since(t0)
@@ -742,6 +819,56 @@ func (db *DB) moveSlices(w record.Window, list []uint8) (time.Duration, int, err
 		n++
 	}
 	return held, n, nil
+}
+
+// switchRounds bounds the rounds that copy again, before a switch, the runs
+// of a slice that changed since their copy; switchCopyRecords is how many
+// records (a block counts as blockWeight) the switch may copy itself, in its
+// one transaction.
+const (
+	switchRounds      = 3
+	switchCopyRecords = 4096
+)
+
+// changedRuns lists the runs of slice s of window w (loose space) that
+// changed since their copy (copied: the snapshot timestamp per partition;
+// one not there since the listing at listTs), with their records now.
+func (db *DB) changedRuns(w record.Window, s uint8, listTs uint64, copied map[record.Partition]uint64) (runs [][2]int, counts []int, total int, err error) {
+	changed := map[record.Partition]bool{}
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		for p, v := range runVersionsSince(txn, slicePrefix(w, s), listTs) {
+			if t, ok := copied[p]; !ok || v > t {
+				changed[p] = true
+			}
+		}
+		if len(changed) == 0 {
+			return nil
+		}
+		all, allCounts := listRuns(txn, w, s, s+1, func(s uint8) uint8 { return s }, true)
+		for i, r := range all {
+			if changed[record.Partition(r[1])] {
+				runs, counts = append(runs, r), append(counts, allCounts[i])
+				total += allCounts[i]
+			}
+		}
+		return nil
+	})
+	return runs, counts, total, err
+}
+
+// runVersionsSince returns, per partition run under prefix (a slice), the
+// newest version above ts of any of its keys, deletes included.
+func runVersionsSince(txn *badger.Txn, prefix []byte, ts uint64) map[record.Partition]uint64 {
+	out := map[record.Partition]uint64{}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, SinceTs: ts, AllVersions: true, PrefetchValues: false})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		if k := it.Item().Key(); len(k) >= 8 {
+			p := record.Partition(binary.BigEndian.Uint16(k[6:8]))
+			out[p] = max(out[p], it.Item().Version())
+		}
+	}
+	return out
 }
 
 // inCommitter runs fn inside the committer, with no write in flight, and
@@ -779,7 +906,11 @@ func (db *DB) clearMoveSpace(w record.Window, list []uint8) (time.Duration, erro
 		if db.movedNow(w)&moved(movedSetOf(prefixes)) != 0 {
 			return fmt.Errorf("index: window %d: a slice to clear is moved", w)
 		}
-		db.collecting.RLock() // no collection writes back what the drop removes
+		// no collection may write back what the drop removes; one running
+		// would hold the writes off for all of its rewrite: the next pass
+		if !db.collecting.TryRLock() {
+			return errCollecting
+		}
 		defer db.collecting.RUnlock()
 		defer db.wrote()
 		return db.bdb.DropPrefix(prefixes...)
@@ -813,17 +944,7 @@ func (db *DB) switchSlice(w record.Window, s uint8, listTs uint64, copied map[re
 	}
 	rtxn := db.bdb.NewTransactionAt(readAll, false)
 	defer rtxn.Discard()
-	changed := map[record.Partition]uint64{} // newest version above listTs, per run
-	func() {
-		it := rtxn.NewIterator(badger.IteratorOptions{Prefix: slicePrefix(w, s), SinceTs: listTs, AllVersions: true, PrefetchValues: false})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if k := it.Item().Key(); len(k) >= 8 {
-				p := record.Partition(binary.BigEndian.Uint16(k[6:8]))
-				changed[p] = max(changed[p], it.Item().Version())
-			}
-		}
-	}()
+	changed := runVersionsSince(rtxn, slicePrefix(w, s), listTs)
 	var recopy []record.Partition
 	for p, v := range changed {
 		if t, ok := copied[p]; !ok || v > t {
@@ -908,11 +1029,20 @@ func eachKey(txn *badger.Txn, prefix []byte, values bool, fn func(k []byte, item
 	return n, nil
 }
 
+// sealMode says where sealRuns writes a run's blocks.
+type sealMode int
+
+const (
+	sealInPlace sealMode = iota // in the run's own space, deleting what they replace
+	sealMove                    // into the moved space, empty for the run (moveSlices)
+	sealRecopy                  // into the moved space, replacing what the run has there
+)
+
 // sealRuns seals runs of window w (slice byte, partition), a batch at a time
-// inside the committer: in place, or, with move, into the moved space. It
-// returns, for a move, the snapshot timestamp of each run copied (by slice
-// and partition), and how long it held the writes off.
-func (db *DB) sealRuns(w record.Window, runs [][2]int, counts []int, move bool) (map[uint8]map[record.Partition]uint64, time.Duration, error) {
+// inside the committer, as mode says. It returns, for a move, the snapshot
+// timestamp of each run copied (by slice and partition), and how long it
+// held the writes off.
+func (db *DB) sealRuns(w record.Window, runs [][2]int, counts []int, mode sealMode) (map[uint8]map[record.Partition]uint64, time.Duration, error) {
 	copied := map[uint8]map[record.Partition]uint64{}
 	var held time.Duration // how long writes waited for the sealer
 	var batches [][][2]int
@@ -937,7 +1067,7 @@ func (db *DB) sealRuns(w record.Window, runs [][2]int, counts []int, move bool) 
 			return
 		}
 		planning = true
-		go func() { next <- db.planBatch(w, batches[i], move) }()
+		go func() { next <- db.planBatch(w, batches[i], mode) }()
 	}
 	defer func() {
 		if planning { // an early return: wait for the reader and let go of its snapshot
@@ -981,7 +1111,7 @@ func (db *DB) sealRuns(w record.Window, runs [][2]int, counts []int, move bool) 
 			return copied, held, err
 		}
 		for _, p := range cur.plans {
-			if p.applied && move {
+			if p.applied && p.moving() {
 				s := p.s &^ movedSpace
 				if copied[s] == nil {
 					copied[s] = map[record.Partition]uint64{}
@@ -1008,14 +1138,13 @@ type sealBatch struct {
 }
 
 // planBatch reads and encodes the runs of window w in batch (pairs of slice
-// byte and partition) from one snapshot (planRun): to seal them in place,
-// or with move into the moved space.
-func (db *DB) planBatch(w record.Window, batch [][2]int, move bool) sealBatch {
+// byte and partition) from one snapshot (planRun), as mode says.
+func (db *DB) planBatch(w record.Window, batch [][2]int, mode sealMode) sealBatch {
 	txn, release := db.snapshot()
 	b := sealBatch{plans: make([]sealPlan, 0, len(batch)), release: release}
 	for _, r := range batch {
 		s, to := uint8(r[0]), uint8(r[0])
-		if move {
+		if mode != sealInPlace {
 			to |= movedSpace
 		}
 		plan, err := db.planRun(txn, w, s, to, record.Partition(r[1]), db.cfg.SealBlockRecords, 0)
@@ -1023,6 +1152,7 @@ func (db *DB) planBatch(w record.Window, batch [][2]int, move bool) sealBatch {
 			b.err = err
 			return b
 		}
+		plan.replace = mode == sealRecopy
 		b.plans = append(b.plans, plan)
 	}
 	return b

@@ -750,8 +750,8 @@ var mutations = []mutation{
 	{
 		name: "moved-switch-skips-recopy",
 		file: "index/seal.go",
-		from: "		if t, ok := copied[p]; !ok || v > t {",
-		to:   "		if t, ok := copied[p]; !ok && v > t {",
+		from: "	for p, v := range changed {\n		if t, ok := copied[p]; !ok || v > t {",
+		to:   "	for p, v := range changed {\n		if t, ok := copied[p]; !ok && v > t {",
 		pkg:  "./index", run: "TestAMoveCopiesWhatChangedBeforeItsSwitch",
 	},
 	{
@@ -781,6 +781,20 @@ var mutations = []mutation{
 		from: "	b.keys = appendRecordKeyIn(b.keys, b.db.movedNow(id.Window()), id)",
 		to:   "	b.keys = appendRecordKeyIn(b.keys, 0, id)",
 		pkg:  "./index", run: "TestLateWritesAndDeletesInsideBlocks",
+	},
+	{
+		name: "move-listing-snapshot-unregistered",
+		file: "index/seal.go",
+		from: "	txn, release := db.snapshot()\n	defer release()\n	listTs := txn.ReadTs()",
+		to:   "	txn := db.bdb.NewTransactionAt(db.readTs.Load(), false)\n	defer txn.Discard()\n	listTs := txn.ReadTs()",
+		pkg:  "./index", run: "TestADeleteBeforeTheSwitchStaysDeleted|TestARunRetriedDuringAMoveIsMoved",
+	},
+	{
+		name: "switch-copies-every-changed-run",
+		file: "index/seal.go",
+		from: "	switchRounds      = 3",
+		to:   "	switchRounds      = 0",
+		pkg:  "./index", run: "TestLateRecordsDuringAMoveDoNotStopIt",
 	},
 	{
 		name: "sealer-plans-a-batch-twice",
