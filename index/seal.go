@@ -513,7 +513,9 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 				n += len(u.recs)
 			}
 			db.stats.blocksWritten.Add(1)
-			db.stats.recordsSealed.Add(uint64(n))
+			if !g.plan.moving() { // a move's count as sealed at its switch
+				db.stats.recordsSealed.Add(uint64(n))
+			}
 			moved += n
 		}
 		txnGroups, txnBytes, txnKeys = txnGroups[:0], 0, 0
@@ -803,11 +805,11 @@ func (db *DB) moveSlices(w record.Window, list []uint8) (time.Duration, int, err
 			if err != nil {
 				return held, n, err
 			}
-			for p, ts := range again[s] {
+			for p, c := range again[s] {
 				if copied[s] == nil {
-					copied[s] = map[record.Partition]uint64{}
+					copied[s] = map[record.Partition]runCopy{}
 				}
-				copied[s][p] = ts
+				copied[s][p] = c
 			}
 		}
 		t0 := time.Now()
@@ -833,11 +835,11 @@ const (
 // changedRuns lists the runs of slice s of window w (loose space) that
 // changed since their copy (copied: the snapshot timestamp per partition;
 // one not there since the listing at listTs), with their records now.
-func (db *DB) changedRuns(w record.Window, s uint8, listTs uint64, copied map[record.Partition]uint64) (runs [][2]int, counts []int, total int, err error) {
+func (db *DB) changedRuns(w record.Window, s uint8, listTs uint64, copied map[record.Partition]runCopy) (runs [][2]int, counts []int, total int, err error) {
 	changed := map[record.Partition]bool{}
 	err = db.bdb.View(func(txn *badger.Txn) error {
 		for p, v := range runVersionsSince(txn, slicePrefix(w, s), listTs) {
-			if t, ok := copied[p]; !ok || v > t {
+			if c, ok := copied[p]; !ok || v > c.ts {
 				changed[p] = true
 			}
 		}
@@ -938,7 +940,7 @@ func movedSetOf(prefixes [][]byte) uint64 {
 // one not copied) is copied again as it is now, verbatim, in the same
 // transaction that writes the moved marker: from its commit on, readers at
 // or after it read the moved space, which then holds the slice exactly.
-func (db *DB) switchSlice(w record.Window, s uint8, listTs uint64, copied map[record.Partition]uint64) error {
+func (db *DB) switchSlice(w record.Window, s uint8, listTs uint64, copied map[record.Partition]runCopy) error {
 	if w < db.cutoff() {
 		return nil // dropped meanwhile
 	}
@@ -947,7 +949,7 @@ func (db *DB) switchSlice(w record.Window, s uint8, listTs uint64, copied map[re
 	changed := runVersionsSince(rtxn, slicePrefix(w, s), listTs)
 	var recopy []record.Partition
 	for p, v := range changed {
-		if t, ok := copied[p]; !ok || v > t {
+		if c, ok := copied[p]; !ok || v > c.ts {
 			recopy = append(recopy, p)
 		}
 	}
@@ -1006,6 +1008,15 @@ func (db *DB) switchSlice(w record.Window, s uint8, listTs uint64, copied map[re
 		}
 		db.stats.slicesMoved.Add(1)
 		db.stats.movedRecopied.Add(uint64(len(recopy)))
+		// its blocks are now what readers read: the records in them count
+		// as sealed (those copied again here are loose, for the next pass)
+		n := 0
+		for p, c := range copied {
+			if !slices.Contains(recopy, p) {
+				n += c.records
+			}
+		}
+		db.stats.recordsSealed.Add(uint64(n))
 	}
 	db.advanceReadTs(ts)
 	if err != nil {
@@ -1029,6 +1040,24 @@ func eachKey(txn *badger.Txn, prefix []byte, values bool, fn func(k []byte, item
 	return n, nil
 }
 
+// runCopy is a run's copy into the moved space: the timestamp of the
+// snapshot it was read from, and how many records its blocks hold.
+type runCopy struct {
+	ts      uint64
+	records int
+}
+
+// records is how many records the plan's blocks hold.
+func (plan *sealPlan) records() int {
+	n := 0
+	for _, g := range plan.groups {
+		for _, u := range g.units {
+			n += len(u.recs)
+		}
+	}
+	return n
+}
+
 // sealMode says where sealRuns writes a run's blocks.
 type sealMode int
 
@@ -1042,8 +1071,8 @@ const (
 // inside the committer, as mode says. It returns, for a move, the snapshot
 // timestamp of each run copied (by slice and partition), and how long it
 // held the writes off.
-func (db *DB) sealRuns(w record.Window, runs [][2]int, counts []int, mode sealMode) (map[uint8]map[record.Partition]uint64, time.Duration, error) {
-	copied := map[uint8]map[record.Partition]uint64{}
+func (db *DB) sealRuns(w record.Window, runs [][2]int, counts []int, mode sealMode) (map[uint8]map[record.Partition]runCopy, time.Duration, error) {
+	copied := map[uint8]map[record.Partition]runCopy{}
 	var held time.Duration // how long writes waited for the sealer
 	var batches [][][2]int
 	for i := 0; i < len(runs); {
@@ -1114,9 +1143,9 @@ func (db *DB) sealRuns(w record.Window, runs [][2]int, counts []int, mode sealMo
 			if p.applied && p.moving() {
 				s := p.s &^ movedSpace
 				if copied[s] == nil {
-					copied[s] = map[record.Partition]uint64{}
+					copied[s] = map[record.Partition]runCopy{}
 				}
-				copied[s][p.p] = p.ts
+				copied[s][p.p] = runCopy{ts: p.ts, records: p.records()}
 			}
 		}
 		// writes waited while the blocks were written: give them at least

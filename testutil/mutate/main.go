@@ -750,8 +750,8 @@ var mutations = []mutation{
 	{
 		name: "moved-switch-skips-recopy",
 		file: "index/seal.go",
-		from: "	for p, v := range changed {\n		if t, ok := copied[p]; !ok || v > t {",
-		to:   "	for p, v := range changed {\n		if t, ok := copied[p]; !ok && v > t {",
+		from: "	for p, v := range changed {\n		if c, ok := copied[p]; !ok || v > c.ts {",
+		to:   "	for p, v := range changed {\n		if c, ok := copied[p]; !ok && v > c.ts {",
 		pkg:  "./index", run: "TestAMoveCopiesWhatChangedBeforeItsSwitch",
 	},
 	{
