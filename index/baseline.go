@@ -150,7 +150,7 @@ func (db *DB) Compact() error {
 		return err
 	}
 	db.allowDiscard()
-	if err := db.dropMoved(); err != nil {
+	if err := db.dropMoved(true); err != nil {
 		return err
 	}
 	if err := db.bdb.Flatten(2); err != nil {

@@ -578,7 +578,7 @@ func BenchmarkSealedStoreBytesPerLine(b *testing.B) {
 					}
 				}
 				db.allowDiscard()
-				if err := db.dropMoved(); err != nil {
+				if err := db.dropMoved(true); err != nil {
 					b.Fatal(err)
 				}
 				moved = tables(db)

@@ -18,7 +18,7 @@ func (db *DB) Maintain() {
 	log := db.cfg.Logger
 	// the loose records of moved slices are dropped first, and even when
 	// the disk is nearly full: dropping frees space
-	if err := db.dropMoved(); err != nil {
+	if err := db.dropMoved(false); err != nil {
 		log.Error("dropping the loose records of moved slices failed; the next maintenance tries again", "err", err)
 	}
 	if !db.space.backgroundOK() {
@@ -231,7 +231,9 @@ func (db *DB) collectValueLog(ratio float64) error {
 // dropMoved drops the loose records of moved slices (moved.go) that no
 // snapshot in use, nor any later one, reads: with DropPrefix, which writes
 // no tombstones, inside the committer (it blocks writes while it runs).
-func (db *DB) dropMoved() error {
+// Unless wait is set, it leaves them for the next turn while a value-log
+// collection runs.
+func (db *DB) dropMoved(wait bool) error {
 	todo := db.movesToDrop(db.discardBelow())
 	if len(todo) == 0 {
 		return nil
@@ -261,7 +263,9 @@ func (db *DB) dropMoved() error {
 			// a collection that read a dropped key as live would write it
 			// back after the drop, with nothing to hide it; one running would
 			// hold the writes off for all of its rewrite: the next maintenance
-			if !db.collecting.TryRLock() {
+			if wait {
+				db.collecting.RLock()
+			} else if !db.collecting.TryRLock() {
 				return errCollecting
 			}
 			defer db.collecting.RUnlock()

@@ -107,8 +107,8 @@ func (db *DB) noteBlocks(w record.Window, set uint64) {
 }
 
 // moveBeforeSwitch, set by tests only, runs between writing a move's
-// blocks and switching its slices (moveSlices).
-var moveBeforeSwitch func(w record.Window)
+// blocks and switching its slice (moveSlice).
+var moveBeforeSwitch func(w record.Window, s uint8)
 
 // sealTxnFault, set by tests only, fails a seal transaction when it
 // returns an error (as a full disk would).
@@ -609,6 +609,9 @@ func (db *DB) sealPass() error {
 	}
 	limit := now.UnixMilli() - db.cfg.SealAfter.Milliseconds() // slices that ended by then are sealed
 	for _, w := range db.AllWindows() {
+		if !db.space.writable.Load() {
+			return nil // (the check above, again: a pass may take long)
+		}
 		if w < db.cutoff() || sliceStart(w, 0)+SliceMillis > limit {
 			continue
 		}
@@ -745,10 +748,11 @@ func (db *DB) sealWindow(w record.Window, from, to uint8) error {
 }
 
 // moveSlices moves the slices of window w listed (none of them moved yet)
-// that hold records: it writes each run's records as blocks into the moved
-// space, a batch of runs at a time (sealRuns), then switches each slice over
-// in one transaction (switchSlice). It returns how long it held the writes
-// off and how many slices it switched.
+// that hold records, one after the other: it writes each run's records as
+// blocks into the moved space, a batch of runs at a time (sealRuns), copies
+// again the runs that changed meanwhile, then switches the slice over in one
+// transaction (switchSlice). It returns how long it held the writes off and
+// how many slices it switched.
 func (db *DB) moveSlices(w record.Window, list []uint8) (time.Duration, int, error) {
 	// what an earlier move left in the moved space (a crash, a failed
 	// switch) is stale: no reader looks there yet
@@ -756,86 +760,99 @@ func (db *DB) moveSlices(w record.Window, list []uint8) (time.Duration, int, err
 	if err != nil {
 		return held, 0, err
 	}
-	// the listing's snapshot is held until the last switch: it keeps
+	n := 0
+	for _, s := range list {
+		h, moved, err := db.moveSlice(w, s)
+		held += h
+		if moved {
+			n++
+		}
+		if err != nil {
+			// leave no copies on the disk until the next move
+			if h, cerr := db.clearMoveSpace(w, []uint8{s}); cerr == nil {
+				held += h
+			}
+			return held, n, err
+		}
+	}
+	return held, n, nil
+}
+
+// errNoSpaceToMove: the store refuses writes for lack of space, and a move
+// would hold a slice twice until its drop.
+var errNoSpaceToMove = errors.New("index: the store refuses writes for lack of space: no slice is moved")
+
+// moveSlice moves slice s of window w (moveSlices), and reports whether it
+// switched it (not if it holds no records).
+func (db *DB) moveSlice(w record.Window, s uint8) (time.Duration, bool, error) {
+	// the listing's snapshot is held until the switch: it keeps
 	// allowDiscard below listTs, so every version that says a run changed
 	// after its copy (a delete's tombstone among them) is still there when
 	// the switch looks for it
 	txn, release := db.snapshot()
 	defer release()
 	listTs := txn.ReadTs()
-	loose := func(s uint8) uint8 { return s }
-	var runs [][2]int
-	var counts []int
-	have := map[uint8]bool{}
-	for _, s := range list {
-		r, c := listRuns(txn, w, s, s+1, loose, true)
-		if len(r) > 0 {
-			have[s] = true
-		}
-		runs, counts = append(runs, r...), append(counts, c...)
-	}
+	runs, counts := listRuns(txn, w, s, s+1, func(s uint8) uint8 { return s }, true)
 	if len(runs) == 0 {
-		return held, 0, nil
+		return 0, false, nil
 	}
-	copied, h, err := db.sealRuns(w, runs, counts, sealMove)
+	var held time.Duration
+	all, h, err := db.sealRuns(w, runs, counts, sealMove)
 	held += h
 	if err != nil {
-		return held, 0, err
+		return held, false, err
+	}
+	copied := all[s]
+	if copied == nil {
+		copied = map[record.Partition]runCopy{}
 	}
 	if moveBeforeSwitch != nil {
-		moveBeforeSwitch(w)
+		moveBeforeSwitch(w, s)
 	}
-	n := 0
-	for _, s := range list {
-		if !have[s] {
-			continue
-		}
-		// the runs that changed since their copy are copied again as
-		// blocks, beside the writes, until what the switch copies is small
-		for range switchRounds {
-			rr, cc, total, err := db.changedRuns(w, s, listTs, copied[s])
-			if err != nil {
-				return held, n, err
-			}
-			if total <= switchCopyRecords {
-				break
-			}
-			again, h, err := db.sealRuns(w, rr, cc, sealRecopy)
-			held += h
-			if err != nil {
-				return held, n, err
-			}
-			for p, c := range again[s] {
-				if copied[s] == nil {
-					copied[s] = map[record.Partition]runCopy{}
-				}
-				copied[s][p] = c
-			}
-		}
-		t0 := time.Now()
-		err := db.inCommitter(func() error { return db.switchSlice(w, s, listTs, copied[s]) })
-		held += time.Since(t0)
+	// the runs that changed since their copy are copied again as blocks,
+	// beside the writes, until what the switch copies fits a transaction
+	// well
+	fits := false
+	for round := 0; ; round++ {
+		rr, cc, size, keys, err := db.changedRuns(w, s, listTs, copied)
 		if err != nil {
-			return held, n, err
+			return held, false, err
 		}
-		n++
+		if fits = size <= db.bdb.MaxBatchSize()/4 && keys <= db.bdb.MaxBatchCount()/4; fits || round == switchRounds {
+			break
+		}
+		again, h, err := db.sealRuns(w, rr, cc, sealRecopy)
+		held += h
+		if err != nil {
+			return held, false, err
+		}
+		maps.Copy(copied, again[s])
 	}
-	return held, n, nil
+	if !fits {
+		db.stats.sealsRetried.Add(1)
+		return held, false, fmt.Errorf("index: window %d slice %d changes faster than it is copied; the next pass moves it", w, s)
+	}
+	if !db.space.writable.Load() {
+		return held, false, errNoSpaceToMove
+	}
+	t0 := time.Now()
+	err = db.inCommitter(func() error { return db.switchSlice(w, s, listTs, copied) })
+	held += time.Since(t0)
+	return held, err == nil, err
 }
 
 // switchRounds bounds the rounds that copy again, before a switch, the runs
-// of a slice that changed since their copy; switchCopyRecords is how many
-// records (a block counts as blockWeight) the switch may copy itself, in its
-// one transaction.
-const (
-	switchRounds      = 3
-	switchCopyRecords = 4096
-)
+// of a slice that changed since their copy, until what the switch copies
+// itself, in its one transaction, takes at most a quarter of what Badger
+// takes in one.
+const switchRounds = 3
 
 // changedRuns lists the runs of slice s of window w (loose space) that
-// changed since their copy (copied: the snapshot timestamp per partition;
-// one not there since the listing at listTs), with their records now.
-func (db *DB) changedRuns(w record.Window, s uint8, listTs uint64, copied map[record.Partition]runCopy) (runs [][2]int, counts []int, total int, err error) {
+// changed since their copy (copied: per partition; one not there since the
+// listing at listTs), with their records now, and what copying them again
+// verbatim takes in a transaction: bytes and keys, with the deletes of what
+// they hold in the moved space.
+func (db *DB) changedRuns(w record.Window, s uint8, listTs uint64, copied map[record.Partition]runCopy) (runs [][2]int, counts []int, size, keys int64, err error) {
 	changed := map[record.Partition]bool{}
 	err = db.bdb.View(func(txn *badger.Txn) error {
 		for p, v := range runVersionsSince(txn, slicePrefix(w, s), listTs) {
@@ -850,12 +867,24 @@ func (db *DB) changedRuns(w record.Window, s uint8, listTs uint64, copied map[re
 		for i, r := range all {
 			if changed[record.Partition(r[1])] {
 				runs, counts = append(runs, r), append(counts, allCounts[i])
-				total += allCounts[i]
+			}
+		}
+		for p := range changed {
+			for _, at := range []uint8{s, s | movedSpace} {
+				it := txn.NewIterator(badger.IteratorOptions{Prefix: runPrefix(w, at, p), PrefetchValues: false})
+				for it.Rewind(); it.Valid(); it.Next() {
+					keys++
+					size += entrySize(it.Item().Key(), nil)
+					if at == s {
+						size += it.Item().ValueSize()
+					}
+				}
+				it.Close()
 			}
 		}
 		return nil
 	})
-	return runs, counts, total, err
+	return runs, counts, size, keys, err
 }
 
 // runVersionsSince returns, per partition run under prefix (a slice), the
@@ -1111,6 +1140,10 @@ func (db *DB) sealRuns(w record.Window, runs [][2]int, counts []int, mode sealMo
 		if cur.err != nil {
 			cur.release()
 			return copied, held, cur.err
+		}
+		if mode != sealInPlace && !db.space.writable.Load() {
+			cur.release()
+			return copied, held, errNoSpaceToMove
 		}
 		planNext(i + 1)
 		var hold time.Duration // how long this turn held the writes off

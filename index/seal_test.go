@@ -318,7 +318,7 @@ func TestLateWritesAndDeletesInsideBlocks(t *testing.T) {
 			moveAll(t, db)
 			if drop {
 				db.allowDiscard()
-				if err := db.dropMoved(); err != nil {
+				if err := db.dropMoved(true); err != nil {
 					t.Fatal(err)
 				}
 				drop = false

@@ -73,7 +73,7 @@ func TestValueLogCollectionBesideTheSealerResurrectsNothing(t *testing.T) {
 		}
 	}
 	db.allowDiscard()
-	if err := db.dropMoved(); err != nil { // the moved slices' loose records: garbage in the value log
+	if err := db.dropMoved(true); err != nil { // the moved slices' loose records: garbage in the value log
 		t.Fatal(err)
 	}
 	if err := db.bdb.Flatten(2); err != nil {
@@ -98,7 +98,7 @@ func TestValueLogCollectionBesideTheSealerResurrectsNothing(t *testing.T) {
 		}
 		if s%8 == 1 {
 			db.allowDiscard()
-			if err := db.dropMoved(); err != nil {
+			if err := db.dropMoved(true); err != nil {
 				t.Fatal(err)
 			}
 		}

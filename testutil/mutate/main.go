@@ -792,9 +792,30 @@ var mutations = []mutation{
 	{
 		name: "switch-copies-every-changed-run",
 		file: "index/seal.go",
-		from: "	switchRounds      = 3",
-		to:   "	switchRounds      = 0",
+		from: "const switchRounds = 3",
+		to:   "const switchRounds = 0",
 		pkg:  "./index", run: "TestLateRecordsDuringAMoveDoNotStopIt",
+	},
+	{
+		name: "switch-bound-in-records",
+		file: "index/seal.go",
+		from: "size <= db.bdb.MaxBatchSize()/4 && keys <= db.bdb.MaxBatchCount()/4",
+		to:   "size >= 0 && keys <= 4096",
+		pkg:  "./index", run: "TestASwitchOfLargeRecordsFitsATransaction",
+	},
+	{
+		name: "compact-skips-drop-beside-collection",
+		file: "index/baseline.go",
+		from: "	if err := db.dropMoved(true); err != nil {",
+		to:   "	if err := db.dropMoved(false); err != nil {",
+		pkg:  "./index", run: "TestCompactDropsMovedSlicesBesideACollection",
+	},
+	{
+		name: "failed-switch-keeps-copies",
+		file: "index/seal.go",
+		from: "			if h, cerr := db.clearMoveSpace(w, []uint8{s}); cerr == nil {",
+		to:   "			if h, cerr := time.Duration(0), error(nil); cerr == nil {",
+		pkg:  "./index", run: "TestAFailedSwitchLeavesNoCopies",
 	},
 	{
 		name: "sealer-plans-a-batch-twice",
