@@ -689,7 +689,7 @@ var mutations = []mutation{
 		file: "index/settle.go",
 		from: "			if hidden && !item.IsDeletedOrExpired() {",
 		to:   "			if hidden && !item.IsDeletedOrExpired() && v == 0 {",
-		pkg:  "./index", run: "TestValueLogCollectionBesideTheSealerResurrectsNothing",
+		pkg:  "./index", run: "TestValueLogCollectionBesideTheSealerResurrectsNothing|TestRemovalsAndUnsealsAreSettled|TestSettlingWaitsForOlderSnapshots|TestMigratedRecordsAreSettled",
 	},
 	{
 		name: "settle-before-snapshots-end",
