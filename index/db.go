@@ -44,6 +44,9 @@ type DB struct {
 	// collecting keeps value-log collections apart from the writes that
 	// must not fall inside one (settle.go): a collection holds it alone.
 	collecting sync.RWMutex
+	// dropping makes drops of moved slices one at a time (dropMoved), so
+	// that two never both drop, and count, the same slices.
+	dropping sync.Mutex
 	// settleSeq numbers the deletes still to settle (settle.go).
 	settleSeq atomic.Uint64
 	// stamping is held shared by a commit outside the group commit from

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -113,21 +114,14 @@ func (db *DB) expire() error {
 	if err != nil || (len(prefixes) == 0 && len(stale) == 0) {
 		return err
 	}
-	// DropPrefix blocks writes while it runs, so it runs inside the committer.
-	done := make(chan error, 1)
-	select {
-	case db.exclCh <- func() {
-		// a collection that read a dropped key as live would write it
-		// back after the drop, with nothing to hide it
-		db.collecting.RLock()
-		defer db.collecting.RUnlock()
-		var err error
-		if len(prefixes) > 0 {
-			err = db.bdb.DropPrefix(prefixes...)
-			db.wrote()
+	if len(prefixes) > 0 {
+		if err := db.dropInCommitter(prefixes, true, nil); err != nil {
+			return fmt.Errorf("drop expired windows: %w", err)
 		}
-		if err == nil && len(stale) > 0 {
-			err = db.update(func(txn *badger.Txn) error {
+	}
+	if len(stale) > 0 {
+		err := db.inCommitter(func() error {
+			return db.update(func(txn *badger.Txn) error {
 				if err := db.settleLater(txn, prefixRanges(stale)); err != nil {
 					return err
 				}
@@ -138,14 +132,10 @@ func (db *DB) expire() error {
 				}
 				return nil
 			})
+		})
+		if err != nil {
+			return fmt.Errorf("drop the checkpoints of expired windows: %w", err)
 		}
-		done <- err
-	}:
-	case <-db.ctx.Done():
-		return ErrClosed
-	}
-	if err := <-done; err != nil {
-		return fmt.Errorf("drop expired windows: %w", err)
 	}
 	db.stats.windowsDropped.Add(uint64(len(prefixes)))
 	db.blocks.mu.Lock()
@@ -228,50 +218,46 @@ func (db *DB) collectValueLog(ratio float64) error {
 	return db.bdb.RunValueLogGC(ratio)
 }
 
+// dropListed, set by tests only, runs between listing the slices a drop
+// of moved slices drops and dropping them (dropMoved).
+var dropListed func()
+
 // dropMoved drops the loose records of moved slices (moved.go) that no
 // snapshot in use, nor any later one, reads: with DropPrefix, which writes
 // no tombstones, inside the committer (it blocks writes while it runs).
 // Unless wait is set, it leaves them for the next turn while a value-log
-// collection runs.
+// collection or another drop runs.
 func (db *DB) dropMoved(wait bool) error {
+	if wait {
+		db.dropping.Lock()
+	} else if !db.dropping.TryLock() {
+		return nil
+	}
+	defer db.dropping.Unlock()
 	todo := db.movesToDrop(db.discardBelow())
 	if len(todo) == 0 {
 		return nil
 	}
-	var prefixes [][]byte
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, PrefetchValues: false})
-		defer it.Close()
-		for w, set := range todo {
-			for s := range slicesPerWindow {
-				if set&moved(sliceBit(uint8(s))) == 0 {
-					continue
-				}
-				prefix := slicePrefix(w, uint8(s))
-				if it.Seek(prefix); it.Valid() && bytes.HasPrefix(it.Item().Key(), prefix) {
-					prefixes = append(prefixes, prefix)
-				}
+	var candidates [][]byte
+	for w, set := range todo {
+		for s := range slicesPerWindow {
+			if set&moved(sliceBit(uint8(s))) != 0 {
+				candidates = append(candidates, slicePrefix(w, uint8(s)))
 			}
 		}
-		return nil
-	})
+	}
+	slices.SortFunc(candidates, bytes.Compare) // the listing seeks forward
+	prefixes, err := db.prefixesWithKeys(candidates)
 	if err != nil {
 		return err
 	}
+	if dropListed != nil {
+		dropListed()
+	}
 	if len(prefixes) > 0 {
-		err := db.inCommitter(func() error {
-			// a collection that read a dropped key as live would write it
-			// back after the drop, with nothing to hide it; one running would
-			// hold the writes off for all of its rewrite: the next maintenance
-			if wait {
-				db.collecting.RLock()
-			} else if !db.collecting.TryRLock() {
-				return errCollecting
-			}
-			defer db.collecting.RUnlock()
-			defer db.wrote()
-			return db.bdb.DropPrefix(prefixes...)
-		})
+		// unless it waits, a collection running holds the drop off for all
+		// of its rewrite: the next maintenance
+		err := db.dropInCommitter(prefixes, wait, nil)
 		if errors.Is(err, errCollecting) {
 			return nil
 		}

@@ -63,13 +63,22 @@ func TestASwitchOfLargeRecordsFitsATransaction(t *testing.T) {
 	w := record.WindowOf(time.Now().UnixMilli() - 3*record.WindowMillis)
 	const s, p = 5, record.Partition(9)
 	sizedRun(t, db, rng, w, s, p, 3000, 1000)
+	movesDespiteLateRecords(t, db, w, "one late record", func(pass int) []Entry {
+		return []Entry{sizedEntry(rng, idIn(sliceStart(w, s)+int64(2000+pass), p), "late", 1000)}
+	})
+}
+
+// movesDespiteLateRecords seals window w in three passes, writing late(pass)
+// while each pass has written a move's blocks and not yet switched, and fails
+// the test unless a slice was moved.
+func movesDespiteLateRecords(t *testing.T, db *DB, w record.Window, what string, late func(pass int) []Entry) {
+	t.Helper()
 	t.Logf("Badger takes %d entries, %d bytes in one transaction", db.bdb.MaxBatchCount(), db.bdb.MaxBatchSize())
 	t.Cleanup(func() { moveBeforeSwitch = nil })
 	pass := 0
 	moveBeforeSwitch = func(record.Window, uint8) {
-		id := idIn(sliceStart(w, s)+int64(2000+pass), p)
-		late := []Entry{sizedEntry(rng, id, "late", 1000)}
-		if res, err := db.Write(context.Background(), late, OriginRemote); err != nil || res.Written != 1 {
+		es := late(pass)
+		if res, err := db.Write(context.Background(), es, OriginRemote); err != nil || res.Written != len(es) {
 			t.Errorf("late write: %+v, %v", res, err)
 		}
 	}
@@ -82,8 +91,8 @@ func TestASwitchOfLargeRecordsFitsATransaction(t *testing.T) {
 	st := db.Stats()
 	t.Logf("after 3 passes: %d slices moved, %d blocks written, errors %v", st.SlicesMoved, st.BlocksWritten, errs)
 	if st.SlicesMoved == 0 {
-		t.Fatalf("three passes, each with one late record, never moved the slice (%d blocks written and thrown away); errors: %v",
-			st.BlocksWritten, errs)
+		t.Fatalf("three passes, each with %s, never moved the slice (%d blocks written and thrown away); errors: %v",
+			what, st.BlocksWritten, errs)
 	}
 }
 
@@ -428,5 +437,55 @@ func TestASwitchOfShortLinesFitsASmallTransaction(t *testing.T) {
 	if st := db.Stats(); st.SlicesMoved == 0 {
 		t.Fatalf("three passes, each with one late record per run, never moved the slice (%d blocks written and thrown away); errors: %v",
 			st.BlocksWritten, errs)
+	}
+}
+
+// TestConcurrentDropsCountEachSliceOnce drops the moved slices of a store
+// from several goroutines at once (maintenance and Compact may overlap): each
+// slice is dropped, and counted in SlicesDropped, once.
+func TestConcurrentDropsCountEachSliceOnce(t *testing.T) {
+	db := openTest(t, t.TempDir(), func(c *Config) { c.SealBlockRecords = 16 })
+	rng := rand.New(rand.NewPCG(41, 42))
+	es := sealEntries(t, db, rng)
+	movedSlices := 0
+	for w, ss := range slicesWithRecords(es) {
+		for _, s := range ss {
+			if err := db.sealWindow(w, s, s+1); err != nil {
+				t.Fatal(err)
+			}
+			movedSlices++
+		}
+	}
+	if n := db.Stats().SlicesMoved; n != uint64(movedSlices) || n == 0 {
+		t.Fatalf("%d slices moved, want %d", n, movedSlices)
+	}
+	db.allowDiscard()
+	const droppers = 4
+	// each drop, once it has listed its slices, waits (up to a second) for
+	// the others to list theirs: drops that may overlap all list the same
+	var listed atomic.Int32
+	t.Cleanup(func() { dropListed = nil })
+	dropListed = func() {
+		listed.Add(1)
+		for deadline := time.Now().Add(time.Second); listed.Load() < droppers && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	start := make(chan struct{})
+	errs := make(chan error, droppers)
+	for range droppers {
+		go func() {
+			<-start
+			errs <- db.dropMoved(true)
+		}()
+	}
+	close(start)
+	for range droppers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := db.Stats().SlicesDropped; n != uint64(movedSlices) {
+		t.Fatalf("%d moved slices counted dropped by %d concurrent drops, want %d", n, droppers, movedSlices)
 	}
 }

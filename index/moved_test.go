@@ -516,10 +516,7 @@ func TestLateRecordsDuringAMoveDoNotStopIt(t *testing.T) {
 			t.Fatalf("write: %+v, %v", res, err)
 		}
 	}
-	t.Logf("Badger takes %d entries, %d bytes in one transaction", db.bdb.MaxBatchCount(), db.bdb.MaxBatchSize())
-	t.Cleanup(func() { moveBeforeSwitch = nil })
-	pass := 0
-	moveBeforeSwitch = func(record.Window, uint8) {
+	movesDespiteLateRecords(t, db, w, "a few late records", func(pass int) []Entry {
 		// one late record in each run, while its blocks were written
 		var late []Entry
 		for _, p := range parts {
@@ -527,22 +524,8 @@ func TestLateRecordsDuringAMoveDoNotStopIt(t *testing.T) {
 			r := &record.Record{ID: id, Message: fmt.Sprintf("late %d", pass)}
 			late = append(late, Entry{ID: id, Data: r.AppendEncode(nil)})
 		}
-		if res, err := db.Write(context.Background(), late, OriginRemote); err != nil || res.Written != len(late) {
-			t.Errorf("late write: %+v, %v", res, err)
-		}
-	}
-	var errs []error
-	for pass = 0; pass < 3; pass++ {
-		if err := db.sealWindow(w, 0, uint8(slicesPerWindow)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	st := db.Stats()
-	t.Logf("after 3 passes: %d slices moved, %d blocks written, errors %v", st.SlicesMoved, st.BlocksWritten, errs)
-	if st.SlicesMoved == 0 {
-		t.Fatalf("three passes, each with a few late records, never moved the slice (%d blocks written and thrown away); errors: %v",
-			st.BlocksWritten, errs)
-	}
+		return late
+	})
 }
 
 // TestOpeningAStoreWithManyMovedWindowsIsCheap: opening a store of 30 days

@@ -114,6 +114,23 @@ var moveBeforeSwitch func(w record.Window, s uint8)
 // returns an error (as a full disk would).
 var sealTxnFault func() error
 
+// sealTxnStart begins every transaction that writes blocks or switches a
+// slice: the test fault, then, when upgrade is set (the stored format is
+// older), the format mark. The store then holds blocks with slice markers
+// and moved slices: a logmesh that cannot read them (or would seal without
+// naming its slices) refuses it.
+func sealTxnStart(txn *badger.Txn, upgrade bool) error {
+	if sealTxnFault != nil {
+		if err := sealTxnFault(); err != nil {
+			return err
+		}
+	}
+	if !upgrade {
+		return nil
+	}
+	return txn.Set(metaKey(metaFormat), []byte(strconv.Itoa(formatVersion)))
+}
+
 // markedSlices is the set window w's committed marker names.
 func (db *DB) markedSlices(w record.Window) uint64 {
 	db.blocks.mu.RLock()
@@ -445,18 +462,8 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 			db.noteBlocks(w, sliceBit(s)) // before any reader or writer can meet the block
 		}
 		err := db.updateRecords(func(txn *badger.Txn) error {
-			if sealTxnFault != nil {
-				if err := sealTxnFault(); err != nil {
-					return err
-				}
-			}
-			if upgrade {
-				// the store now holds blocks with slice markers: a logmesh
-				// that cannot read them (or would seal without naming its
-				// slices) refuses it
-				if err := txn.Set(metaKey(metaFormat), []byte(strconv.Itoa(formatVersion))); err != nil {
-					return err
-				}
+			if err := sealTxnStart(txn, upgrade); err != nil {
+				return err
 			}
 			for w, set := range markers {
 				// the sealer alone writes markers, inside the committer
@@ -914,37 +921,65 @@ func (db *DB) inCommitter(fn func() error) error {
 	return <-done
 }
 
-// clearMoveSpace drops whatever the moved space of the listed slices of
-// window w holds (none of them is moved, so no reader looks there).
-func (db *DB) clearMoveSpace(w record.Window, list []uint8) (time.Duration, error) {
-	var prefixes [][]byte
+// prefixesWithKeys lists those of the record prefixes (keys.go) under which
+// the store holds a key.
+func (db *DB) prefixesWithKeys(candidates [][]byte) ([][]byte, error) {
+	var out [][]byte
 	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), PrefetchValues: false})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}, PrefetchValues: false})
 		defer it.Close()
-		for _, s := range list {
-			prefix := slicePrefix(w, s|movedSpace)
+		for _, prefix := range candidates {
 			if it.Seek(prefix); it.Valid() && bytes.HasPrefix(it.Item().Key(), prefix) {
-				prefixes = append(prefixes, prefix)
+				out = append(out, prefix)
 			}
 		}
 		return nil
 	})
-	if err != nil || len(prefixes) == 0 {
-		return 0, err
-	}
-	t0 := time.Now()
-	err = db.inCommitter(func() error {
-		if db.movedNow(w)&moved(movedSetOf(prefixes)) != 0 {
-			return fmt.Errorf("index: window %d: a slice to clear is moved", w)
+	return out, err
+}
+
+// dropInCommitter drops every key under prefixes with DropPrefix, which
+// blocks writes while it runs, so inside the committer (after check, if
+// given, returns nil there). No value-log collection may run meanwhile: one
+// that read a dropped key as live would write it back after the drop, with
+// nothing to hide it. Unless wait is set, it returns errCollecting at once
+// while a collection runs.
+func (db *DB) dropInCommitter(prefixes [][]byte, wait bool, check func() error) error {
+	return db.inCommitter(func() error {
+		if check != nil {
+			if err := check(); err != nil {
+				return err
+			}
 		}
-		// no collection may write back what the drop removes; one running
-		// would hold the writes off for all of its rewrite: the next pass
-		if !db.collecting.TryRLock() {
+		if wait {
+			db.collecting.RLock()
+		} else if !db.collecting.TryRLock() {
 			return errCollecting
 		}
 		defer db.collecting.RUnlock()
 		defer db.wrote()
 		return db.bdb.DropPrefix(prefixes...)
+	})
+}
+
+// clearMoveSpace drops whatever the moved space of the listed slices of
+// window w holds (none of them is moved, so no reader looks there).
+func (db *DB) clearMoveSpace(w record.Window, list []uint8) (time.Duration, error) {
+	candidates := make([][]byte, 0, len(list))
+	for _, s := range list {
+		candidates = append(candidates, slicePrefix(w, s|movedSpace))
+	}
+	prefixes, err := db.prefixesWithKeys(candidates)
+	if err != nil || len(prefixes) == 0 {
+		return 0, err
+	}
+	t0 := time.Now()
+	// a collection running holds the drop off for all of its rewrite: the next pass
+	err = db.dropInCommitter(prefixes, false, func() error {
+		if db.movedNow(w)&moved(movedSetOf(prefixes)) != 0 {
+			return fmt.Errorf("index: window %d: a slice to clear is moved", w)
+		}
+		return nil
 	})
 	if err != nil {
 		return time.Since(t0), fmt.Errorf("index: window %d: clear the moved space: %w", w, err)
@@ -988,15 +1023,8 @@ func (db *DB) switchSlice(w record.Window, s uint8, listTs uint64, copied map[re
 	marked := db.markedSlices(w) | bit
 	db.noteBlocks(w, bit) // before any reader or writer can meet the moved blocks
 	ts, err := db.commitWith(func(txn *badger.Txn) error {
-		if sealTxnFault != nil {
-			if err := sealTxnFault(); err != nil {
-				return err
-			}
-		}
-		if upgrade {
-			if err := txn.Set(metaKey(metaFormat), []byte(strconv.Itoa(formatVersion))); err != nil {
-				return err
-			}
+		if err := sealTxnStart(txn, upgrade); err != nil {
+			return err
 		}
 		var cleared [][]byte
 		for _, p := range recopy {

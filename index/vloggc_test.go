@@ -122,19 +122,7 @@ func TestValueLogCollectionBesideTheSealerResurrectsNothing(t *testing.T) {
 // pendingSettles counts the deletes still to settle.
 func pendingSettles(t *testing.T, db *DB) int {
 	t.Helper()
-	n := 0
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixSettle}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			n++
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return keysUnder(t, db, []byte{prefixSettle})
 }
 
 // looseIn counts the loose records of run prefix in txn.

@@ -818,6 +818,13 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestAFailedSwitchLeavesNoCopies",
 	},
 	{
+		name: "drops-of-moved-slices-overlap",
+		file: "index/maintenance.go",
+		from: "		db.dropping.Lock()\n	} else if !db.dropping.TryLock() {\n		return nil\n	}\n	defer db.dropping.Unlock()",
+		to:   "	} else if false {\n	}",
+		pkg:  "./index", run: "TestConcurrentDropsCountEachSliceOnce",
+	},
+	{
 		name: "sealer-plans-a-batch-twice",
 		file: "index/seal.go",
 		from: "		planNext(i + 1)",
