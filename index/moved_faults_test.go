@@ -489,3 +489,72 @@ func TestConcurrentDropsCountEachSliceOnce(t *testing.T) {
 		t.Fatalf("%d moved slices counted dropped by %d concurrent drops, want %d", n, droppers, movedSlices)
 	}
 }
+
+// TestAMoveSwitchesBesideATrickleOfLateRecords: late records keep arriving
+// in a slice while it is moved (a peer catching up, a repair). Each round
+// before the switch copies again the runs they changed; what changed after
+// the last round goes into the switch itself, as the runs' changes (a run
+// that changed while it was copied keeps its copy). The slice is moved within
+// three passes, and no record is lost or read twice.
+func TestAMoveSwitchesBesideATrickleOfLateRecords(t *testing.T) {
+	db := openTest(t, t.TempDir(), func(c *Config) { c.MaintenanceInterval = time.Hour })
+	w := record.WindowOf(time.Now().UnixMilli() - 3*record.WindowMillis)
+	const s = 5
+	parts := []record.Partition{1, 2, 3, 4, 5, 6, 7, 8}
+	written := 0
+	for _, p := range parts {
+		es := mintRun(w, s, p, 2000)
+		if res, err := db.Write(context.Background(), es, OriginLocal); err != nil || res.Written != len(es) {
+			t.Fatalf("write: %+v, %v", res, err)
+		}
+		written += len(es)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var late atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			p := parts[i%len(parts)]
+			id := idIn(sliceStart(w, s)+int64(i*7)%SliceMillis, p)
+			r := &record.Record{ID: id, Message: fmt.Sprintf("late %d", i)}
+			res, err := db.Write(context.Background(), []Entry{{ID: id, Data: r.AppendEncode(nil)}}, OriginRemote)
+			if err != nil {
+				done <- err
+				return
+			}
+			late.Add(int64(res.Written))
+			time.Sleep(200 * time.Microsecond) // a trickle, not a flood
+		}
+		done <- nil
+	}()
+	var errs []error
+	for pass := 0; pass < 3 && db.Stats().SlicesMoved == 0; pass++ {
+		if err := db.sealWindow(w, s, s+1); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st := db.Stats()
+	t.Logf("%d late records beside the move; %d slices moved, %d runs copied again at the switch, errors %v",
+		late.Load(), st.SlicesMoved, st.MovedRunsRecopied, errs)
+	if st.SlicesMoved == 0 {
+		t.Fatalf("three passes beside a trickle of late records never moved the slice; errors: %v", errs)
+	}
+	if late.Load() == 0 {
+		t.Fatal("no late record was written beside the move")
+	}
+	if n := db.stats.movedWhole.Load(); n != 0 {
+		t.Fatalf("the switch copied %d runs again whole: a run that changed while it was copied is carried over as its changes", n)
+	}
+	want := written + int(late.Load())
+	txn, release := db.snapshot()
+	got := countAt(t, db, txn, w)
+	release()
+	if got != want {
+		t.Fatalf("the moved slice reads %d records, want %d (%d late)", got, want, late.Load())
+	}
+	checkRunRules(t, db)
+}

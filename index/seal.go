@@ -418,9 +418,9 @@ func (db *DB) planRun(txn *badger.Txn, w record.Window, s, to uint8, p record.Pa
 // applySeal writes a plan's blocks (applySeals).
 func (db *DB) applySeal(plan sealPlan) (int, error) { return db.applySeals([]sealPlan{plan}) }
 
-// applySeals writes the blocks of plans, skipping a plan whose run changed
-// after its snapshot (a late record, a delete, an unseal): that run is
-// planned again by the next pass. It packs the groups of several runs into
+// applySeals writes the blocks of plans, skipping a plan that seals in place
+// whose run changed after its snapshot (a late record, a delete, an
+// unseal): that run is planned again by the next pass. It packs the groups of several runs into
 // one transaction, up to half of what Badger takes in one (a group alone
 // takes at most a quarter, planSeal), so that the writes it holds off wait
 // for one commit per few thousand records rather than one per block; a
@@ -533,7 +533,9 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 		if len(plan.groups) == 0 {
 			continue
 		}
-		if db.changedSince(runPrefix(plan.w, plan.s, plan.p), plan.ts) {
+		if !plan.moving() && db.changedSince(runPrefix(plan.w, plan.s, plan.p), plan.ts) {
+			// (a move's copy stays right as of its snapshot: its switch
+			// carries over what changed after it, switch.go)
 			db.stats.sealsRetried.Add(1)
 			continue
 		}
@@ -816,16 +818,16 @@ func (db *DB) moveSlice(w record.Window, s uint8) (time.Duration, bool, error) {
 	if moveBeforeSwitch != nil {
 		moveBeforeSwitch(w, s)
 	}
-	// the runs that changed since their copy are copied again as blocks,
-	// beside the writes, until what the switch copies fits a transaction
-	// well
+	// while what the switch would carry over does not fit a transaction
+	// well, the runs that changed since their copy are copied again as
+	// blocks, beside the writes
 	fits := false
 	for round := 0; ; round++ {
 		rr, cc, size, keys, err := db.changedRuns(w, s, listTs, copied)
 		if err != nil {
 			return held, false, err
 		}
-		if fits = size <= db.bdb.MaxBatchSize()/4 && keys <= db.bdb.MaxBatchCount()/4; fits || round == switchRounds {
+		if fits = size <= switchBudget*db.bdb.MaxBatchSize() && keys <= switchBudget*db.bdb.MaxBatchCount(); fits || round == switchRounds {
 			break
 		}
 		again, h, err := db.sealRuns(w, rr, cc, sealRecopy)
@@ -849,44 +851,31 @@ func (db *DB) moveSlice(w record.Window, s uint8) (time.Duration, bool, error) {
 }
 
 // switchRounds bounds the rounds that copy again, before a switch, the runs
-// of a slice that changed since their copy, until what the switch copies
-// itself, in its one transaction, takes at most a quarter of what Badger
-// takes in one.
+// of a slice that changed since their copy, until what the switch writes
+// (switch.go), holding the writes off meanwhile, takes at most switchBudget
+// times what Badger takes in one transaction.
 const switchRounds = 3
+
+// switchBudget: see switchRounds.
+const switchBudget = 4
 
 // changedRuns lists the runs of slice s of window w (loose space) that
 // changed since their copy (copied: per partition; one not there since the
-// listing at listTs), with their records now, and what copying them again
-// verbatim takes in a transaction: bytes and keys, with the deletes of what
-// they hold in the moved space.
+// listing at listTs), with their records now, and what carrying their
+// changes over takes in the switch's transaction (planSwitch): bytes and
+// keys.
 func (db *DB) changedRuns(w record.Window, s uint8, listTs uint64, copied map[record.Partition]runCopy) (runs [][2]int, counts []int, size, keys int64, err error) {
-	changed := map[record.Partition]bool{}
 	err = db.bdb.View(func(txn *badger.Txn) error {
-		for p, v := range runVersionsSince(txn, slicePrefix(w, s), listTs) {
-			if c, ok := copied[p]; !ok || v > c.ts {
-				changed[p] = true
-			}
+		sw, err := planSwitch(txn, w, s, listTs, copied)
+		if err != nil || sw.runs() == 0 {
+			return err
 		}
-		if len(changed) == 0 {
-			return nil
-		}
+		size, keys = sw.size, sw.keys
 		all, allCounts := listRuns(txn, w, s, s+1, func(s uint8) uint8 { return s }, true)
 		for i, r := range all {
-			if changed[record.Partition(r[1])] {
+			p := record.Partition(r[1])
+			if _, ok := sw.deltas[p]; ok || slices.Contains(sw.whole, p) {
 				runs, counts = append(runs, r), append(counts, allCounts[i])
-			}
-		}
-		for p := range changed {
-			for _, at := range []uint8{s, s | movedSpace} {
-				it := txn.NewIterator(badger.IteratorOptions{Prefix: runPrefix(w, at, p), PrefetchValues: false})
-				for it.Rewind(); it.Valid(); it.Next() {
-					keys++
-					size += entrySize(it.Item().Key(), nil)
-					if at == s {
-						size += it.Item().ValueSize()
-					}
-				}
-				it.Close()
 			}
 		}
 		return nil
@@ -999,55 +988,67 @@ func movedSetOf(prefixes [][]byte) uint64 {
 
 // switchSlice switches slice s of window w over to the moved space, inside
 // the committer. copied holds, per partition, the timestamp of the snapshot
-// its blocks were read from (runs not there were not copied). A run that
-// changed after its copy's snapshot (or after the listing at listTs, for
-// one not copied) is copied again as it is now, verbatim, in the same
-// transaction that writes the moved marker: from its commit on, readers at
-// or after it read the moved space, which then holds the slice exactly.
+// its blocks were read from (runs not there were not copied). What changed
+// in a run after its copy's snapshot is carried over in the same
+// transaction that writes the moved marker (switch.go): a run's delta, or,
+// for a run without a copy that changed after the listing at listTs, the
+// whole run verbatim. From its commit on, readers at or after it read the
+// moved space, which then holds the slice exactly.
 func (db *DB) switchSlice(w record.Window, s uint8, listTs uint64, copied map[record.Partition]runCopy) error {
 	if w < db.cutoff() {
 		return nil // dropped meanwhile
 	}
 	rtxn := db.bdb.NewTransactionAt(readAll, false)
 	defer rtxn.Discard()
-	changed := runVersionsSince(rtxn, slicePrefix(w, s), listTs)
-	var recopy []record.Partition
-	for p, v := range changed {
-		if c, ok := copied[p]; !ok || v > c.ts {
-			recopy = append(recopy, p)
+	sw, err := planSwitch(rtxn, w, s, listTs, copied)
+	if err != nil {
+		return fmt.Errorf("index: switch window %d slice %d to its blocks: %w", w, s, err)
+	}
+	// the writes into the moved space go in transactions of their own
+	// before the one that switches: nothing reads the moved space before
+	// it, and nothing else writes while the committer runs this
+	var ops []moveOp
+	var cleared [][]byte // the moved runs it deletes in
+	for _, p := range sw.whole {
+		dst := runPrefix(w, s|movedSpace, p)
+		n, err := eachKey(rtxn, dst, false, func(k []byte, _ *badger.Item) error {
+			ops = append(ops, moveOp{key: k, del: true})
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("index: switch window %d slice %d to its blocks: %w", w, s, err)
+		}
+		if n > 0 {
+			cleared = append(cleared, dst)
+		}
+		if _, err := eachKey(rtxn, runPrefix(w, s, p), true, func(k []byte, item *badger.Item) error {
+			v, err := item.ValueCopy(nil)
+			k[5] |= movedSpace
+			ops = append(ops, moveOp{key: k, value: v})
+			return err
+		}); err != nil {
+			return fmt.Errorf("index: switch window %d slice %d to its blocks: %w", w, s, err)
 		}
 	}
-	slices.Sort(recopy)
-	bit := sliceBit(s)
+	for _, p := range slices.Sorted(maps.Keys(sw.deltas)) {
+		deletes := false
+		for _, op := range sw.deltas[p] {
+			deletes = deletes || op.del
+		}
+		if deletes {
+			cleared = append(cleared, runPrefix(w, s|movedSpace, p))
+		}
+		ops = append(ops, sw.deltas[p]...)
+	}
 	upgrade := db.storedFormat.Load() < formatVersion
+	if err := db.writeMoveOps(ops, cleared, upgrade); err != nil {
+		return fmt.Errorf("index: switch window %d slice %d to its blocks: %w", w, s, err)
+	}
+	bit := sliceBit(s)
 	marked := db.markedSlices(w) | bit
 	db.noteBlocks(w, bit) // before any reader or writer can meet the moved blocks
 	ts, err := db.commitWith(func(txn *badger.Txn) error {
 		if err := sealTxnStart(txn, upgrade); err != nil {
-			return err
-		}
-		var cleared [][]byte
-		for _, p := range recopy {
-			dst := runPrefix(w, s|movedSpace, p)
-			n, err := eachKey(rtxn, dst, false, func(k []byte, _ *badger.Item) error { return txn.Delete(k) })
-			if err != nil {
-				return err
-			}
-			if n > 0 {
-				cleared = append(cleared, dst)
-			}
-			if _, err := eachKey(rtxn, runPrefix(w, s, p), true, func(k []byte, item *badger.Item) error {
-				v, err := item.ValueCopy(nil)
-				if err != nil {
-					return err
-				}
-				k[5] |= movedSpace
-				return txn.Set(k, v)
-			}); err != nil {
-				return err
-			}
-		}
-		if err := db.settleLater(txn, prefixRanges(cleared)); err != nil {
 			return err
 		}
 		if err := txn.Set(blocksMarkerKey(w), binary.BigEndian.AppendUint64(nil, marked)); err != nil {
@@ -1064,16 +1065,19 @@ func (db *DB) switchSlice(w record.Window, s uint8, listTs uint64, copied map[re
 			db.storedFormat.Store(formatVersion)
 		}
 		db.stats.slicesMoved.Add(1)
-		db.stats.movedRecopied.Add(uint64(len(recopy)))
+		db.stats.movedRecopied.Add(uint64(sw.runs()))
+		db.stats.movedWhole.Add(uint64(len(sw.whole)))
+		db.stats.blocksUnsealed.Add(uint64(sw.turned))
 		// its blocks are now what readers read: the records in them count
-		// as sealed (those copied again here are loose, for the next pass)
-		n := 0
+		// as sealed (those copied again whole here, and those of blocks a
+		// delta turned loose, are loose, for the next pass)
+		n := -sw.unsealed
 		for p, c := range copied {
-			if !slices.Contains(recopy, p) {
+			if !slices.Contains(sw.whole, p) {
 				n += c.records
 			}
 		}
-		db.stats.recordsSealed.Add(uint64(n))
+		db.stats.recordsSealed.Add(uint64(max(n, 0)))
 	}
 	db.advanceReadTs(ts)
 	if err != nil {

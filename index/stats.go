@@ -31,6 +31,7 @@ type stats struct {
 	sealsRetried     atomic.Uint64
 	slicesMoved      atomic.Uint64
 	movedRecopied    atomic.Uint64
+	movedWhole       atomic.Uint64 // of movedRecopied, runs copied again whole (switch.go)
 	slicesDropped    atomic.Uint64
 	sealHeld         atomic.Int64 // nanoseconds writes waited for the sealer
 	settled          atomic.Uint64
@@ -87,8 +88,8 @@ type Stats struct {
 	// they changed while it encoded their blocks.
 	SealsRetried uint64
 	// SlicesMoved counts slices the sealer switched to the moved space
-	// (moved.go); MovedRunsRecopied the runs it copied again at the switch
-	// because they changed after their blocks were written; SlicesDropped the
+	// (moved.go); MovedRunsRecopied the runs whose changes after their
+	// blocks were written it carried over at the switch; SlicesDropped the
 	// moved slices whose loose records were dropped.
 	SlicesMoved, MovedRunsRecopied, SlicesDropped uint64
 	// DeletesSettled counts the own-version tombstones written under
