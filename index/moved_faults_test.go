@@ -299,6 +299,10 @@ func TestCopiesAgainSpanningTransactionsAreExact(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for 20 s")
 	}
+	if raceDetector {
+		// its reads of every record a dozen ways take minutes under -race
+		t.Skip("slow under the race detector (about 3 minutes); make test runs this test without -race")
+	}
 	dir := t.TempDir()
 	db, all, pass := recopyStore(t, dir, nil)
 	if err := pass(); err != nil {
@@ -336,6 +340,10 @@ func TestCopiesAgainSpanningTransactionsAreExact(t *testing.T) {
 func TestACopyAgainThatFailsHalfwayLeavesNothingWrong(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for 10 s")
+	}
+	if raceDetector {
+		// its reads of every record a dozen ways take minutes under -race
+		t.Skip("slow under the race detector (about 3 minutes); make test runs this test without -race")
 	}
 	dir := t.TempDir()
 	failed := false
