@@ -1068,16 +1068,17 @@ func (db *DB) switchSlice(w record.Window, s uint8, listTs uint64, copied map[re
 		db.stats.movedRecopied.Add(uint64(sw.runs()))
 		db.stats.movedWhole.Add(uint64(len(sw.whole)))
 		db.stats.blocksUnsealed.Add(uint64(sw.turned))
-		// its blocks are now what readers read: the records in them count
-		// as sealed (those copied again whole here, and those of blocks a
-		// delta turned loose, are loose, for the next pass)
-		n := -sw.unsealed
+		// its blocks are now what readers read: the records they took
+		// loose count as sealed (not those of runs copied again whole
+		// here, nor, as far as a run's count goes, those of blocks a delta
+		// turned loose: they are loose, for the next pass)
+		n := 0
 		for p, c := range copied {
 			if !slices.Contains(sw.whole, p) {
-				n += c.records
+				n += max(c.records-sw.unsealed[p], 0)
 			}
 		}
-		db.stats.recordsSealed.Add(uint64(max(n, 0)))
+		db.stats.recordsSealed.Add(uint64(n))
 	}
 	db.advanceReadTs(ts)
 	if err != nil {
@@ -1108,12 +1109,15 @@ type runCopy struct {
 	records int
 }
 
-// records is how many records the plan's blocks hold.
+// records is how many records the plan's blocks hold that were loose (those
+// of blocks it copies were counted sealed when those were written).
 func (plan *sealPlan) records() int {
 	n := 0
 	for _, g := range plan.groups {
 		for _, u := range g.units {
-			n += len(u.recs)
+			if u.loose {
+				n += len(u.recs)
+			}
 		}
 	}
 	return n

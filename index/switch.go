@@ -38,7 +38,7 @@ type moveOp struct {
 type switchWork struct {
 	whole    []record.Partition            // runs copied again as they are
 	deltas   map[record.Partition][]moveOp // the changes of runs with a copy
-	unsealed int                           // records of moved blocks the deltas turn loose
+	unsealed map[record.Partition]int      // records of moved blocks the deltas turn loose
 	turned   int                           // those blocks
 	size     int64                         // what it takes in a transaction, as Badger counts
 	keys     int64
@@ -52,7 +52,7 @@ func (sw *switchWork) runs() int { return len(sw.whole) + len(sw.deltas) }
 // writes: the runs changed after the listing at listTs and after their copy
 // (copied: per partition), each as its delta or, without a copy, whole.
 func planSwitch(txn *badger.Txn, w record.Window, s uint8, listTs uint64, copied map[record.Partition]runCopy) (switchWork, error) {
-	sw := switchWork{deltas: map[record.Partition][]moveOp{}}
+	sw := switchWork{deltas: map[record.Partition][]moveOp{}, unsealed: map[record.Partition]int{}}
 	for p, v := range runVersionsSince(txn, slicePrefix(w, s), listTs) {
 		c, ok := copied[p]
 		if ok && v <= c.ts {
@@ -65,7 +65,7 @@ func planSwitch(txn *badger.Txn, w record.Window, s uint8, listTs uint64, copied
 			}
 			if !whole {
 				sw.deltas[p] = ops
-				sw.unsealed += n
+				sw.unsealed[p] = n
 				sw.turned += blocks
 				for _, op := range ops {
 					sw.size += entrySize(op.key, op.value)
@@ -137,26 +137,33 @@ func runDelta(txn *badger.Txn, w record.Window, s uint8, p record.Partition, ts 
 	if err != nil || whole {
 		return nil, 0, 0, whole, err
 	}
+	at := make(map[string]int, len(changes)) // change by key
+	for i, c := range changes {
+		at[string(c.key)] = i
+	}
+	handled := make([]bool, len(changes)) // written with a block turned loose
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: runPrefix(w, s|movedSpace, p)})
 	defer it.Close()
 	turned := map[string]bool{} // moved blocks turned loose
-	set := map[string]bool{}    // keys the ops write
-	for _, c := range changes {
+	for i, c := range changes {
+		if handled[i] {
+			continue
+		}
 		it.Seek(c.key)
-		var at []byte // the first key of the moved run at or after c.key
+		var next []byte // the first key of the moved run at or after c.key
 		if it.Valid() {
-			at = it.Item().Key()
+			next = it.Item().Key()
 		}
 		if len(c.key) == blockKeyLen {
 			// a block of the loose run deleted since (a late record turned
 			// it loose; its records are among the changes): so is its copy
-			if bytes.Equal(at, c.key) && !turned[string(at)] {
+			if bytes.Equal(next, c.key) && !turned[string(next)] {
 				ops = append(ops, moveOp{key: c.key, del: true})
 			}
 			continue
 		}
-		if id, ok := idFromRecordKey(c.key); ok && at != nil && !turned[string(at)] {
-			if first, last, ok := blockRange(at); ok && record.Compare(id, first) >= 0 && record.Compare(id, last) <= 0 {
+		if id, ok := idFromRecordKey(c.key); ok && next != nil && !turned[string(next)] {
+			if first, last, ok := blockRange(next); ok && record.Compare(id, first) >= 0 && record.Compare(id, last) <= 0 {
 				bk := it.Item().KeyCopy(nil)
 				var blk decodedBlock
 				if err := it.Item().Value(func(v []byte) error {
@@ -168,20 +175,33 @@ func runDelta(txn *badger.Txn, w record.Window, s uint8, p record.Partition, ts 
 				}
 				turned[string(bk)] = true
 				ops = append(ops, moveOp{key: bk, del: true})
-				for i, rid := range blk.IDs {
+				// its records go back loose, as the changes left them: one
+				// deleted since is not written at all
+				for j, rid := range blk.IDs {
 					k := appendRunKey(nil, w, s|movedSpace, p, rid)
-					ops = append(ops, moveOp{key: k, value: blk.Data[i]})
-					set[string(k)] = true
+					v := blk.Data[j]
+					if ci, ok := at[string(k)]; ok {
+						handled[ci] = true
+						if changes[ci].del {
+							continue
+						}
+						v = changes[ci].value
+					}
+					ops = append(ops, moveOp{key: k, value: v})
 				}
 				unsealed += len(blk.IDs)
+				if handled[i] {
+					continue
+				}
 			}
 		}
 		switch {
 		case !c.del:
 			ops = append(ops, moveOp{key: c.key, value: c.value})
-			set[string(c.key)] = true
-		case set[string(c.key)] || bytes.Equal(at, c.key):
-			// deleted since, and in the copy: loose, or in a block turned loose
+		case bytes.Equal(next, c.key):
+			// deleted since, and loose in the copy (a move copies a run
+			// into blocks only, so this is for safety: a record of the
+			// copy is in a block, turned loose above without it)
 			ops = append(ops, moveOp{key: c.key, del: true})
 		}
 	}

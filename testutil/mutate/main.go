@@ -806,15 +806,8 @@ var mutations = []mutation{
 	{
 		name: "switch-delta-keeps-covering-blocks",
 		file: "index/switch.go",
-		from: "if first, last, ok := blockRange(at); ok && record.Compare(id, first) >= 0",
-		to:   "if first, last, ok := blockRange(at); false && ok && record.Compare(id, first) >= 0",
-		pkg:  "./index", run: "TestAMoveCopiesWhatChangedBeforeItsSwitch",
-	},
-	{
-		name: "switch-delta-skips-deletes",
-		file: "index/switch.go",
-		from: "		case set[string(c.key)] || bytes.Equal(at, c.key):",
-		to:   "		case false && (set[string(c.key)] || bytes.Equal(at, c.key)):",
+		from: "if first, last, ok := blockRange(next); ok && record.Compare(id, first) >= 0",
+		to:   "if first, last, ok := blockRange(next); false && ok && record.Compare(id, first) >= 0",
 		pkg:  "./index", run: "TestAMoveCopiesWhatChangedBeforeItsSwitch",
 	},
 	{
@@ -823,6 +816,20 @@ var mutations = []mutation{
 		from: "		if !plan.moving() && db.changedSince(runPrefix(plan.w, plan.s, plan.p), plan.ts) {",
 		to:   "		if db.changedSince(runPrefix(plan.w, plan.s, plan.p), plan.ts) {",
 		pkg:  "./index", run: "TestAMoveSwitchesBesideATrickleOfLateRecords",
+	},
+	{
+		name: "switch-delta-writes-what-it-deletes",
+		file: "index/switch.go",
+		from: "						handled[ci] = true\n						if changes[ci].del {\n							continue\n						}",
+		to:   "						handled[ci] = true\n						if changes[ci].del {\n							ops = append(ops, moveOp{key: k, value: v}, moveOp{key: k, del: true})\n							continue\n						}",
+		pkg:  "./index", run: "TestARunEmptiedBeforeTheSwitchDoesNotStopTheMove",
+	},
+	{
+		name: "records-sealed-counts-copied-blocks",
+		file: "index/seal.go",
+		from: "			if u.loose {\n				n += len(u.recs)",
+		to:   "			if true || u.loose {\n				n += len(u.recs)",
+		pkg:  "./index", run: "TestRecordsSealedCountsEachRecordOncePerSealing",
 	},
 	{
 		name: "compact-skips-drop-beside-collection",
