@@ -713,10 +713,12 @@ func TestReadsBesideTheSealerAreExact(t *testing.T) {
 	})
 	var mu sync.Mutex
 	acked := map[record.ID]bool{}
+	var ackedList []record.ID
 	tried := map[record.ID]bool{}
 	stop := make(chan struct{})
 	writerDone := make(chan error, 1)
 	go func() {
+		rng := rand.New(rand.NewPCG(77, 78))
 		for i := uint64(0); ; i++ {
 			select {
 			case <-stop:
@@ -726,6 +728,21 @@ func TestReadsBesideTheSealerAreExact(t *testing.T) {
 			}
 			es := makeEntries(200, time.Now().Add(-3*time.Hour), 2*time.Hour, i+900)
 			mu.Lock()
+			// and records at the millisecond of some already in moved
+			// slices: inside their blocks' ranges, so writes unseal
+			// blocks beside the scans however the timing falls
+			for range min(len(ackedList), 100) {
+				id := ackedList[rng.IntN(len(ackedList))]
+				if db.movedNow(id.Window())&moved(sliceBit(sliceOf(id.Millis()))) == 0 {
+					continue
+				}
+				nid := idIn(id.Millis(), id.Partition())
+				r := &record.Record{ID: nid, Message: fmt.Sprintf("inside a moved slice %d", i)}
+				es = append(es, Entry{ID: nid, Data: r.AppendEncode(nil)})
+				if len(es) >= 220 {
+					break
+				}
+			}
 			for _, e := range es {
 				tried[e.ID] = true
 			}
@@ -736,6 +753,9 @@ func TestReadsBesideTheSealerAreExact(t *testing.T) {
 			}
 			mu.Lock()
 			for _, e := range es {
+				if !acked[e.ID] {
+					ackedList = append(ackedList, e.ID)
+				}
 				acked[e.ID] = true
 			}
 			mu.Unlock()
@@ -795,9 +815,15 @@ func TestReadsBesideTheSealerAreExact(t *testing.T) {
 			}
 		}
 	}()
-	deadline := time.Now().Add(4 * time.Second)
+	// four seconds, and on (up to a minute, on a loaded machine) until
+	// everything the test reads beside has happened at least once
+	deadline, last := time.Now().Add(4*time.Second), time.Now().Add(time.Minute)
+	happened := func() bool {
+		st := db.Stats()
+		return st.BlocksWritten > 0 && st.BlocksUnsealed > 0 && st.SlicesMoved > 0 && st.SlicesDropped > 0
+	}
 	scans := 0
-	for time.Now().Before(deadline) {
+	for now := time.Now(); now.Before(deadline) || (now.Before(last) && !happened()); now = time.Now() {
 		if err := check(scans%2 == 1, scans%4 >= 2); err != nil {
 			close(stop)
 			<-writerDone
