@@ -2,9 +2,7 @@ package index
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,38 +38,21 @@ func BenchmarkMoveBesideATrickle(b *testing.B) {
 				b.Fatalf("write: %+v, %v", res, err)
 			}
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		var late atomic.Int64
-		done := make(chan error, 1)
-		go func() {
-			for i := 0; ctx.Err() == nil; i++ {
-				p := parts[i%len(parts)]
-				id := idIn(sliceStart(w, s)+int64(i*7)%SliceMillis, p)
-				r := &record.Record{ID: id, Message: fmt.Sprintf("late %d", i)}
-				res, err := db.Write(context.Background(), []Entry{{ID: id, Data: r.AppendEncode(nil)}}, OriginRemote)
-				if err != nil {
-					done <- err
-					return
-				}
-				late.Add(int64(res.Written))
-				time.Sleep(200 * time.Microsecond) // a trickle, not a flood
-			}
-			done <- nil
-		}()
+		stop := trickleLate(db, w, s, parts)
 		passes := 0
 		for ; passes < 5 && db.Stats().SlicesMoved == 0; passes++ {
 			if err := db.sealWindow(w, s, s+1); err != nil {
 				b.Logf("pass %d: %v", passes+1, err)
 			}
 		}
-		cancel()
-		if err := <-done; err != nil {
+		late, err := stop()
+		if err != nil {
 			b.Fatal(err)
 		}
 		st := db.Stats()
 		b.ReportMetric(float64(passes), "passes")
 		b.ReportMetric(float64(st.SlicesMoved), "moved")
-		b.ReportMetric(float64(late.Load()), "late")
+		b.ReportMetric(float64(late), "late")
 		b.ReportMetric(float64(st.MovedRunsRecopied), "runs-carried")
 		b.ReportMetric(float64(st.BlocksUnsealed), "blocks-turned-loose")
 		if err := db.Close(); err != nil {

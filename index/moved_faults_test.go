@@ -517,6 +517,43 @@ func TestAMoveSwitchesBesideATrickleOfLateRecords(t *testing.T) {
 		}
 		written += len(es)
 	}
+	stop := trickleLate(db, w, s, parts)
+	var errs []error
+	for pass := 0; pass < 3 && db.Stats().SlicesMoved == 0; pass++ {
+		if err := db.sealWindow(w, s, s+1); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	late, err := stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := db.Stats()
+	t.Logf("%d late records beside the move; %d slices moved, %d runs copied again at the switch, errors %v",
+		late, st.SlicesMoved, st.MovedRunsRecopied, errs)
+	if st.SlicesMoved == 0 {
+		t.Fatalf("three passes beside a trickle of late records never moved the slice; errors: %v", errs)
+	}
+	if late == 0 {
+		t.Fatal("no late record was written beside the move")
+	}
+	if n := db.stats.movedWhole.Load(); n != 0 {
+		t.Fatalf("the switch copied %d runs again whole: a run that changed while it was copied is carried over as its changes", n)
+	}
+	want := written + int(late)
+	txn, release := db.snapshot()
+	got := countAt(t, db, txn, w)
+	release()
+	if got != want {
+		t.Fatalf("the moved slice reads %d records, want %d (%d late)", got, want, late)
+	}
+	checkRunRules(t, db)
+}
+
+// trickleLate writes one late record every 200 µs into slice s of window w,
+// spread over parts, until stop is called; stop waits for the writer and
+// returns how many it wrote.
+func trickleLate(db *DB, w record.Window, s uint8, parts []record.Partition) (stop func() (int64, error)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var late atomic.Int64
 	done := make(chan error, 1)
@@ -531,38 +568,13 @@ func TestAMoveSwitchesBesideATrickleOfLateRecords(t *testing.T) {
 				return
 			}
 			late.Add(int64(res.Written))
-			time.Sleep(200 * time.Microsecond) // a trickle, not a flood
+			time.Sleep(200 * time.Microsecond) // pacing: a trickle, not a flood
 		}
 		done <- nil
 	}()
-	var errs []error
-	for pass := 0; pass < 3 && db.Stats().SlicesMoved == 0; pass++ {
-		if err := db.sealWindow(w, s, s+1); err != nil {
-			errs = append(errs, err)
-		}
+	return func() (int64, error) {
+		cancel()
+		err := <-done
+		return late.Load(), err
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	st := db.Stats()
-	t.Logf("%d late records beside the move; %d slices moved, %d runs copied again at the switch, errors %v",
-		late.Load(), st.SlicesMoved, st.MovedRunsRecopied, errs)
-	if st.SlicesMoved == 0 {
-		t.Fatalf("three passes beside a trickle of late records never moved the slice; errors: %v", errs)
-	}
-	if late.Load() == 0 {
-		t.Fatal("no late record was written beside the move")
-	}
-	if n := db.stats.movedWhole.Load(); n != 0 {
-		t.Fatalf("the switch copied %d runs again whole: a run that changed while it was copied is carried over as its changes", n)
-	}
-	want := written + int(late.Load())
-	txn, release := db.snapshot()
-	got := countAt(t, db, txn, w)
-	release()
-	if got != want {
-		t.Fatalf("the moved slice reads %d records, want %d (%d late)", got, want, late.Load())
-	}
-	checkRunRules(t, db)
 }

@@ -201,12 +201,7 @@ func TestAMoveCopiesWhatChangedBeforeItsSwitch(t *testing.T) {
 				del = append(del, e.ID)
 			}
 		}
-		if res, err := db.Write(context.Background(), late, OriginRemote); err != nil || res.Written != len(late) {
-			t.Errorf("late write: %+v, %v", res, err)
-		}
-		if res, err := db.Delete(context.Background(), del); err != nil || res.Written != len(del) {
-			t.Errorf("delete: %+v, %v", res, err)
-		}
+		writeLateAndDelete(t, db, late, del)
 		all = append(all, late...)
 		deleted = append(deleted, del...)
 	}

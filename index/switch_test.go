@@ -25,6 +25,35 @@ func entryAt(ms int64, p record.Partition, msg string) Entry {
 	return Entry{ID: id, Data: r.AppendEncode(nil)}
 }
 
+// writeSpaced writes n records of partition p into slice s of window w,
+// step milliseconds apart from the slice's start, and returns them.
+func writeSpaced(t *testing.T, db *DB, w record.Window, s uint8, p record.Partition, n, step int) []Entry {
+	t.Helper()
+	es := make([]Entry, 0, n)
+	for i := range n {
+		es = append(es, entryAt(sliceStart(w, s)+int64(step*i), p, fmt.Sprintf("orig %d word%d", i, i%20)))
+	}
+	for i := 0; i < len(es); i += 500 {
+		part := es[i:min(i+500, len(es))]
+		if res, err := db.Write(context.Background(), part, OriginLocal); err != nil || res.Written != len(part) {
+			t.Fatalf("write: %+v, %v", res, err)
+		}
+	}
+	return es
+}
+
+// writeLateAndDelete writes late and deletes del, from a hook (reporting
+// with Errorf).
+func writeLateAndDelete(t *testing.T, db *DB, late []Entry, del []record.ID) {
+	t.Helper()
+	if res, err := db.Write(context.Background(), late, OriginRemote); err != nil || res.Written != len(late) {
+		t.Errorf("late write: %+v, %v", res, err)
+	}
+	if res, err := db.Delete(context.Background(), del); err != nil || res.Written != len(del) {
+		t.Errorf("delete: %+v, %v", res, err)
+	}
+}
+
 // deltaScenario: a run sealed in place into blocks of inPlace records in the
 // loose space, moved with blocks of per records, and changed between its
 // copy and its switch in every way the delta carries.
@@ -42,13 +71,7 @@ func deltaScenario(t *testing.T, inPlace, per int, valueThreshold int64) {
 	parts := []record.Partition{3, 77}
 	var all []Entry
 	for _, p := range parts {
-		var es []Entry
-		for i := range 200 {
-			es = append(es, entryAt(sliceStart(w, s)+int64(10*i), p, fmt.Sprintf("orig %d word%d", i, i%20)))
-		}
-		if res, err := db.Write(context.Background(), es, OriginLocal); err != nil || res.Written != len(es) {
-			t.Fatalf("write: %+v, %v", res, err)
-		}
+		es := writeSpaced(t, db, w, s, p, 200, 10)
 		all = append(all, es...)
 	}
 	// partition 3's run sealed in place first (its first 120 records)
@@ -85,12 +108,7 @@ func deltaScenario(t *testing.T, inPlace, per int, valueThreshold int64) {
 				del = append(del, id)
 			}
 		}
-		if res, err := db.Write(context.Background(), late, OriginRemote); err != nil || res.Written != len(late) {
-			t.Errorf("late write: %+v, %v", res, err)
-		}
-		if res, err := db.Delete(context.Background(), del); err != nil || res.Written != len(del) {
-			t.Errorf("delete: %+v, %v", res, err)
-		}
+		writeLateAndDelete(t, db, late, del)
 		all = append(all, late...)
 		deleted = append(deleted, del...)
 		// some deleted records written again, some late ones deleted
@@ -189,13 +207,7 @@ func TestTheNextPassSealsWhatASwitchTurnedLoose(t *testing.T) {
 	})
 	w := record.WindowOf(time.Now().UnixMilli() - 3*record.WindowMillis)
 	const s = 4
-	var es []Entry
-	for i := range 200 {
-		es = append(es, entryAt(sliceStart(w, s)+int64(10*i), 3, fmt.Sprintf("orig %d", i)))
-	}
-	if res, err := db.Write(context.Background(), es, OriginLocal); err != nil || res.Written != len(es) {
-		t.Fatalf("write: %+v, %v", res, err)
-	}
+	writeSpaced(t, db, w, s, 3, 200, 10)
 	t.Cleanup(func() { moveBeforeSwitch = nil })
 	moveBeforeSwitch = func(record.Window, uint8) {
 		moveBeforeSwitch = nil
@@ -255,13 +267,7 @@ func TestRecordsSealedCountsEachRecordOncePerSealing(t *testing.T) {
 			db := openTest(t, t.TempDir(), func(c *Config) { c.SealBlockRecords = 16; c.MaintenanceInterval = time.Hour })
 			w := record.WindowOf(time.Now().UnixMilli() - 3*record.WindowMillis)
 			const s = 4
-			var es []Entry
-			for i := range 200 {
-				es = append(es, entryAt(sliceStart(w, s)+int64(10*i), 3, fmt.Sprintf("orig %d", i)))
-			}
-			if res, err := db.Write(context.Background(), es, OriginLocal); err != nil || res.Written != len(es) {
-				t.Fatalf("write: %+v, %v", res, err)
-			}
+			es := writeSpaced(t, db, w, s, 3, 200, 10)
 			if inPlace > 0 {
 				if _, err := db.sealRun(w, s, 3, inPlace, 0); err != nil {
 					t.Fatal(err)
@@ -309,13 +315,7 @@ func deltaFaultStore(t *testing.T, dir string) (db *DB, w record.Window, all *[]
 	const s = 5
 	all, deleted = new([]Entry), new([]record.ID)
 	for _, p := range []record.Partition{1, 2} {
-		var es []Entry
-		for i := range 1500 {
-			es = append(es, entryAt(sliceStart(w, s)+int64(20*i), p, fmt.Sprintf("orig %d word%d", i, i%20)))
-		}
-		if res, err := db.Write(context.Background(), es, OriginLocal); err != nil || res.Written != len(es) {
-			t.Fatalf("write: %+v, %v", res, err)
-		}
+		es := writeSpaced(t, db, w, s, p, 1500, 20)
 		*all = append(*all, es...)
 	}
 	// other slices of the window, moved before: readers of the window then
@@ -348,12 +348,7 @@ func deltaFaultStore(t *testing.T, dir string) (db *DB, w record.Window, all *[]
 		for i := 0; i < 3000; i += 50 {
 			del = append(del, (*all)[i].ID)
 		}
-		if res, err := db.Write(context.Background(), late, OriginRemote); err != nil || res.Written != len(late) {
-			t.Errorf("late write: %+v, %v", res, err)
-		}
-		if res, err := db.Delete(context.Background(), del); err != nil || res.Written != len(del) {
-			t.Errorf("delete: %+v, %v", res, err)
-		}
+		writeLateAndDelete(t, db, late, del)
 		*all = append(*all, late...)
 		*deleted = append(*deleted, del...)
 	}
@@ -538,15 +533,7 @@ func TestARunEmptiedBeforeTheSwitchDoesNotStopTheMove(t *testing.T) {
 	})
 	w := record.WindowOf(time.Now().UnixMilli() - 3*record.WindowMillis)
 	const s = 5
-	var es []Entry
-	for i := range 4000 {
-		es = append(es, entryAt(sliceStart(w, s)+int64(10*i), 1, fmt.Sprintf("orig %d", i)))
-	}
-	for i := 0; i < len(es); i += 500 {
-		if res, err := db.Write(context.Background(), es[i:i+500], OriginLocal); err != nil || res.Written != 500 {
-			t.Fatalf("write: %+v, %v", res, err)
-		}
-	}
+	es := writeSpaced(t, db, w, s, 1, 4000, 10)
 	t.Cleanup(func() { moveBeforeSwitch = nil })
 	moveBeforeSwitch = func(record.Window, uint8) {
 		moveBeforeSwitch = nil
