@@ -68,6 +68,45 @@ func TestASwitchOfLargeRecordsFitsATransaction(t *testing.T) {
 	})
 }
 
+// TestASwitchOfManyLateRecordsTakesSeveralTransactions: late records past
+// every block's range go into the moved space loose, at the switch; 3 MB of
+// them (a peer catching up on the end of a slice) take more than Badger
+// takes in one transaction, and the switch writes them in several.
+func TestASwitchOfManyLateRecordsTakesSeveralTransactions(t *testing.T) {
+	db := openTest(t, t.TempDir(), func(c *Config) {
+		c.MemTableBytes = 16 << 20 // the default of a production store
+		c.MaintenanceInterval = time.Hour
+	})
+	rng := rand.New(rand.NewPCG(5, 6))
+	w := record.WindowOf(time.Now().UnixMilli() - 3*record.WindowMillis)
+	const s, p = 5, record.Partition(9)
+	all := sizedRun(t, db, rng, w, s, p, 300, 1000)
+	t.Cleanup(func() { moveBeforeSwitch, sealTxnFault = nil, nil })
+	txns := 0
+	moveBeforeSwitch = func(record.Window, uint8) {
+		moveBeforeSwitch = nil
+		var late []Entry
+		for i := range 3000 {
+			late = append(late, sizedEntry(rng, idIn(sliceStart(w, s)+int64(1000+i), p), "late", 1000))
+		}
+		writeLateAndDelete(t, db, late, nil)
+		all = append(all, late...)
+		sealTxnFault = func() error { txns++; return nil }
+	}
+	err := db.sealWindow(w, s, s+1)
+	sealTxnFault = nil
+	l, _ := keysIn(t, db, slicePrefix(w, s|movedSpace))
+	t.Logf("pass: %v; %d transactions, %d loose records in the moved space (Badger takes %d bytes in one)", err, txns, l, db.bdb.MaxBatchSize())
+	if err != nil || db.movedNow(w)&moved(sliceBit(s)) == 0 {
+		t.Fatalf("not moved: %v", err)
+	}
+	if l != 3000 || txns < 3 {
+		t.Errorf("the switch wrote %d loose records in %d transactions, the marker's among them; want 3 000 in several", l, txns)
+	}
+	want := readEverything(t, reference(t, all), all, 3)
+	compareReads(t, "switched", want, readEverything(t, db, all, 3))
+}
+
 // movesDespiteLateRecords seals window w in three passes, writing late(pass)
 // while each pass has written a move's blocks and not yet switched, and fails
 // the test unless a slice was moved.

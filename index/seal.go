@@ -110,6 +110,10 @@ func (db *DB) noteBlocks(w record.Window, set uint64) {
 // blocks and switching its slice (moveSlice).
 var moveBeforeSwitch func(w record.Window, s uint8)
 
+// switchPlanned, set by tests only, runs after a move encoded the blocks its
+// switch re-encodes with their changes, before the switch.
+var switchPlanned func(w record.Window, s uint8)
+
 // sealTxnFault, set by tests only, fails a seal transaction when it
 // returns an error (as a full disk would).
 var sealTxnFault func() error
@@ -844,9 +848,23 @@ func (db *DB) moveSlice(w record.Window, s uint8) (time.Duration, bool, error) {
 	if !db.space.writable.Load() {
 		return held, false, errNoSpaceToMove
 	}
+	// the moved blocks the switch re-encodes with their changes are
+	// encoded here, beside the writes; the switch encodes again only those
+	// whose changes changed meanwhile
+	merges := mergeCache{}
+	if err := db.bdb.View(func(txn *badger.Txn) error {
+		_, err := db.planSwitch(txn, w, s, listTs, copied, merges)
+		return err
+	}); err != nil {
+		return held, false, fmt.Errorf("index: window %d slice %d: plan the switch: %w", w, s, err)
+	}
+	if switchPlanned != nil {
+		switchPlanned(w, s)
+	}
 	t0 := time.Now()
-	err = db.inCommitter(func() error { return db.switchSlice(w, s, listTs, copied) })
+	err = db.inCommitter(func() error { return db.switchSlice(w, s, listTs, copied, merges) })
 	held += time.Since(t0)
+	db.stats.sealHeld.Add(int64(time.Since(t0)))
 	return held, err == nil, err
 }
 
@@ -866,7 +884,7 @@ const switchBudget = 4
 // keys.
 func (db *DB) changedRuns(w record.Window, s uint8, listTs uint64, copied map[record.Partition]runCopy) (runs [][2]int, counts []int, size, keys int64, err error) {
 	err = db.bdb.View(func(txn *badger.Txn) error {
-		sw, err := planSwitch(txn, w, s, listTs, copied)
+		sw, err := db.planSwitch(txn, w, s, listTs, copied, nil)
 		if err != nil || sw.runs() == 0 {
 			return err
 		}
@@ -994,13 +1012,13 @@ func movedSetOf(prefixes [][]byte) uint64 {
 // for a run without a copy that changed after the listing at listTs, the
 // whole run verbatim. From its commit on, readers at or after it read the
 // moved space, which then holds the slice exactly.
-func (db *DB) switchSlice(w record.Window, s uint8, listTs uint64, copied map[record.Partition]runCopy) error {
+func (db *DB) switchSlice(w record.Window, s uint8, listTs uint64, copied map[record.Partition]runCopy, merges mergeCache) error {
 	if w < db.cutoff() {
 		return nil // dropped meanwhile
 	}
 	rtxn := db.bdb.NewTransactionAt(readAll, false)
 	defer rtxn.Discard()
-	sw, err := planSwitch(rtxn, w, s, listTs, copied)
+	sw, err := db.planSwitch(rtxn, w, s, listTs, copied, merges)
 	if err != nil {
 		return fmt.Errorf("index: switch window %d slice %d to its blocks: %w", w, s, err)
 	}
@@ -1068,11 +1086,14 @@ func (db *DB) switchSlice(w record.Window, s uint8, listTs uint64, copied map[re
 		db.stats.movedRecopied.Add(uint64(sw.runs()))
 		db.stats.movedWhole.Add(uint64(len(sw.whole)))
 		db.stats.blocksUnsealed.Add(uint64(sw.turned))
+		db.stats.blocksMerged.Add(uint64(sw.merged))
+		db.stats.mergedInCommitter.Add(uint64(sw.encoded))
 		// its blocks are now what readers read: the records they took
 		// loose count as sealed (not those of runs copied again whole
 		// here, nor, as far as a run's count goes, those of blocks a delta
-		// turned loose: they are loose, for the next pass)
-		n := 0
+		// turned loose: they are loose, for the next pass), and so do the
+		// late records the deltas merged into blocks
+		n := sw.added
 		for p, c := range copied {
 			if !slices.Contains(sw.whole, p) {
 				n += max(c.records-sw.unsealed[p], 0)

@@ -11,30 +11,32 @@ import (
 )
 
 type stats struct {
-	commits          atomic.Uint64
-	commitErrors     atomic.Uint64
-	commitNanos      atomic.Uint64
-	recordsWritten   atomic.Uint64
-	windowsDropped   atomic.Uint64
-	vlogGCRuns       atomic.Uint64
-	journalPruned    atomic.Uint64
-	pageOuts         atomic.Uint64
-	pagedOutTables   atomic.Uint64
-	syncs            atomic.Uint64
-	scrubs           atomic.Uint64
-	scrubBuckets     atomic.Uint64
-	scrubUndecodable atomic.Uint64
-	blocksWritten    atomic.Uint64
-	recordsSealed    atomic.Uint64
-	blocksUnsealed   atomic.Uint64
-	blocksSkipped    atomic.Uint64
-	sealsRetried     atomic.Uint64
-	slicesMoved      atomic.Uint64
-	movedRecopied    atomic.Uint64
-	movedWhole       atomic.Uint64 // of movedRecopied, runs copied again whole (switch.go)
-	slicesDropped    atomic.Uint64
-	sealHeld         atomic.Int64 // nanoseconds writes waited for the sealer
-	settled          atomic.Uint64
+	commits           atomic.Uint64
+	commitErrors      atomic.Uint64
+	commitNanos       atomic.Uint64
+	recordsWritten    atomic.Uint64
+	windowsDropped    atomic.Uint64
+	vlogGCRuns        atomic.Uint64
+	journalPruned     atomic.Uint64
+	pageOuts          atomic.Uint64
+	pagedOutTables    atomic.Uint64
+	syncs             atomic.Uint64
+	scrubs            atomic.Uint64
+	scrubBuckets      atomic.Uint64
+	scrubUndecodable  atomic.Uint64
+	blocksWritten     atomic.Uint64
+	recordsSealed     atomic.Uint64
+	blocksUnsealed    atomic.Uint64
+	blocksMerged      atomic.Uint64
+	mergedInCommitter atomic.Uint64 // of blocksMerged, those a switch encoded inside the committer
+	blocksSkipped     atomic.Uint64
+	sealsRetried      atomic.Uint64
+	slicesMoved       atomic.Uint64
+	movedRecopied     atomic.Uint64
+	movedWhole        atomic.Uint64 // of movedRecopied, runs copied again whole (switch.go)
+	slicesDropped     atomic.Uint64
+	sealHeld          atomic.Int64 // nanoseconds writes waited for the sealer
+	settled           atomic.Uint64
 }
 
 // Stats is a snapshot of the store's counters and sizes.
@@ -81,6 +83,9 @@ type Stats struct {
 	// it moved into them, BlocksUnsealed the blocks a late record or a
 	// delete inside their range turned back into loose records.
 	BlocksWritten, RecordsSealed, BlocksUnsealed uint64
+	// BlocksMerged counts the moved blocks a switch re-encoded with the
+	// late records and deletes of their range (switch.go).
+	BlocksMerged uint64
 	// BlocksSkipped counts the blocks word scans and counts passed over
 	// because their word filter ruled the word out (ScanOptions.Word).
 	BlocksSkipped uint64
@@ -120,6 +125,7 @@ func (db *DB) Stats() Stats {
 		BlocksWritten:     db.stats.blocksWritten.Load(),
 		RecordsSealed:     db.stats.recordsSealed.Load(),
 		BlocksUnsealed:    db.stats.blocksUnsealed.Load(),
+		BlocksMerged:      db.stats.blocksMerged.Load(),
 		BlocksSkipped:     db.stats.blocksSkipped.Load(),
 		SealsRetried:      db.stats.sealsRetried.Load(),
 		SlicesMoved:       db.stats.slicesMoved.Load(),

@@ -15,15 +15,22 @@ import (
 // A move copies each run of a slice into the moved space from a snapshot;
 // records written or deleted in the run after that snapshot (replication
 // catching up, a repair, a removal) are not in the copy. The switch carries
-// them over in its one transaction: for a run with a copy, only the keys
-// changed since the copy's snapshot (the run's delta), each written into the
-// moved space as a late write after the switch would be (a block there
-// whose range holds a changed record goes back to loose records first, so
-// the run keeps its rule); for a run without one, the whole run as it is.
+// them over: for a run with a copy, only the keys changed since the copy's
+// snapshot (the run's delta); for a run without one, the whole run as it is.
+// A moved block whose range holds changed records is re-encoded with them
+// (written once more, as one key), so the run keeps its rule (no loose
+// record inside a block's range) and the slice stays sealed; changes outside
+// every block's range go in loose, for the next pass. The blocks are encoded
+// before the switch, beside the writes, and the switch inside the committer
+// encodes again only those whose changes changed meanwhile.
+//
 // Carrying whole runs instead made a trickle of late records, one now and
 // then in each of a slice's runs, keep the slice from ever moving: every
 // round found every run changed again, and what was left for the switch
-// never fitted a transaction.
+// never fitted a transaction. Turning the blocks with changes back into
+// loose records instead of re-encoding them did the same at scale: a
+// trickle over all 256 runs of a slice turned a block of each loose, 1 024
+// records each, more than a switch writes.
 
 // moveOp is one write of a switch into the moved space: a key set to value,
 // or deleted.
@@ -40,7 +47,10 @@ type switchWork struct {
 	deltas   map[record.Partition][]moveOp // the changes of runs with a copy
 	unsealed map[record.Partition]int      // records of moved blocks the deltas turn loose
 	turned   int                           // those blocks
-	size     int64                         // what it takes in a transaction, as Badger counts
+	merged   int                           // moved blocks the deltas re-encode with their changes
+	added    int                           // records those take in that no block held
+	encoded  int                           // of the merged blocks, those encoded by this plan
+	size     int64                         // what it takes in transactions, as Badger counts
 	keys     int64
 }
 
@@ -51,7 +61,8 @@ func (sw *switchWork) runs() int { return len(sw.whole) + len(sw.deltas) }
 // committed state inside the committer), what switching slice s of window w
 // writes: the runs changed after the listing at listTs and after their copy
 // (copied: per partition), each as its delta or, without a copy, whole.
-func planSwitch(txn *badger.Txn, w record.Window, s uint8, listTs uint64, copied map[record.Partition]runCopy) (switchWork, error) {
+// With merges nil it only sizes the blocks the deltas re-encode (runDelta).
+func (db *DB) planSwitch(txn *badger.Txn, w record.Window, s uint8, listTs uint64, copied map[record.Partition]runCopy, merges mergeCache) (switchWork, error) {
 	sw := switchWork{deltas: map[record.Partition][]moveOp{}, unsealed: map[record.Partition]int{}}
 	for p, v := range runVersionsSince(txn, slicePrefix(w, s), listTs) {
 		c, ok := copied[p]
@@ -59,18 +70,19 @@ func planSwitch(txn *badger.Txn, w record.Window, s uint8, listTs uint64, copied
 			continue
 		}
 		if ok {
-			ops, n, blocks, whole, err := runDelta(txn, w, s, p, c.ts)
+			d, err := db.runDelta(txn, w, s, p, c.ts, merges)
 			if err != nil {
 				return sw, err
 			}
-			if !whole {
-				sw.deltas[p] = ops
-				sw.unsealed[p] = n
-				sw.turned += blocks
-				for _, op := range ops {
-					sw.size += entrySize(op.key, op.value)
-					sw.keys++
-				}
+			if !d.whole {
+				sw.deltas[p] = d.ops
+				sw.unsealed[p] = d.unsealed
+				sw.turned += d.turned
+				sw.merged += d.merged
+				sw.added += d.added
+				sw.encoded += d.encoded
+				sw.size += d.size
+				sw.keys += d.keys
 				continue
 			}
 		}
@@ -93,18 +105,16 @@ func planSwitch(txn *badger.Txn, w record.Window, s uint8, listTs uint64, copied
 }
 
 // runDelta lists the writes that carry the changes of partition p's run of
-// slice s of window w made after ts into its copy in the moved space: first
-// the moved blocks whose range holds a changed record, back to loose
-// records, then each changed key's newest state. It returns how many
-// records those blocks hold and how many they are, and whole set when the
-// run must be copied again as it is instead (a block written in it after
-// ts).
-func runDelta(txn *badger.Txn, w record.Window, s uint8, p record.Partition, ts uint64) (ops []moveOp, unsealed, blocks int, whole bool, err error) {
-	type change struct {
-		key   []byte // in the moved space
-		value []byte
-		del   bool
-	}
+// slice s of window w made after ts into its copy in the moved space: each
+// moved block whose range holds a changed record re-encoded with the changes
+// of its range (or, where the result would not fit a block, turned back into
+// loose records), then each other changed key's newest state. With merges
+// nil it only sizes the blocks it would re-encode (their old size and the
+// changes' values); otherwise it encodes them, reusing a block of merges
+// whose changes are still the same, and notes each in merges. whole is set
+// when the run must be copied again as it is instead (a block written in it
+// after ts).
+func (db *DB) runDelta(txn *badger.Txn, w record.Window, s uint8, p record.Partition, ts uint64, merges mergeCache) (d runDeltaPlan, err error) {
 	var changes []change
 	err = func() error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: runPrefix(w, s, p), SinceTs: ts, AllVersions: true})
@@ -123,7 +133,7 @@ func runDelta(txn *badger.Txn, w record.Window, s uint8, p record.Partition, ts 
 				continue
 			}
 			if len(k) != recordKeyLen {
-				whole = true
+				d.whole = true
 				return nil
 			}
 			v, err := item.ValueCopy(nil)
@@ -134,17 +144,24 @@ func runDelta(txn *badger.Txn, w record.Window, s uint8, p record.Partition, ts 
 		}
 		return nil
 	}()
-	if err != nil || whole {
-		return nil, 0, 0, whole, err
+	if err != nil || d.whole {
+		return runDeltaPlan{whole: d.whole}, err
 	}
 	at := make(map[string]int, len(changes)) // change by key
 	for i, c := range changes {
 		at[string(c.key)] = i
 	}
-	handled := make([]bool, len(changes)) // written with a block turned loose
+	handled := make([]bool, len(changes)) // written with a block merged or turned loose
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: runPrefix(w, s|movedSpace, p)})
 	defer it.Close()
-	turned := map[string]bool{} // moved blocks turned loose
+	done := map[string]bool{} // moved blocks merged or turned loose
+	add := func(op moveOp, size int64) {
+		d.ops = append(d.ops, op)
+		d.size += size
+		d.keys++
+	}
+	set := func(k, v []byte) { add(moveOp{key: k, value: v}, entrySize(k, v)) }
+	del := func(k []byte) { add(moveOp{key: k, del: true}, entrySize(k, nil)) }
 	for i, c := range changes {
 		if handled[i] {
 			continue
@@ -157,55 +174,188 @@ func runDelta(txn *badger.Txn, w record.Window, s uint8, p record.Partition, ts 
 		if len(c.key) == blockKeyLen {
 			// a block of the loose run deleted since (a late record turned
 			// it loose; its records are among the changes): so is its copy
-			if bytes.Equal(next, c.key) && !turned[string(next)] {
-				ops = append(ops, moveOp{key: c.key, del: true})
+			if bytes.Equal(next, c.key) && !done[string(next)] {
+				del(c.key)
 			}
 			continue
 		}
-		if id, ok := idFromRecordKey(c.key); ok && next != nil && !turned[string(next)] {
+		if id, ok := idFromRecordKey(c.key); ok && next != nil && !done[string(next)] {
 			if first, last, ok := blockRange(next); ok && record.Compare(id, first) >= 0 && record.Compare(id, last) <= 0 {
 				bk := it.Item().KeyCopy(nil)
 				var blk decodedBlock
+				oldSize := it.Item().ValueSize()
 				if err := it.Item().Value(func(v []byte) error {
 					var err error
 					blk, err = blockRecords(bk, v, false)
 					return err
 				}); err != nil {
-					return nil, 0, 0, false, fmt.Errorf("index: turn a moved block loose: %w", err)
+					return runDeltaPlan{}, fmt.Errorf("index: merge changes into a moved block: %w", err)
 				}
-				turned[string(bk)] = true
-				ops = append(ops, moveOp{key: bk, del: true})
-				// its records go back loose, as the changes left them: one
-				// deleted since is not written at all
-				for j, rid := range blk.IDs {
-					k := appendRunKey(nil, w, s|movedSpace, p, rid)
-					v := blk.Data[j]
-					if ci, ok := at[string(k)]; ok {
-						handled[ci] = true
-						if changes[ci].del {
-							continue
-						}
-						v = changes[ci].value
+				done[string(bk)] = true
+				// the changes of its range: from c on, up to its last record
+				end := appendRunKey(nil, w, s|movedSpace, p, last)
+				var in []change
+				for j := i; j < len(changes) && bytes.Compare(changes[j].key[:recordKeyLen], end) <= 0; j++ {
+					if len(changes[j].key) == recordKeyLen {
+						in = append(in, changes[j])
+						handled[j] = true
 					}
-					ops = append(ops, moveOp{key: k, value: v})
 				}
-				unsealed += len(blk.IDs)
-				if handled[i] {
+				recs, added := mergeBlock(blk, in)
+				if db.blockFits(recs) {
+					if err := d.merge(bk, oldSize, recs, in, added, w, s, p, merges); err != nil {
+						return runDeltaPlan{}, err
+					}
 					continue
 				}
+				// too large for one block: its records go back loose, as
+				// the changes left them (one deleted since is not written)
+				del(bk)
+				d.turned++
+				for _, r := range recs {
+					set(appendRunKey(nil, w, s|movedSpace, p, r.ID), r.Data)
+				}
+				d.unsealed += len(blk.IDs)
+				continue
 			}
 		}
 		switch {
 		case !c.del:
-			ops = append(ops, moveOp{key: c.key, value: c.value})
+			set(c.key, c.value)
 		case bytes.Equal(next, c.key):
 			// deleted since, and loose in the copy (a move copies a run
 			// into blocks only, so this is for safety: a record of the
-			// copy is in a block, turned loose above without it)
-			ops = append(ops, moveOp{key: c.key, del: true})
+			// copy is in a block, merged above)
+			del(c.key)
 		}
 	}
-	return ops, unsealed, len(turned), false, nil
+	return d, nil
+}
+
+// change is the newest state, after a copy's snapshot, of a key of a run
+// (key in the moved space).
+type change struct {
+	key   []byte
+	value []byte
+	del   bool
+}
+
+// runDeltaPlan is what carrying a run's changes over writes (runDelta).
+type runDeltaPlan struct {
+	ops        []moveOp
+	size, keys int64 // what ops take in transactions, as Badger counts (blocks not yet encoded: their old size and the changes' values)
+	merged     int   // moved blocks re-encoded with the changes of their range
+	encoded    int   // of those, encoded here (not taken from merges)
+	added      int   // records those took in that no block held
+	turned     int   // moved blocks turned loose instead
+	unsealed   int   // the records those held
+	whole      bool  // copy the run again as it is instead
+}
+
+// mergedBlock is a moved block re-encoded with the changes of its range
+// (runDelta): kept from a plan outside the committer so that the switch
+// inside it reuses the encoding while the block's changes are still the
+// same.
+type mergedBlock struct {
+	changes []change
+	key     []byte // the new block's, nil if it holds nothing
+	value   []byte
+}
+
+// mergeCache holds merged blocks by the key of the block they replace.
+type mergeCache map[string]mergedBlock
+
+// merge adds the writes that replace moved block bk (oldSize bytes of value)
+// of partition p's run with recs, its records after the changes in; with
+// merges nil it only sizes them.
+func (d *runDeltaPlan) merge(bk []byte, oldSize int64, recs []blockRecord, in []change, added int, w record.Window, s uint8, p record.Partition, merges mergeCache) error {
+	d.merged++
+	d.added += added
+	var key []byte
+	if len(recs) > 0 {
+		key = appendBlockKey(nil, w, s|movedSpace, p, recs[0].ID, recs[len(recs)-1].ID)
+	}
+	if !bytes.Equal(key, bk) {
+		d.ops = append(d.ops, moveOp{key: bk, del: true})
+		d.size += entrySize(bk, nil)
+		d.keys++
+	}
+	if key == nil {
+		return nil
+	}
+	d.keys++
+	if merges == nil {
+		d.size += entrySize(key, nil) + oldSize
+		for _, c := range in {
+			d.size += int64(len(c.value))
+		}
+		d.ops = append(d.ops, moveOp{key: key})
+		return nil
+	}
+	m, ok := merges[string(bk)]
+	if !ok || !sameChanges(m.changes, in) {
+		v, err := appendBlock(nil, recs)
+		if err != nil {
+			return fmt.Errorf("index: merge changes into moved block %x: %w", bk, err)
+		}
+		m = mergedBlock{changes: in, key: key, value: v}
+		merges[string(bk)] = m
+		d.encoded++
+	}
+	d.ops = append(d.ops, moveOp{key: m.key, value: m.value})
+	d.size += entrySize(m.key, m.value)
+	return nil
+}
+
+// sameChanges reports whether a and b are the same changes.
+func sameChanges(a, b []change) bool {
+	return slices.EqualFunc(a, b, func(x, y change) bool {
+		return x.del == y.del && bytes.Equal(x.key, y.key) && bytes.Equal(x.value, y.value)
+	})
+}
+
+// mergeBlock returns blk's records with the changes of its range in (record
+// keys, in key order): a record set is added or replaced, one deleted
+// removed. added is how many it adds that blk did not hold.
+func mergeBlock(blk decodedBlock, in []change) (recs []blockRecord, added int) {
+	recs = make([]blockRecord, 0, len(blk.IDs)+len(in))
+	i := 0
+	for _, c := range in {
+		id, _ := idFromRecordKey(c.key)
+		for i < len(blk.IDs) && record.Compare(blk.IDs[i], id) < 0 {
+			recs = append(recs, blockRecord{ID: blk.IDs[i], Data: blk.Data[i]})
+			i++
+		}
+		held := i < len(blk.IDs) && blk.IDs[i] == id
+		if held {
+			i++
+		}
+		if c.del {
+			continue
+		}
+		if !held {
+			added++
+		}
+		recs = append(recs, blockRecord{ID: id, Data: c.value})
+	}
+	for ; i < len(blk.IDs); i++ {
+		recs = append(recs, blockRecord{ID: blk.IDs[i], Data: blk.Data[i]})
+	}
+	return recs, added
+}
+
+// blockFits reports whether recs fit one block: as loose records, in one
+// transaction beside a few others, since an unseal writes all of them back
+// at once (planRun's bound).
+func (db *DB) blockFits(recs []blockRecord) bool {
+	if len(recs) > min(maxBlockRecords, int(db.bdb.MaxBatchCount()/4)) {
+		return false
+	}
+	var size int64
+	for _, r := range recs {
+		size += int64(recordKeyLen+len(r.Data)) + 12 // entrySize
+	}
+	return size <= db.bdb.MaxBatchSize()/4
 }
 
 // writeMoveOps writes ops into the moved space, in order, in transactions of

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -180,7 +181,7 @@ func TestASwitchCarriesEveryKindOfChange(t *testing.T) {
 }
 
 // keysIn counts the loose record keys under prefix.
-func keysIn(t *testing.T, db *DB, prefix []byte) (loose, blocks int) {
+func keysIn(t testing.TB, db *DB, prefix []byte) (loose, blocks int) {
 	t.Helper()
 	txn, release := db.snapshot()
 	defer release()
@@ -197,9 +198,9 @@ func keysIn(t *testing.T, db *DB, prefix []byte) (loose, blocks int) {
 	return loose, blocks
 }
 
-// TestTheNextPassSealsWhatASwitchTurnedLoose: the switch leaves
-// the records of blocks its delta turned loose "for the next pass".
-func TestTheNextPassSealsWhatASwitchTurnedLoose(t *testing.T) {
+// TestTheNextPassSealsWhatASwitchLeftLoose: the switch writes late records
+// past every block's range loose, "for the next pass".
+func TestTheNextPassSealsWhatASwitchLeftLoose(t *testing.T) {
 	db := openTest(t, t.TempDir(), func(c *Config) {
 		c.SealBlockRecords = 16
 		c.SealAfter, c.SealInterval = time.Millisecond, time.Hour
@@ -211,7 +212,7 @@ func TestTheNextPassSealsWhatASwitchTurnedLoose(t *testing.T) {
 	t.Cleanup(func() { moveBeforeSwitch = nil })
 	moveBeforeSwitch = func(record.Window, uint8) {
 		moveBeforeSwitch = nil
-		late := []Entry{entryAt(sliceStart(w, s)+55, 3, "late")}
+		late := []Entry{entryAt(sliceStart(w, s)+2_500, 3, "late")} // the run ends at +1 990
 		if res, err := db.Write(context.Background(), late, OriginRemote); err != nil || res.Written != 1 {
 			t.Errorf("late: %+v %v", res, err)
 		}
@@ -222,9 +223,161 @@ func TestTheNextPassSealsWhatASwitchTurnedLoose(t *testing.T) {
 		}
 		l, b := keysIn(t, db, slicePrefix(w, s|movedSpace))
 		t.Logf("after pass %d: moved %x, %d loose and %d blocks in the moved space", i+1, db.movedNow(w), l, b)
+		if i == 0 && (l != 1 || db.movedNow(w)&moved(sliceBit(s)) == 0) {
+			t.Fatalf("the first pass left %d loose records in the moved space; want the slice moved and the late record loose", l)
+		}
 	}
 	if l, _ := keysIn(t, db, slicePrefix(w, s|movedSpace)); l != 0 {
 		t.Fatalf("%d loose records left in the moved space after three passes", l)
+	}
+}
+
+// TestASwitchMergesLateRecordsIntoTheirBlocks: late records and deletes
+// inside moved blocks' ranges are merged into those blocks at the switch,
+// which leaves nothing loose; blocks encoded before the switch are reused
+// by it unless their changes changed meanwhile, and then encoded again.
+func TestASwitchMergesLateRecordsIntoTheirBlocks(t *testing.T) {
+	for _, meanwhile := range []bool{false, true} {
+		t.Run(fmt.Sprint("changed after the plan=", meanwhile), func(t *testing.T) {
+			db := openTest(t, t.TempDir(), func(c *Config) { c.SealBlockRecords = 16; c.MaintenanceInterval = time.Hour })
+			w := record.WindowOf(time.Now().UnixMilli() - 3*record.WindowMillis)
+			const s = 4
+			all := writeSpaced(t, db, w, s, 3, 200, 10)
+			all = append(all, writeSpaced(t, db, w, s, 8, 200, 10)...)
+			var deleted []record.ID
+			t.Cleanup(func() { moveBeforeSwitch, switchPlanned = nil, nil })
+			moveBeforeSwitch = func(record.Window, uint8) {
+				moveBeforeSwitch = nil
+				late := []Entry{entryAt(sliceStart(w, s)+55, 3, "late one"), entryAt(sliceStart(w, s)+1005, 8, "late two"),
+					entryAt(sliceStart(w, s)+1007, 8, "late three")}
+				del := []record.ID{all[0].ID, all[17].ID, all[399].ID} // the first of a block, one inside, the last of the run
+				writeLateAndDelete(t, db, late, del)
+				all = append(all, late...)
+				deleted = append(deleted, del...)
+			}
+			switchPlanned = func(record.Window, uint8) {
+				switchPlanned = nil
+				if !meanwhile {
+					return
+				}
+				late := []Entry{entryAt(sliceStart(w, s)+57, 3, "late four")} // into a block merged already
+				del := []record.ID{all[250].ID}                               // from one that was not
+				writeLateAndDelete(t, db, late, del)
+				all = append(all, late...)
+				deleted = append(deleted, del...)
+			}
+			if err := db.sealWindow(w, s, s+1); err != nil {
+				t.Fatal(err)
+			}
+			if t.Failed() {
+				t.FailNow()
+			}
+			if db.movedNow(w)&moved(sliceBit(s)) == 0 {
+				t.Fatal("not moved")
+			}
+			st := db.Stats()
+			inCommitter := db.stats.mergedInCommitter.Load()
+			l, b := keysIn(t, db, slicePrefix(w, s|movedSpace))
+			t.Logf("merged %d (%d in the committer), unsealed %d; moved space: %d loose, %d blocks", st.BlocksMerged, inCommitter, st.BlocksUnsealed, l, b)
+			// blocks of 16 records, 10 ms apart: partition 3's first two,
+			// partition 8's seventh and last (and its fourth)
+			wantMerged, wantInCommitter := uint64(4), uint64(0)
+			if meanwhile {
+				wantMerged, wantInCommitter = 5, 2
+			}
+			if st.BlocksMerged != wantMerged || inCommitter != wantInCommitter || st.BlocksUnsealed != 0 || l != 0 {
+				t.Errorf("merged %d blocks, %d of them in the committer, unsealed %d, %d loose records left; want %d, %d, 0, 0",
+					st.BlocksMerged, inCommitter, st.BlocksUnsealed, l, wantMerged, wantInCommitter)
+			}
+			kept := keptOf(all, deleted)
+			if n := recordsInBlocks(t, db, slicePrefix(w, s|movedSpace)); n != len(kept) {
+				t.Errorf("the moved blocks hold %d records; want %d", n, len(kept))
+			}
+			want := readEverything(t, reference(t, kept), all, 3)
+			compareReads(t, "switched", want, readEverything(t, db, all, 3))
+			checkRunRules(t, db)
+		})
+	}
+}
+
+// TestABlockTooLargeToMergeGoesLoose: late records that would grow a moved
+// block past what one block may hold (its records, loose, fit a share of a
+// transaction: an unseal writes them all back at once) turn it loose
+// instead; the next pass seals them into blocks that fit.
+func TestABlockTooLargeToMergeGoesLoose(t *testing.T) {
+	db := openTest(t, t.TempDir(), func(c *Config) {
+		c.SealBlockRecords = 64
+		c.MaintenanceInterval = time.Hour
+		c.MemTableBytes = 1 << 20
+	})
+	w := record.WindowOf(time.Now().UnixMilli() - 3*record.WindowMillis)
+	const s = 4
+	all := writeSpaced(t, db, w, s, 3, 128, 40)
+	t.Cleanup(func() { moveBeforeSwitch = nil })
+	moveBeforeSwitch = func(record.Window, uint8) {
+		moveBeforeSwitch = nil
+		var late []Entry
+		for i := range 500 { // inside the first block's range (0 .. 2 520 ms)
+			late = append(late, entryAt(sliceStart(w, s)+int64(5*i+1), 3, fmt.Sprintf("late %d %s", i, strings.Repeat("x", 150))))
+		}
+		writeLateAndDelete(t, db, late, nil)
+		all = append(all, late...)
+	}
+	if err := db.sealWindow(w, s, s+1); err != nil {
+		t.Fatal(err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	st := db.Stats()
+	l, b := keysIn(t, db, slicePrefix(w, s|movedSpace))
+	t.Logf("moved %x, merged %d, unsealed %d; moved space: %d loose, %d blocks", db.movedNow(w), st.BlocksMerged, st.BlocksUnsealed, l, b)
+	if db.movedNow(w)&moved(sliceBit(s)) == 0 || st.BlocksUnsealed != 1 || l != 564 {
+		t.Fatalf("want the slice moved, its first block turned loose with the late records (564 loose)")
+	}
+	checkBlockBound(t, db)
+	want := readEverything(t, reference(t, all), all, 3)
+	compareReads(t, "switched", want, readEverything(t, db, all, 3))
+	if err := db.sealWindow(w, s, s+1); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := keysIn(t, db, slicePrefix(w, s|movedSpace)); l != 0 {
+		t.Errorf("%d loose records left after the next pass", l)
+	}
+	checkBlockBound(t, db)
+	checkRunRules(t, db)
+	compareReads(t, "sealed again", want, readEverything(t, db, all, 3))
+}
+
+// checkBlockBound fails t if a block's records, as loose entries, take more
+// than a quarter of a transaction (planRun's bound).
+func checkBlockBound(t *testing.T, db *DB) {
+	t.Helper()
+	txn, release := db.snapshot()
+	defer release()
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		if len(k) != blockKeyLen {
+			continue
+		}
+		if err := it.Item().Value(func(v []byte) error {
+			b, err := decodeBlock(v)
+			if err != nil {
+				return err
+			}
+			recs := make([]blockRecord, len(b.IDs))
+			for i := range b.IDs {
+				recs[i] = blockRecord{ID: b.IDs[i], Data: b.Data[i]}
+			}
+			if !db.blockFits(recs) {
+				return fmt.Errorf("block %x holds %d records, more than a block may", k, len(recs))
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -257,8 +410,8 @@ func recordsInBlocks(t *testing.T, db *DB, prefix []byte) int {
 
 // TestRecordsSealedCountsEachRecordOncePerSealing: RecordsSealed counts a
 // record each time it goes from loose into a block. A move counts, at its
-// switch, the loose records it put into blocks, less those of blocks its
-// delta turned loose again; records of blocks sealed in place before were
+// switch, the loose records it put into blocks and the late records its
+// delta merged into them; records of blocks sealed in place before were
 // counted then, and a move copying their blocks does not count them again
 // (it did, found by review).
 func TestRecordsSealedCountsEachRecordOncePerSealing(t *testing.T) {
@@ -292,19 +445,21 @@ func TestRecordsSealedCountsEachRecordOncePerSealing(t *testing.T) {
 			inBlocks := recordsInBlocks(t, db, slicePrefix(w, s|movedSpace))
 			t.Logf("in-place sealed %d; the switch counted %d sealed, blocks hold %d; blocks unsealed %d", before, st.RecordsSealed-before, inBlocks, st.BlocksUnsealed)
 			switch {
-			case inPlace == 0 && st.RecordsSealed != uint64(inBlocks):
-				t.Errorf("RecordsSealed %d, the slice's blocks hold %d records, all loose before the move", st.RecordsSealed, inBlocks)
-			case inPlace > 0 && (before != uint64(len(es)) || st.RecordsSealed != before):
-				t.Errorf("RecordsSealed %d after sealing %d records in place (%d counted), then moving them: the move counted them again",
-					st.RecordsSealed, len(es), before)
+			case inPlace == 0 && st.RecordsSealed != uint64(inBlocks+1):
+				t.Errorf("RecordsSealed %d, the slice's blocks hold %d records, all loose before the move, and one was deleted from them",
+					st.RecordsSealed, inBlocks)
+			case inPlace > 0 && (before != uint64(len(es)) || st.RecordsSealed != before+2):
+				t.Errorf("RecordsSealed %d after sealing %d records in place (%d counted), then moving them beside 2 late records: want %d",
+					st.RecordsSealed, len(es), before, before+2)
 			}
 		})
 	}
 }
 
 // deltaFaultStore: two runs of 1 500 records of slice 5, and between the copy
-// and the switch 1 500 late records and 60 deletes spread over them, enough
-// for the switch to write its delta in several transactions.
+// and the switch 1 500 late records and 60 deletes spread over them (merged
+// into their blocks) and 1 500 late records after them (loose), enough for
+// the switch to write its delta in several transactions.
 func deltaFaultStore(t *testing.T, dir string) (db *DB, w record.Window, all *[]Entry, deleted *[]record.ID) {
 	db = openTest(t, dir, func(c *Config) {
 		c.SealBlockRecords = 64
@@ -343,6 +498,7 @@ func deltaFaultStore(t *testing.T, dir string) (db *DB, w record.Window, all *[]
 		for _, p := range []record.Partition{1, 2} {
 			for i := range 750 {
 				late = append(late, entryAt(sliceStart(w, s)+int64(20*i*2+7), p, fmt.Sprintf("late %d word7", i)))
+				late = append(late, entryAt(sliceStart(w, s)+30_000+int64(20*i+7), p, fmt.Sprintf("later %d word8", i)))
 			}
 		}
 		for i := 0; i < 3000; i += 50 {
