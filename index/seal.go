@@ -1085,18 +1085,15 @@ func (db *DB) switchSlice(w record.Window, s uint8, listTs uint64, copied map[re
 		db.stats.slicesMoved.Add(1)
 		db.stats.movedRecopied.Add(uint64(sw.runs()))
 		db.stats.movedWhole.Add(uint64(len(sw.whole)))
-		db.stats.blocksUnsealed.Add(uint64(sw.turned))
 		db.stats.blocksMerged.Add(uint64(sw.merged))
 		db.stats.mergedInCommitter.Add(uint64(sw.encoded))
 		// its blocks are now what readers read: the records they took
 		// loose count as sealed (not those of runs copied again whole
-		// here, nor, as far as a run's count goes, those of blocks a delta
-		// turned loose: they are loose, for the next pass), and so do the
-		// late records the deltas merged into blocks
+		// here), and so do the late records the deltas merged into blocks
 		n := sw.added
 		for p, c := range copied {
 			if !slices.Contains(sw.whole, p) {
-				n += max(c.records-sw.unsealed[p], 0)
+				n += c.records
 			}
 		}
 		db.stats.recordsSealed.Add(uint64(n))

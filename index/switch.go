@@ -18,7 +18,7 @@ import (
 // them over: for a run with a copy, only the keys changed since the copy's
 // snapshot (the run's delta); for a run without one, the whole run as it is.
 // A moved block whose range holds changed records is re-encoded with them
-// (written once more, as one key), so the run keeps its rule (no loose
+// (as one block, or several if they outgrow it), so the run keeps its rule (no loose
 // record inside a block's range) and the slice stays sealed; changes outside
 // every block's range go in loose, for the next pass. The blocks are encoded
 // before the switch, beside the writes, and the switch inside the committer
@@ -28,9 +28,10 @@ import (
 // then in each of a slice's runs, keep the slice from ever moving: every
 // round found every run changed again, and what was left for the switch
 // never fitted a transaction. Turning the blocks with changes back into
-// loose records instead of re-encoding them did the same at scale: a
-// trickle over all 256 runs of a slice turned a block of each loose, 1 024
-// records each, more than a switch writes.
+// loose records instead of re-encoding them left up to 1 024 loose records
+// per changed block in the moved space, for the next pass to seal again in
+// place with a tombstone each, and held the writes off longer
+// (BenchmarkMoveBesideATrickle).
 
 // moveOp is one write of a switch into the moved space: a key set to value,
 // or deleted.
@@ -43,15 +44,13 @@ type moveOp struct {
 // switchWork is what a switch of slice s of window w writes besides its
 // markers.
 type switchWork struct {
-	whole    []record.Partition            // runs copied again as they are
-	deltas   map[record.Partition][]moveOp // the changes of runs with a copy
-	unsealed map[record.Partition]int      // records of moved blocks the deltas turn loose
-	turned   int                           // those blocks
-	merged   int                           // moved blocks the deltas re-encode with their changes
-	added    int                           // records those take in that no block held
-	encoded  int                           // of the merged blocks, those encoded by this plan
-	size     int64                         // what it takes in transactions, as Badger counts
-	keys     int64
+	whole   []record.Partition            // runs copied again as they are
+	deltas  map[record.Partition][]moveOp // the changes of runs with a copy
+	merged  int                           // moved blocks the deltas re-encode with their changes
+	added   int                           // records those take in that no block held
+	encoded int                           // of the merged blocks, those encoded by this plan
+	size    int64                         // what it takes in transactions, as Badger counts
+	keys    int64
 }
 
 // runs is how many runs the switch changes in the moved space.
@@ -63,7 +62,7 @@ func (sw *switchWork) runs() int { return len(sw.whole) + len(sw.deltas) }
 // (copied: per partition), each as its delta or, without a copy, whole.
 // With merges nil it only sizes the blocks the deltas re-encode (runDelta).
 func (db *DB) planSwitch(txn *badger.Txn, w record.Window, s uint8, listTs uint64, copied map[record.Partition]runCopy, merges mergeCache) (switchWork, error) {
-	sw := switchWork{deltas: map[record.Partition][]moveOp{}, unsealed: map[record.Partition]int{}}
+	sw := switchWork{deltas: map[record.Partition][]moveOp{}}
 	for p, v := range runVersionsSince(txn, slicePrefix(w, s), listTs) {
 		c, ok := copied[p]
 		if ok && v <= c.ts {
@@ -76,8 +75,6 @@ func (db *DB) planSwitch(txn *badger.Txn, w record.Window, s uint8, listTs uint6
 			}
 			if !d.whole {
 				sw.deltas[p] = d.ops
-				sw.unsealed[p] = d.unsealed
-				sw.turned += d.turned
 				sw.merged += d.merged
 				sw.added += d.added
 				sw.encoded += d.encoded
@@ -107,11 +104,11 @@ func (db *DB) planSwitch(txn *badger.Txn, w record.Window, s uint8, listTs uint6
 // runDelta lists the writes that carry the changes of partition p's run of
 // slice s of window w made after ts into its copy in the moved space: each
 // moved block whose range holds a changed record re-encoded with the changes
-// of its range (or, where the result would not fit a block, turned back into
-// loose records), then each other changed key's newest state. With merges
-// nil it only sizes the blocks it would re-encode (their old size and the
-// changes' values); otherwise it encodes them, reusing a block of merges
-// whose changes are still the same, and notes each in merges. whole is set
+// of its range (as more than one block if they took in more than a block
+// holds), then each other changed key's newest state. With merges nil it
+// only sizes the blocks it would re-encode (their old size and the changes'
+// values); otherwise it encodes them, reusing those of merges whose changes
+// are still the same (before decoding anything), and notes each in merges. whole is set
 // when the run must be copied again as it is instead (a block written in it
 // after ts).
 func (db *DB) runDelta(txn *badger.Txn, w record.Window, s uint8, p record.Partition, ts uint64, merges mergeCache) (d runDeltaPlan, err error) {
@@ -147,14 +144,10 @@ func (db *DB) runDelta(txn *badger.Txn, w record.Window, s uint8, p record.Parti
 	if err != nil || d.whole {
 		return runDeltaPlan{whole: d.whole}, err
 	}
-	at := make(map[string]int, len(changes)) // change by key
-	for i, c := range changes {
-		at[string(c.key)] = i
-	}
-	handled := make([]bool, len(changes)) // written with a block merged or turned loose
+	handled := make([]bool, len(changes)) // written with a block merged
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: runPrefix(w, s|movedSpace, p)})
 	defer it.Close()
-	done := map[string]bool{} // moved blocks merged or turned loose
+	done := map[string]bool{} // moved blocks merged
 	add := func(op moveOp, size int64) {
 		d.ops = append(d.ops, op)
 		d.size += size
@@ -182,15 +175,6 @@ func (db *DB) runDelta(txn *badger.Txn, w record.Window, s uint8, p record.Parti
 		if id, ok := idFromRecordKey(c.key); ok && next != nil && !done[string(next)] {
 			if first, last, ok := blockRange(next); ok && record.Compare(id, first) >= 0 && record.Compare(id, last) <= 0 {
 				bk := it.Item().KeyCopy(nil)
-				var blk decodedBlock
-				oldSize := it.Item().ValueSize()
-				if err := it.Item().Value(func(v []byte) error {
-					var err error
-					blk, err = blockRecords(bk, v, false)
-					return err
-				}); err != nil {
-					return runDeltaPlan{}, fmt.Errorf("index: merge changes into a moved block: %w", err)
-				}
 				done[string(bk)] = true
 				// the changes of its range: from c on, up to its last record
 				end := appendRunKey(nil, w, s|movedSpace, p, last)
@@ -201,21 +185,44 @@ func (db *DB) runDelta(txn *badger.Txn, w record.Window, s uint8, p record.Parti
 						handled[j] = true
 					}
 				}
-				recs, added := mergeBlock(blk, in)
-				if db.blockFits(recs) {
-					if err := d.merge(bk, oldSize, recs, in, added, w, s, p, merges); err != nil {
-						return runDeltaPlan{}, err
-					}
+				if m, ok := merges[string(bk)]; ok && sameChanges(m.changes, in) {
+					d.write(bk, m) // encoded before the switch, and nothing changed since
 					continue
 				}
-				// too large for one block: its records go back loose, as
-				// the changes left them (one deleted since is not written)
-				del(bk)
-				d.turned++
-				for _, r := range recs {
-					set(appendRunKey(nil, w, s|movedSpace, p, r.ID), r.Data)
+				oldSize := it.Item().ValueSize()
+				var blk decodedBlock
+				if err := it.Item().Value(func(v []byte) error {
+					var err error
+					blk, err = blockRecords(bk, v, false)
+					return err
+				}); err != nil {
+					return runDeltaPlan{}, fmt.Errorf("index: merge changes into a moved block: %w", err)
 				}
-				d.unsealed += len(blk.IDs)
+				recs, added := mergeBlock(blk, in)
+				m := mergedBlock{changes: in, added: added}
+				if merges == nil {
+					// sized only: its old size and the changes' values, in
+					// as many blocks as it will take
+					m.blocks = make([]keyValue, len(db.cutBlocks(recs)))
+					for k := range m.blocks {
+						m.blocks[k].key = bk // as long as a block key
+					}
+					m.sized = oldSize
+					for _, c := range in {
+						m.sized += int64(len(c.value))
+					}
+				} else {
+					for _, g := range db.cutBlocks(recs) {
+						v, err := appendBlock(nil, g)
+						if err != nil {
+							return runDeltaPlan{}, fmt.Errorf("index: merge changes into moved block %x: %w", bk, err)
+						}
+						m.blocks = append(m.blocks, keyValue{key: appendBlockKey(nil, w, s|movedSpace, p, g[0].ID, g[len(g)-1].ID), value: v})
+					}
+					merges[string(bk)] = m
+					d.encoded++
+				}
+				d.write(bk, m)
 				continue
 			}
 		}
@@ -247,64 +254,70 @@ type runDeltaPlan struct {
 	merged     int   // moved blocks re-encoded with the changes of their range
 	encoded    int   // of those, encoded here (not taken from merges)
 	added      int   // records those took in that no block held
-	turned     int   // moved blocks turned loose instead
-	unsealed   int   // the records those held
 	whole      bool  // copy the run again as it is instead
 }
 
+// keyValue is a key and its value.
+type keyValue struct{ key, value []byte }
+
 // mergedBlock is a moved block re-encoded with the changes of its range
-// (runDelta): kept from a plan outside the committer so that the switch
-// inside it reuses the encoding while the block's changes are still the
-// same.
+// (runDelta), as the blocks that replace it (none when the changes deleted
+// every record; more than one when they took in more than a block holds):
+// kept from a plan outside the committer so that the switch inside it
+// reuses the encoding while the block's changes are still the same.
 type mergedBlock struct {
 	changes []change
-	key     []byte // the new block's, nil if it holds nothing
-	value   []byte
+	blocks  []keyValue
+	added   int   // records it took in that the block did not hold
+	sized   int64 // when only sized (blocks without values): what their values take
 }
 
 // mergeCache holds merged blocks by the key of the block they replace.
 type mergeCache map[string]mergedBlock
 
-// merge adds the writes that replace moved block bk (oldSize bytes of value)
-// of partition p's run with recs, its records after the changes in; with
-// merges nil it only sizes them.
-func (d *runDeltaPlan) merge(bk []byte, oldSize int64, recs []blockRecord, in []change, added int, w record.Window, s uint8, p record.Partition, merges mergeCache) error {
+// write adds the writes that replace moved block bk with m's blocks.
+func (d *runDeltaPlan) write(bk []byte, m mergedBlock) {
 	d.merged++
-	d.added += added
-	var key []byte
-	if len(recs) > 0 {
-		key = appendBlockKey(nil, w, s|movedSpace, p, recs[0].ID, recs[len(recs)-1].ID)
-	}
-	if !bytes.Equal(key, bk) {
+	d.added += m.added
+	if !slices.ContainsFunc(m.blocks, func(b keyValue) bool { return bytes.Equal(b.key, bk) }) {
 		d.ops = append(d.ops, moveOp{key: bk, del: true})
 		d.size += entrySize(bk, nil)
 		d.keys++
 	}
-	if key == nil {
+	for _, b := range m.blocks {
+		d.ops = append(d.ops, moveOp{key: b.key, value: b.value})
+		d.size += entrySize(b.key, b.value)
+		d.keys++
+	}
+	d.size += m.sized
+}
+
+// cutBlocks cuts recs (in ID order) into blocks as the sealer does (planRun):
+// at most SealBlockRecords records each, evened out, and no more than a block
+// may hold (blockFits; a single record always makes a block).
+func (db *DB) cutBlocks(recs []blockRecord) [][]blockRecord {
+	if len(recs) == 0 {
 		return nil
 	}
-	d.keys++
-	if merges == nil {
-		d.size += entrySize(key, nil) + oldSize
-		for _, c := range in {
-			d.size += int64(len(c.value))
+	per := max(db.cfg.SealBlockRecords, 1)
+	n := (len(recs) + per - 1) / per
+	per = min((len(recs)+n-1)/n, maxBlockRecords, int(db.bdb.MaxBatchCount()/4))
+	maxBytes := db.bdb.MaxBatchSize() / 4
+	var out [][]blockRecord
+	for i := 0; i < len(recs); {
+		j, size := i, int64(0)
+		for j < len(recs) {
+			rs := int64(recordKeyLen+len(recs[j].Data)) + 12 // entrySize
+			if j > i && (j-i >= per || size+rs > maxBytes) {
+				break
+			}
+			size += rs
+			j++
 		}
-		d.ops = append(d.ops, moveOp{key: key})
-		return nil
+		out = append(out, recs[i:j])
+		i = j
 	}
-	m, ok := merges[string(bk)]
-	if !ok || !sameChanges(m.changes, in) {
-		v, err := appendBlock(nil, recs)
-		if err != nil {
-			return fmt.Errorf("index: merge changes into moved block %x: %w", bk, err)
-		}
-		m = mergedBlock{changes: in, key: key, value: v}
-		merges[string(bk)] = m
-		d.encoded++
-	}
-	d.ops = append(d.ops, moveOp{key: m.key, value: m.value})
-	d.size += entrySize(m.key, m.value)
-	return nil
+	return out
 }
 
 // sameChanges reports whether a and b are the same changes.
@@ -342,20 +355,6 @@ func mergeBlock(blk decodedBlock, in []change) (recs []blockRecord, added int) {
 		recs = append(recs, blockRecord{ID: blk.IDs[i], Data: blk.Data[i]})
 	}
 	return recs, added
-}
-
-// blockFits reports whether recs fit one block: as loose records, in one
-// transaction beside a few others, since an unseal writes all of them back
-// at once (planRun's bound).
-func (db *DB) blockFits(recs []blockRecord) bool {
-	if len(recs) > min(maxBlockRecords, int(db.bdb.MaxBatchCount()/4)) {
-		return false
-	}
-	var size int64
-	for _, r := range recs {
-		size += int64(recordKeyLen+len(r.Data)) + 12 // entrySize
-	}
-	return size <= db.bdb.MaxBatchSize()/4
 }
 
 // writeMoveOps writes ops into the moved space, in order, in transactions of
