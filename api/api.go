@@ -253,9 +253,12 @@ type StoreStatus struct {
 	// a value-log collection cannot bring them back (docs/architecture.md).
 	DeletesSettled uint64 `json:"deletes_settled"`
 	// SlicesMoved counts the minute slices the sealer switched to their
-	// blocks; SlicesDropped those whose loose records were then dropped.
+	// blocks; SlicesDropped those whose loose records were then dropped;
+	// BlocksMerged the blocks a switch re-encoded with the late records and
+	// deletes of their range.
 	SlicesMoved   uint64 `json:"slices_moved"`
 	SlicesDropped uint64 `json:"slices_dropped"`
+	BlocksMerged  uint64 `json:"blocks_merged"`
 }
 
 // Convergence is the answer to GET /v1/convergence: proof of when replicas

@@ -66,7 +66,8 @@ func TestMetricsMoveWithTheirEvents(t *testing.T) {
 	before := scrape(t, p.APIAddr())
 	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "logmesh_store_records",
 		`logmesh_ingest_records_total{transport="tcp"}`, `logmesh_gossip_members{state="alive"}`,
-		`logmesh_store_level_tables{level="0"}`, `logmesh_store_level_compaction_score{level="0"}`, "logmesh_store_value_log_gc_runs_total"} {
+		`logmesh_store_level_tables{level="0"}`, `logmesh_store_level_compaction_score{level="0"}`, "logmesh_store_value_log_gc_runs_total",
+		"logmesh_store_blocks_merged_total"} {
 		if _, ok := before[name]; !ok {
 			t.Fatalf("/metrics lacks %s", name)
 		}
