@@ -48,6 +48,14 @@ func sizedEntry(rng *rand.Rand, id record.ID, prefix string, size int) Entry {
 	return Entry{ID: id, Data: r.AppendEncode(nil)}
 }
 
+// productionTransactions configures a store whose transactions are as large
+// as a production store's (the default memtable), with maintenance left to
+// the test.
+func productionTransactions(c *Config) {
+	c.MemTableBytes = 16 << 20
+	c.MaintenanceInterval = time.Hour
+}
+
 // TestASwitchOfLargeRecordsFitsATransaction: with the production memtable
 // (Badger takes 2.5 MB in one transaction) and lines of about 1 KB, one late
 // record in a run of 3 000 between its copy and the switch made the switch
@@ -55,10 +63,7 @@ func sizedEntry(rng *rand.Rand, id record.ID, prefix string, size int) Entry {
 // pass, when the rounds before it counted records, not bytes (found by
 // review). They now bound the bytes and keys the switch copies.
 func TestASwitchOfLargeRecordsFitsATransaction(t *testing.T) {
-	db := openTest(t, t.TempDir(), func(c *Config) {
-		c.MemTableBytes = 16 << 20 // the default of a production store
-		c.MaintenanceInterval = time.Hour
-	})
+	db := openTest(t, t.TempDir(), productionTransactions)
 	rng := rand.New(rand.NewPCG(1, 2))
 	w := record.WindowOf(time.Now().UnixMilli() - 3*record.WindowMillis)
 	const s, p = 5, record.Partition(9)
@@ -73,10 +78,7 @@ func TestASwitchOfLargeRecordsFitsATransaction(t *testing.T) {
 // them (a peer catching up on the end of a slice) take more than Badger
 // takes in one transaction, and the switch writes them in several.
 func TestASwitchOfManyLateRecordsTakesSeveralTransactions(t *testing.T) {
-	db := openTest(t, t.TempDir(), func(c *Config) {
-		c.MemTableBytes = 16 << 20 // the default of a production store
-		c.MaintenanceInterval = time.Hour
-	})
+	db := openTest(t, t.TempDir(), productionTransactions)
 	rng := rand.New(rand.NewPCG(5, 6))
 	w := record.WindowOf(time.Now().UnixMilli() - 3*record.WindowMillis)
 	const s, p = 5, record.Partition(9)

@@ -61,12 +61,6 @@ func largestBlock(t *testing.T, db *DB, prefix []byte) int {
 	return m
 }
 
-type edgeOp struct {
-	write  []Entry
-	origin Origin
-	del    []record.ID
-}
-
 // edgeMove: runs sealed in place in small blocks (some), moved, and
 // changed at the edges of the moved blocks both before the switch's plan
 // and between the plan and the switch (the merge cache): first or last
@@ -96,7 +90,7 @@ func edgeMoveOf(t *testing.T, seed uint64, bg bool, pad int) {
 	w := record.WindowOf(time.Now().UnixMilli() - 3*record.WindowMillis)
 	const s = 6
 	parts := []record.Partition{3, 4, 77}
-	var ops []edgeOp
+	var ops []randomOp
 	live := map[record.ID]Entry{}
 	n := 0
 	mintAt := func(ms int64, p record.Partition) Entry {
@@ -112,7 +106,7 @@ func edgeMoveOf(t *testing.T, seed uint64, bg bool, pad int) {
 			t.Errorf("write: %+v, %v", res, err)
 			return
 		}
-		ops = append(ops, edgeOp{write: es, origin: origin})
+		ops = append(ops, randomOp{write: es, origin: origin})
 		for _, e := range es {
 			live[e.ID] = e
 		}
@@ -127,7 +121,7 @@ func edgeMoveOf(t *testing.T, seed uint64, bg bool, pad int) {
 			t.Errorf("delete: %v", err)
 			return
 		}
-		ops = append(ops, edgeOp{del: ids})
+		ops = append(ops, randomOp{del: ids})
 		for _, id := range ids {
 			delete(live, id)
 		}
@@ -266,34 +260,13 @@ func edgeMoveOf(t *testing.T, seed uint64, bg bool, pad int) {
 	t.Logf("per %d vt %d: %d ops, %d live, merged %d (in committer %d), unsealed %d, max block %d",
 		per, vt, len(ops), len(live), st.BlocksMerged, db.stats.mergedInCommitter.Load(), st.BlocksUnsealed,
 		largestBlock(t, db, slicePrefix(w, s|movedSpace)))
-	ref := openTest(t, t.TempDir())
-	var everything []Entry
-	for _, op := range ops {
-		if op.write != nil {
-			if _, err := ref.Write(context.Background(), op.write, op.origin); err != nil {
-				t.Fatal(err)
-			}
-			everything = append(everything, op.write...)
-		} else if _, err := ref.Delete(context.Background(), op.del); err != nil {
-			t.Fatal(err)
+	want, everything := replayAndCompare(t, db, ops, func(ref *DB) {
+		rsr, _ := ref.Scrub(context.Background(), 0)
+		sr, err := db.Scrub(context.Background(), 0)
+		if err != nil || sr.Records != uint64(len(live)) || sr.Buckets != rsr.Buckets {
+			t.Fatalf("scrub: %+v, %v; want %d records; reference %+v", sr, err, len(live), rsr)
 		}
-	}
-	want := readEverything(t, ref, everything, 5)
-	compareReads(t, "moved", want, readEverything(t, db, everything, 5))
-	checkRunRules(t, db)
-	db.allowDiscard()
-	if err := db.dropMoved(true); err != nil {
-		t.Fatal(err)
-	}
-	compareReads(t, "dropped", want, readEverything(t, db, everything, 5))
-	rsr, _ := ref.Scrub(context.Background(), 0)
-	sr, err := db.Scrub(context.Background(), 0)
-	if err != nil || sr.Records != uint64(len(live)) || sr.Buckets != rsr.Buckets {
-		t.Fatalf("scrub: %+v, %v; want %d records; reference %+v", sr, err, len(live), rsr)
-	}
-	moveAll(t, db)
-	compareReads(t, "sealed", want, readEverything(t, db, everything, 5))
-	checkRunRules(t, db)
+	})
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -312,11 +312,7 @@ func TestMergedBlocksKeepTheSealersBounds(t *testing.T) {
 		minBlocks  int
 	}{{"500 records of 150 bytes", 500, 150, 9}, {"200 records of 2 KB", 200, 2000, 12}} {
 		t.Run(c.name, func(t *testing.T) {
-			db := openTest(t, t.TempDir(), func(cfg *Config) {
-				cfg.SealBlockRecords = 64
-				cfg.MaintenanceInterval = time.Hour
-				cfg.MemTableBytes = 1 << 20
-			})
+			db := openTest(t, t.TempDir(), smallTransactions)
 			w := record.WindowOf(time.Now().UnixMilli() - 3*record.WindowMillis)
 			const s = 4
 			all := writeSpaced(t, db, w, s, 3, 128, 40)
@@ -474,16 +470,21 @@ func TestRecordsSealedCountsEachRecordOncePerSealing(t *testing.T) {
 	}
 }
 
+// smallTransactions configures a store whose transactions are small (a
+// 1 MB memtable), with blocks of 64 records and maintenance left to the
+// test.
+func smallTransactions(c *Config) {
+	c.SealBlockRecords = 64
+	c.MaintenanceInterval = time.Hour
+	c.MemTableBytes = 1 << 20
+}
+
 // deltaFaultStore: two runs of 1 500 records of slice 5, and between the copy
 // and the switch 1 500 late records and 60 deletes spread over them (merged
 // into their blocks) and 1 500 late records after them (loose), enough for
 // the switch to write its delta in several transactions.
 func deltaFaultStore(t *testing.T, dir string) (db *DB, w record.Window, all *[]Entry, deleted *[]record.ID) {
-	db = openTest(t, dir, func(c *Config) {
-		c.SealBlockRecords = 64
-		c.MaintenanceInterval = time.Hour
-		c.MemTableBytes = 1 << 20
-	})
+	db = openTest(t, dir, smallTransactions)
 	w = record.WindowOf(time.Now().UnixMilli() - 3*record.WindowMillis)
 	const s = 5
 	all, deleted = new([]Entry), new([]record.ID)
@@ -667,11 +668,7 @@ func crashBetweenTheDeltaAndTheMarker(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db = openTest(t, dir, func(c *Config) {
-		c.SealBlockRecords = 64
-		c.MaintenanceInterval = time.Hour
-		c.MemTableBytes = 1 << 20
-	})
+	db = openTest(t, dir, smallTransactions)
 	compareReads(t, "beside the delta, reopened", want, readEverything(t, db, *all, 3))
 	res, err := db.Write(context.Background(), kept, OriginRemote)
 	if err != nil || res.Duplicates != len(kept) {
@@ -700,11 +697,7 @@ func crashBetweenTheDeltaAndTheMarker(t *testing.T) {
 // left to list), and its delta (every block turned loose, every record
 // deleted) is counted twice over against the switch's budget.
 func TestARunEmptiedBeforeTheSwitchDoesNotStopTheMove(t *testing.T) {
-	db := openTest(t, t.TempDir(), func(c *Config) {
-		c.SealBlockRecords = 64
-		c.MaintenanceInterval = time.Hour
-		c.MemTableBytes = 1 << 20
-	})
+	db := openTest(t, t.TempDir(), smallTransactions)
 	w := record.WindowOf(time.Now().UnixMilli() - 3*record.WindowMillis)
 	const s = 5
 	es := writeSpaced(t, db, w, s, 1, 4000, 10)
@@ -729,10 +722,47 @@ func TestARunEmptiedBeforeTheSwitchDoesNotStopTheMove(t *testing.T) {
 	}
 }
 
-// randomOp is a write or a delete, replayed on a store that never seals.
+// randomOp is a write (from origin) or a delete, replayed on a store that
+// never seals.
 type randomOp struct {
-	write []Entry
-	del   []record.ID
+	write  []Entry
+	origin Origin
+	del    []record.ID
+}
+
+// replayAndCompare replays ops on a store that never seals and compares
+// every reader of db with it: as moved, after the drop of the moved slices'
+// loose records (then afterDrop, if given, with the reference) and after
+// sealing everything again. It returns what the reference reads and every
+// record written.
+func replayAndCompare(t *testing.T, db *DB, ops []randomOp, afterDrop func(ref *DB)) (want map[string]string, everything []Entry) {
+	t.Helper()
+	ref := openTest(t, t.TempDir())
+	for _, op := range ops {
+		if op.write != nil {
+			if _, err := ref.Write(context.Background(), op.write, op.origin); err != nil {
+				t.Fatal(err)
+			}
+			everything = append(everything, op.write...)
+		} else if _, err := ref.Delete(context.Background(), op.del); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want = readEverything(t, ref, everything, 5)
+	compareReads(t, "moved", want, readEverything(t, db, everything, 5))
+	checkRunRules(t, db)
+	db.allowDiscard()
+	if err := db.dropMoved(true); err != nil {
+		t.Fatal(err)
+	}
+	compareReads(t, "dropped", want, readEverything(t, db, everything, 5))
+	if afterDrop != nil {
+		afterDrop(ref)
+	}
+	moveAll(t, db)
+	compareReads(t, "sealed", want, readEverything(t, db, everything, 5))
+	checkRunRules(t, db)
+	return want, everything
 }
 
 // TestRandomChangesBesideAMoveReadExactly: a writer adds, deletes, writes
@@ -915,27 +945,5 @@ func randomMove(t *testing.T, seed uint64) {
 	}
 	st := db.Stats()
 	t.Logf("per %d vt %d bg %v: %d ops, %d live, recopied %d, unsealed %d", per, vt, bg, len(ops), len(live), st.MovedRunsRecopied, st.BlocksUnsealed)
-	ref := openTest(t, t.TempDir())
-	var everything []Entry
-	for _, op := range ops {
-		if op.write != nil {
-			if _, err := ref.Write(context.Background(), op.write, OriginLocal); err != nil {
-				t.Fatal(err)
-			}
-			everything = append(everything, op.write...)
-		} else if _, err := ref.Delete(context.Background(), op.del); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := readEverything(t, ref, everything, 5)
-	compareReads(t, "moved", want, readEverything(t, db, everything, 5))
-	checkRunRules(t, db)
-	db.allowDiscard()
-	if err := db.dropMoved(true); err != nil {
-		t.Fatal(err)
-	}
-	compareReads(t, "dropped", want, readEverything(t, db, everything, 5))
-	moveAll(t, db)
-	compareReads(t, "sealed", want, readEverything(t, db, everything, 5))
-	checkRunRules(t, db)
+	replayAndCompare(t, db, ops, nil)
 }
