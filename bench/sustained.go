@@ -50,9 +50,13 @@ type SustainedResult struct {
 	FirstM, LastM float64
 	CPU           time.Duration // the store's user+system time over the run
 	PeakRSS       int64
-	DiskPerLine   float64 // after the store's own compaction or merge
-	WordMatches   int
-	WordQuery     time.Duration
+	// PeakAnon and PeakFile are the highest anonymous (heap) and
+	// file-backed (mapped files) resident memory sampled every 200 ms: the
+	// two parts of PeakRSS have different causes and different knobs.
+	PeakAnon, PeakFile int64
+	DiskPerLine        float64 // after the store's own compaction or merge
+	WordMatches        int
+	WordQuery          time.Duration
 	// GCCycles is how many times the store's Go collector ran over the
 	// run (-1 when the store does not say): a collector that runs tens of
 	// times a second is short of memory (its --memory-limit).
@@ -161,6 +165,7 @@ func sustained(ctx context.Context, system string, s store, cfg SustainedConfig,
 		n  uint64
 	}
 	var points []point
+	var peakAnon, peakFile int64
 	var mu sync.Mutex
 	sctx, stopSampling := context.WithCancel(ctx)
 	sampled := make(chan struct{})
@@ -174,11 +179,16 @@ func sustained(ctx context.Context, system string, s store, cfg SustainedConfig,
 				return
 			case <-t.C:
 			}
-			if n, err := s.stored(sctx); err == nil {
-				mu.Lock()
-				points = append(points, point{time.Now(), n})
-				mu.Unlock()
+			anon, file, rerr := rss(s.pid())
+			n, err := s.stored(sctx)
+			mu.Lock()
+			if rerr == nil {
+				peakAnon, peakFile = max(peakAnon, anon), max(peakFile, file)
 			}
+			if err == nil {
+				points = append(points, point{time.Now(), n})
+			}
+			mu.Unlock()
 		}
 	}()
 	start := time.Now()
@@ -207,6 +217,10 @@ func sustained(ctx context.Context, system string, s store, cfg SustainedConfig,
 	res.Elapsed = time.Since(start)
 	stopSampling()
 	<-sampled
+	if anon, file, err := rss(s.pid()); err == nil { // a run shorter than a sample still has one
+		peakAnon, peakFile = max(peakAnon, anon), max(peakFile, file)
+	}
+	res.PeakAnon, res.PeakFile = peakAnon, peakFile
 	if err != nil {
 		return res, err
 	}
@@ -261,9 +275,9 @@ func sustained(ctx context.Context, system string, s store, cfg SustainedConfig,
 	if res.Sealed >= 0 {
 		sealed = fmt.Sprintf(", sealed into blocks by then %d (%.0f%%)", res.Sealed, 100*float64(res.Sealed)/float64(cfg.Lines))
 	}
-	out("%s: sent in %v, stored after %v, queryable (a count query answers all) after %v (%.0f lines/s; first million %.0f/s, last %.0f/s), CPU %v, peak RSS %d MB, Go collections %s%s, word query %v; compacting to measure the disk...\n",
+	out("%s: sent in %v, stored after %v, queryable (a count query answers all) after %v (%.0f lines/s; first million %.0f/s, last %.0f/s), CPU %v, peak RSS %d MB (sampled: anonymous %d MB, file-backed %d MB), Go collections %s%s, word query %v; compacting to measure the disk...\n",
 		system, sent.Round(time.Millisecond), stored.Round(time.Millisecond), res.Elapsed.Round(time.Millisecond), res.Rate(), res.FirstM, res.LastM,
-		res.CPU.Round(time.Millisecond), res.PeakRSS>>20, gc, sealed, res.WordQuery.Round(time.Millisecond))
+		res.CPU.Round(time.Millisecond), res.PeakRSS>>20, res.PeakAnon>>20, res.PeakFile>>20, gc, sealed, res.WordQuery.Round(time.Millisecond))
 	ds := time.Now()
 	if res.DiskPerLine, err = s.diskPerLine(ctx, cfg.Lines); err != nil {
 		return res, err

@@ -25,7 +25,7 @@ func TestSustainedCountsWhatItMeasures(t *testing.T) {
 		t.Fatalf("%d results without VictoriaLogs, want 1", len(res))
 	}
 	r := res[0]
-	if r.Lines != lines || r.WordMatches != (lines+99)/100 || r.Elapsed <= 0 || r.CPU <= 0 || r.PeakRSS <= 0 || r.DiskPerLine <= 0 || r.GCCycles <= 0 {
+	if r.Lines != lines || r.WordMatches != (lines+99)/100 || r.Elapsed <= 0 || r.CPU <= 0 || r.PeakRSS <= 0 || r.PeakAnon <= 0 || r.PeakAnon > r.PeakRSS || r.DiskPerLine <= 0 || r.GCCycles <= 0 {
 		t.Fatalf("figures %+v", r)
 	}
 }
