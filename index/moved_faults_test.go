@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -281,12 +282,20 @@ func recopyStore(t *testing.T, dir string, fault func(n int) error) (db *DB, all
 	}
 	t.Cleanup(func() { moveBeforeSwitch, sealTxnFault = nil, nil })
 	var txns atomic.Int64
+	// quiet stops the writer of late records and waits for it: a pass that
+	// fails before the switch's transaction leaves it writing
+	quiet := func() {}
 	moveBeforeSwitch = func(record.Window, uint8) {
 		late(4800, 300)
 		txns.Store(0)
 		// and more while the rounds copy again
 		stop := make(chan struct{})
 		done := make(chan struct{})
+		var once sync.Once
+		quiet = func() {
+			once.Do(func() { close(stop) })
+			<-done
+		}
 		go func() {
 			defer close(done)
 			for range 6 {
@@ -302,23 +311,19 @@ func recopyStore(t *testing.T, dir string, fault func(n int) error) (db *DB, all
 			n := int(txns.Add(1))
 			if n == 3 {
 				// the writer is done before the switch's transaction comes
-				close(stop)
+				once.Do(func() { close(stop) })
 			}
 			if fault != nil {
 				return fault(n)
 			}
 			return nil
 		}
-		t.Cleanup(func() {
-			select {
-			case <-stop:
-			default:
-				close(stop)
-			}
-			<-done
-		})
+		t.Cleanup(quiet)
 	}
-	all = func() ([]Entry, []record.ID) { return es, deleted }
+	all = func() ([]Entry, []record.ID) {
+		quiet()
+		return es, deleted
+	}
 	pass = func() error { return db.sealWindow(w, 0, uint8(slicesPerWindow)) }
 	return db, all, pass
 }
