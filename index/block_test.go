@@ -408,7 +408,7 @@ func BenchmarkBlockBytesPerLine(b *testing.B) {
 	}
 	store := float64(stored) / n
 	b.Logf("%d sample records, %.0f encoded bytes per record; the store after compaction: %.1f B/line", n, float64(raw)/n, store)
-	for _, size := range []int{64, 256, 1024, 4096} {
+	for _, size := range []int{1, 16, 32, 64, 256, 1024, 4096} {
 		b.Run(fmt.Sprintf("records=%d", size), func(b *testing.B) {
 			var total int
 			for b.Loop() {

@@ -306,11 +306,39 @@ func (db *DB) sealRun(w record.Window, s uint8, p record.Partition, per, limit i
 	return db.applySeal(plan)
 }
 
-// sealGroup is one block a seal writes and the run's entries it replaces.
+// sealGroup is one block a seal writes and the run's entries it replaces,
+// or, with loose set, loose records a move copies into the moved space as
+// they are (too few for a block of their own, Config.SealMinRecords).
 type sealGroup struct {
 	units       []runUnit
 	first, last record.ID
 	blk         []byte
+	loose       bool
+}
+
+// movedKeys returns the keys a loose group's records take under slice byte
+// to (the moved space), in order.
+func (g *sealGroup) movedKeys(to uint8) [][]byte {
+	keys := make([][]byte, len(g.units))
+	for i, u := range g.units {
+		k := bytes.Clone(u.key)
+		k[5] = to
+		keys[i] = k
+	}
+	return keys
+}
+
+// size returns what writing the group under slice byte to takes in a
+// transaction, as Badger counts, and how many keys.
+func (g *sealGroup) size(w record.Window, to uint8, p record.Partition) (int64, int64) {
+	if !g.loose {
+		return entrySize(appendBlockKey(nil, w, to, p, g.first, g.last), g.blk), 1
+	}
+	var n int64
+	for i, k := range g.movedKeys(to) {
+		n += entrySize(k, g.units[i].recs[0].Data)
+	}
+	return n, int64(len(g.units))
 }
 
 // sealPlan is the sealing of one run, read and encoded from a snapshot.
@@ -342,7 +370,9 @@ func (db *DB) planSeal(txn *badger.Txn, w record.Window, s uint8, p record.Parti
 // planRun reads partition p's run under slice byte s of window w from txn
 // and encodes its blocks, to be written under slice byte to: s to seal it in
 // place, s|movedSpace to move it, when every record of the run goes into
-// a block, one that is a block already too.
+// a block, one that is a block already too. Loose records between blocks (or
+// alone) too few for a block of their own (Config.SealMinRecords) stay
+// loose: in place they are left as they are; a move copies them loose.
 func (db *DB) planRun(txn *badger.Txn, w record.Window, s, to uint8, p record.Partition, per, limit int) (sealPlan, error) {
 	plan := sealPlan{w: w, s: s, to: to, p: p, ts: txn.ReadTs()}
 	if per < 1 {
@@ -390,6 +420,7 @@ func (db *DB) planRun(txn *badger.Txn, w record.Window, s, to uint8, p record.Pa
 	// others: an unseal writes all of them back at once
 	maxBytes, maxCount := db.bdb.MaxBatchSize()/4, int(db.bdb.MaxBatchCount()/4)
 	per = min(per, maxCount)
+	fewest := min(db.cfg.SealMinRecords, per)
 	for i := 0; i < len(units); {
 		j, n, size := i, 0, int64(0)
 		for j < len(units) {
@@ -405,6 +436,13 @@ func (db *DB) planRun(txn *badger.Txn, w record.Window, s, to uint8, p record.Pa
 		i = j
 		if len(group) == 1 && !group[0].loose && !plan.moving() {
 			continue // a block already, alone
+		}
+		if n < fewest && !slices.ContainsFunc(group, func(u runUnit) bool { return !u.loose }) {
+			// loose records too few for a block: they stay loose
+			if plan.moving() {
+				plan.groups = append(plan.groups, sealGroup{units: group, first: group[0].recs[0].ID, last: group[len(group)-1].recs[0].ID, loose: true})
+			}
+			continue
 		}
 		var recs []blockRecord
 		for _, u := range group {
@@ -502,6 +540,14 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 						}
 					}
 				}
+				if g.group.loose {
+					for i, k := range g.group.movedKeys(p.to) {
+						if err := txn.Set(k, g.group.units[i].recs[0].Data); err != nil {
+							return err
+						}
+					}
+					continue
+				}
 				if err := txn.Set(appendBlockKey(nil, p.w, p.to, p.p, g.group.first, g.group.last), g.group.blk); err != nil {
 					return err
 				}
@@ -519,6 +565,9 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 			db.noteMarked(w, set)
 		}
 		for _, g := range txnGroups {
+			if g.group.loose {
+				continue // copied loose: no block
+			}
 			n := 0
 			for _, u := range g.group.units {
 				n += len(u.recs)
@@ -560,7 +609,7 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 		}
 		for j := range plan.groups {
 			g := &plan.groups[j]
-			size, keys := entrySize(appendBlockKey(nil, plan.w, plan.to, plan.p, g.first, g.last), g.blk), int64(1)
+			size, keys := g.size(plan.w, plan.to, plan.p)
 			if j == 0 {
 				for _, k := range stale {
 					size += entrySize(k, nil)
@@ -1132,6 +1181,9 @@ type runCopy struct {
 func (plan *sealPlan) records() int {
 	n := 0
 	for _, g := range plan.groups {
+		if g.loose {
+			continue // copied loose: not sealed
+		}
 		for _, u := range g.units {
 			if u.loose {
 				n += len(u.recs)

@@ -230,9 +230,8 @@ func (db *DB) runDelta(txn *badger.Txn, w record.Window, s uint8, p record.Parti
 		case !c.del:
 			set(c.key, c.value)
 		case bytes.Equal(next, c.key):
-			// deleted since, and loose in the copy (a move copies a run
-			// into blocks only, so this is for safety: a record of the
-			// copy is in a block, merged above)
+			// deleted since, and loose in the copy (a move copies loose
+			// the records too few for a block, Config.SealMinRecords)
 			del(c.key)
 		}
 	}
