@@ -293,9 +293,18 @@ func (db *DB) build(batch []*writeReq) {
 			// the request's last entries are in the open transaction
 			req.waitSeq = db.nextSeq.Load()
 		}
-		db.pipe.reqCh <- req
 	}
 	b.send()
+	// the requests are handed to the acknowledger only now: a request
+	// that failed discards the open transaction (send), and those waiting
+	// for its sequence, never used, wait for the last one sent instead
+	db.pipe.mu.Lock()
+	last := db.pipe.mu.lastSeq
+	db.pipe.mu.Unlock()
+	for _, req := range batch {
+		req.waitSeq = min(req.waitSeq, last)
+		db.pipe.reqCh <- req
+	}
 }
 
 func (b *builder) begin() {
@@ -330,7 +339,9 @@ func (b *builder) fits(key, value []byte) bool {
 	}
 	journal := int64(ids+1)*record.IDLen + 64
 	maxSize, maxCount := b.db.bdb.MaxBatchSize(), b.db.bdb.MaxBatchCount()
-	return int64(ids+b.extra+3) < maxCount && b.size+entrySize(key, value)+journal < maxSize*9/10
+	// entries: the records, this one, those of unseals (extra), the
+	// journal's, a settle key's, a meta entry's, and Badger's own (BitFin)
+	return int64(ids+b.extra+5) < maxCount && b.size+entrySize(key, value)+journal < maxSize*9/10
 }
 
 // futureLimit is the last millisecond another peer's record may carry
@@ -604,6 +615,11 @@ func (b *builder) send() {
 	}
 	if b.err != nil || len(b.local)+len(b.remote) == 0 {
 		txn.Discard()
+		for _, c := range work.credits { // a request failed: nothing of this transaction is stored
+			if c.req.err == nil {
+				c.req.err = fmt.Errorf("index: commit: not written, since another write of its group failed: %w", b.err)
+			}
+		}
 		b.release(b.registered)
 		return
 	}
