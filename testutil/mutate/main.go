@@ -909,6 +909,13 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestSwitchMergedBlocksNeverExceedSealBlockRecords",
 	},
 	{
+		name: "switch-keeps-deleted-loose-copies",
+		file: "index/switch.go",
+		from: "			// the records too few for a block, Config.SealMinRecords)\n			del(c.key)",
+		to:   "			// the records too few for a block, Config.SealMinRecords)\n			_ = del",
+		pkg:  "./index", run: "TestAMoveCopiesRunsTooSmallForABlockLoose",
+	},
+	{
 		name: "move-leaves-small-runs-behind",
 		file: "index/seal.go",
 		from: "			if plan.moving() {\n				plan.groups = append(plan.groups, sealGroup{units: group,",
