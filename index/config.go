@@ -131,8 +131,9 @@ type Config struct {
 	// fewer takes about as much disk as the same records loose after
 	// compaction, or more (BenchmarkBlockBytesPerLine: 116 B/line for 16
 	// records, 93 for 32, 75 for 64, against 80 loose), and a minute
-	// slice's runs are that small at low rates. Fewer stay loose (a move copies them loose); loose records
-	// beside a block with room are sealed into it whatever their number.
+	// slice's runs are that small at low rates. Fewer stay loose (a move
+	// copies them loose); loose records beside a block with room are
+	// sealed into it whatever their number.
 	SealMinRecords int
 	// SealInterval is how often the sealer looks for windows to seal
 	// (default 15 seconds).

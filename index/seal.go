@@ -308,7 +308,8 @@ func (db *DB) sealRun(w record.Window, s uint8, p record.Partition, per, limit i
 
 // sealGroup is one block a seal writes and the run's entries it replaces,
 // or, with loose set, loose records a move copies into the moved space as
-// they are (too few for a block of their own, Config.SealMinRecords).
+// they are (too few for a block of their own, Config.SealMinRecords; no
+// first, last nor blk).
 type sealGroup struct {
 	units       []runUnit
 	first, last record.ID
@@ -335,8 +336,8 @@ func (g *sealGroup) size(w record.Window, to uint8, p record.Partition) (int64, 
 		return entrySize(appendBlockKey(nil, w, to, p, g.first, g.last), g.blk), 1
 	}
 	var n int64
-	for i, k := range g.movedKeys(to) {
-		n += entrySize(k, g.units[i].recs[0].Data)
+	for _, u := range g.units {
+		n += u.bytes() // its key in the moved space is as long
 	}
 	return n, int64(len(g.units))
 }
@@ -440,7 +441,7 @@ func (db *DB) planRun(txn *badger.Txn, w record.Window, s, to uint8, p record.Pa
 		if n < fewest && !slices.ContainsFunc(group, func(u runUnit) bool { return !u.loose }) {
 			// loose records too few for a block: they stay loose
 			if plan.moving() {
-				plan.groups = append(plan.groups, sealGroup{units: group, first: group[0].recs[0].ID, last: group[len(group)-1].recs[0].ID, loose: true})
+				plan.groups = append(plan.groups, sealGroup{units: group, loose: true})
 			}
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -148,14 +149,6 @@ func lateIn(es []Entry, every int, tag string) []Entry {
 	var out []Entry
 	for i := 0; i+1 < len(es); i += every {
 		out = append(out, entryAt(es[i].ID.Millis()+1, es[i].ID.Partition(), fmt.Sprintf("%s %d word7", tag, i)))
-	}
-	return out
-}
-
-func idsOf(es []Entry) []record.ID {
-	out := make([]record.ID, len(es))
-	for i, e := range es {
-		out[i] = e.ID
 	}
 	return out
 }
@@ -402,14 +395,10 @@ func TestWritePathRetentionDropsAWindowMidMove(t *testing.T) {
 	}
 }
 
-// A delete request whose first ID (never stored) lies in block B1, whose
-// second is in block B2, and whose third is a record of B1: the unseal of
-// B2 has no room beside B1's, so the transaction holding B1's unseal is
-// sent with no delete in it, that is dropped; the third ID must still
-// unseal B1 (builder.unseal: a block unsealed by an earlier transaction of
-// the group is read again) and be deleted.
-func TestWritePathADeleteComesBackToABlockWhoseUnsealWasDropped(t *testing.T) {
-	db := openTest(t, t.TempDir())
+// threeSealedBlocks writes a run of partition 5 and seals it into three
+// blocks of a quarter of what a Badger transaction takes each (per).
+func threeSealedBlocks(t *testing.T, db *DB) ([]Entry, int) {
+	t.Helper()
 	per := int(db.bdb.MaxBatchCount() / 4)
 	es := oneRun(t, db, 3*per, 5)
 	w, s := es[0].ID.Window(), sliceOf(es[0].ID.Millis())
@@ -419,6 +408,18 @@ func TestWritePathADeleteComesBackToABlockWhoseUnsealWasDropped(t *testing.T) {
 	if checkRunRules(t, db) != 3 {
 		t.Fatalf("want 3 blocks of %d records", per)
 	}
+	return es, per
+}
+
+// A delete request whose first ID (never stored) lies in block B1, whose
+// second is in block B2, and whose third is a record of B1: the unseal of
+// B2 has no room beside B1's, so the transaction holding B1's unseal is
+// sent with no delete in it, that is dropped; the third ID must still
+// unseal B1 (builder.unseal: a block unsealed by an earlier transaction of
+// the group is read again) and be deleted.
+func TestWritePathADeleteComesBackToABlockWhoseUnsealWasDropped(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	es, per := threeSealedBlocks(t, db)
 	missing := idIn(es[5].ID.Millis()+1, 5)
 	if missing == es[6].ID {
 		t.Fatal("missing is stored")
@@ -445,15 +446,7 @@ func TestWritePathADeleteComesBackToABlockWhoseUnsealWasDropped(t *testing.T) {
 func TestWritePathUnsealedRecordsCountInTheTransaction(t *testing.T) {
 	db := openTest(t, t.TempDir())
 	maxCount := int(db.bdb.MaxBatchCount())
-	per := maxCount / 4
-	es := oneRun(t, db, 3*per, 5)
-	w, s := es[0].ID.Window(), sliceOf(es[0].ID.Millis())
-	if _, err := db.sealRun(w, s, 5, per, 0); err != nil {
-		t.Fatal(err)
-	}
-	if checkRunRules(t, db) != 3 {
-		t.Fatalf("want 3 blocks of %d records", per)
-	}
+	es, per := threeSealedBlocks(t, db)
 	var req []Entry
 	for _, i := range []int{3, per + 3, 2*per + 3} {
 		id := idIn(es[i].ID.Millis()+1, 5)
@@ -621,10 +614,10 @@ func revRandom(t *testing.T, seed uint64) {
 			es = append(es, mint(r))
 			do(revOp{write: es, origin: []Origin{OriginRemote, OriginLocalRetry}[r.IntN(2)]})
 		case 2: // deletes
-			do(revOp{del: idsOf(pick(1 + r.IntN(20)))})
+			do(revOp{del: sortedIDs(pick(1 + r.IntN(20)))})
 		case 3: // delete, then the copy again
 			es := pick(1 + r.IntN(5))
-			do(revOp{del: idsOf(es)})
+			do(revOp{del: sortedIDs(es)})
 			do(revOp{write: es, origin: OriginRemote})
 		case 4: // a stretch deleted
 			es := pick(1)
@@ -736,9 +729,14 @@ func TestWritePathAFailedDuplicateCheckLosesNoOtherWrite(t *testing.T) {
 		local = append(local, entryAt(time.Now().Add(-time.Minute).UnixMilli()+int64(i), 9, fmt.Sprint("local ", i)))
 	}
 	late := entryAt(es[50].ID.Millis()+1, 5, "late")
-	release := make(chan struct{})
-	busy := make(chan struct{})
-	go func() { _ = db.inCommitter(func() error { close(busy); <-release; return nil }) }()
+	release, busy, held := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	let := func() { once.Do(func() { close(release) }) }
+	go func() {
+		defer close(held)
+		_ = db.inCommitter(func() error { close(busy); <-release; return nil })
+	}()
+	t.Cleanup(func() { let(); <-held }) // a failed test still lets the committer go before the store closes
 	<-busy
 	type result struct {
 		res WriteResult
@@ -765,7 +763,7 @@ func TestWritePathAFailedDuplicateCheckLosesNoOtherWrite(t *testing.T) {
 		lateDone <- result{res, err}
 	}()
 	queued(2)
-	close(release)
+	let()
 	var lr result
 	select {
 	case lr = <-localDone:
