@@ -57,6 +57,15 @@ type SustainedResult struct {
 	DiskPerLine        float64 // after the store's own compaction or merge
 	WordMatches        int
 	WordQuery          time.Duration
+	// Settled is how long the store's own work went on after the word
+	// query (compaction, merges), until its CPU stayed under idleShare of
+	// a core for idleQuiet, or settleLimit; WordQuerySettled is the same
+	// query run then. The first query competes with that work, this one
+	// does not: the two apart say how much of a slow query is the store's
+	// format and how much its backlog.
+	Settled          time.Duration
+	SettledIdle      bool // false: still busy at settleLimit
+	WordQuerySettled time.Duration
 	// GCCycles is how many times the store's Go collector ran over the
 	// run (-1 when the store does not say): a collector that runs tens of
 	// times a second is short of memory (its --memory-limit).
@@ -133,20 +142,24 @@ func RunSustained(ctx context.Context, cfg SustainedConfig, out func(format stri
 		}
 		results = append(results, r)
 	}
-	out("\n%-13s %10s %12s %9s %12s %10s %10s %14s\n", "", "lines/s", "last/first M", "CPU µs/l", "peak RSS MB", "disk B/l", "word hits", "word query s")
+	out("\n%-13s %10s %12s %9s %12s %10s %10s %14s %13s %10s\n", "", "lines/s", "last/first M", "CPU µs/l", "peak RSS MB", "disk B/l", "word hits", "word query s", "idle after s", "settled s")
 	for _, r := range results {
 		flat := "n/a" // under 2 M lines
 		if r.FirstM > 0 {
 			flat = fmt.Sprintf("%.2f", r.LastM/r.FirstM)
 		}
-		out("%-13s %10.0f %12s %9.1f %12d %10.1f %10d %14.2f\n", r.System, r.Rate(), flat,
-			float64(r.CPUPerLine().Nanoseconds())/1000, r.PeakRSS>>20, r.DiskPerLine, r.WordMatches, r.WordQuery.Seconds())
+		idle := fmt.Sprintf("%.1f", r.Settled.Seconds())
+		if !r.SettledIdle {
+			idle = ">" + idle
+		}
+		out("%-13s %10.0f %12s %9.1f %12d %10.1f %10d %14.2f %13s %10.2f\n", r.System, r.Rate(), flat,
+			float64(r.CPUPerLine().Nanoseconds())/1000, r.PeakRSS>>20, r.DiskPerLine, r.WordMatches, r.WordQuery.Seconds(), idle, r.WordQuerySettled.Seconds())
 	}
 	if len(results) == 2 {
 		l, v := results[0], results[1]
-		out("\nlogmesh / VictoriaLogs: ingestion %.2f×, CPU per line %.2f× (the cost), peak RSS %.2f×, disk per line %.2f×, word query %.2f× (the time)\n",
+		out("\nlogmesh / VictoriaLogs: ingestion %.2f×, CPU per line %.2f× (the cost), peak RSS %.2f×, disk per line %.2f×, word query %.2f× (the time), settled %.2f×\n",
 			l.Rate()/v.Rate(), float64(l.CPUPerLine())/float64(v.CPUPerLine()), float64(l.PeakRSS)/float64(v.PeakRSS),
-			l.DiskPerLine/v.DiskPerLine, l.WordQuery.Seconds()/v.WordQuery.Seconds())
+			l.DiskPerLine/v.DiskPerLine, l.WordQuery.Seconds()/v.WordQuery.Seconds(), l.WordQuerySettled.Seconds()/v.WordQuerySettled.Seconds())
 	}
 	return results, nil
 }
@@ -275,9 +288,26 @@ func sustained(ctx context.Context, system string, s store, cfg SustainedConfig,
 	if res.Sealed >= 0 {
 		sealed = fmt.Sprintf(", sealed into blocks by then %d (%.0f%%)", res.Sealed, 100*float64(res.Sealed)/float64(cfg.Lines))
 	}
-	out("%s: sent in %v, stored after %v, queryable (a count query answers all) after %v (%.0f lines/s; first million %.0f/s, last %.0f/s), CPU %v, peak RSS %d MB (sampled: anonymous %d MB, file-backed %d MB), Go collections %s%s, word query %v; compacting to measure the disk...\n",
+	out("%s: sent in %v, stored after %v, queryable (a count query answers all) after %v (%.0f lines/s; first million %.0f/s, last %.0f/s), CPU %v, peak RSS %d MB (sampled: anonymous %d MB, file-backed %d MB), Go collections %s%s, word query %v; waiting for it to go idle...\n",
 		system, sent.Round(time.Millisecond), stored.Round(time.Millisecond), res.Elapsed.Round(time.Millisecond), res.Rate(), res.FirstM, res.LastM,
 		res.CPU.Round(time.Millisecond), res.PeakRSS>>20, res.PeakAnon>>20, res.PeakFile>>20, gc, sealed, res.WordQuery.Round(time.Millisecond))
+	if res.Settled, res.SettledIdle, err = waitIdle(ctx, s.pid(), settleLimit); err != nil {
+		return res, err
+	}
+	qs = time.Now()
+	again, err := s.wordQuery(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.WordQuerySettled = time.Since(qs)
+	if again != res.WordMatches {
+		return res, fmt.Errorf("%s: the word query returned %d lines once settled, %d before", system, again, res.WordMatches)
+	}
+	busy := ""
+	if !res.SettledIdle {
+		busy = " (still busy: gave up waiting)"
+	}
+	out("%s: idle %v after the word query%s; the word query again: %v; compacting to measure the disk...\n", system, res.Settled.Round(time.Millisecond), busy, res.WordQuerySettled.Round(time.Millisecond))
 	ds := time.Now()
 	if res.DiskPerLine, err = s.diskPerLine(ctx, cfg.Lines); err != nil {
 		return res, err

@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
+	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/logmesh/logmesh/testutil"
 )
@@ -25,7 +27,35 @@ func TestSustainedCountsWhatItMeasures(t *testing.T) {
 		t.Fatalf("%d results without VictoriaLogs, want 1", len(res))
 	}
 	r := res[0]
-	if r.Lines != lines || r.WordMatches != (lines+99)/100 || r.Elapsed <= 0 || r.CPU <= 0 || r.PeakRSS <= 0 || r.PeakAnon <= 0 || r.PeakAnon > r.PeakRSS || r.DiskPerLine <= 0 || r.GCCycles <= 0 {
+	if r.Lines != lines || r.WordMatches != (lines+99)/100 || r.Elapsed <= 0 || r.CPU <= 0 || r.PeakRSS <= 0 || r.PeakAnon <= 0 || r.PeakAnon > r.PeakRSS || r.DiskPerLine <= 0 || r.GCCycles <= 0 ||
+		!r.SettledIdle || r.WordQuerySettled <= 0 {
 		t.Fatalf("figures %+v", r)
+	}
+}
+
+// TestWaitIdleTellsBusyFromIdle: a process spinning a core is never idle
+// (waitIdle gives up at its limit and says so); this test process, asleep
+// in a wait, goes idle within the quiet span and a little more.
+func TestWaitIdleTellsBusyFromIdle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spins a process for seconds")
+	}
+	cmd := exec.Command("sh", "-c", "while :; do :; done")
+	if err := cmd.Start(); err != nil {
+		t.Skipf("no shell to spin: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waited, idle, err := waitIdle(context.Background(), cmd.Process.Pid, idleQuiet+time.Second)
+	if err != nil || idle || waited < idleQuiet {
+		t.Fatalf("a spinning process: waited %v, idle %v, err %v; want busy until the limit", waited, idle, err)
+	}
+	sleeper := exec.Command("sleep", "30")
+	if err := sleeper.Start(); err != nil {
+		t.Skipf("no sleep: %v", err)
+	}
+	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
+	waited, idle, err = waitIdle(context.Background(), sleeper.Process.Pid, 4*idleQuiet)
+	if err != nil || !idle || waited > idleQuiet {
+		t.Fatalf("a sleeping process: waited %v (busy time), idle %v, err %v; want idle at once", waited, idle, err)
 	}
 }

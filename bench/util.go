@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"cmp"
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -116,4 +117,56 @@ func joinRates(rates []float64) string {
 		parts[i] = fmt.Sprintf("%.0f", r)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// The sustained benchmark calls a store settled once its CPU stays under
+// idleShare of one core for idleQuiet; it waits at most settleLimit.
+const (
+	idleShare   = 0.05
+	idleQuiet   = 3 * time.Second
+	settleLimit = 5 * time.Minute
+	idlePoll    = 250 * time.Millisecond
+)
+
+// waitIdle polls the CPU time of process pid until it used under idleShare
+// of a core over the last idleQuiet, or limit passed. It returns how long
+// it waited and whether the process went idle.
+func waitIdle(ctx context.Context, pid int, limit time.Duration) (time.Duration, bool, error) {
+	type sample struct {
+		at  time.Time
+		cpu time.Duration
+	}
+	start := time.Now()
+	var samples []sample
+	t := time.NewTicker(idlePoll)
+	defer t.Stop()
+	for {
+		cpu, err := processCPU(pid)
+		if err != nil {
+			return time.Since(start), false, fmt.Errorf("wait for pid %d to go idle: %w", pid, err)
+		}
+		now := time.Now()
+		samples = append(samples, sample{now, cpu})
+		// the oldest sample at least idleQuiet old
+		for len(samples) > 1 && now.Sub(samples[1].at) >= idleQuiet {
+			samples = samples[1:]
+		}
+		if span := now.Sub(samples[0].at); span >= idleQuiet && float64(cpu-samples[0].cpu) < idleShare*float64(span) {
+			return span0(start, now, idleQuiet), true, nil
+		}
+		if now.Sub(start) >= limit {
+			return now.Sub(start), false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start), false, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// span0 is when the quiet span that ended at now began, counted from start:
+// the time the process was still busy.
+func span0(start, now time.Time, quiet time.Duration) time.Duration {
+	return max(0, now.Sub(start)-quiet)
 }
