@@ -129,6 +129,16 @@ func (db *DB) submit(ctx context.Context, req *writeReq) (WriteResult, error) {
 		return req.res, req.err
 	case <-ctx.Done():
 		return WriteResult{}, ctx.Err()
+	case <-db.pipe.finished:
+		// the store closed: everything handed to the committer before it
+		// stopped is answered; a request that reached the queue after it
+		// drained it never will be
+		select {
+		case <-req.done:
+			return req.res, req.err
+		default:
+			return WriteResult{}, ErrClosed
+		}
 	}
 }
 
@@ -157,13 +167,21 @@ type pipeline struct {
 	slots    chan struct{} // one per transaction in flight
 	doneCh   chan uint64   // journal sequences whose commit finished
 	reqCh    chan *writeReq
+	// finished is closed when the completer has answered its last request
+	// (the store is closing)
+	finished chan struct{}
 
 	mu struct {
 		sync.Mutex
 		work map[uint64]*txnWork
-		// remote holds IDs of remote-origin records in transactions not yet
-		// applied, so concurrent duplicates are recognised.
-		remote map[record.ID]struct{}
+		// remote holds IDs of remote-origin records (and of local ones in
+		// groups with a retry, see build) in transactions not yet applied,
+		// so concurrent duplicates are recognised, with the transaction
+		// that writes or removes each: a request that counts a record a
+		// duplicate of it fails if it fails (isDuplicate). An ID without
+		// one is in the committer's open transaction (or being checked for
+		// it); send names the transaction.
+		remote map[record.ID]*txnWork
 		// lastSeq is the highest journal sequence handed to Badger.
 		lastSeq uint64
 	}
@@ -171,12 +189,13 @@ type pipeline struct {
 
 func newPipeline() *pipeline {
 	p := &pipeline{
-		slots:  make(chan struct{}, maxInflightCommits),
-		doneCh: make(chan uint64, maxInflightCommits*2),
-		reqCh:  make(chan *writeReq, 1024),
+		slots:    make(chan struct{}, maxInflightCommits),
+		doneCh:   make(chan uint64, maxInflightCommits*2),
+		reqCh:    make(chan *writeReq, 1024),
+		finished: make(chan struct{}),
 	}
 	p.mu.work = map[uint64]*txnWork{}
-	p.mu.remote = map[record.ID]struct{}{}
+	p.mu.remote = map[record.ID]*txnWork{}
 	return p
 }
 
@@ -251,10 +270,13 @@ type builder struct {
 	// registered lists IDs of the open transaction entered in the pipeline's
 	// in-flight set by isDuplicate, released once applied or discarded.
 	registered []record.ID
-	seen       map[record.ID]struct{}
-	keys       []byte // slab the record keys are cut from (Badger keeps them until commit)
-	size       int64  // of the open transaction's records, as Badger counts it
-	extra      int    // entries of the open transaction outside the journal (unsealed records)
+	// retry: the group holds a retry of local writes (OriginLocalRetry);
+	// its local records are entered in the in-flight set too, so that the
+	// retry finds the ones its first attempt wrote earlier in the group
+	retry bool
+	keys  []byte // slab the record keys are cut from (Badger keeps them until commit)
+	size  int64  // of the open transaction's records, as Badger counts it
+	extra int    // entries of the open transaction outside the journal (unsealed records)
 	// deletedIn holds the runs the open transaction deletes in (settle.go)
 	deletedIn map[string][]byte
 	// drained: every transaction of earlier groups is applied (unseal);
@@ -276,6 +298,13 @@ func (b *builder) key(id record.ID) []byte {
 
 func (db *DB) build(batch []*writeReq) {
 	b := builder{db: db, cutoff: db.cutoff()}
+	b.retry = slices.ContainsFunc(batch, func(r *writeReq) bool { return r.origin == OriginLocalRetry })
+	if b.retry {
+		// A retry's first attempt was queued before it (submit, FIFO): in
+		// this group, or in an earlier one whose transactions may not be
+		// visible yet. Wait for those; this group's are found in flight.
+		db.drainInflight()
+	}
 	b.begin()
 	for _, req := range batch {
 		switch {
@@ -330,9 +359,10 @@ func (b *builder) deleting(key []byte) {
 // entrySize is Badger's estimate of an entry's share of a transaction.
 func entrySize(key, value []byte) int64 { return int64(len(key)+len(value)) + 12 }
 
-// fits reports whether the open transaction can take one more record and
-// still its journal entry (Badger caps a transaction at a share of a memtable).
-func (b *builder) fits(key, value []byte) bool {
+// fits reports whether the open transaction can take one more record (and
+// meta bytes of a meta entry with it) and still its journal entry (Badger
+// caps a transaction at a share of a memtable).
+func (b *builder) fits(key, value []byte, meta int64) bool {
 	ids := len(b.local) + len(b.remote)
 	if ids == 0 {
 		return true
@@ -341,7 +371,7 @@ func (b *builder) fits(key, value []byte) bool {
 	maxSize, maxCount := b.db.bdb.MaxBatchSize(), b.db.bdb.MaxBatchCount()
 	// entries: the records, this one, those of unseals (extra), the
 	// journal's, a settle key's, a meta entry's, and Badger's own (BitFin)
-	return int64(ids+b.extra+5) < maxCount && b.size+entrySize(key, value)+journal < maxSize*9/10
+	return int64(ids+b.extra+5) < maxCount && b.size+entrySize(key, value)+meta+journal < maxSize*9/10
 }
 
 // futureLimit is the last millisecond another peer's record may carry
@@ -377,7 +407,7 @@ func (b *builder) add(req *writeReq) {
 		}
 		key := b.key(e.ID)
 		if req.origin != OriginLocal {
-			if dup, err := b.isDuplicate(e.ID, key); err != nil {
+			if dup, err := b.isDuplicate(e.ID, key, req); err != nil {
 				b.err = err
 				req.err = err
 				return
@@ -408,7 +438,11 @@ func (b *builder) add(req *writeReq) {
 				return
 			}
 		}
-		if !b.fits(key, e.Data) {
+		var meta int64 // the meta entry goes in with this record
+		if req.metaName != "" {
+			meta = entrySize(metaKey(req.metaName), req.metaValue)
+		}
+		if !b.fits(key, e.Data, meta) {
 			// Badger refuses transactions past a size: start the next one,
 			// keeping room for this one's journal entry
 			if cr.written > 0 {
@@ -431,8 +465,12 @@ func (b *builder) add(req *writeReq) {
 			}
 			if err := b.txn.SetEntry(me); err != nil {
 				b.err, req.err = err, err
+				if req.origin != OriginLocal {
+					b.release([]record.ID{e.ID}) // registered by isDuplicate
+				}
 				return
 			}
+			b.size += entrySize(me.Key, me.Value)
 			req.metaName = ""
 		}
 		err := b.txn.Set(key, e.Data)
@@ -447,7 +485,13 @@ func (b *builder) add(req *writeReq) {
 		cr.written++
 		b.size += entrySize(key, e.Data)
 		b.db.newest.note(e.ID)
-		if req.origin != OriginLocal {
+		if req.origin == OriginLocal && b.retry {
+			// a local record beside a retry: in flight too
+			b.db.pipe.mu.Lock()
+			b.db.pipe.mu.remote[e.ID] = nil
+			b.db.pipe.mu.Unlock()
+		}
+		if req.origin != OriginLocal || b.retry {
 			b.registered = append(b.registered, e.ID) // after any split: released with this transaction
 		}
 		if req.origin != OriginRemote {
@@ -494,7 +538,7 @@ func (b *builder) removeAll(req *writeReq) {
 		p.mu.Lock()
 		_, busy := p.mu.remote[id]
 		if !busy {
-			p.mu.remote[id] = struct{}{}
+			p.mu.remote[id] = nil // the open transaction's until it is sent
 		}
 		p.mu.Unlock()
 		if busy {
@@ -524,17 +568,21 @@ func (b *builder) removeAll(req *writeReq) {
 				break
 			}
 		}
-		b.registered = append(b.registered, id) // released with this transaction
 		if _, err := b.txn.Get(key); errors.Is(err, badger.ErrKeyNotFound) {
+			// nothing to delete: a write of it is no duplicate
+			b.release([]record.ID{id})
 			continue
 		} else if err != nil {
 			b.err, req.err = err, err
+			b.release([]record.ID{id})
 			break
 		}
 		if err := b.txn.Delete(key); err != nil {
 			b.err, req.err = err, err
+			b.release([]record.ID{id})
 			break
 		}
+		b.registered = append(b.registered, id) // released with this transaction
 		b.deleting(key)
 		gone = append(gone, id)
 	}
@@ -548,27 +596,32 @@ func (b *builder) removeAll(req *writeReq) {
 	b.begin()
 }
 
-// isDuplicate reports whether a remote record is stored, in flight, or
-// repeated earlier in this group.
-func (b *builder) isDuplicate(id record.ID, key []byte) (bool, error) {
-	if b.seen == nil {
-		b.seen = map[record.ID]struct{}{}
-	}
-	if _, ok := b.seen[id]; ok {
-		return true, nil
-	}
+// isDuplicate reports whether a record a remote (or retried) write
+// carries is stored or in flight: in a transaction not yet applied, of an
+// earlier group or of this one. A record in flight is counted a duplicate
+// of that transaction's write, so req fails if that transaction fails: it
+// must not be told the record is stored when it is not. A record found
+// neither way stays entered in the in-flight set for req's write.
+func (b *builder) isDuplicate(id record.ID, key []byte, req *writeReq) (bool, error) {
 	p := b.db.pipe
 	p.mu.Lock()
-	_, inflight := p.mu.remote[id]
+	holder, inflight := p.mu.remote[id]
+	if inflight {
+		if holder == nil {
+			holder = b.work // the open transaction, not sent yet
+		}
+		// not applied yet: applyDone reads credits only after it removed
+		// the transaction's IDs, under this lock
+		holder.credits = append(holder.credits, credit{req: req})
+	}
 	if !inflight {
-		p.mu.remote[id] = struct{}{}
+		p.mu.remote[id] = nil
 	}
 	p.mu.Unlock()
 	if inflight {
 		return true, nil
 	}
 	if b.db.newest.isNew(id) {
-		b.seen[id] = struct{}{}
 		return false, nil
 	}
 	var err error
@@ -591,17 +644,12 @@ func (b *builder) isDuplicate(id record.ID, key []byte) (bool, error) {
 	}
 	switch {
 	case err == nil:
-		p.mu.Lock()
-		delete(p.mu.remote, id)
-		p.mu.Unlock()
+		b.release([]record.ID{id})
 		return true, nil
 	case errors.Is(err, badger.ErrKeyNotFound):
-		b.seen[id] = struct{}{}
 		return false, nil
 	default:
-		p.mu.Lock()
-		delete(p.mu.remote, id)
-		p.mu.Unlock()
+		b.release([]record.ID{id})
 		return false, err
 	}
 }
@@ -616,7 +664,7 @@ func (b *builder) send() {
 	if b.err != nil || len(b.local)+len(b.remote) == 0 {
 		txn.Discard()
 		for _, c := range work.credits { // a request failed: nothing of this transaction is stored
-			if c.req.err == nil {
+			if c.req.err == nil && b.err != nil {
 				c.req.err = fmt.Errorf("index: commit: not written, since another write of its group failed: %w", b.err)
 			}
 		}
@@ -652,6 +700,9 @@ func (b *builder) send() {
 	db.pipe.mu.Lock()
 	db.pipe.mu.work[seq] = work
 	db.pipe.mu.lastSeq = seq
+	for _, id := range work.remote {
+		db.pipe.mu.remote[id] = work
+	}
 	db.pipe.mu.Unlock()
 	start := time.Now()
 	work.ts = db.commitTs()
@@ -684,6 +735,7 @@ func (b *builder) release(ids []record.ID) {
 // the policy says so, and acknowledges writers whose writes are all applied.
 func (db *DB) completeLoop() {
 	defer db.wg.Done()
+	defer close(db.pipe.finished)
 	p := db.pipe
 	var waiting []*writeReq // in waitSeq order
 	applied := p.startSeq - 1
