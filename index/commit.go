@@ -68,8 +68,13 @@ type writeReq struct {
 	// remove deletes the entries' IDs instead of writing them (Data unused).
 	remove bool
 	res    WriteResult
-	err    error
-	done   chan struct{}
+	// err is the committer's until it hands the request to the completer
+	// (and the completer's after); commitErr is the completer's alone: a
+	// transaction of the request's (or one it counted duplicates of) that
+	// failed while the committer was still at work on the request.
+	err       error
+	commitErr error
+	done      chan struct{}
 	// waitSeq is the journal sequence after which every write this request
 	// depends on (its own, and in-flight ones it found duplicates in) is applied.
 	waitSeq uint64
@@ -488,7 +493,9 @@ func (b *builder) add(req *writeReq) {
 		if req.origin == OriginLocal && b.retry {
 			// a local record beside a retry: in flight too
 			b.db.pipe.mu.Lock()
-			b.db.pipe.mu.remote[e.ID] = nil
+			if _, ok := b.db.pipe.mu.remote[e.ID]; !ok {
+				b.db.pipe.mu.remote[e.ID] = nil
+			}
 			b.db.pipe.mu.Unlock()
 		}
 		if req.origin != OriginLocal || b.retry {
@@ -606,6 +613,13 @@ func (b *builder) isDuplicate(id record.ID, key []byte, req *writeReq) (bool, er
 	p := b.db.pipe
 	p.mu.Lock()
 	holder, inflight := p.mu.remote[id]
+	if inflight && holder != nil && holder.entry.Op == OpRemove {
+		// being deleted, not written: once the delete is applied, the
+		// record is not stored and this write stores it again
+		p.mu.Unlock()
+		b.db.drainInflight()
+		return b.isDuplicate(id, key, req)
+	}
 	if inflight {
 		if holder == nil {
 			holder = b.work // the open transaction, not sent yet
@@ -792,6 +806,9 @@ func (db *DB) completeLoop() {
 		}
 		var written uint64
 		for _, req := range waiting[:n] {
+			if req.err == nil {
+				req.err = req.commitErr
+			}
 			written += uint64(req.res.Written)
 			req.res.Seq = req.waitSeq
 			close(req.done)
@@ -834,8 +851,8 @@ func (db *DB) applyDone(applied uint64) uint64 {
 			db.stats.commitErrors.Add(1)
 			err := db.space.noteErr(fmt.Errorf("index: commit: %w", w.err))
 			for _, c := range w.credits {
-				if c.req.err == nil {
-					c.req.err = err
+				if c.req.commitErr == nil {
+					c.req.commitErr = err
 				}
 			}
 			continue

@@ -923,6 +923,13 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestAWriteReachingTheQueueAfterCloseIsAnswered",
 	},
 	{
+		name: "a-delete-in-flight-counts-as-a-write",
+		file: "index/commit.go",
+		from: "	if inflight && holder != nil && holder.entry.Op == OpRemove {",
+		to:   "	if false {",
+		pkg:  "./index", run: "TestAWriteBehindADeleteOfItsRecordInOneGroupStoresIt|TestAWriteBehindADeleteInFlightStoresIt",
+	},
+	{
 		name: "unseal-trusts-a-dropped-transaction",
 		file: "index/commit.go",
 		from: "		if w == b.work {\n			return in, nil\n		}",
