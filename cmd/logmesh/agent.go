@@ -61,7 +61,7 @@ func agentFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "query-timeout", Value: 5 * time.Minute, EnvVars: env("QUERY_TIMEOUT"), Usage: "end a query that runs longer; its answer ends with an error saying it is incomplete (0: never)"},
 		&cli.IntFlag{Name: "max-queries", Value: 64, EnvVars: env("MAX_QUERIES"), Usage: "queries running at once; past it a query is refused with 429 (0: no cap)"},
 		&cli.IntFlag{Name: "max-queries-per-client", Value: 16, EnvVars: env("MAX_QUERIES_PER_CLIENT"), Usage: "queries running at once from one client address; past it 429 (0: no cap)"},
-		&cli.IntFlag{Name: "query-workers", Value: 2, EnvVars: env("QUERY_WORKERS"), Usage: "goroutines one query reads and filters with (at least 1); more than the cores wins a query a larger share of them beside compactions"},
+		&cli.IntFlag{Name: "query-workers", Value: 2, EnvVars: env("QUERY_WORKERS"), Usage: "goroutines one query reads and filters with (at least 1)"},
 		&cli.IntFlag{Name: "max-batch-records", Value: 100000, EnvVars: env("MAX_BATCH_RECORDS"), Usage: "records one HTTP write may carry; a larger batch is refused whole (413) before it is stored, so tiny lines cannot blow up memory"},
 		&cli.DurationFlag{Name: "api-idle-timeout", Value: 30 * time.Second, EnvVars: env("API_IDLE_TIMEOUT"), Usage: "end a request whose client sends none of its body, or reads none of the answer, for this long"},
 		&cli.DurationFlag{Name: "leave-drain-timeout", Value: 30 * time.Second, EnvVars: env("LEAVE_DRAIN_TIMEOUT"), Usage: "on SIGTERM, how long to deliver what only this peer holds before leaving; if it cannot, it stops without leaving (it delivers them when started again)"},
