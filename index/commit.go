@@ -83,6 +83,11 @@ type writeReq struct {
 	metaName  string
 	metaValue []byte
 	metaTTL   time.Duration
+	// metaTxn is the transaction the meta entry went in: before any other
+	// transaction of the request is sent, its outcome is waited for
+	// (metaCommitted), so that records of the request are never stored
+	// without the meta entry (an idempotency key a retry must find).
+	metaTxn *txnWork
 }
 
 // maxInflightCommits bounds Badger transactions committed but not yet
@@ -108,7 +113,9 @@ func (db *DB) Write(ctx context.Context, entries []Entry, origin Origin) (WriteR
 // WriteMeta is Write that also stores the metadata value name (as SetMeta,
 // expiring after ttl unless it is 0) atomically with the first of the
 // entries: whoever finds the value finds at least part of the write, and a
-// retry that finds it can complete it.
+// retry that finds it can complete it. A write that takes several
+// transactions sends the others only once that first one has committed, so
+// no part of it is ever stored without the value.
 func (db *DB) WriteMeta(ctx context.Context, entries []Entry, origin Origin, name string, value []byte, ttl time.Duration) (WriteResult, error) {
 	if db.closed.Load() {
 		return WriteResult{}, ErrClosed
@@ -432,6 +439,9 @@ func (b *builder) add(req *writeReq) {
 				if b.send(); b.err != nil {
 					return b.err
 				}
+				if err := b.metaCommitted(req); err != nil {
+					return err // fails the group: an error, never a lie
+				}
 				b.begin()
 				return nil
 			}
@@ -461,6 +471,16 @@ func (b *builder) add(req *writeReq) {
 				}
 				return
 			}
+			if err := b.metaCommitted(req); err != nil {
+				// nothing more of it: what its first transaction held
+				// fails with it (applyDone), the rest is not sent
+				req.err = err
+				if req.origin != OriginLocal {
+					b.release([]record.ID{e.ID})
+				}
+				b.begin()
+				return
+			}
 			b.begin()
 		}
 		if req.metaName != "" {
@@ -476,7 +496,7 @@ func (b *builder) add(req *writeReq) {
 				return
 			}
 			b.size += entrySize(me.Key, me.Value)
-			req.metaName = ""
+			req.metaName, req.metaTxn = "", b.work
 		}
 		err := b.txn.Set(key, e.Data)
 		if err != nil {
@@ -734,6 +754,25 @@ func (b *builder) send() {
 		// check and the next unseal read what is committed
 		db.drainInflight()
 	}
+}
+
+// metaCommitted waits, once, for the transaction that holds req's meta
+// entry if it was just sent and more of req's records follow in other
+// transactions, and returns its error: those must not be stored when the
+// meta entry is not.
+func (b *builder) metaCommitted(req *writeReq) error {
+	w := req.metaTxn
+	if w == nil {
+		return nil
+	}
+	req.metaTxn = nil
+	b.db.drainInflight()
+	b.db.pipe.mu.Lock()
+	defer b.db.pipe.mu.Unlock()
+	if w.err != nil {
+		return fmt.Errorf("index: commit of the transaction with the meta entry: %w", w.err)
+	}
+	return nil
 }
 
 func (b *builder) release(ids []record.ID) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"mime"
 	"net/http"
@@ -27,12 +28,19 @@ import (
 func (p *Peer) handlePostLogs(w http.ResponseWriter, r *http.Request) {
 	body := http.MaxBytesReader(w, r.Body, p.cfg.MaxBodyBytes)
 	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var in io.Reader = body
+	var fingerprint hash.Hash
+	if r.Header.Get(HeaderIdempotencyKey) != "" {
+		// a retry must carry the same batch: its body is fingerprinted
+		fingerprint = batchHasher(mediaType)
+		in = io.TeeReader(body, fingerprint)
+	}
 	var recs []*record.Record
 	var err error
 	if mediaType == "text/plain" {
-		recs, err = p.parseTextLines(body, r.RemoteAddr)
+		recs, err = p.parseTextLines(in, r.RemoteAddr)
 	} else {
-		recs, err = p.parseNDJSON(body, r.RemoteAddr)
+		recs, err = p.parseNDJSON(in, r.RemoteAddr)
 	}
 	if err != nil {
 		p.stats.httpRejectedBatch.Add(1)
@@ -83,15 +91,26 @@ func (p *Peer) handlePostLogs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer end()
-		ids, found, err := p.idempotentIDs(key)
+		ids, stored, found, err := p.idempotentIDs(key)
 		if err != nil {
 			writeError(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}
+		// the rest of the body, if the parser stopped before its end
+		// (trailing blank lines), is part of the batch too
+		if _, err := io.Copy(io.Discard, in); err != nil {
+			writeError(w, http.StatusBadRequest, "read the request body: "+err.Error())
+			return
+		}
+		fp := fingerprint.Sum(nil)
 		switch {
 		case found && len(ids) != len(recs):
 			writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("%s %q was used for a batch of %d records, this one has %d: use a new key for a new batch",
 				HeaderIdempotencyKey, key, len(ids), len(recs)))
+			return
+		case found && stored != nil && !bytes.Equal(stored, fp):
+			writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("%s %q was used for a batch with other content: use a new key for a new batch",
+				HeaderIdempotencyKey, key))
 			return
 		case found:
 			opts.ids, replayed = ids, true
@@ -99,7 +118,8 @@ func (p *Peer) handlePostLogs(w http.ResponseWriter, r *http.Request) {
 				opts.origin = index.OriginLocalRetry
 			}
 		default:
-			opts.metaName, opts.metaValue, opts.metaTTL = metaIdempotency+key, encodeIDs, p.cfg.IdempotencyTTL
+			opts.metaName, opts.metaTTL = metaIdempotency+key, p.cfg.IdempotencyTTL
+			opts.metaValue = func(ids []record.ID) []byte { return encodeIDs(ids, fp) }
 		}
 	}
 	if err := r.Context().Err(); err != nil {
@@ -109,7 +129,14 @@ func (p *Peer) handlePostLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	startApplied := p.db.Applied()
-	res, err = p.ingestWith(r.Context(), recs, opts)
+	wctx := r.Context()
+	if r.Header.Get(HeaderIdempotencyKey) != "" {
+		// the key stays held until the write's outcome is known: a client
+		// that gives up and retries at once must not find it free while
+		// the first attempt is still queued, and store the batch anew
+		wctx = context.WithoutCancel(wctx)
+	}
+	res, err = p.ingestWith(wctx, recs, opts)
 	if local && err == nil && p.repl != nil {
 		// every other owner lacks it, which is what a debt of this peer's says
 		parts := new(view.Mask)

@@ -2,8 +2,10 @@ package peer
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"sync"
 	"time"
 
@@ -76,37 +78,71 @@ func (k *idempotency) begin(ctx context.Context, key string) (func(), error) {
 	}
 }
 
-// idempotentIDs returns the IDs an earlier attempt under key got.
-func (p *Peer) idempotentIDs(key string) ([]record.ID, bool, error) {
+// idempotentIDs returns the IDs an earlier attempt under key got, and the
+// fingerprint of its batch (nil if it was stored by a version that kept
+// none).
+func (p *Peer) idempotentIDs(key string) ([]record.ID, []byte, bool, error) {
 	v, err := p.db.GetMeta(metaIdempotency + key)
 	if err != nil || v == nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
-	ids, ok := decodeIDs(v)
+	ids, fp, ok := decodeIDs(v)
 	if !ok {
-		return nil, false, fmt.Errorf("idempotency key %q: stored value is corrupt", key)
+		return nil, nil, false, fmt.Errorf("idempotency key %q: stored value is corrupt", key)
 	}
-	return ids, true, nil
+	return ids, fp, true, nil
 }
 
-func encodeIDs(ids []record.ID) []byte {
-	b := binary.AppendUvarint(make([]byte, 0, 4+len(ids)*record.IDLen), uint64(len(ids)))
+// An idempotency key's value: the count of IDs (uvarint), the IDs, then
+// fingerprintMark and the batch's fingerprint (a SHA-256 of its media type
+// and body), by which a different batch under a used key is refused. Values
+// of versions before the fingerprint end after the IDs; a version before it
+// reads a value with one as corrupt (503) until the key expires.
+const fingerprintMark = 'F'
+
+// fingerprintLen is the length of a batch fingerprint.
+const fingerprintLen = sha256.Size
+
+// batchHasher returns the hash a batch's fingerprint is taken with, the
+// media type already in it; its Sum is the fingerprint.
+func batchHasher(mediaType string) hash.Hash {
+	h := sha256.New()
+	h.Write([]byte(mediaType))
+	h.Write([]byte{0})
+	return h
+}
+
+func encodeIDs(ids []record.ID, fingerprint []byte) []byte {
+	b := binary.AppendUvarint(make([]byte, 0, 4+len(ids)*record.IDLen+1+len(fingerprint)), uint64(len(ids)))
 	for _, id := range ids {
 		b = append(b, id[:]...)
+	}
+	if len(fingerprint) == fingerprintLen {
+		b = append(b, fingerprintMark)
+		b = append(b, fingerprint...)
 	}
 	return b
 }
 
-func decodeIDs(b []byte) ([]record.ID, bool) {
+func decodeIDs(b []byte) ([]record.ID, []byte, bool) {
 	n, k := binary.Uvarint(b)
-	if k <= 0 || uint64(len(b)-k) != n*record.IDLen {
-		return nil, false
+	if k <= 0 || n > uint64(len(b)-k)/record.IDLen {
+		return nil, nil, false
+	}
+	rest := b[k+int(n)*record.IDLen:]
+	var fp []byte
+	switch {
+	case len(rest) == 0:
+	case len(rest) == 1+fingerprintLen && rest[0] == fingerprintMark:
+		fp = rest[1:]
+	default:
+		return nil, nil, false
 	}
 	ids := make([]record.ID, n)
 	for i := range ids {
 		copy(ids[i][:], b[k+i*record.IDLen:])
 	}
-	return ids, true
+	return ids, fp, true
 }
 
 // defaultIdempotencyTTL is how long keys are kept unless configured.

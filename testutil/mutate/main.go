@@ -930,6 +930,27 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestAWriteBehindADeleteOfItsRecordInOneGroupStoresIt|TestAWriteBehindADeleteInFlightStoresIt",
 	},
 	{
+		name: "keyed-write-follows-the-client-away",
+		file: "peer/api_ingest.go",
+		from: "	if r.Header.Get(HeaderIdempotencyKey) != \"\" {\n		// the key stays held",
+		to:   "	if false {\n		// the key stays held",
+		pkg:  "./peer", run: "TestAClientGivingUpWhileItsWriteIsQueuedThenRetryingStoresItOnce",
+	},
+	{
+		name: "later-transactions-outrun-the-meta-entry",
+		file: "index/commit.go",
+		from: "	w := req.metaTxn\n	if w == nil {",
+		to:   "	w := req.metaTxn\n	if true {",
+		pkg:  "./peer", run: "TestARetryAfterTheFirstTransactionFailedStoresNothingTwice",
+	},
+	{
+		name: "used-key-ignores-the-content",
+		file: "peer/api_ingest.go",
+		from: "		case found && stored != nil && !bytes.Equal(stored, fp):",
+		to:   "		case found && stored == nil && !bytes.Equal(stored, fp):",
+		pkg:  "./peer", run: "TestAUsedKeyRefusesADifferentBatchOfTheSameSize",
+	},
+	{
 		name: "unseal-trusts-a-dropped-transaction",
 		file: "index/commit.go",
 		from: "		if w == b.work {\n			return in, nil\n		}",
