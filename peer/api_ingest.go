@@ -32,7 +32,13 @@ func (p *Peer) handlePostLogs(w http.ResponseWriter, r *http.Request) {
 	var fingerprint hash.Hash
 	if r.Header.Get(HeaderIdempotencyKey) != "" {
 		// a retry must carry the same batch: its body is fingerprinted
-		fingerprint = batchHasher(mediaType)
+		// by the parser it goes to: a retry without its Content-Type, or
+		// with a charset, is still the same batch
+		kind := "application/x-ndjson"
+		if mediaType == "text/plain" {
+			kind = mediaType
+		}
+		fingerprint = batchHasher(kind)
 		in = io.TeeReader(body, fingerprint)
 	}
 	var recs []*record.Record
