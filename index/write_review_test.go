@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -729,30 +728,12 @@ func TestWritePathAFailedDuplicateCheckLosesNoOtherWrite(t *testing.T) {
 		local = append(local, entryAt(time.Now().Add(-time.Minute).UnixMilli()+int64(i), 9, fmt.Sprint("local ", i)))
 	}
 	late := entryAt(es[50].ID.Millis()+1, 5, "late")
-	release, busy, held := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	let := func() { once.Do(func() { close(release) }) }
-	go func() {
-		defer close(held)
-		_ = db.inCommitter(func() error { close(busy); <-release; return nil })
-	}()
-	t.Cleanup(func() { let(); <-held }) // a failed test still lets the committer go before the store closes
-	<-busy
+	let, queued := holdCommitter(t, db) // a failed test still lets the committer go before the store closes
 	type result struct {
 		res WriteResult
 		err error
 	}
 	localDone, lateDone := make(chan result, 1), make(chan result, 1)
-	queued := func(n int) { // both requests wait in line for the committer: one group
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for len(db.reqCh) < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d requests queued after 10 s, want %d", len(db.reqCh), n)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
 	go func() {
 		res, err := db.Write(context.Background(), local, OriginLocal)
 		localDone <- result{res, err}
