@@ -160,6 +160,9 @@ type txnWork struct {
 	entry   JournalEntry
 	credits []credit
 	remote  []record.ID // IDs to release from the in-flight set
+	// adds are the records it stores into a captured slice's loose space
+	// (capture.go), handed to the capture when it is applied
+	adds []blockRecord
 	err     error
 	done    bool
 }
@@ -509,6 +512,9 @@ func (b *builder) add(req *writeReq) {
 		}
 		cr.written++
 		b.size += entrySize(key, e.Data)
+		if sliceOfKey(key)&movedSpace == 0 && b.db.capture.wants(e.ID) {
+			b.work.adds = append(b.work.adds, blockRecord{ID: e.ID, Data: e.Data})
+		}
 		b.db.newest.note(e.ID)
 		if req.origin == OriginLocal && b.retry {
 			// a local record beside a retry: in flight too
@@ -604,6 +610,7 @@ func (b *builder) removeAll(req *writeReq) {
 			b.release([]record.ID{id})
 			break
 		}
+		b.db.capture.touched(id) // whether or not this transaction commits: read back
 		if err := b.txn.Delete(key); err != nil {
 			b.err, req.err = err, err
 			b.release([]record.ID{id})
@@ -883,6 +890,12 @@ func (db *DB) applyDone(applied uint64) uint64 {
 		}
 		p.mu.Unlock()
 		applied++
+		if w.err == nil {
+			// before readTs passes it: a move's listing at or after w.ts
+			// finds its records captured
+			db.capture.added(w.ts, w.adds, db.sliceEmptyBefore(w.ts))
+		}
+		w.adds = nil
 		db.advanceReadTs(w.ts) // before any of its writers is acknowledged
 		<-p.slots
 		db.stats.commits.Add(1)
@@ -949,6 +962,7 @@ func (b *builder) unseal(id record.ID, ids int, flush func() error) (bool, error
 			return false, err
 		}
 	}
+	b.db.capture.touched(id) // its run is read back when it moves
 	if err := b.txn.Delete(bk); err != nil {
 		return false, err
 	}

@@ -138,6 +138,11 @@ type Config struct {
 	// SealInterval is how often the sealer looks for windows to seal
 	// (default 15 seconds).
 	SealInterval time.Duration
+	// SealCaptureBytes bounds the records the sealer keeps in memory, as
+	// the committer stores them, to move each minute slice without reading
+	// it back (capture.go): past it, blocks are cut early, smaller. Default
+	// 64 MiB; negative: every slice is read back. Only with SealAfter.
+	SealCaptureBytes int64
 
 	// DiskCheckInterval is how often free space is measured while writes are
 	// refused, so the store turns writable without waiting for a write
@@ -162,6 +167,12 @@ type Config struct {
 	// freeBytes measures the free space of a directory's filesystem
 	// (default statfs); tests fake a full disk with it.
 	freeBytes func(dir string) (int64, error)
+
+	// noSealLoop: tests drive the sealer (sealWindow, cutCaptured)
+	// themselves; captureSince, when set, is the time from which slices
+	// are captured instead of the opening's (capture.go).
+	noSealLoop   bool
+	captureSince time.Time
 
 	// migrateHook, when set, is called after each migration transaction
 	// with the records moved so far; an error stops the migration there
@@ -251,6 +262,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.SealInterval == 0 {
 		c.SealInterval = 15 * time.Second
+	}
+	if c.SealCaptureBytes == 0 {
+		c.SealCaptureBytes = 64 << 20
 	}
 	if c.freeBytes == nil {
 		c.freeBytes = statfsFree

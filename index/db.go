@@ -72,6 +72,10 @@ type DB struct {
 	// uses it)
 	sealedSlices map[record.Window]uint8
 	sealPasses   atomic.Uint64 // passes of the sealer so far
+	// capture holds what the committer stored into the slices the sealer
+	// will move (capture.go); nil without the sealer or with
+	// Config.SealCaptureBytes < 0
+	capture *capture
 	ctx          context.Context
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
@@ -221,6 +225,14 @@ func Open(cfg Config) (*DB, error) {
 	if err := db.space.check(); err != nil {
 		db.logWritable(false)
 	}
+	if cfg.SealAfter > 0 && cfg.SealCaptureBytes > 0 {
+		// before the committer starts: a captured slice sees every write
+		since := cfg.captureSince
+		if since.IsZero() {
+			since = cfg.Now()
+		}
+		db.capture = newCapture(cfg.SealCaptureBytes, since)
+	}
 	db.wg.Add(2)
 	go db.commitLoop()
 	go db.completeLoop()
@@ -235,7 +247,10 @@ func Open(cfg Config) (*DB, error) {
 	if cfg.SealAfter > 0 {
 		db.sealedGen = map[record.Window]uint64{}
 		db.sealedSlices = map[record.Window]uint8{}
-		db.every(cfg.SealInterval, func() bool { return db.sealPass() != ErrClosed })
+		if !cfg.noSealLoop {
+			db.wg.Add(1)
+			go db.sealLoop()
+		}
 	}
 	if cfg.FsyncInterval > 0 {
 		db.every(cfg.FsyncInterval, db.periodicSync())

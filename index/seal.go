@@ -593,6 +593,9 @@ func (db *DB) applySeals(plans []sealPlan) (int, error) {
 			db.stats.sealsRetried.Add(1)
 			continue
 		}
+		if !plan.moving() {
+			db.capture.touchedRun(plan.w, plan.s, plan.p)
+		}
 		plan.applied = true // once every transaction below commits (else applySeals fails)
 		var stale [][]byte
 		if plan.replace {
@@ -818,8 +821,9 @@ func (db *DB) sealWindow(w record.Window, from, to uint8) error {
 // how many slices it switched.
 func (db *DB) moveSlices(w record.Window, list []uint8) (time.Duration, int, error) {
 	// what an earlier move left in the moved space (a crash, a failed
-	// switch) is stale: no reader looks there yet
-	held, err := db.clearMoveSpace(w, list)
+	// switch) is stale: no reader looks there yet; but not the blocks cut
+	// from memory of a slice still captured (capture.go)
+	held, err := db.clearMoveSpace(w, slices.DeleteFunc(slices.Clone(list), func(s uint8) bool { return db.capture.valid(sliceRef{w, s}) }))
 	if err != nil {
 		return held, 0, err
 	}
@@ -856,18 +860,15 @@ func (db *DB) moveSlice(w record.Window, s uint8) (time.Duration, bool, error) {
 	defer release()
 	listTs := txn.ReadTs()
 	runs, counts := listRuns(txn, w, s, s+1, func(s uint8) uint8 { return s }, true)
+	got, back, whole := db.capture.finish(sliceRef{w, s}, listTs, runs, counts)
 	if len(runs) == 0 {
-		return 0, false, nil
+		return 0, false, nil // (copies the capture cut are cleared by the next move)
 	}
 	var held time.Duration
-	all, h, err := db.sealRuns(w, runs, counts, sealMove)
+	copied, h, err := db.copyRuns(w, s, listTs, runs, counts, got, back, whole)
 	held += h
 	if err != nil {
 		return held, false, err
-	}
-	copied := all[s]
-	if copied == nil {
-		copied = map[record.Partition]runCopy{}
 	}
 	if moveBeforeSwitch != nil {
 		moveBeforeSwitch(w, s)
@@ -916,6 +917,69 @@ func (db *DB) moveSlice(w record.Window, s uint8) (time.Duration, bool, error) {
 	held += time.Since(t0)
 	db.stats.sealHeld.Add(int64(time.Since(t0)))
 	return held, err == nil, err
+}
+
+// copyRuns copies the runs of slice s of window w listed at listTs into the
+// moved space as blocks: those the capture held (got) from memory, the rest
+// (back, or all of them when whole) read back from the store. It returns
+// the copy of each run and how long it held the writes off.
+func (db *DB) copyRuns(w record.Window, s uint8, listTs uint64, runs [][2]int, counts []int, got map[record.Partition]capturedRun, back []record.Partition, whole bool) (map[record.Partition]runCopy, time.Duration, error) {
+	var held time.Duration
+	if whole {
+		if db.capture != nil {
+			// copies of a capture that turned out wrong
+			h, err := db.clearMoveSpace(w, []uint8{s})
+			held += h
+			if err != nil {
+				return nil, held, err
+			}
+		}
+		all, h, err := db.sealRuns(w, runs, counts, sealMove)
+		held += h
+		db.stats.runsReadBack.Add(uint64(len(runs)))
+		copied := all[s]
+		if copied == nil {
+			copied = map[record.Partition]runCopy{}
+		}
+		return copied, held, err
+	}
+	copied := map[record.Partition]runCopy{}
+	plans := make([]sealPlan, 0, len(got))
+	for _, p := range slices.Sorted(maps.Keys(got)) {
+		run := got[p]
+		plan, err := db.capturedPlan(w, s, p, listTs, run.recs)
+		if err != nil {
+			return copied, held, err
+		}
+		plans = append(plans, plan)
+	}
+	h, err := db.writeSealPlans(plans)
+	held += h
+	if err != nil {
+		return copied, held, err
+	}
+	for _, p := range slices.Sorted(maps.Keys(got)) {
+		copied[p] = runCopy{ts: listTs, records: got[p].cut + len(got[p].recs)}
+	}
+	db.stats.runsFromMemory.Add(uint64(len(got)))
+	if len(back) > 0 {
+		var bruns [][2]int
+		var bcounts []int
+		for i, r := range runs {
+			if slices.Contains(back, record.Partition(r[1])) {
+				bruns, bcounts = append(bruns, r), append(bcounts, counts[i])
+			}
+		}
+		// their copies, if the capture cut any, are replaced
+		all, h, err := db.sealRuns(w, bruns, bcounts, sealRecopy)
+		held += h
+		if err != nil {
+			return copied, held, err
+		}
+		maps.Copy(copied, all[s])
+		db.stats.runsReadBack.Add(uint64(len(bruns)))
+	}
+	return copied, held, nil
 }
 
 // switchRounds bounds the rounds that copy again, before a switch, the runs
@@ -1253,28 +1317,8 @@ func (db *DB) sealRuns(w record.Window, runs [][2]int, counts []int, mode sealMo
 			return copied, held, errNoSpaceToMove
 		}
 		planNext(i + 1)
-		var hold time.Duration // how long this turn held the writes off
-		done := make(chan error, 1)
-		select {
-		case db.exclCh <- func() {
-			t0 := time.Now()
-			err := func() error {
-				if w < db.cutoff() {
-					return nil // dropped meanwhile
-				}
-				_, err := db.applySeals(cur.plans)
-				return err
-			}()
-			hold = time.Since(t0)
-			held += hold
-			db.stats.sealHeld.Add(int64(hold))
-			done <- err
-		}:
-		case <-db.ctx.Done():
-			cur.release()
-			return copied, held, ErrClosed
-		}
-		err := <-done
+		hold, err := db.sealTurn(cur.plans) // how long this turn held the writes off
+		held += hold
 		cur.release()
 		if err != nil {
 			return copied, held, err
@@ -1296,6 +1340,72 @@ func (db *DB) sealRuns(w record.Window, runs [][2]int, counts []int, mode sealMo
 		}
 	}
 	return copied, held, nil
+}
+
+// sealTurn writes the blocks of plans inside the committer (applySeals),
+// leaving out those of windows dropped meanwhile, and returns how long it
+// held the writes off.
+func (db *DB) sealTurn(plans []sealPlan) (time.Duration, error) {
+	var hold time.Duration
+	done := make(chan error, 1)
+	select {
+	case db.exclCh <- func() {
+		t0 := time.Now()
+		cutoff := db.cutoff()
+		for i := range plans {
+			if plans[i].w < cutoff {
+				plans[i].groups = nil // dropped meanwhile: nothing to write
+			}
+		}
+		_, err := db.applySeals(plans)
+		hold = time.Since(t0)
+		db.stats.sealHeld.Add(int64(hold))
+		done <- err
+	}:
+	case <-db.ctx.Done():
+		return 0, ErrClosed
+	}
+	err := <-done
+	return hold, err
+}
+
+// writeSealPlans writes the blocks of plans (encoded already) inside the
+// committer, a turn of at most sealBatchRecords records at a time, giving
+// the writes after each turn at least as long as it held them off, and
+// returns how long it held them in all.
+func (db *DB) writeSealPlans(plans []sealPlan) (time.Duration, error) {
+	var held time.Duration
+	for i := 0; i < len(plans); {
+		j, n := i, 0
+		for j < len(plans) && (j == i || n+plans[j].blocked() <= sealBatchRecords) {
+			n += plans[j].blocked()
+			j++
+		}
+		if !db.space.writable.Load() {
+			return held, errNoSpaceToMove
+		}
+		hold, err := db.sealTurn(plans[i:j])
+		held += hold
+		if err != nil {
+			return held, err
+		}
+		i = j
+		if !sleepCtx(db.ctx, max(10*time.Millisecond, hold)) {
+			return held, ErrClosed
+		}
+	}
+	return held, nil
+}
+
+// blocked is how many records the plan's groups hold.
+func (plan *sealPlan) blocked() int {
+	n := 0
+	for _, g := range plan.groups {
+		for _, u := range g.units {
+			n += len(u.recs)
+		}
+	}
+	return n
 }
 
 // sealBatch is a batch of runs read and encoded from one snapshot, which

@@ -704,12 +704,21 @@ func checkRunRules(t *testing.T, db *DB) (blocks int) {
 // replicated writes unseal the same windows: every scan (both ways), count
 // and Get sees each record it should exactly once, in order — every record
 // acknowledged before it started, and nothing never written.
+//
+// With the capture (capture.go), the same slices are moved from memory:
+// the sealer cuts blocks beside the writes every pass.
 func TestReadsBesideTheSealerAreExact(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for seconds")
 	}
+	t.Run("read back", func(t *testing.T) { testReadsBesideTheSealer(t, time.Time{}) })
+	t.Run("from memory", func(t *testing.T) { testReadsBesideTheSealer(t, time.Now().Add(-4*time.Hour)) })
+}
+
+func testReadsBesideTheSealer(t *testing.T, captureSince time.Time) {
 	db := openTest(t, t.TempDir(), func(c *Config) {
 		c.SealAfter, c.SealInterval, c.SealBlockRecords = time.Millisecond, 5*time.Millisecond, 40
+		c.captureSince = captureSince
 	})
 	var mu sync.Mutex
 	acked := map[record.ID]bool{}
@@ -727,6 +736,15 @@ func TestReadsBesideTheSealerAreExact(t *testing.T) {
 			default:
 			}
 			es := makeEntries(200, time.Now().Add(-3*time.Hour), 2*time.Hour, i+900)
+			if !captureSince.IsZero() {
+				// and a run of 60 records within a few milliseconds, so
+				// the capture cuts blocks beside the writes
+				ms, p := time.Now().Add(-3*time.Hour).UnixMilli()+rng.Int64N(2*record.WindowMillis), record.Partition(rng.IntN(256))
+				for j := range 60 {
+					id := idIn(ms+int64(j%5), p)
+					es = append(es, Entry{ID: id, Data: (&record.Record{ID: id, Message: fmt.Sprintf("dense %d %d", i, j)}).AppendEncode(nil)})
+				}
+			}
 			mu.Lock()
 			// and records at the millisecond of some already in moved
 			// slices: inside their blocks' ranges, so writes unseal
@@ -842,8 +860,11 @@ func TestReadsBesideTheSealerAreExact(t *testing.T) {
 		t.Fatalf("the sealer wrote %d blocks, moved %d slices (%d dropped) and writes unsealed %d: nothing ran beside the scans",
 			st.BlocksWritten, st.SlicesMoved, st.SlicesDropped, st.BlocksUnsealed)
 	}
-	t.Logf("%d scans beside %d blocks written, %d slices moved (%d runs copied again at the switch), %d dropped and %d blocks unsealed",
-		scans, st.BlocksWritten, st.SlicesMoved, st.MovedRunsRecopied, st.SlicesDropped, st.BlocksUnsealed)
+	if !captureSince.IsZero() && (st.RunsFromMemory == 0 || st.CapturedBlocks == 0) {
+		t.Fatalf("moves took %d runs from memory (%d read back), %d blocks cut ahead", st.RunsFromMemory, st.RunsReadBack, st.CapturedBlocks)
+	}
+	t.Logf("%d scans beside %d blocks written, %d slices moved (%d runs copied again at the switch), %d dropped and %d blocks unsealed; %d runs from memory, %d read back, %d blocks cut ahead",
+		scans, st.BlocksWritten, st.SlicesMoved, st.MovedRunsRecopied, st.SlicesDropped, st.BlocksUnsealed, st.RunsFromMemory, st.RunsReadBack, st.CapturedBlocks)
 }
 
 // oneRun writes n records into one partition's run of a slice two hours ago.

@@ -36,6 +36,9 @@ type stats struct {
 	movedWhole        atomic.Uint64 // of movedRecopied, runs copied again whole (switch.go)
 	slicesDropped     atomic.Uint64
 	sealHeld          atomic.Int64 // nanoseconds writes waited for the sealer
+	capturedBlocks    atomic.Uint64 // blocks cut from memory ahead of their move (capture.go)
+	runsFromMemory    atomic.Uint64 // runs a move took from the capture
+	runsReadBack      atomic.Uint64 // runs a move read back from the store
 	settled           atomic.Uint64
 }
 
@@ -100,6 +103,13 @@ type Stats struct {
 	// DeletesSettled counts the own-version tombstones written under
 	// deleted values before compactions could drop their deletes (settle.go).
 	DeletesSettled uint64
+	// CapturedBlocks counts the blocks the sealer cut from the records it
+	// keeps in memory ahead of their slice's move; RunsFromMemory and
+	// RunsReadBack the runs moves took from memory and read back from the
+	// store; CapturedBytes is what the records kept in memory take now
+	// (capture.go).
+	CapturedBlocks, RunsFromMemory, RunsReadBack uint64
+	CapturedBytes                                int64
 }
 
 // Stats returns a snapshot of the store's counters.
@@ -132,6 +142,10 @@ func (db *DB) Stats() Stats {
 		MovedRunsRecopied: db.stats.movedRecopied.Load(),
 		SlicesDropped:     db.stats.slicesDropped.Load(),
 		DeletesSettled:    db.stats.settled.Load(),
+		CapturedBlocks:    db.stats.capturedBlocks.Load(),
+		RunsFromMemory:    db.stats.runsFromMemory.Load(),
+		RunsReadBack:      db.stats.runsReadBack.Load(),
+		CapturedBytes:     db.capture.pendingBytes(),
 	}
 	s.MinFreeDiskBytes = db.space.minFree
 	s.LSMBytes, s.ValueLogBytes = db.diskUsage()

@@ -1,0 +1,502 @@
+package index
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/logmesh/logmesh/record"
+)
+
+// Sealing from memory. A move (moved.go) used to read every record of a
+// slice back from the store to cut its blocks: beside the writes that read
+// took the core they needed, and with bodies in the value log it was a
+// random read per record. The capture keeps instead what the committer
+// stored into each minute slice that began while this process ran, as it
+// is applied: a partition's records are cut into blocks and copied into the
+// moved space once a block's worth of them is older than captureLag (so a
+// record still in flight rarely lands inside a block copied already), and
+// the rest are cut when the slice moves. The copies are invisible until the
+// slice's switch, which carries over, as before, what changed after the
+// move's listing.
+//
+// The capture is never trusted blindly. At the move, a run is taken from
+// memory only if what the capture holds of it (in blocks copied and still
+// pending, committed by the listing's snapshot) is as many records as the
+// listing counts there, with no block in its loose space; a run changed
+// otherwise than by a plain add (a delete, an unseal, a seal in place), or
+// that got a record inside a block copied already, is read back from the
+// store, as every run was before (its copies are replaced). A slice whose
+// loose space held a key when its capture began, or whose copy failed, is
+// read back whole and its copies cleared first.
+
+// captureLag is how old (by its ID) a record must be before the capture cuts
+// it into a block ahead of the move: later records of a partition rarely
+// arrive older than that (the writers' batches in flight).
+const captureLag = time.Second
+
+// captureEvery is how often the sealer cuts the blocks the capture holds.
+const captureEvery = 250 * time.Millisecond
+
+type sliceRef struct {
+	w record.Window
+	s uint8
+}
+
+// capture is what the committer stored into the slices that began while
+// this process ran and are not moved yet (see above).
+type capture struct {
+	budget int64 // bytes of pending records past which blocks are cut early
+	since  int64 // milliseconds: slices that start before it are not captured
+
+	mu     sync.Mutex
+	slices map[sliceRef]*sliceCapture
+	bytes  int64 // of the pending records
+}
+
+type sliceCapture struct {
+	// broken: read the slice back whole, its copies cleared first (its
+	// loose space held keys when the capture began, or a copy failed)
+	broken bool
+	// closed: the slice's move took it over; later writes are not captured
+	closed bool
+	runs   map[record.Partition]*runCapture
+}
+
+type runCapture struct {
+	pending []capturedRecord // not in a block yet
+	sorted  bool             // pending is in ID order
+	// dirty: changed otherwise than by an add, or a record landed at or
+	// below cutTo: read back at the move
+	dirty bool
+	cutTo record.ID // the last ID of the newest block copied (cut > 0)
+	cut   int       // records in the blocks copied
+}
+
+type capturedRecord struct {
+	ts uint64 // commit timestamp
+	blockRecord
+}
+
+func newCapture(budget int64, now time.Time) *capture {
+	return &capture{budget: budget, since: now.UnixMilli(), slices: map[sliceRef]*sliceCapture{}}
+}
+
+// wants reports whether a record of id written into its loose space would be
+// captured (the builder keeps only those for added).
+func (c *capture) wants(id record.ID) bool {
+	return c != nil && sliceStart(id.Window(), sliceOf(id.Millis())) >= c.since
+}
+
+// added takes the records a transaction committed at ts stored into their
+// loose space. empty reports whether a slice's loose space held no key
+// before ts (asked once per slice, when its capture begins).
+func (c *capture) added(ts uint64, recs []blockRecord, empty func(sliceRef) bool) {
+	if c == nil || len(recs) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range recs {
+		ref := sliceRef{r.ID.Window(), sliceOf(r.ID.Millis())}
+		sc := c.slices[ref]
+		if sc == nil {
+			sc = &sliceCapture{runs: map[record.Partition]*runCapture{}}
+			sc.broken = !empty(ref)
+			c.slices[ref] = sc
+		}
+		if sc.broken || sc.closed {
+			continue
+		}
+		p := r.ID.Partition()
+		rc := sc.runs[p]
+		if rc == nil {
+			rc = &runCapture{sorted: true}
+			sc.runs[p] = rc
+		}
+		if rc.dirty {
+			continue
+		}
+		if rc.cut > 0 && record.Compare(r.ID, rc.cutTo) <= 0 {
+			c.dropRun(rc) // inside or before a block copied: read back
+			continue
+		}
+		if n := len(rc.pending); n > 0 && record.Compare(r.ID, rc.pending[n-1].ID) <= 0 {
+			rc.sorted = false
+		}
+		rc.pending = append(rc.pending, capturedRecord{ts: ts, blockRecord: blockRecord{ID: r.ID, Data: bytes.Clone(r.Data)}})
+		c.bytes += int64(len(r.Data)) + capturedOverhead
+	}
+}
+
+// capturedOverhead is what a pending record takes besides its data.
+const capturedOverhead = 64
+
+// touched marks the runs of ids changed otherwise than by an add (deleted,
+// unsealed, sealed in place): they are read back at the move.
+func (c *capture) touched(ids ...record.ID) {
+	if c == nil || len(ids) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		c.touchRun(sliceRef{id.Window(), sliceOf(id.Millis())}, id.Partition())
+	}
+}
+
+// touchedRun is touched for a whole run.
+func (c *capture) touchedRun(w record.Window, s uint8, p record.Partition) {
+	if c == nil || s&movedSpace != 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.touchRun(sliceRef{w, s}, p)
+}
+
+func (c *capture) touchRun(ref sliceRef, p record.Partition) {
+	sc := c.slices[ref]
+	if sc == nil || sc.closed {
+		return
+	}
+	rc := sc.runs[p]
+	if rc == nil {
+		rc = &runCapture{}
+		sc.runs[p] = rc
+	}
+	c.dropRun(rc)
+}
+
+// dropRun marks rc dirty and lets go of its pending records.
+func (c *capture) dropRun(rc *runCapture) {
+	for _, r := range rc.pending {
+		c.bytes -= int64(len(r.Data)) + capturedOverhead
+	}
+	rc.pending, rc.dirty = nil, true
+}
+
+// breakSlice marks a slice to be read back whole (its copies failed).
+func (c *capture) breakSlice(ref sliceRef) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sc := c.slices[ref]; sc != nil && !sc.closed {
+		for _, rc := range sc.runs {
+			c.dropRun(rc)
+		}
+		sc.broken = true
+	}
+}
+
+// forgetBefore lets go of the slices of windows before cutoff (dropped by
+// retention).
+func (c *capture) forgetBefore(cutoff record.Window) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ref, sc := range c.slices {
+		if ref.w < cutoff {
+			for _, rc := range sc.runs {
+				c.dropRun(rc)
+			}
+			delete(c.slices, ref)
+		}
+	}
+}
+
+// valid reports whether slice ref has a capture its move can use, copies
+// in the moved space included (which moveSlices must not clear).
+func (c *capture) valid(ref sliceRef) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sc := c.slices[ref]
+	return sc != nil && !sc.broken && !sc.closed
+}
+
+// captureCut is a block the capture cut from a run ahead of its move.
+type captureCut struct {
+	ref  sliceRef
+	p    record.Partition
+	recs []blockRecord
+}
+
+// cuts takes out of the pending records, run by run, every block's worth
+// (per records, at most maxBytes) older than lag at now, or, while the
+// pending records take more than the budget, every block's worth whatever
+// its age and then whatever is left of at least fewest records. A cut is
+// noted as copied at once: if copying it fails, the caller breaks its
+// slice.
+func (c *capture) cuts(now time.Time, per, fewest int, maxBytes int64) []captureCut {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	limit := now.Add(-captureLag).UnixMilli()
+	var out []captureCut
+	for _, eager := range []bool{false, true} {
+		if eager && c.bytes <= c.budget {
+			break
+		}
+		for ref, sc := range c.slices {
+			if sc.broken || sc.closed {
+				continue
+			}
+			for p, rc := range sc.runs {
+				if rc.dirty || len(rc.pending) == 0 {
+					continue
+				}
+				rc.sort()
+				ready := len(rc.pending)
+				if !eager {
+					ready, _ = slices.BinarySearchFunc(rc.pending, limit, func(r capturedRecord, ms int64) int { return cmp.Compare(r.ID.Millis(), ms) })
+				}
+				taken := 0
+				for {
+					n, size := 0, int64(0)
+					for taken+n < ready && n < per {
+						d := int64(len(rc.pending[taken+n].Data))
+						if n > 0 && size+d > maxBytes {
+							break
+						}
+						size += d
+						n++
+					}
+					if n == 0 {
+						break
+					}
+					full := n == per || taken+n < ready // or stopped by maxBytes
+					if !full && !(eager && c.bytes > c.budget && n >= fewest) {
+						break
+					}
+					recs := make([]blockRecord, n)
+					for i := range n {
+						recs[i] = rc.pending[taken+i].blockRecord
+						c.bytes -= int64(len(recs[i].Data)) + capturedOverhead
+					}
+					out = append(out, captureCut{ref: ref, p: p, recs: recs})
+					rc.cut += n
+					rc.cutTo = recs[n-1].ID
+					taken += n
+				}
+				if taken > 0 {
+					rc.pending = slices.Delete(rc.pending, 0, taken)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (rc *runCapture) sort() {
+	if !rc.sorted {
+		slices.SortFunc(rc.pending, func(a, b capturedRecord) int { return record.Compare(a.ID, b.ID) })
+		rc.sorted = true
+	}
+}
+
+// capturedRun is what a move takes of a run from the capture.
+type capturedRun struct {
+	recs []blockRecord // its records not in a block copied yet, in ID order
+	cut  int           // records in its blocks copied already
+}
+
+// finish hands slice ref over to its move (closing its capture): it returns
+// the runs listed (runs, counts: listRuns at listTs) that it holds exactly
+// as they are at listTs, with their pending records committed by then, and
+// the partitions of the other runs listed or copied, which the move must
+// read back; whole is set when the slice must be read back whole (its
+// copies cleared first), or its capture did not hold it.
+func (c *capture) finish(ref sliceRef, listTs uint64, runs [][2]int, counts []int) (got map[record.Partition]capturedRun, back []record.Partition, whole bool) {
+	if c == nil {
+		return nil, nil, true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sc := c.slices[ref]
+	if sc == nil || sc.broken || sc.closed {
+		if sc != nil && !sc.closed {
+			c.closeSlice(sc)
+		}
+		return nil, nil, true
+	}
+	defer c.closeSlice(sc)
+	listed := map[record.Partition]int{}
+	for i, r := range runs {
+		listed[record.Partition(r[1])] = counts[i]
+	}
+	got = map[record.Partition]capturedRun{}
+	for p, rc := range sc.runs {
+		if _, ok := listed[p]; !ok && rc.cut > 0 {
+			// copies of a run the store no longer has: only a clear
+			// removes them
+			return nil, nil, true
+		}
+	}
+	for _, r := range runs {
+		p := record.Partition(r[1])
+		rc := sc.runs[p]
+		if rc == nil || rc.dirty {
+			back = append(back, p)
+			continue
+		}
+		rc.sort()
+		var recs []blockRecord
+		dup := false
+		for i, cr := range rc.pending {
+			if cr.ts > listTs {
+				continue // the switch carries it over
+			}
+			if i > 0 && cr.ID == rc.pending[i-1].ID {
+				dup = true
+			}
+			recs = append(recs, cr.blockRecord)
+		}
+		if dup || rc.cut+len(recs) != listed[p] {
+			back = append(back, p)
+			continue
+		}
+		got[p] = capturedRun{recs: recs, cut: rc.cut}
+	}
+	return got, back, false
+}
+
+// closeSlice ends a slice's capture: its move has it now.
+func (c *capture) closeSlice(sc *sliceCapture) {
+	for _, rc := range sc.runs {
+		c.dropRun(rc)
+	}
+	sc.runs, sc.closed = nil, true
+}
+
+// pendingBytes returns what the pending records take.
+func (c *capture) pendingBytes() int64 {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
+}
+
+// sliceEmptyBefore reports whether the loose space of slice ref held no key
+// at ts-1 (a capture that begins at ts then sees all it will hold).
+func (db *DB) sliceEmptyBefore(ts uint64) func(sliceRef) bool {
+	return func(ref sliceRef) bool {
+		txn := db.bdb.NewTransactionAt(ts-1, false)
+		defer txn.Discard()
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: slicePrefix(ref.w, ref.s), PrefetchValues: false})
+		defer it.Close()
+		it.Rewind()
+		return !it.Valid()
+	}
+}
+
+// sealLoop is the sealer's goroutine: a pass every Config.SealInterval and,
+// with a capture, its cuts every captureEvery between them.
+func (db *DB) sealLoop() {
+	defer db.wg.Done()
+	tick := db.cfg.SealInterval
+	if db.capture != nil {
+		tick = min(tick, captureEvery)
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	next := time.Now().Add(db.cfg.SealInterval)
+	for {
+		select {
+		case <-db.ctx.Done():
+			return
+		case now := <-t.C:
+			if db.capture != nil {
+				db.capture.forgetBefore(db.cutoff())
+				if err := db.cutCaptured(); err != nil {
+					if errors.Is(err, ErrClosed) || db.closed.Load() {
+						return
+					}
+					db.cfg.Logger.Warn("sealer: cannot copy the blocks cut from memory; their slices are read back when they move", "err", err)
+				}
+			}
+			if now.Before(next) {
+				continue
+			}
+			if db.sealPass() == ErrClosed {
+				return
+			}
+			next = time.Now().Add(db.cfg.SealInterval)
+		}
+	}
+}
+
+// cutCaptured cuts the blocks the capture holds ready and copies them into
+// the moved space (the sealer's goroutine, between its passes).
+func (db *DB) cutCaptured() error {
+	if db.capture == nil || !db.space.writable.Load() {
+		return nil
+	}
+	maxBytes := db.bdb.MaxBatchSize() / 4
+	cuts := db.capture.cuts(db.cfg.Now(), db.cfg.SealBlockRecords, db.cfg.SealMinRecords, maxBytes)
+	if len(cuts) == 0 {
+		return nil
+	}
+	plans := make([]sealPlan, 0, len(cuts))
+	for _, cut := range cuts {
+		blk, err := appendBlock(nil, cut.recs)
+		if err != nil {
+			db.capture.breakSlice(cut.ref)
+			return fmt.Errorf("index: cut captured blocks: %w", err)
+		}
+		plans = append(plans, sealPlan{w: cut.ref.w, s: cut.ref.s, to: cut.ref.s | movedSpace, p: cut.p,
+			groups: []sealGroup{{units: []runUnit{{recs: cut.recs, loose: true}}, first: cut.recs[0].ID, last: cut.recs[len(cut.recs)-1].ID, blk: blk}}})
+	}
+	if _, err := db.writeSealPlans(plans); err != nil {
+		for _, cut := range cuts {
+			db.capture.breakSlice(cut.ref)
+		}
+		return err
+	}
+	db.stats.capturedBlocks.Add(uint64(len(plans)))
+	return nil
+}
+
+// capturedPlan is the rest of a run taken from the capture at its move:
+// blocks of its pending records, and those too few for a block of their
+// own copied loose, into the moved space behind the blocks copied already.
+func (db *DB) capturedPlan(w record.Window, s uint8, p record.Partition, listTs uint64, recs []blockRecord) (sealPlan, error) {
+	plan := sealPlan{w: w, s: s, to: s | movedSpace, p: p, ts: listTs}
+	maxBytes, maxCount := db.bdb.MaxBatchSize()/4, int(db.bdb.MaxBatchCount()/4)
+	per := min(db.cfg.SealBlockRecords, maxCount)
+	fewest := min(db.cfg.SealMinRecords, per)
+	for i := 0; i < len(recs); {
+		j, size := i, int64(0)
+		for j < len(recs) {
+			d := entrySize(make([]byte, recordKeyLen), recs[j].Data)
+			if j > i && (j-i >= per || size+d > maxBytes) {
+				break
+			}
+			size += d
+			j++
+		}
+		group := recs[i:j]
+		i = j
+		if len(group) < fewest {
+			units := make([]runUnit, len(group))
+			for k, r := range group {
+				units[k] = runUnit{key: appendRunKey(nil, w, s, p, r.ID), recs: []blockRecord{r}, loose: true}
+			}
+			plan.groups = append(plan.groups, sealGroup{units: units, loose: true})
+			continue
+		}
+		blk, err := appendBlock(nil, group)
+		if err != nil {
+			return plan, fmt.Errorf("index: window %d slice %d partition %d: %w", w, s, p, err)
+		}
+		plan.groups = append(plan.groups, sealGroup{units: []runUnit{{recs: group, loose: true}}, first: group[0].ID, last: group[len(group)-1].ID, blk: blk})
+	}
+	return plan, nil
+}

@@ -1,0 +1,357 @@
+package index
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/logmesh/logmesh/record"
+)
+
+// openCaptured opens a store whose sealer keeps the records of the slices
+// that began after since in memory (capture.go) and which the test drives
+// itself (sealWindow, cutCaptured): small blocks, so that a few hundred
+// records per run make several.
+func openCaptured(t *testing.T, dir string, since time.Time, mut ...func(*Config)) *DB {
+	t.Helper()
+	return openTest(t, dir, append([]func(*Config){func(c *Config) {
+		c.SealAfter, c.noSealLoop, c.captureSince = time.Hour, true, since
+		c.SealBlockRecords, c.SealMinRecords = 32, 4
+	}}, mut...)...)
+}
+
+// cutRun returns a partition of a run the capture cut a block of, and the
+// range of that block's records (the run's first block).
+func cutRun(t *testing.T, db *DB, es []Entry) (record.Partition, record.ID, record.ID) {
+	t.Helper()
+	var found bool
+	var p record.Partition
+	var first, last record.ID
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixRecord}})
+		defer it.Close()
+		for it.Rewind(); it.Valid() && !found; it.Next() {
+			k := it.Item().Key()
+			if sliceOfKey(k)&movedSpace == 0 {
+				continue
+			}
+			if f, l, ok := blockRange(k); ok {
+				found, p, first, last = true, f.Partition(), f, l
+			}
+		}
+		return nil
+	})
+	if err != nil || !found {
+		t.Fatalf("no block cut from memory (%v)", err)
+	}
+	return p, first, last
+}
+
+// TestMovesFromMemoryReadExactly writes records into slices the capture
+// holds, local and replicated, out of order, with blocks cut between the
+// writes; then a record lands inside a block cut already, one is deleted
+// and one is written straight into the store where the capture cannot see
+// it. Each slice is moved: the runs the capture holds exactly come from
+// memory, the three others are read back, and every reader reads what a
+// store that never sealed reads, before and after the loose records are
+// dropped, and after a reopen.
+func TestMovesFromMemoryReadExactly(t *testing.T) {
+	dir := t.TempDir()
+	db := openCaptured(t, dir, time.Now().Add(-4*time.Hour))
+	rng := rand.New(rand.NewPCG(41, 42))
+	es := makeSealEntries(rng)
+	slices.SortFunc(es, func(a, b Entry) int { return record.Compare(a.ID, b.ID) })
+	ctx := context.Background()
+	// in ID order but each pair of batches the later first, local and
+	// replicated in turn; blocks cut after every pair
+	var batches [][]Entry
+	for i := 0; i < len(es); i += 97 {
+		batches = append(batches, es[i:min(i+97, len(es))])
+	}
+	for i := 0; i < len(batches); i += 2 {
+		for j := min(i+1, len(batches)-1); j >= i; j-- {
+			origin := OriginLocal
+			if j%2 == 1 {
+				origin = OriginRemote
+			}
+			if _, err := db.Write(ctx, batches[j], origin); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i%4 == 0 {
+			if err := db.cutCaptured(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := db.cutCaptured(); err != nil {
+		t.Fatal(err)
+	}
+	if db.Stats().CapturedBlocks == 0 {
+		t.Fatal("no block was cut from memory ahead of the moves")
+	}
+
+	// a record inside a block cut already (its run is read back)
+	p, first, last := cutRun(t, db, es)
+	var late record.ID
+	for late = idIn(first.Millis(), p); record.Compare(late, first) <= 0 || record.Compare(late, last) >= 0 || slices.ContainsFunc(es, func(e Entry) bool { return e.ID == late }); late = idIn(first.Millis()+rng.Int64N(last.Millis()-first.Millis()+1), p) {
+	}
+	lateEntry := Entry{ID: late, Data: (&record.Record{ID: late, Message: "late, inside a block cut from memory"}).AppendEncode(nil)}
+	if _, err := db.Write(ctx, []Entry{lateEntry}, OriginRemote); err != nil {
+		t.Fatal(err)
+	}
+	es = append(es, lateEntry)
+	// a record deleted (its run is read back)
+	gone := es[len(es)/3]
+	if res, err := db.Delete(ctx, []record.ID{gone.ID}); err != nil || res.Written != 1 {
+		t.Fatalf("delete: %+v %v", res, err)
+	}
+	es = slices.DeleteFunc(es, func(e Entry) bool { return e.ID == gone.ID })
+	// two mistakes of the capture itself: a record it lost, and one it
+	// holds that the store does not
+	lost, invented := mistakes(t, db, rng)
+
+	want := readEverything(t, reference(t, es), es, 7)
+	moveAll(t, db)
+	st := db.Stats()
+	if st.RunsFromMemory == 0 || st.RunsReadBack < 4 {
+		t.Fatalf("moves took %d runs from memory and read %d back, want some and at least 4 (a late record, a delete, a record lost, one invented)", st.RunsFromMemory, st.RunsReadBack)
+	}
+	if st.CapturedBytes != 0 {
+		t.Fatalf("%d bytes of records still held in memory after every slice moved", st.CapturedBytes)
+	}
+	checkRunRules(t, db)
+	if _, err := db.Get(lost); err != nil {
+		t.Fatalf("the record the capture lost: %v", err)
+	}
+	if _, err := db.Get(invented); err == nil {
+		t.Fatal("the record the capture invented is stored")
+	}
+	compareReads(t, "moved from memory", want, readEverything(t, db, es, 7))
+	db.allowDiscard()
+	if err := db.dropMoved(true); err != nil {
+		t.Fatal(err)
+	}
+	if db.Stats().SlicesDropped == 0 {
+		t.Fatal("no moved slice dropped")
+	}
+	compareReads(t, "moved from memory, loose records dropped", want, readEverything(t, db, es, 7))
+	db.Close()
+	db = openCaptured(t, dir, time.Now())
+	compareReads(t, "moved from memory, reopened", want, readEverything(t, db, es, 7))
+}
+
+// mistakes makes the capture of db wrong in two runs that hold pending
+// records: it forgets one record of the first and holds one more in the
+// second, whose ID the store does not have. It returns both IDs.
+func mistakes(t *testing.T, db *DB, rng *rand.Rand) (lost, invented record.ID) {
+	t.Helper()
+	c := db.capture
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var runs []*runCapture
+	for _, ref := range slices.SortedFunc(maps.Keys(c.slices), func(a, b sliceRef) int { return int(a.w)*256 + int(a.s) - int(b.w)*256 - int(b.s) }) {
+		sc := c.slices[ref]
+		for _, p := range slices.Sorted(maps.Keys(sc.runs)) {
+			if rc := sc.runs[p]; !rc.dirty && len(rc.pending) > 1 {
+				runs = append(runs, rc)
+			}
+		}
+	}
+	if len(runs) < 2 {
+		t.Fatalf("%d runs with pending records to make mistakes in", len(runs))
+	}
+	a, b := runs[0], runs[len(runs)-1]
+	i := rng.IntN(len(a.pending))
+	lost = a.pending[i].ID
+	c.bytes -= int64(len(a.pending[i].Data)) + capturedOverhead
+	a.pending = slices.Delete(a.pending, i, i+1)
+	last := b.pending[len(b.pending)-1]
+	invented = idIn(last.ID.Millis(), last.ID.Partition())
+	b.pending = append(b.pending, capturedRecord{ts: last.ts, blockRecord: blockRecord{ID: invented, Data: last.Data}})
+	b.sorted = false
+	c.bytes += int64(len(last.Data)) + capturedOverhead
+	return lost, invented
+}
+
+// TestACopyThatFailsIsReadBackWhole: the blocks cut from memory fail to be
+// written (Badger refuses the commit); the slice is then read back whole at
+// its move, its copies cleared first, and reads exactly.
+func TestACopyThatFailsIsReadBackWhole(t *testing.T) {
+	db := openCaptured(t, t.TempDir(), time.Now().Add(-4*time.Hour))
+	rng := rand.New(rand.NewPCG(43, 44))
+	es := makeSealEntries(rng, 2)
+	half := len(es) / 2
+	if _, err := db.Write(context.Background(), es[:half], OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.cutCaptured(); err != nil { // copies that will be stale
+		t.Fatal(err)
+	}
+	if db.Stats().CapturedBlocks == 0 {
+		t.Fatal("nothing cut")
+	}
+	if _, err := db.Write(context.Background(), es[half:], OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	restore := failCommits(t, db)
+	err := db.cutCaptured()
+	restore()
+	if err == nil {
+		t.Fatal("copying blocks while Badger refuses commits did not fail")
+	}
+	want := readEverything(t, reference(t, es), es, 3)
+	moveAll(t, db)
+	st := db.Stats()
+	if st.RunsReadBack == 0 {
+		t.Fatalf("no run read back after its copy failed (%d from memory)", st.RunsFromMemory)
+	}
+	checkRunRules(t, db)
+	compareReads(t, "read back after a failed copy", want, readEverything(t, db, es, 3))
+}
+
+// TestCopiesLeftByAnEarlierProcessAreCleared: blocks cut from memory, then
+// the process ends before the move. The next process does not hold those
+// slices (they began before it); its move clears the copies and reads the
+// slices back.
+func TestCopiesLeftByAnEarlierProcessAreCleared(t *testing.T) {
+	dir := t.TempDir()
+	db := openCaptured(t, dir, time.Now().Add(-4*time.Hour))
+	rng := rand.New(rand.NewPCG(45, 46))
+	es := makeSealEntries(rng)
+	if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.cutCaptured(); err != nil {
+		t.Fatal(err)
+	}
+	if db.Stats().CapturedBlocks == 0 {
+		t.Fatal("nothing cut")
+	}
+	// records of those runs deleted meanwhile, so the copies are wrong
+	var ids []record.ID
+	for i := 0; i < len(es); i += 5 {
+		ids = append(ids, es[i].ID)
+	}
+	db.Close()
+	db = openCaptured(t, dir, time.Now())
+	if _, err := db.Delete(context.Background(), ids); err != nil {
+		t.Fatal(err)
+	}
+	es = slices.DeleteFunc(es, func(e Entry) bool { return slices.Contains(ids, e.ID) })
+	want := readEverything(t, reference(t, es), es, 4)
+	moveAll(t, db)
+	if st := db.Stats(); st.RunsFromMemory != 0 || st.RunsReadBack == 0 {
+		t.Fatalf("after a restart, moves took %d runs from memory and read %d back", st.RunsFromMemory, st.RunsReadBack)
+	}
+	checkRunRules(t, db)
+	compareReads(t, "copies of an earlier process", want, readEverything(t, db, es, 4))
+}
+
+// TestYoungRecordsWaitUnlessMemoryRunsOut: records younger than captureLag
+// stay in memory (a late one would land inside their block), until what the
+// capture holds passes its budget; then blocks are cut whatever their age.
+func TestYoungRecordsWaitUnlessMemoryRunsOut(t *testing.T) {
+	for _, budget := range []int64{64 << 20, 1} {
+		t.Run(fmt.Sprint("budget=", budget), func(t *testing.T) {
+			db := openCaptured(t, t.TempDir(), time.Now().Add(-time.Hour), func(c *Config) { c.SealCaptureBytes = budget })
+			now := time.Now().UnixMilli()
+			var es []Entry
+			for i := range 200 {
+				id := idIn(now-int64(i%50), 9)
+				es = append(es, Entry{ID: id, Data: (&record.Record{ID: id, Message: fmt.Sprint("young ", i)}).AppendEncode(nil)})
+			}
+			if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
+				t.Fatal(err)
+			}
+			held := db.Stats().CapturedBytes
+			if held == 0 {
+				t.Fatal("the capture holds nothing of records written into a slice it captures")
+			}
+			if err := db.cutCaptured(); err != nil {
+				t.Fatal(err)
+			}
+			st := db.Stats()
+			if budget > 1<<20 && (st.CapturedBlocks != 0 || st.CapturedBytes != held) {
+				t.Fatalf("records younger than %v cut into %d blocks (%d of %d bytes left)", captureLag, st.CapturedBlocks, st.CapturedBytes, held)
+			}
+			if budget == 1 && (st.CapturedBlocks == 0 || st.CapturedBytes >= held) {
+				t.Fatalf("over its budget, the capture cut %d blocks (%d of %d bytes left)", st.CapturedBlocks, st.CapturedBytes, held)
+			}
+		})
+	}
+}
+
+// TestOnlySlicesBegunSinceTheOpeningAreCaptured: a slice that began before
+// the store opened may hold records of an earlier process, and a slice
+// whose loose space held a key when its first captured record came is read
+// back whole.
+func TestOnlySlicesBegunSinceTheOpeningAreCaptured(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(47, 48))
+	es := makeSealEntries(rng, 2)
+	db := openTest(t, dir)
+	if _, err := db.Write(context.Background(), es[:10], OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	// captured from before those records' slices began: the slice the
+	// earlier records are in is found not empty when its capture begins
+	db = openCaptured(t, dir, time.Now().Add(-4*time.Hour))
+	if _, err := db.Write(context.Background(), es[10:], OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	first := sliceRef{es[0].ID.Window(), sliceOf(es[0].ID.Millis())}
+	if db.capture.valid(first) {
+		t.Fatal("a slice that held records when its capture began is captured")
+	}
+	want := readEverything(t, reference(t, es), es, 5)
+	moveAll(t, db)
+	checkRunRules(t, db)
+	compareReads(t, "a slice begun before", want, readEverything(t, db, es, 5))
+	if !db.capture.wants(idIn(time.Now().UnixMilli(), 1)) || db.capture.wants(idIn(time.Now().Add(-5*time.Hour).UnixMilli(), 1)) {
+		t.Fatal("the capture wants records by the wrong bound")
+	}
+}
+
+// TestARunDeletedWholeAfterItsCutStaysDeleted: a run whose blocks were cut
+// from memory is then deleted whole; the move finds the run gone from the
+// store, clears the slice's copies and reads the slice back, so the
+// deleted records do not come back from their copies.
+func TestARunDeletedWholeAfterItsCutStaysDeleted(t *testing.T) {
+	db := openCaptured(t, t.TempDir(), time.Now().Add(-4*time.Hour))
+	rng := rand.New(rand.NewPCG(49, 50))
+	es := makeSealEntries(rng, 2)
+	if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.cutCaptured(); err != nil {
+		t.Fatal(err)
+	}
+	p, first, _ := cutRun(t, db, es)
+	var ids []record.ID
+	for _, e := range es {
+		if e.ID.Partition() == p && e.ID.Window() == first.Window() && sliceOf(e.ID.Millis()) == sliceOf(first.Millis()) {
+			ids = append(ids, e.ID)
+		}
+	}
+	if res, err := db.Delete(context.Background(), ids); err != nil || res.Written != len(ids) {
+		t.Fatalf("delete the run: %+v %v", res, err)
+	}
+	es = slices.DeleteFunc(es, func(e Entry) bool { return slices.Contains(ids, e.ID) })
+	want := readEverything(t, reference(t, es), es, 6)
+	moveAll(t, db)
+	checkRunRules(t, db)
+	compareReads(t, "a run deleted after its cut", want, readEverything(t, db, es, 6))
+	for _, id := range ids {
+		if _, err := db.Get(id); err == nil {
+			t.Fatalf("%s, deleted, is back after the move", id)
+		}
+	}
+}
