@@ -163,8 +163,8 @@ type txnWork struct {
 	// adds are the records it stores into a captured slice's loose space
 	// (capture.go), handed to the capture when it is applied
 	adds []blockRecord
-	err     error
-	done    bool
+	err  error
+	done bool
 }
 
 type credit struct {

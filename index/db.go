@@ -76,9 +76,9 @@ type DB struct {
 	// will move (capture.go); nil without the sealer or with
 	// Config.SealCaptureBytes < 0
 	capture *capture
-	ctx          context.Context
-	cancel       context.CancelFunc
-	wg           sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error

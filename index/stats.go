@@ -35,7 +35,7 @@ type stats struct {
 	movedRecopied     atomic.Uint64
 	movedWhole        atomic.Uint64 // of movedRecopied, runs copied again whole (switch.go)
 	slicesDropped     atomic.Uint64
-	sealHeld          atomic.Int64 // nanoseconds writes waited for the sealer
+	sealHeld          atomic.Int64  // nanoseconds writes waited for the sealer
 	capturedBlocks    atomic.Uint64 // blocks cut from memory ahead of their move (capture.go)
 	runsFromMemory    atomic.Uint64 // runs a move took from the capture
 	runsReadBack      atomic.Uint64 // runs a move read back from the store
