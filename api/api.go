@@ -259,6 +259,14 @@ type StoreStatus struct {
 	SlicesMoved   uint64 `json:"slices_moved"`
 	SlicesDropped uint64 `json:"slices_dropped"`
 	BlocksMerged  uint64 `json:"blocks_merged"`
+	// With --seal-capture: CapturedBytes is what the records the sealer
+	// keeps in memory take now; RunsFromMemory and RunsReadBack count the
+	// partition runs moves took from memory and read back from the store;
+	// CaptureShed the slices given up, to be read back, for memory.
+	CapturedBytes  int64  `json:"captured_bytes"`
+	RunsFromMemory uint64 `json:"runs_from_memory"`
+	RunsReadBack   uint64 `json:"runs_read_back"`
+	CaptureShed    uint64 `json:"capture_shed"`
 }
 
 // Convergence is the answer to GET /v1/convergence: proof of when replicas

@@ -58,6 +58,8 @@ type capture struct {
 	mu     sync.Mutex
 	slices map[sliceRef]*sliceCapture
 	bytes  int64 // of the pending records
+	// shedSlices counts the slices given up for memory (shed)
+	shedSlices uint64
 }
 
 type sliceCapture struct {
@@ -132,7 +134,41 @@ func (c *capture) added(ts uint64, recs []blockRecord, empty func(sliceRef) bool
 		}
 		rc.pending = append(rc.pending, capturedRecord{ts: ts, blockRecord: blockRecord{ID: r.ID, Data: bytes.Clone(r.Data)}})
 		c.bytes += int64(len(r.Data)) + capturedOverhead
+		if c.bytes > 2*c.budget {
+			c.shed()
+		}
 	}
+}
+
+// shed gives up the slice holding the most pending records, to be read back
+// at its move: the sealer cuts blocks between its passes, and a long pass
+// (or a sealer that cannot write) must not let the capture grow past twice
+// its budget.
+func (c *capture) shed() {
+	var worst *sliceCapture
+	var most int64
+	for _, sc := range c.slices {
+		if sc.broken || sc.closed {
+			continue
+		}
+		var n int64
+		for _, rc := range sc.runs {
+			for _, r := range rc.pending {
+				n += int64(len(r.Data)) + capturedOverhead
+			}
+		}
+		if n > most {
+			worst, most = sc, n
+		}
+	}
+	if worst == nil {
+		return
+	}
+	for _, rc := range worst.runs {
+		c.dropRun(rc)
+	}
+	worst.broken = true
+	c.shedSlices++
 }
 
 // capturedOverhead is what a pending record takes besides its data.
@@ -374,14 +410,15 @@ func (c *capture) closeSlice(sc *sliceCapture) {
 	sc.runs, sc.closed = nil, true
 }
 
-// pendingBytes returns what the pending records take.
-func (c *capture) pendingBytes() int64 {
+// pendingBytes returns what the pending records take, and how many slices
+// were given up for memory.
+func (c *capture) pendingBytes() (int64, uint64) {
 	if c == nil {
-		return 0
+		return 0, 0
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.bytes
+	return c.bytes, c.shedSlices
 }
 
 // sliceEmptyBefore reports whether the loose space of slice ref held no key

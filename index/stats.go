@@ -107,9 +107,10 @@ type Stats struct {
 	// keeps in memory ahead of their slice's move; RunsFromMemory and
 	// RunsReadBack the runs moves took from memory and read back from the
 	// store; CapturedBytes is what the records kept in memory take now
-	// (capture.go).
-	CapturedBlocks, RunsFromMemory, RunsReadBack uint64
-	CapturedBytes                                int64
+	// (capture.go); CaptureShed counts the slices it gave up, to be read
+	// back, because it held twice its budget.
+	CapturedBlocks, RunsFromMemory, RunsReadBack, CaptureShed uint64
+	CapturedBytes                                             int64
 }
 
 // Stats returns a snapshot of the store's counters.
@@ -145,8 +146,8 @@ func (db *DB) Stats() Stats {
 		CapturedBlocks:    db.stats.capturedBlocks.Load(),
 		RunsFromMemory:    db.stats.runsFromMemory.Load(),
 		RunsReadBack:      db.stats.runsReadBack.Load(),
-		CapturedBytes:     db.capture.pendingBytes(),
 	}
+	s.CapturedBytes, s.CaptureShed = db.capture.pendingBytes()
 	s.MinFreeDiskBytes = db.space.minFree
 	s.LSMBytes, s.ValueLogBytes = db.diskUsage()
 	db.dig.mu.Lock()

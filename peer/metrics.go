@@ -111,6 +111,8 @@ var (
 	mMovedDrop   = desc("logmesh_store_moved_slices_dropped_total", "Moved slices whose loose records were dropped.")
 	mUnsealed    = desc("logmesh_store_blocks_unsealed_total", "Blocks turned back into loose records by a late record or a delete inside them.")
 	mMerged      = desc("logmesh_store_blocks_merged_total", "Blocks of moved slices a switch re-encoded with the late records and deletes of their range.")
+	mCaptured    = desc("logmesh_store_captured_bytes", "Records the sealer keeps in memory to move slices without reading them back (--seal-capture).")
+	mRunsMoved   = desc("logmesh_store_moved_runs_total", "Partition runs of slices the sealer moved, by where it took their records from.", "from")
 	mSkipped     = desc("logmesh_store_blocks_skipped_total", "Blocks that word queries passed over unread because their word filter ruled the word out.")
 	mLevelTables = desc("logmesh_store_level_tables", "Tables in each level of the store's LSM tree (level 0 growing: compaction falls behind).", "level")
 	mLevelBytes  = desc("logmesh_store_level_bytes", "Bytes in each level of the store's LSM tree.", "level")
@@ -148,7 +150,7 @@ func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
 		mIngestTrunc, mConnsOpen, mConnsAccepted, mLargeBuffers, mSyslogRefused, mSyslogClosed, mTLSConnsOpen, mTLSConnsAcc,
 		mTLSHandshakeErr, mTLSLineFrames, mRecords, mDiskBytes, mLSMBytes, mVlogBytes, mCommits, mCommitErrors,
 		mCommitSecs, mWritten, mDropped, mWritable, mFreeDisk, mRefused, mUndeliveredBytes, mUndeliveredRecs, mDelivered, mLag, mReplIn, mReplDup, mSkips,
-		mHintsDeleted, mRetired, mVlogGC, mPageOuts, mBlocks, mSealed, mSettled, mMoved, mMovedDrop, mUnsealed, mMerged, mSkipped, mLevelTables, mLevelBytes, mLevelScore, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop,
+		mHintsDeleted, mRetired, mVlogGC, mPageOuts, mBlocks, mSealed, mSettled, mMoved, mMovedDrop, mUnsealed, mMerged, mCaptured, mRunsMoved, mSkipped, mLevelTables, mLevelBytes, mLevelScore, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop,
 		mDebt, mReplRefused, mDelivThrough, mPartitions, mClockSkew, mClockSkewed, mClockOffset, mPartialAnswer, mIDRetags, mAPIConns, mAPIRefused, mAPIReclaimed, mQueriesRefused, mQueriesRunning, mQueryTimeouts} {
 		ch <- d
 	}
@@ -212,6 +214,9 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(mUnsealed, float64(s.Store.BlocksUnsealed))
 	counter(mMerged, float64(s.Store.BlocksMerged))
 	counter(mSkipped, float64(s.Store.BlocksSkipped))
+	gauge(mCaptured, float64(s.Store.CapturedBytes))
+	counter(mRunsMoved, float64(s.Store.RunsFromMemory), "memory")
+	counter(mRunsMoved, float64(s.Store.RunsReadBack), "store")
 	if c.p.db != nil {
 		for _, l := range c.p.db.Levels() {
 			lv := strconv.Itoa(l.Level)

@@ -67,7 +67,7 @@ func TestMetricsMoveWithTheirEvents(t *testing.T) {
 	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "logmesh_store_records",
 		`logmesh_ingest_records_total{transport="tcp"}`, `logmesh_gossip_members{state="alive"}`,
 		`logmesh_store_level_tables{level="0"}`, `logmesh_store_level_compaction_score{level="0"}`, "logmesh_store_value_log_gc_runs_total",
-		"logmesh_store_blocks_merged_total"} {
+		"logmesh_store_blocks_merged_total", "logmesh_store_captured_bytes", `logmesh_store_moved_runs_total{from="memory"}`} {
 		if _, ok := before[name]; !ok {
 			t.Fatalf("/metrics lacks %s", name)
 		}

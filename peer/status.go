@@ -42,7 +42,8 @@ func (p *Peer) Status() api.Status {
 			Scrubs: ds.Scrubs, ScrubDifferingBuckets: ds.ScrubBuckets, ScrubDamagedRecords: ds.ScrubUndecodable, PageOuts: ds.PageOuts,
 			BlocksWritten: ds.BlocksWritten, RecordsSealed: ds.RecordsSealed, BlocksUnsealed: ds.BlocksUnsealed,
 			BlocksSkipped: ds.BlocksSkipped, DeletesSettled: ds.DeletesSettled,
-			SlicesMoved: ds.SlicesMoved, SlicesDropped: ds.SlicesDropped, BlocksMerged: ds.BlocksMerged},
+			SlicesMoved: ds.SlicesMoved, SlicesDropped: ds.SlicesDropped, BlocksMerged: ds.BlocksMerged,
+			CapturedBytes: ds.CapturedBytes, RunsFromMemory: ds.RunsFromMemory, RunsReadBack: ds.RunsReadBack, CaptureShed: ds.CaptureShed},
 	}
 	if p.syslog != nil {
 		s.Ingest.Syslog = syslogStatus(p.syslog.Stats())
