@@ -55,6 +55,12 @@ type capture struct {
 	budget int64 // bytes of pending records past which blocks are cut early
 	since  int64 // milliseconds: slices that start before it are not captured
 
+	// cutMu is held by a cut from taking its records until their copy is
+	// committed (or its slice broken), and by a move while it clears the
+	// moved space and while it lists a slice and takes it over (finish):
+	// no copy lands in a slice cleared or taken over meanwhile.
+	cutMu sync.Mutex
+
 	mu     sync.Mutex
 	slices map[sliceRef]*sliceCapture
 	bytes  int64 // of the pending records
@@ -243,6 +249,16 @@ func (c *capture) forgetBefore(cutoff record.Window) {
 			delete(c.slices, ref)
 		}
 	}
+}
+
+// lockCuts waits for a cut in progress and holds the next off until the
+// returned func is called (nothing without a capture).
+func (c *capture) lockCuts() func() {
+	if c == nil {
+		return func() {}
+	}
+	c.cutMu.Lock()
+	return c.cutMu.Unlock
 }
 
 // valid reports whether slice ref has a capture its move can use, copies
@@ -434,48 +450,26 @@ func (db *DB) sliceEmptyBefore(ts uint64) func(sliceRef) bool {
 	}
 }
 
-// sealLoop is the sealer's goroutine: a pass every Config.SealInterval and,
-// with a capture, its cuts every captureEvery between them.
-func (db *DB) sealLoop() {
-	defer db.wg.Done()
-	tick := db.cfg.SealInterval
-	if db.capture != nil {
-		tick = min(tick, captureEvery)
-	}
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	next := time.Now().Add(db.cfg.SealInterval)
-	for {
-		select {
-		case <-db.ctx.Done():
-			return
-		case now := <-t.C:
-			if db.capture != nil {
-				db.capture.forgetBefore(db.cutoff())
-				if err := db.cutCaptured(); err != nil {
-					if errors.Is(err, ErrClosed) || db.closed.Load() {
-						return
-					}
-					db.cfg.Logger.Warn("sealer: cannot copy the blocks cut from memory; their slices are read back when they move", "err", err)
-				}
-			}
-			if now.Before(next) {
-				continue
-			}
-			if db.sealPass() == ErrClosed {
-				return
-			}
-			next = time.Now().Add(db.cfg.SealInterval)
+// cutLoop cuts, every captureEvery, the blocks the capture holds ready,
+// beside the sealer's passes (a pass may take minutes).
+func (db *DB) cutLoop() bool {
+	db.capture.forgetBefore(db.cutoff())
+	if err := db.cutCaptured(); err != nil {
+		if errors.Is(err, ErrClosed) || db.closed.Load() {
+			return false
 		}
+		db.cfg.Logger.Warn("sealer: cannot copy the blocks cut from memory; their slices are read back when they move", "err", err)
 	}
+	return true
 }
 
 // cutCaptured cuts the blocks the capture holds ready and copies them into
-// the moved space (the sealer's goroutine, between its passes).
+// the moved space.
 func (db *DB) cutCaptured() error {
 	if db.capture == nil || !db.space.writable.Load() {
 		return nil
 	}
+	defer db.capture.lockCuts()()
 	maxBytes := db.bdb.MaxBatchSize() / 4
 	cuts := db.capture.cuts(db.cfg.Now(), db.cfg.SealBlockRecords, db.cfg.SealMinRecords, maxBytes)
 	if len(cuts) == 0 {

@@ -257,32 +257,55 @@ func TestCopiesLeftByAnEarlierProcessAreCleared(t *testing.T) {
 // TestYoungRecordsWaitUnlessMemoryRunsOut: records younger than captureLag
 // stay in memory (a late one would land inside their block), until what the
 // capture holds passes its budget; then blocks are cut whatever their age.
+// Past twice the budget the slice holding most is given up (read back at
+// its move).
 func TestYoungRecordsWaitUnlessMemoryRunsOut(t *testing.T) {
-	for _, budget := range []int64{64 << 20, 1} {
-		t.Run(fmt.Sprint("budget=", budget), func(t *testing.T) {
+	young := func() []Entry {
+		now := time.Now().UnixMilli()
+		var es []Entry
+		for i := range 200 {
+			id := idIn(now-int64(i%50), 9)
+			es = append(es, Entry{ID: id, Data: (&record.Record{ID: id, Message: fmt.Sprint("young ", i)}).AppendEncode(nil)})
+		}
+		return es
+	}
+	var held int64 // what the 200 records take in the capture
+	for _, c := range []struct {
+		name   string
+		budget func() int64
+	}{
+		{"within its budget", func() int64 { return 64 << 20 }},
+		{"over its budget", func() int64 { return held * 3 / 4 }},
+		{"over twice its budget", func() int64 { return held / 3 }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			budget := c.budget()
 			db := openCaptured(t, t.TempDir(), time.Now().Add(-time.Hour), func(c *Config) { c.SealCaptureBytes = budget })
-			now := time.Now().UnixMilli()
-			var es []Entry
-			for i := range 200 {
-				id := idIn(now-int64(i%50), 9)
-				es = append(es, Entry{ID: id, Data: (&record.Record{ID: id, Message: fmt.Sprint("young ", i)}).AppendEncode(nil)})
-			}
-			if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
+			if _, err := db.Write(context.Background(), young(), OriginLocal); err != nil {
 				t.Fatal(err)
 			}
-			held := db.Stats().CapturedBytes
+			st := db.Stats()
 			if held == 0 {
-				t.Fatal("the capture holds nothing of records written into a slice it captures")
+				held = st.CapturedBytes
+			}
+			if budget < held/2 {
+				if st.CaptureShed == 0 || st.CapturedBytes != 0 {
+					t.Fatalf("holding %d bytes, over twice its budget of %d, the capture gave up %d slices", st.CapturedBytes, budget, st.CaptureShed)
+				}
+				return
+			}
+			if st.CapturedBytes == 0 || st.CaptureShed != 0 {
+				t.Fatalf("the capture holds %d bytes of records written into a slice it captures (%d slices given up)", st.CapturedBytes, st.CaptureShed)
 			}
 			if err := db.cutCaptured(); err != nil {
 				t.Fatal(err)
 			}
-			st := db.Stats()
-			if budget > 1<<20 && (st.CapturedBlocks != 0 || st.CapturedBytes != held) {
-				t.Fatalf("records younger than %v cut into %d blocks (%d of %d bytes left)", captureLag, st.CapturedBlocks, st.CapturedBytes, held)
+			after := db.Stats()
+			if budget > held && (after.CapturedBlocks != 0 || after.CapturedBytes != st.CapturedBytes) {
+				t.Fatalf("records younger than %v cut into %d blocks (%d of %d bytes left)", captureLag, after.CapturedBlocks, after.CapturedBytes, st.CapturedBytes)
 			}
-			if budget == 1 && (st.CapturedBlocks == 0 || st.CapturedBytes >= held) {
-				t.Fatalf("over its budget, the capture cut %d blocks (%d of %d bytes left)", st.CapturedBlocks, st.CapturedBytes, held)
+			if budget < held && (after.CapturedBlocks == 0 || after.CapturedBytes > budget) {
+				t.Fatalf("over its budget of %d, the capture cut %d blocks (%d of %d bytes left)", budget, after.CapturedBlocks, after.CapturedBytes, st.CapturedBytes)
 			}
 		})
 	}

@@ -248,8 +248,10 @@ func Open(cfg Config) (*DB, error) {
 		db.sealedGen = map[record.Window]uint64{}
 		db.sealedSlices = map[record.Window]uint8{}
 		if !cfg.noSealLoop {
-			db.wg.Add(1)
-			go db.sealLoop()
+			db.every(cfg.SealInterval, func() bool { return db.sealPass() != ErrClosed })
+			if db.capture != nil {
+				db.every(captureEvery, db.cutLoop)
+			}
 		}
 	}
 	if cfg.FsyncInterval > 0 {

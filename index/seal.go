@@ -823,7 +823,9 @@ func (db *DB) moveSlices(w record.Window, list []uint8) (time.Duration, int, err
 	// what an earlier move left in the moved space (a crash, a failed
 	// switch) is stale: no reader looks there yet; but not the blocks cut
 	// from memory of a slice still captured (capture.go)
+	unlock := db.capture.lockCuts()
 	held, err := db.clearMoveSpace(w, slices.DeleteFunc(slices.Clone(list), func(s uint8) bool { return db.capture.valid(sliceRef{w, s}) }))
+	unlock()
 	if err != nil {
 		return held, 0, err
 	}
@@ -856,11 +858,13 @@ func (db *DB) moveSlice(w record.Window, s uint8) (time.Duration, bool, error) {
 	// allowDiscard below listTs, so every version that says a run changed
 	// after its copy (a delete's tombstone among them) is still there when
 	// the switch looks for it
+	unlock := db.capture.lockCuts() // no copy of this slice in flight
 	txn, release := db.snapshot()
 	defer release()
 	listTs := txn.ReadTs()
 	runs, counts := listRuns(txn, w, s, s+1, func(s uint8) uint8 { return s }, true)
 	got, back, whole := db.capture.finish(sliceRef{w, s}, listTs, runs, counts)
+	unlock()
 	if len(runs) == 0 {
 		return 0, false, nil // (copies the capture cut are cleared by the next move)
 	}

@@ -965,6 +965,13 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestARunDeletedWholeAfterItsCutStaysDeleted",
 	},
 	{
+		name: "capture-grows-past-its-budget",
+		file: "index/capture.go",
+		from: "		if c.bytes > 2*c.budget {",
+		to:   "		if false {",
+		pkg:  "./index", run: "TestYoungRecordsWaitUnlessMemoryRunsOut",
+	},
+	{
 		name: "young-records-cut-at-once",
 		file: "index/capture.go",
 		from: "				if !eager {\n					ready, _ =",
