@@ -1,7 +1,6 @@
 package index
 
 import (
-	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -80,6 +79,9 @@ type sliceCapture struct {
 type runCapture struct {
 	pending []capturedRecord // not in a block yet
 	sorted  bool             // pending is in ID order
+	// buf holds the data of the pending records (one allocation without
+	// pointers per run, not one per record: the collector scans nothing)
+	buf []byte
 	// dirty: changed otherwise than by an add, or a record landed at or
 	// below cutTo: read back at the move
 	dirty bool
@@ -88,9 +90,12 @@ type runCapture struct {
 }
 
 type capturedRecord struct {
-	ts uint64 // commit timestamp
-	blockRecord
+	ts     uint64 // commit timestamp
+	ID     record.ID
+	off, n uint32 // of its data in the run's buf
 }
+
+func (rc *runCapture) data(r capturedRecord) []byte { return rc.buf[r.off : r.off+r.n : r.off+r.n] }
 
 func newCapture(budget int64, now time.Time) *capture {
 	return &capture{budget: budget, since: now.UnixMilli(), slices: map[sliceRef]*sliceCapture{}}
@@ -138,7 +143,8 @@ func (c *capture) added(ts uint64, recs []blockRecord, empty func(sliceRef) bool
 		if n := len(rc.pending); n > 0 && record.Compare(r.ID, rc.pending[n-1].ID) <= 0 {
 			rc.sorted = false
 		}
-		rc.pending = append(rc.pending, capturedRecord{ts: ts, blockRecord: blockRecord{ID: r.ID, Data: bytes.Clone(r.Data)}})
+		rc.pending = append(rc.pending, capturedRecord{ts: ts, ID: r.ID, off: uint32(len(rc.buf)), n: uint32(len(r.Data))})
+		rc.buf = append(rc.buf, r.Data...)
 		c.bytes += int64(len(r.Data)) + capturedOverhead
 		if c.bytes > 2*c.budget {
 			c.shed()
@@ -160,7 +166,7 @@ func (c *capture) shed() {
 		var n int64
 		for _, rc := range sc.runs {
 			for _, r := range rc.pending {
-				n += int64(len(r.Data)) + capturedOverhead
+				n += int64(r.n) + capturedOverhead
 			}
 		}
 		if n > most {
@@ -178,7 +184,7 @@ func (c *capture) shed() {
 }
 
 // capturedOverhead is what a pending record takes besides its data.
-const capturedOverhead = 64
+const capturedOverhead = 40
 
 // touched marks the runs of ids changed otherwise than by an add (deleted,
 // unsealed, sealed in place): they are read back at the move.
@@ -219,9 +225,9 @@ func (c *capture) touchRun(ref sliceRef, p record.Partition) {
 // dropRun marks rc dirty and lets go of its pending records.
 func (c *capture) dropRun(rc *runCapture) {
 	for _, r := range rc.pending {
-		c.bytes -= int64(len(r.Data)) + capturedOverhead
+		c.bytes -= int64(r.n) + capturedOverhead
 	}
-	rc.pending, rc.dirty = nil, true
+	rc.pending, rc.buf, rc.dirty = nil, nil, true
 }
 
 // breakSlice marks a slice to be read back whole (its copies failed).
@@ -312,7 +318,7 @@ func (c *capture) cuts(now time.Time, per, fewest int, maxBytes int64) []capture
 				for {
 					n, size := 0, int64(0)
 					for taken+n < ready && n < per {
-						d := int64(len(rc.pending[taken+n].Data))
+						d := int64(rc.pending[taken+n].n)
 						if n > 0 && size+d > maxBytes {
 							break
 						}
@@ -328,8 +334,9 @@ func (c *capture) cuts(now time.Time, per, fewest int, maxBytes int64) []capture
 					}
 					recs := make([]blockRecord, n)
 					for i := range n {
-						recs[i] = rc.pending[taken+i].blockRecord
-						c.bytes -= int64(len(recs[i].Data)) + capturedOverhead
+						r := rc.pending[taken+i]
+						recs[i] = blockRecord{ID: r.ID, Data: rc.data(r)}
+						c.bytes -= int64(r.n) + capturedOverhead
 					}
 					out = append(out, captureCut{ref: ref, p: p, recs: recs})
 					rc.cut += n
@@ -337,7 +344,20 @@ func (c *capture) cuts(now time.Time, per, fewest int, maxBytes int64) []capture
 					taken += n
 				}
 				if taken > 0 {
-					rc.pending = slices.Delete(rc.pending, 0, taken)
+					// the rest into a new buf: the blocks cut keep the old
+					// one until they are written
+					rest := rc.pending[taken:]
+					size := 0
+					for _, r := range rest {
+						size += int(r.n)
+					}
+					buf := make([]byte, 0, size+size/2)
+					pending := make([]capturedRecord, len(rest), max(len(rest), per))
+					for i, r := range rest {
+						pending[i] = capturedRecord{ts: r.ts, ID: r.ID, off: uint32(len(buf)), n: r.n}
+						buf = append(buf, rc.data(r)...)
+					}
+					rc.pending, rc.buf = pending, buf
 				}
 			}
 		}
@@ -407,7 +427,7 @@ func (c *capture) finish(ref sliceRef, listTs uint64, runs [][2]int, counts []in
 			if i > 0 && cr.ID == rc.pending[i-1].ID {
 				dup = true
 			}
-			recs = append(recs, cr.blockRecord)
+			recs = append(recs, blockRecord{ID: cr.ID, Data: rc.data(cr)})
 		}
 		if dup || rc.cut+len(recs) != listed[p] {
 			back = append(back, p)
