@@ -890,7 +890,7 @@ func (db *DB) applyDone(applied uint64) uint64 {
 		}
 		p.mu.Unlock()
 		applied++
-		if w.err == nil {
+		if w.err == nil && len(w.adds) > 0 {
 			// before readTs passes it: a move's listing at or after w.ts
 			// finds its records captured
 			db.capture.added(w.ts, w.adds, db.sliceEmptyBefore(w.ts))
