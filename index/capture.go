@@ -318,7 +318,7 @@ func (c *capture) cuts(now time.Time, per, fewest int, maxBytes int64) []capture
 				for {
 					n, size := 0, int64(0)
 					for taken+n < ready && n < per {
-						d := int64(rc.pending[taken+n].n)
+						d := int64(rc.pending[taken+n].n) + recordKeyLen + 12 // as a loose entry (entrySize)
 						if n > 0 && size+d > maxBytes {
 							break
 						}
@@ -457,16 +457,25 @@ func (c *capture) pendingBytes() (int64, uint64) {
 	return c.bytes, c.shedSlices
 }
 
-// sliceEmptyBefore reports whether the loose space of slice ref held no key
-// at ts-1 (a capture that begins at ts then sees all it will hold).
+// sliceEmptyBefore reports whether slice ref held no key at ts-1, loose or
+// in its moved space (a capture that begins at ts then sees all it will
+// hold, and no copy an earlier process cut and never switched lies where
+// its own go: an earlier process may have cut a slice of the future, from
+// another peer's records or by a clock that was ahead).
 func (db *DB) sliceEmptyBefore(ts uint64) func(sliceRef) bool {
 	return func(ref sliceRef) bool {
 		txn := db.bdb.NewTransactionAt(ts-1, false)
 		defer txn.Discard()
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: slicePrefix(ref.w, ref.s), PrefetchValues: false})
-		defer it.Close()
-		it.Rewind()
-		return !it.Valid()
+		for _, s := range []uint8{ref.s, ref.s | movedSpace} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: slicePrefix(ref.w, s), PrefetchValues: false})
+			it.Rewind()
+			found := it.Valid()
+			it.Close()
+			if found {
+				return false
+			}
+		}
+		return true
 	}
 }
 
@@ -490,29 +499,35 @@ func (db *DB) cutCaptured() error {
 		return nil
 	}
 	defer db.capture.lockCuts()()
-	maxBytes := db.bdb.MaxBatchSize() / 4
-	cuts := db.capture.cuts(db.cfg.Now(), db.cfg.SealBlockRecords, db.cfg.SealMinRecords, maxBytes)
+	// a block must fit, as loose records, in a quarter of a transaction
+	// (an unseal writes them all back at once), as the sealer's do
+	maxBytes, maxCount := db.bdb.MaxBatchSize()/4, int(db.bdb.MaxBatchCount()/4)
+	cuts := db.capture.cuts(db.cfg.Now(), min(db.cfg.SealBlockRecords, maxCount), db.cfg.SealMinRecords, maxBytes)
 	if len(cuts) == 0 {
 		return nil
 	}
+	// every cut is counted copied already: one that is not written breaks
+	// its slice (read back whole at its move, its copies cleared first)
+	var encodeErr error
 	plans := make([]sealPlan, 0, len(cuts))
 	for _, cut := range cuts {
 		blk, err := appendBlock(nil, cut.recs)
 		if err != nil {
 			db.capture.breakSlice(cut.ref)
-			return fmt.Errorf("index: cut captured blocks: %w", err)
+			encodeErr = cmp.Or(encodeErr, fmt.Errorf("index: cut captured blocks of window %d slice %d: %w", cut.ref.w, cut.ref.s, err))
+			continue
 		}
 		plans = append(plans, sealPlan{w: cut.ref.w, s: cut.ref.s, to: cut.ref.s | movedSpace, p: cut.p,
 			groups: []sealGroup{{units: []runUnit{{recs: cut.recs, loose: true}}, first: cut.recs[0].ID, last: cut.recs[len(cut.recs)-1].ID, blk: blk}}})
 	}
 	if _, err := db.writeSealPlans(plans); err != nil {
-		for _, cut := range cuts {
-			db.capture.breakSlice(cut.ref)
+		for _, plan := range plans {
+			db.capture.breakSlice(sliceRef{plan.w, plan.s})
 		}
 		return err
 	}
 	db.stats.capturedBlocks.Add(uint64(len(plans)))
-	return nil
+	return encodeErr
 }
 
 // capturedPlan is the rest of a run taken from the capture at its move:

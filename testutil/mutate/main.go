@@ -946,7 +946,7 @@ var mutations = []mutation{
 	{
 		name: "failed-copy-leaves-the-capture-trusted",
 		file: "index/capture.go",
-		from: "		for _, cut := range cuts {\n			db.capture.breakSlice(cut.ref)\n		}\n		return err",
+		from: "		for _, plan := range plans {\n			db.capture.breakSlice(sliceRef{plan.w, plan.s})\n		}\n		return err",
 		to:   "		return err",
 		pkg:  "./index", run: "TestACopyThatFailsIsReadBackWhole",
 	},
@@ -970,6 +970,27 @@ var mutations = []mutation{
 		from: "		if c.bytes > 2*c.budget {",
 		to:   "		if false {",
 		pkg:  "./index", run: "TestYoungRecordsWaitUnlessMemoryRunsOut",
+	},
+	{
+		name: "a-cut-that-cannot-be-encoded-drops-the-pass",
+		file: "index/capture.go",
+		from: "			continue\n		}\n		plans = append(plans, sealPlan{w: cut.ref.w",
+		to:   "			return encodeErr\n		}\n		plans = append(plans, sealPlan{w: cut.ref.w",
+		pkg:  "./index", run: "TestACutThatCannotBeEncodedLeavesTheOtherSlicesCuts",
+	},
+	{
+		name: "capture-ignores-copies-in-the-moved-space",
+		file: "index/capture.go",
+		from: "		for _, s := range []uint8{ref.s, ref.s | movedSpace} {",
+		to:   "		for _, s := range []uint8{ref.s} {",
+		pkg:  "./index", run: "TestCopiesOfAnEarlierProcessInASliceCapturedAgain",
+	},
+	{
+		name: "cut-blocks-past-the-sealers-bound",
+		file: "index/capture.go",
+		from: "cuts(db.cfg.Now(), min(db.cfg.SealBlockRecords, maxCount),",
+		to:   "cuts(db.cfg.Now(), max(db.cfg.SealBlockRecords, maxCount-maxCount),",
+		pkg:  "./index", run: "TestBlocksCutFromMemoryKeepTheSealersBounds",
 	},
 	{
 		name: "young-records-cut-at-once",
