@@ -2,7 +2,11 @@ package bench
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,5 +61,26 @@ func TestWaitIdleTellsBusyFromIdle(t *testing.T) {
 	waited, idle, err = waitIdle(context.Background(), sleeper.Process.Pid, 4*idleQuiet)
 	if err != nil || !idle || waited > idleQuiet {
 		t.Fatalf("a sleeping process: waited %v (busy time), idle %v, err %v; want idle at once", waited, idle, err)
+	}
+}
+
+// TestAnIncompleteAnswerIsNoCount: a query answer that ends with an error
+// line (logmesh's --query-timeout) is reported as an error, not counted as
+// lines: a sustained run once read a timed-out word query as records lost.
+func TestAnIncompleteAnswerIsNoCount(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, `{"id":"a","msg":"one"}`)
+		fmt.Fprintln(w, `{"id":"b","msg":"two"}`)
+		if r.URL.Query().Get("cut") != "" {
+			fmt.Fprintln(w, `{"error":"partial answer: the query ran past --query-timeout (5m0s) and was ended"}`)
+		}
+	}))
+	defer srv.Close()
+	if n, err := countLines(context.Background(), http.MethodGet, srv.URL, nil, nil); err != nil || n != 2 {
+		t.Fatalf("a whole answer of 2 lines counted %d (%v)", n, err)
+	}
+	n, err := countLines(context.Background(), http.MethodGet, srv.URL+"?cut=1", nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "--query-timeout") {
+		t.Fatalf("an answer that ends with an error counted %d lines, error %v", n, err)
 	}
 }
