@@ -28,7 +28,7 @@ demo:
 # newest version unlocked during a collection, which the detector reports)
 # and the moves under faults that take minutes under the detector (there
 # they skip, or run a few of their variants).
-NORACE    := TestValueLogCollection|TestCopiesAgainSpanningTransactionsAreExact|TestACopyAgainThatFailsHalfwayLeavesNothingWrong|TestASwitchCarriesEveryKindOfChange|TestAFaultInAnyTransactionOfASwitchLeavesNothingWrong|TestACrashBetweenTheDeltaAndTheMarkerLeavesNothingWrong|TestRandomChangesBesideAMoveReadExactly|TestEdgeChangesOfMovedBlocks
+NORACE    := TestValueLogCollection|TestCopiesAgainSpanningTransactionsAreExact|TestACopyAgainThatFailsHalfwayLeavesNothingWrong|TestASwitchCarriesEveryKindOfChange|TestAFaultInAnyTransactionOfASwitchLeavesNothingWrong|TestACrashBetweenTheDeltaAndTheMarkerLeavesNothingWrong|TestRandomChangesBesideAMoveReadExactly|TestEdgeChangesOfMovedBlocks|TestMovesBesideCutsWritesAndDeletesReadExactly
 test: lint
 	$(GO) test -race -timeout 20m -count=1 $(PKGS)
 	$(GO) test -timeout 10m -count=1 -run '$(NORACE)' ./index

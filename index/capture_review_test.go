@@ -100,6 +100,9 @@ func TestACutThatCannotBeEncodedLeavesTheOtherSlicesCuts(t *testing.T) {
 // window are moved one by one; every reader then reads what a store that
 // never sealed reads, after the drop and after a reopen.
 func TestMovesBesideCutsWritesAndDeletesReadExactly(t *testing.T) {
+	if raceDetector || testing.Short() {
+		t.Skip("long under the race detector; make test runs this test without -race")
+	}
 	for _, budget := range []int64{64 << 20, 6 << 10} {
 		t.Run(fmt.Sprint("budget=", budget), func(t *testing.T) { testMovesBesideCuts(t, budget) })
 	}
