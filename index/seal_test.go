@@ -860,7 +860,9 @@ func testReadsBesideTheSealer(t *testing.T, captureSince time.Time) {
 		t.Fatalf("the sealer wrote %d blocks, moved %d slices (%d dropped) and writes unsealed %d: nothing ran beside the scans",
 			st.BlocksWritten, st.SlicesMoved, st.SlicesDropped, st.BlocksUnsealed)
 	}
-	if !captureSince.IsZero() && (st.RunsFromMemory == 0 || st.CapturedBlocks == 0) {
+	// (blocks cut ahead depend on how the cutter's ticks fall against the
+	// sealer's: TestMovesBesideCutsWritesAndDeletesReadExactly cuts for sure)
+	if !captureSince.IsZero() && st.RunsFromMemory == 0 {
 		t.Fatalf("moves took %d runs from memory (%d read back), %d blocks cut ahead", st.RunsFromMemory, st.RunsReadBack, st.CapturedBlocks)
 	}
 	t.Logf("%d scans beside %d blocks written, %d slices moved (%d runs copied again at the switch), %d dropped and %d blocks unsealed; %d runs from memory, %d read back, %d blocks cut ahead",
