@@ -52,7 +52,7 @@ type sliceRef struct {
 // this process ran and are not moved yet (see above).
 type capture struct {
 	budget int64 // bytes of pending records past which blocks are cut early
-	since  int64 // milliseconds: slices that start before it are not captured
+	since  int64 // milliseconds: slices that start before it are not captured (the opening's)
 
 	// cutMu is held by a cut from taking its records until their copy is
 	// committed (or its slice broken), and by a move while it clears the

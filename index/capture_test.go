@@ -314,7 +314,8 @@ func TestYoungRecordsWaitUnlessMemoryRunsOut(t *testing.T) {
 // TestOnlySlicesBegunSinceTheOpeningAreCaptured: a slice that began before
 // the store opened may hold records of an earlier process, and a slice
 // whose loose space held a key when its first captured record came is read
-// back whole.
+// back whole. By default the slice the store opens in is captured too (if
+// it is still empty at its first write), not those before it.
 func TestOnlySlicesBegunSinceTheOpeningAreCaptured(t *testing.T) {
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(47, 48))
@@ -341,6 +342,13 @@ func TestOnlySlicesBegunSinceTheOpeningAreCaptured(t *testing.T) {
 	if !db.capture.wants(idIn(time.Now().UnixMilli(), 1)) || db.capture.wants(idIn(time.Now().Add(-5*time.Hour).UnixMilli(), 1)) {
 		t.Fatal("the capture wants records by the wrong bound")
 	}
+	before := time.Now().UnixMilli()
+	fresh := openCaptured(t, t.TempDir(), time.Time{})
+	now := time.Now().UnixMilli()
+	minute := now - now%SliceMillis
+	if before >= minute && (!fresh.capture.wants(idIn(minute, 1)) || fresh.capture.wants(idIn(minute-1, 1))) {
+		t.Fatal("by default the capture does not begin with the slice the store opened in")
+	} // (else the opening straddled a minute)
 }
 
 // TestARunDeletedWholeAfterItsCutStaysDeleted: a run whose blocks were cut

@@ -229,7 +229,12 @@ func Open(cfg Config) (*DB, error) {
 		// before the committer starts: a captured slice sees every write
 		since := cfg.captureSince
 		if since.IsZero() {
-			since = cfg.Now()
+			// from the slice the store opens in: it is captured if it
+			// is still empty at its first write (sliceEmptyBefore), as
+			// in a fresh store; after a restart it holds records already
+			// and is read back
+			now := cfg.Now().UnixMilli()
+			since = time.UnixMilli(now - now%SliceMillis)
 		}
 		db.capture = newCapture(cfg.SealCaptureBytes, since)
 	}

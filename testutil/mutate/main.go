@@ -993,6 +993,13 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestBlocksCutFromMemoryKeepTheSealersBounds",
 	},
 	{
+		name: "capture-begins-before-the-opening",
+		file: "index/db.go",
+		from: "			since = time.UnixMilli(now - now%SliceMillis)",
+		to:   "			since = time.UnixMilli(now - now%SliceMillis - SliceMillis)",
+		pkg:  "./index", run: "TestOnlySlicesBegunSinceTheOpeningAreCaptured",
+	},
+	{
 		name: "young-records-cut-at-once",
 		file: "index/capture.go",
 		from: "				if !eager {\n					ready, _ =",
