@@ -520,7 +520,7 @@ func (db *DB) cutCaptured() error {
 		plans = append(plans, sealPlan{w: cut.ref.w, s: cut.ref.s, to: cut.ref.s | movedSpace, p: cut.p,
 			groups: []sealGroup{{units: []runUnit{{recs: cut.recs, loose: true}}, first: cut.recs[0].ID, last: cut.recs[len(cut.recs)-1].ID, blk: blk}}})
 	}
-	if _, err := db.writeSealPlans(plans); err != nil {
+	if err := db.writeCuts(plans); err != nil {
 		for _, plan := range plans {
 			db.capture.breakSlice(sliceRef{plan.w, plan.s})
 		}
@@ -528,6 +528,67 @@ func (db *DB) cutCaptured() error {
 	}
 	db.stats.capturedBlocks.Add(uint64(len(plans)))
 	return encodeErr
+}
+
+// writeCuts writes the blocks of plans (cut from memory, for the moved space)
+// in transactions of up to half what Badger takes in one, beside the writes:
+// not inside the committer, which would wait for every transaction in flight
+// and hold the writes off meanwhile. Nothing reads a slice's moved space
+// before its switch, which runs inside the committer after the cut that
+// copied them (cutMu). A transaction refused while maintenance drops a
+// prefix (Badger blocks writes then) is tried again.
+func (db *DB) writeCuts(plans []sealPlan) error {
+	maxBytes, maxCount := db.bdb.MaxBatchSize()/2, db.bdb.MaxBatchCount()/2
+	for i := 0; i < len(plans); {
+		j, size := i, int64(0)
+		for j < len(plans) && (j == i || (size+plans[j].groups[0].sizeIn(plans[j]) <= maxBytes && int64(j-i) < maxCount-1)) {
+			size += plans[j].groups[0].sizeIn(plans[j])
+			j++
+		}
+		batch := plans[i:j]
+		i = j
+		cutoff := db.cutoff()
+		for attempt := 0; ; attempt++ {
+			if !db.space.writable.Load() {
+				return errNoSpaceToMove
+			}
+			upgrade := db.storedFormat.Load() < formatVersion
+			err := db.update(func(txn *badger.Txn) error {
+				if err := sealTxnStart(txn, upgrade); err != nil {
+					return err
+				}
+				for _, plan := range batch {
+					if plan.w < cutoff {
+						continue // dropped meanwhile
+					}
+					g := plan.groups[0]
+					if err := txn.Set(appendBlockKey(nil, plan.w, plan.to, plan.p, g.first, g.last), g.blk); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err == nil {
+				if upgrade {
+					db.storedFormat.Store(formatVersion)
+				}
+				break
+			}
+			if !errors.Is(err, badger.ErrBlockedWrites) || attempt == 100 {
+				return fmt.Errorf("index: copy blocks cut from memory: %w", err)
+			}
+			if !sleepCtx(db.ctx, 20*time.Millisecond) {
+				return ErrClosed
+			}
+		}
+	}
+	return nil
+}
+
+// sizeIn is what writing the group's block takes in a transaction.
+func (g *sealGroup) sizeIn(plan sealPlan) int64 {
+	size, _ := g.size(plan.w, plan.to, plan.p)
+	return size
 }
 
 // capturedPlan is the rest of a run taken from the capture at its move:
