@@ -318,7 +318,7 @@ func (c *capture) cuts(now time.Time, per, fewest int, maxBytes int64) []capture
 				for {
 					n, size := 0, int64(0)
 					for taken+n < ready && n < per {
-						d := int64(rc.pending[taken+n].n) + recordKeyLen + 12 // as a loose entry (entrySize)
+						d := looseSize(int(rc.pending[taken+n].n))
 						if n > 0 && size+d > maxBytes {
 							break
 						}
@@ -602,7 +602,7 @@ func (db *DB) capturedPlan(w record.Window, s uint8, p record.Partition, listTs 
 	for i := 0; i < len(recs); {
 		j, size := i, int64(0)
 		for j < len(recs) {
-			d := entrySize(make([]byte, recordKeyLen), recs[j].Data)
+			d := looseSize(len(recs[j].Data))
 			if j > i && (j-i >= per || size+d > maxBytes) {
 				break
 			}

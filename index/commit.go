@@ -374,6 +374,9 @@ func (b *builder) deleting(key []byte) {
 // entrySize is Badger's estimate of an entry's share of a transaction.
 func entrySize(key, value []byte) int64 { return int64(len(key)+len(value)) + 12 }
 
+// looseSize is entrySize of a loose record whose encoding takes n bytes.
+func looseSize(n int) int64 { return int64(recordKeyLen+n) + 12 }
+
 // fits reports whether the open transaction can take one more record (and
 // meta bytes of a meta entry with it) and still its journal entry (Badger
 // caps a transaction at a share of a memtable).
