@@ -232,7 +232,19 @@ type decodedBlock struct {
 // decodeBlock decodes a block and checks that every record in it decodes. It
 // never panics, whatever b holds, and allocates at most the declared columns
 // length (≤ maxBlockBytes) plus the records it returns.
-func decodeBlock(b []byte) (decodedBlock, error) {
+func decodeBlock(b []byte) (decodedBlock, error) { return decodeBlockFor(b, nil) }
+
+// decodeBlockFor is decodeBlock for a scan that keeps only records holding
+// word (ScanOptions.Word): a record whose word-bearing parts cannot hold it
+// is left out — its Data is nil, its ID is there — without being put
+// together or decoded. A record's message is either a literal in its
+// encoding without the raw bytes or a reference into its raw bytes, so a
+// record neither of which contains the word's bytes holds the word in
+// neither its message nor its raw line. A word query keeps about one record
+// in a hundred of the blocks it cannot skip: the others cost their IDs and
+// two byte searches (BenchmarkBlockWordPerLine). Records left out are not
+// checked; the scrubber (scrub.go) checks every record of every block.
+func decodeBlockFor(b []byte, word []byte) (decodedBlock, error) {
 	var out decodedBlock
 	h, err := parseBlockHeader(b)
 	if err != nil {
@@ -282,9 +294,21 @@ func decodeBlock(b []byte) (decodedBlock, error) {
 		size += int(n)
 	}
 	raws := d.rest()
-	buf := make([]byte, 0, size+len(raws))
+	need := size + len(raws)
+	var skip []int // per record left out for word, the length of its raw bytes; -1 if kept
+	if len(word) > 0 {
+		var err error
+		if skip, need, err = wordSkips(rests, raws, word); err != nil {
+			return decodedBlock{}, err
+		}
+	}
+	buf := make([]byte, 0, need)
 	out.Data = make([][]byte, h.count)
 	for i, r := range rests {
+		if skip != nil && skip[i] >= 0 {
+			raws = raws[skip[i]:]
+			continue
+		}
 		start := len(buf)
 		buf, raws, err = record.SpliceRaw(buf, r, raws)
 		if err != nil {
@@ -302,6 +326,32 @@ func decodeBlock(b []byte) (decodedBlock, error) {
 	// buf never grew (its capacity was the exact total), so the slices of
 	// out.Data still point into it
 	return out, nil
+}
+
+// wordSkips returns, for each record of a block (its encoding without the
+// raw bytes in rests, the raw bytes of all in raws), the length of its raw
+// bytes if neither part contains word, -1 if one does; and the bytes the
+// records kept take once put together.
+func wordSkips(rests [][]byte, raws, word []byte) ([]int, int, error) {
+	skip := make([]int, len(rests))
+	need := 0
+	for i, r := range rests {
+		_, n, err := record.RestRaw(r)
+		if err == nil && n > len(raws) {
+			err = fmt.Errorf("%w: raw bytes beyond the column's end", record.ErrCorrupt)
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: record %d: %w", ErrBadBlock, i, err)
+		}
+		if bytes.Contains(r, word) || bytes.Contains(raws[:n], word) {
+			skip[i] = -1
+			need += len(r) + n
+		} else {
+			skip[i] = n
+		}
+		raws = raws[n:]
+	}
+	return skip, need, nil // (raw bytes no record claims are refused after)
 }
 
 // colReader reads a block's columns; the first error sticks.

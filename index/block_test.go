@@ -307,9 +307,22 @@ func FuzzDecodeBlock(f *testing.F) {
 	}
 	f.Add([]byte{blockMagic, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// a word query's decode (decodeBlockFor) of the same bytes, for a
+		// word taken from them: it never panics, and where the block decodes
+		// whole it keeps what decodeBlock has (block_word_test.go)
+		word := b[len(b)/2 : len(b)/2+min(4, len(b)-len(b)/2)]
+		forWord, errWord := decodeBlockFor(b, word)
 		got, err := decodeBlock(b)
 		if err != nil {
 			return
+		}
+		if errWord != nil {
+			t.Fatalf("a block that decodes does not decode for %q: %v", word, errWord)
+		}
+		for i := range got.IDs {
+			if forWord.IDs[i] != got.IDs[i] || forWord.Data[i] != nil && !bytes.Equal(forWord.Data[i], got.Data[i]) {
+				t.Fatalf("record %d differs decoded for %q", i, word)
+			}
 		}
 		recs := make([]blockRecord, len(got.IDs))
 		for i := range recs {

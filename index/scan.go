@@ -293,12 +293,15 @@ func scanBlock(item *badger.Item, from, to int64, opts ScanOptions, fn func(reco
 		if blockRulesOut(v, opts.Word, opts.skipped) {
 			return nil
 		}
-		b, err := blockRecords(item.Key(), v, false)
+		b, err := blockRecordsFor(item.Key(), v, false, opts.Word)
 		if err != nil {
 			return err
 		}
 		for i, id := range b.IDs {
 			if ms := id.Millis(); ms < from || ms > to {
+				continue
+			}
+			if b.Data[i] == nil { // cannot hold opts.Word
 				continue
 			}
 			if match != nil && !match(id, b.Data[i]) {
@@ -765,7 +768,7 @@ func (m *merger) fillBlock(r *run, item *badger.Item) (past bool) {
 			past = m.reverse && first.Millis() < m.from || !m.reverse && last.Millis() > m.to
 			return nil
 		}
-		b, err := blockRecords(item.Key(), v, m.reverse)
+		b, err := blockRecordsFor(item.Key(), v, m.reverse, m.word)
 		if err != nil {
 			return err
 		}
@@ -775,6 +778,9 @@ func (m *merger) fillBlock(r *run, item *badger.Item) (past bool) {
 				if (ms < m.from) == m.reverse {
 					past = true
 				}
+				continue
+			}
+			if b.Data[i] == nil { // cannot hold m.word
 				continue
 			}
 			if m.match == nil || m.match(id, b.Data[i]) {

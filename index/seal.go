@@ -256,7 +256,13 @@ func findInRun(it *badger.Iterator, m moved, id record.ID, fn func(data []byte) 
 // blockRecords decodes the block of key k (value v) and returns its records
 // in scan order (reverse: newest first).
 func blockRecords(k, v []byte, reverse bool) (decodedBlock, error) {
-	b, err := decodeBlock(v)
+	return blockRecordsFor(k, v, reverse, nil)
+}
+
+// blockRecordsFor is blockRecords for a scan that keeps only records holding
+// word: the others have no Data (decodeBlockFor).
+func blockRecordsFor(k, v []byte, reverse bool, word []byte) (decodedBlock, error) {
+	b, err := decodeBlockFor(v, word)
 	if err != nil {
 		return b, fmt.Errorf("index: block %x: %w", k, err)
 	}

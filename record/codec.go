@@ -381,28 +381,41 @@ func RawSpan(data []byte) (start, end int, err error) {
 // bytes is rest (as cut at RawSpan) and whose raw bytes are taken from the
 // front of raws. It returns dst and what remains of raws.
 func SpliceRaw(dst, rest, raws []byte) ([]byte, []byte, error) {
+	at, n, err := RestRaw(rest)
+	if err != nil {
+		return dst, raws, err
+	}
+	if n > len(raws) {
+		return dst, raws, fmt.Errorf("%w: raw bytes beyond the column's end", ErrCorrupt)
+	}
+	dst = append(dst, rest[:at]...)
+	dst = append(dst, raws[:n]...)
+	return append(dst, rest[at:]...), raws[n:], nil
+}
+
+// RestRaw returns where, in rest (an encoding without its raw bytes, as cut
+// at RawSpan), the raw bytes were cut out, and how many there were.
+func RestRaw(rest []byte) (at, n int, err error) {
 	d := decoder{b: rest}
 	if ver := d.byte(); ver != encodingVersion {
 		if d.err != nil {
-			return dst, raws, d.err
+			return 0, 0, d.err
 		}
-		return dst, raws, fmt.Errorf("%w: unknown version %d", ErrCorrupt, ver)
+		return 0, 0, fmt.Errorf("%w: unknown version %d", ErrCorrupt, ver)
 	}
 	d.off += 4
 	if d.off > len(rest) {
 		d.fail("truncated")
-		return dst, raws, d.err
+		return 0, 0, d.err
 	}
 	d.uvarint()
 	d.varint()
-	n := d.uvarint()
+	u := d.uvarint()
 	if d.err != nil {
-		return dst, raws, d.err
+		return 0, 0, d.err
 	}
-	if n > uint64(len(raws)) {
-		return dst, raws, fmt.Errorf("%w: raw bytes beyond the column's end", ErrCorrupt)
+	if u > math.MaxInt32 {
+		return 0, 0, fmt.Errorf("%w: raw length %d", ErrCorrupt, u)
 	}
-	dst = append(dst, rest[:d.off]...)
-	dst = append(dst, raws[:n]...)
-	return append(dst, rest[d.off:]...), raws[n:], nil
+	return d.off, int(u), nil
 }

@@ -344,8 +344,8 @@ var mutations = []mutation{
 	{
 		name: "block-raw-leftovers-accepted",
 		file: "index/block.go",
-		from: "	if len(raws) != 0 {",
-		to:   "	if len(raws) != 0 && false {",
+		from: "	if len(raws) != 0 {\n		return decodedBlock{}",
+		to:   "	if len(raws) != 0 && false {\n		return decodedBlock{}",
 		pkg:  "./index", run: "TestDecodeBlockRefusesHostileBlocks",
 	},
 	{
@@ -1005,6 +1005,20 @@ var mutations = []mutation{
 		from: "				if !eager {\n					ready, _ =",
 		to:   "				if false {\n					ready, _ =",
 		pkg:  "./index", run: "TestYoungRecordsWaitUnlessMemoryRunsOut",
+	},
+	{
+		name: "word-decode-looks-only-in-the-raw-line",
+		file: "index/block.go",
+		from: "		if bytes.Contains(r, word) || bytes.Contains(raws[:n], word) {",
+		to:   "		if bytes.Contains(raws[:n], word) {",
+		pkg:  "./index", run: "TestAWordDecodeLeavesOutOnlyRecordsWithoutTheWord",
+	},
+	{
+		name: "word-decode-keeps-the-wrong-records",
+		file: "index/block.go",
+		from: "			raws = raws[skip[i]:]\n			continue",
+		to:   "			continue",
+		pkg:  "./index", run: "TestAWordDecodeLeavesOutOnlyRecordsWithoutTheWord",
 	},
 	{
 		name: "keyed-write-follows-the-client-away",
