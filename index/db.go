@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -243,9 +244,7 @@ func Open(cfg Config) (*DB, error) {
 	go db.completeLoop()
 	db.every(cfg.DiskCheckInterval, db.recheckSpace)
 	db.every(cfg.CheckpointInterval, func() bool {
-		if err := db.writeCheckpoint(); err != nil {
-			log.Error("digest checkpoint failed", "err", err)
-		}
+		db.checkpoint(log)
 		return true
 	})
 	db.every(cfg.MaintenanceInterval, func() bool { db.Maintain(); return true })
@@ -676,6 +675,21 @@ func (w *walSyncer) sync(dir, valueDir string, active bool) error {
 	}
 	w.mu.Unlock()
 	return nil
+}
+
+// checkpoint writes a checkpoint (writeCheckpoint) and logs a failure. One
+// refused because a drop of moved slices or of a window holds Badger's writes
+// (DropPrefix) is routine: its windows stay dirty and the next checkpoint
+// writes them, so that is logged at debug level, not as an error.
+func (db *DB) checkpoint(log *slog.Logger) {
+	err := db.writeCheckpoint()
+	switch {
+	case err == nil:
+	case errors.Is(err, badger.ErrBlockedWrites):
+		log.Debug("digest checkpoint deferred: a drop holds the writes", "err", err)
+	default:
+		log.Error("digest checkpoint failed", "err", err)
+	}
 }
 
 // writeCheckpoint writes the windows changed since the last checkpoint and the

@@ -30,9 +30,7 @@ func (db *DB) Maintain() {
 	if err := db.expire(); err != nil {
 		log.Error("retention failed", "err", err)
 	}
-	if err := db.writeCheckpoint(); err != nil {
-		log.Error("digest checkpoint failed", "err", err)
-	}
+	db.checkpoint(log)
 	if err := db.pruneJournal(); err != nil {
 		log.Error("journal pruning failed", "err", err)
 	}
