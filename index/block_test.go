@@ -323,6 +323,9 @@ func FuzzDecodeBlock(f *testing.F) {
 			if forWord.IDs[i] != got.IDs[i] || forWord.Data[i] != nil && !bytes.Equal(forWord.Data[i], got.Data[i]) {
 				t.Fatalf("record %d differs decoded for %q", i, word)
 			}
+			if forWord.Data[i] == nil && (len(word) == 0 || holdsWord(t, got.Data[i], word)) {
+				t.Fatalf("record %d holds %q and was left out", i, word)
+			}
 		}
 		recs := make([]blockRecord, len(got.IDs))
 		for i := range recs {
