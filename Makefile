@@ -30,7 +30,7 @@ demo:
 # they skip, or run a few of their variants).
 NORACE    := TestValueLogCollection|TestCopiesAgainSpanningTransactionsAreExact|TestACopyAgainThatFailsHalfwayLeavesNothingWrong|TestASwitchCarriesEveryKindOfChange|TestAFaultInAnyTransactionOfASwitchLeavesNothingWrong|TestACrashBetweenTheDeltaAndTheMarkerLeavesNothingWrong|TestRandomChangesBesideAMoveReadExactly|TestEdgeChangesOfMovedBlocks|TestMovesBesideCutsWritesAndDeletesReadExactly
 test: lint
-	$(GO) test -race -timeout 20m -count=1 $(PKGS)
+	$(GO) test -race -timeout 35m -count=1 $(PKGS)
 	$(GO) test -timeout 10m -count=1 -run '$(NORACE)' ./index
 
 # What CI runs after make test: every fault scenario on real processes in
