@@ -548,6 +548,13 @@ func (db *DB) writeCuts(plans []sealPlan) error {
 		batch := plans[i:j]
 		i = j
 		cutoff := db.cutoff()
+		for _, plan := range batch {
+			if plan.w < cutoff {
+				// counted copied and not written: should the cutoff move
+				// back, the slice is read back whole at its move
+				db.capture.breakSlice(sliceRef{plan.w, plan.s})
+			}
+		}
 		for attempt := 0; ; attempt++ {
 			if !db.space.writable.Load() {
 				return errNoSpaceToMove

@@ -93,6 +93,11 @@ type DB struct {
 	ckptSeq      atomic.Uint64
 	// cutoffW is the first window retention keeps (see cutoff).
 	cutoffW atomic.Uint32
+	// cutoffBacks counts the times the cutoff moved back (a retention
+	// clock that went back), each counted before the lower cutoff is
+	// stored: a move whose count did not change saw only cutoffs at or
+	// below the one its switch checks (moveSlice).
+	cutoffBacks atomic.Uint64
 	// storeID identifies this store; fresh: Open created it empty.
 	storeID string
 	fresh   bool
@@ -483,6 +488,10 @@ func (db *DB) updateCutoff() record.Window {
 	}
 	c := record.WindowOf(now.Add(-db.cfg.Retention).UnixMilli())
 	if old := db.cutoff(); old != c {
+		if c < old {
+			db.cutoffBacks.Add(1)
+			db.cfg.Logger.Warn("the retention cutoff moved back: the retention clock went back", "from", old, "to", c)
+		}
 		db.cutoffW.Store(uint32(c))
 		if err := db.SetMeta(metaCutoff, binary.BigEndian.AppendUint32(nil, uint32(c))); err != nil {
 			db.cfg.Logger.Warn("cannot save the retention cutoff", "err", err)

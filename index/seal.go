@@ -864,6 +864,11 @@ func (db *DB) moveSlice(w record.Window, s uint8) (time.Duration, bool, error) {
 	// allowDiscard below listTs, so every version that says a run changed
 	// after its copy (a delete's tombstone among them) is still there when
 	// the switch looks for it
+	// a copy left out for a window dropped meanwhile (sealTurn, writeCuts)
+	// is not written: if the cutoff then moved back, the switch would
+	// read a moved space without it. A cutoff that only rose since here and
+	// is at or below w at the switch was so at every copy.
+	backs := db.cutoffBacks.Load()
 	unlock := db.capture.lockCuts() // no copy of this slice in flight
 	txn, release := db.snapshot()
 	defer release()
@@ -923,7 +928,7 @@ func (db *DB) moveSlice(w record.Window, s uint8) (time.Duration, bool, error) {
 		switchPlanned(w, s)
 	}
 	t0 := time.Now()
-	err = db.inCommitter(func() error { return db.switchSlice(w, s, listTs, copied, merges) })
+	err = db.inCommitter(func() error { return db.switchSlice(w, s, listTs, backs, copied, merges) })
 	held += time.Since(t0)
 	db.stats.sealHeld.Add(int64(time.Since(t0)))
 	return held, err == nil, err
@@ -1135,10 +1140,15 @@ func movedSetOf(prefixes [][]byte) uint64 {
 // transaction that writes the moved marker (switch.go): a run's delta, or,
 // for a run without a copy that changed after the listing at listTs, the
 // whole run verbatim. From its commit on, readers at or after it read the
-// moved space, which then holds the slice exactly.
-func (db *DB) switchSlice(w record.Window, s uint8, listTs uint64, copied map[record.Partition]runCopy, merges mergeCache) error {
+// moved space, which then holds the slice exactly. backs is the count of
+// the cutoff's moves back when the move began: a move it missed is not
+// switched (moveSlice).
+func (db *DB) switchSlice(w record.Window, s uint8, listTs, backs uint64, copied map[record.Partition]runCopy, merges mergeCache) error {
 	if w < db.cutoff() {
 		return nil // dropped meanwhile
+	}
+	if db.cutoffBacks.Load() != backs {
+		return fmt.Errorf("index: window %d slice %d: the retention cutoff moved back during its move; the next pass moves it", w, s)
 	}
 	rtxn := db.bdb.NewTransactionAt(readAll, false)
 	defer rtxn.Discard()

@@ -930,6 +930,20 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestAWriteBehindADeleteOfItsRecordInOneGroupStoresIt|TestAWriteBehindADeleteInFlightStoresIt",
 	},
 	{
+		name: "a-move-across-a-cutoff-that-went-back-switches",
+		file: "index/seal.go",
+		from: "	if db.cutoffBacks.Load() != backs {",
+		to:   "	if false {",
+		pkg:  "./index", run: "TestACutoffThatMovesBackDuringAMoveLosesNothing",
+	},
+	{
+		name: "a-cut-left-out-for-an-expired-window-stays-trusted",
+		file: "index/capture.go",
+		from: "				db.capture.breakSlice(sliceRef{plan.w, plan.s})\n			}\n		}\n		for attempt",
+		to:   "			}\n		}\n		for attempt",
+		pkg:  "./index", run: "TestACutLeftOutForAnExpiredWindowIsReadBack",
+	},
+	{
 		name: "capture-trusts-its-count",
 		file: "index/capture.go",
 		from: "		if dup || rc.cut+len(recs) != listed[p] {",
