@@ -120,13 +120,7 @@ func RunSustained(ctx context.Context, cfg SustainedConfig, out func(format stri
 	}
 	out("sustained ingestion: %d lines over %d syslog TCP connections, --fsync %s\n", cfg.Lines, cfg.Conns, cfg.Fsync)
 	var results []SustainedResult
-	// no --query-timeout: a slow query is measured whole, not cut short
-	a, err := startAgent(ctx, cfg.Binary, filepath.Join(cfg.Dir, "logmesh"), "--fsync", cfg.Fsync, "--query-timeout", "0")
-	if err != nil {
-		return nil, err
-	}
-	r, err := sustained(ctx, "logmesh", &logmeshStore{a}, cfg, out)
-	a.kill()
+	r, err := sustainedLogmesh(ctx, "logmesh", Variant{Binary: cfg.Binary}, filepath.Join(cfg.Dir, "logmesh"), cfg, out)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +137,31 @@ func RunSustained(ctx context.Context, cfg SustainedConfig, out func(format stri
 		}
 		results = append(results, r)
 	}
-	out("\n%-13s %10s %12s %9s %12s %10s %10s %14s %13s %10s\n", "", "lines/s", "last/first M", "CPU µs/l", "peak RSS MB", "disk B/l", "word hits", "word query s", "idle after s", "settled s")
+	printSustained(results, out)
+	if len(results) == 2 {
+		l, v := results[0], results[1]
+		out("\nlogmesh / VictoriaLogs: ingestion %.2f×, CPU per line %.2f× (the cost), peak RSS %.2f×, disk per line %.2f×, word query %.2f× (the time), settled %.2f×\n",
+			l.Rate()/v.Rate(), float64(l.CPUPerLine())/float64(v.CPUPerLine()), float64(l.PeakRSS)/float64(v.PeakRSS),
+			l.DiskPerLine/v.DiskPerLine, l.WordQuery.Seconds()/v.WordQuery.Seconds(), l.WordQuerySettled.Seconds()/v.WordQuerySettled.Seconds())
+	}
+	return results, nil
+}
+
+// sustainedLogmesh runs an agent of v in dir through the benchmark, and
+// stops it.
+func sustainedLogmesh(ctx context.Context, system string, v Variant, dir string, cfg SustainedConfig, out func(string, ...any)) (SustainedResult, error) {
+	// no --query-timeout: a slow query is measured whole, not cut short
+	a, err := startAgent(ctx, v.Binary, dir, append([]string{"--fsync", cfg.Fsync, "--query-timeout", "0"}, v.Flags...)...)
+	if err != nil {
+		return SustainedResult{}, err
+	}
+	defer a.kill()
+	return sustained(ctx, system, &logmeshStore{a}, cfg, out)
+}
+
+// printSustained prints a table of results, a row each.
+func printSustained(results []SustainedResult, out func(string, ...any)) {
+	out("\n%-13s %10s %12s %9s %12s %10s %8s %10s %14s %13s %10s\n", "", "lines/s", "last/first M", "CPU µs/l", "peak RSS MB", "disk B/l", "sealed", "word hits", "word query s", "idle after s", "settled s")
 	for _, r := range results {
 		flat := "n/a" // under 2 M lines
 		if r.FirstM > 0 {
@@ -153,16 +171,13 @@ func RunSustained(ctx context.Context, cfg SustainedConfig, out func(format stri
 		if !r.SettledIdle {
 			idle = ">" + idle
 		}
-		out("%-13s %10.0f %12s %9.1f %12d %10.1f %10d %14.2f %13s %10.2f\n", r.System, r.Rate(), flat,
-			float64(r.CPUPerLine().Nanoseconds())/1000, r.PeakRSS>>20, r.DiskPerLine, r.WordMatches, r.WordQuery.Seconds(), idle, r.WordQuerySettled.Seconds())
+		sealed := "n/a"
+		if r.Sealed >= 0 {
+			sealed = fmt.Sprintf("%.0f%%", 100*float64(r.Sealed)/float64(r.Lines))
+		}
+		out("%-13s %10.0f %12s %9.1f %12d %10.1f %8s %10d %14.2f %13s %10.2f\n", r.System, r.Rate(), flat,
+			float64(r.CPUPerLine().Nanoseconds())/1000, r.PeakRSS>>20, r.DiskPerLine, sealed, r.WordMatches, r.WordQuery.Seconds(), idle, r.WordQuerySettled.Seconds())
 	}
-	if len(results) == 2 {
-		l, v := results[0], results[1]
-		out("\nlogmesh / VictoriaLogs: ingestion %.2f×, CPU per line %.2f× (the cost), peak RSS %.2f×, disk per line %.2f×, word query %.2f× (the time), settled %.2f×\n",
-			l.Rate()/v.Rate(), float64(l.CPUPerLine())/float64(v.CPUPerLine()), float64(l.PeakRSS)/float64(v.PeakRSS),
-			l.DiskPerLine/v.DiskPerLine, l.WordQuery.Seconds()/v.WordQuery.Seconds(), l.WordQuerySettled.Seconds()/v.WordQuerySettled.Seconds())
-	}
-	return results, nil
 }
 
 // sustained runs one store through the benchmark.

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -82,5 +84,68 @@ func TestAnIncompleteAnswerIsNoCount(t *testing.T) {
 	n, err := countLines(context.Background(), http.MethodGet, srv.URL+"?cut=1", nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "--query-timeout") {
 		t.Fatalf("an answer that ends with an error counted %d lines, error %v", n, err)
+	}
+}
+
+// TestSustainedCompareRunsBothSidesAndRatios: two variants (one build, B
+// with other agent flags) each run the sustained benchmark, their stores
+// removed once measured, and the ratios are printed.
+func TestSustainedCompareRunsBothSidesAndRatios(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real agents")
+	}
+	const lines = 10_007
+	dir := t.TempDir()
+	var printed strings.Builder
+	bin := testutil.Binary(t)
+	a, b, err := RunSustainedCompare(context.Background(), SustainedCompareConfig{
+		A: Variant{Binary: bin}, B: Variant{Binary: bin, Flags: []string{"--seal-after", "1h"}},
+		Dir: dir, Lines: lines, Rounds: 1,
+	}, func(f string, args ...any) { fmt.Fprintf(&printed, f, args...) })
+	t.Log(printed.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != 1 || len(b) != 1 || a[0].System != "A round 1" || b[0].System != "B round 1" {
+		t.Fatalf("results %+v and %+v; want a run each", a, b)
+	}
+	for _, r := range []SustainedResult{a[0], b[0]} {
+		if r.Lines != lines || r.WordMatches != (lines+99)/100 || r.CPU <= 0 || r.DiskPerLine <= 0 {
+			t.Errorf("figures %+v", r)
+		}
+	}
+	for _, run := range []string{"a1", "b1"} {
+		if _, err := os.Stat(filepath.Join(dir, run, "data")); !os.IsNotExist(err) {
+			t.Errorf("the store of run %s is still there (%v)", run, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, run, "agent.log")); err != nil {
+			t.Errorf("run %s: its agent's log: %v", run, err)
+		}
+	}
+	if !strings.Contains(printed.String(), "B / A") || !strings.Contains(printed.String(), "--seal-after 1h") {
+		t.Errorf("printed:\n%s\nwant the variants and the ratios", printed.String())
+	}
+}
+
+// TestCompareFigureIsTheRatioOfTheMedians: B/A of the sides' medians, the
+// range of the rounds' ratios, and n/a where a side has no figure.
+func TestCompareFigureIsTheRatioOfTheMedians(t *testing.T) {
+	rate := func(rs ...float64) []SustainedResult {
+		var out []SustainedResult
+		for _, r := range rs {
+			out = append(out, SustainedResult{Lines: 1000, Elapsed: time.Duration(float64(time.Second) * 1000 / r)})
+		}
+		return out
+	}
+	got := compareFigure(rate(100, 200, 150), rate(120, 200, 300), SustainedResult.Rate)
+	// medians 150 and 200; rounds 1.2, 1.0, 2.0
+	if got != "1.33× [1.00–2.00]" {
+		t.Errorf("got %q", got)
+	}
+	if got := compareFigure(rate(100), rate(100, 200), func(r SustainedResult) float64 { return float64(r.Sealed) }); got != "n/a" {
+		t.Errorf("a figure no run has: got %q", got)
+	}
+	if got := compareFigure(nil, rate(100), SustainedResult.Rate); got != "n/a" {
+		t.Errorf("no rounds: got %q", got)
 	}
 }

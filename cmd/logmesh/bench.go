@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -27,9 +28,9 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "anti-entropy", Usage: "measure one anti-entropy round between two replicas instead"},
 			&cli.IntFlag{Name: "ae-records", Value: 1_000_000, Usage: "records on each replica for --anti-entropy"},
 			&cli.IntFlag{Name: "ae-missing", Value: 100, Usage: "records missing on one replica for --anti-entropy"},
-			&cli.StringFlag{Name: "compare", Usage: "compare this binary's ingestion (A) with another logmesh binary (B), runs alternating, instead"},
+			&cli.StringFlag{Name: "compare", Usage: "compare this binary's ingestion (A) with another logmesh binary (B), runs alternating, instead; with --sustained, whole sustained runs (A B, B A, ...) and the ratio B/A of every figure"},
 			&cli.StringFlag{Name: "compare-flags", Usage: "agent flags of B for --compare (B is this binary unless --compare names one), e.g. \"--memory-limit off\""},
-			&cli.IntFlag{Name: "rounds", Value: 3, Usage: "runs of each side for --compare"},
+			&cli.IntFlag{Name: "rounds", Value: 3, Usage: "runs of each side for --compare (2 unless set with --sustained)"},
 			&cli.BoolFlag{Name: "sustained", Usage: "measure sustained ingestion of --lines into one agent (rate until queryable, first and last million, CPU, peak RSS, disk, a 1% word query) instead"},
 			&cli.IntFlag{Name: "lines", Value: 8_000_000, Usage: "syslog lines of --sustained"},
 			&cli.StringFlag{Name: "fsync", Value: "100ms", Usage: "the agent's --fsync in --sustained"},
@@ -49,6 +50,26 @@ func benchCommand() *cli.Command {
 				}
 				defer done()
 				return bench.RunAntiEntropy(ctx, dir, c.Int("ae-records"), c.Int("ae-missing"), func(f string, a ...any) { fmt.Printf(f, a...) })
+			}
+			if (c.IsSet("compare") || c.IsSet("compare-flags")) && c.Bool("sustained") {
+				dir, done, err := benchDir(c)
+				if err != nil {
+					return err
+				}
+				defer done()
+				other := cmp.Or(c.String("compare"), exe)
+				if _, err := os.Stat(other); err != nil {
+					return fmt.Errorf("cannot run the binary to compare with: %w", err)
+				}
+				rounds := 2
+				if c.IsSet("rounds") {
+					rounds = c.Int("rounds")
+				}
+				_, _, err = bench.RunSustainedCompare(ctx, bench.SustainedCompareConfig{
+					A: bench.Variant{Binary: exe}, B: bench.Variant{Binary: other, Flags: strings.Fields(c.String("compare-flags"))},
+					Dir: dir, Lines: c.Int("lines"), Conns: 4, Fsync: c.String("fsync"), Rounds: rounds, KeepData: c.Bool("keep"),
+				}, func(f string, a ...any) { fmt.Printf(f, a...) })
+				return err
 			}
 			if c.IsSet("compare") || c.IsSet("compare-flags") {
 				dir, done, err := benchDir(c)
