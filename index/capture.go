@@ -232,6 +232,9 @@ func (c *capture) dropRun(rc *runCapture) {
 
 // breakSlice marks a slice to be read back whole (its copies failed).
 func (c *capture) breakSlice(ref sliceRef) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if sc := c.slices[ref]; sc != nil && !sc.closed {

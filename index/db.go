@@ -98,6 +98,8 @@ type DB struct {
 	// stored: a move whose count did not change saw only cutoffs at or
 	// below the one its switch checks (moveSlice).
 	cutoffBacks atomic.Uint64
+	// expireMu holds one expire (and its update of the cutoff) at a time
+	expireMu sync.Mutex
 	// storeID identifies this store; fresh: Open created it empty.
 	storeID string
 	fresh   bool

@@ -82,6 +82,10 @@ func (db *DB) allowDiscard() {
 // checkpoints together, with the digests forgotten in memory first so that
 // nothing compares or serves a window that is going.
 func (db *DB) expire() error {
+	// one at a time (Maintain is exported): the cutoff and what it drops
+	// and forgets move together
+	db.expireMu.Lock()
+	defer db.expireMu.Unlock()
 	cutoff := db.updateCutoff()
 	dropped := db.dig.dropWindows(cutoff)
 	var stale [][]byte // checkpoint keys of expired windows
@@ -255,9 +259,20 @@ func (db *DB) dropMoved(wait bool) error {
 	if len(prefixes) > 0 {
 		// unless it waits, a collection running holds the drop off for all
 		// of its rewrite: the next maintenance
-		err := db.dropInCommitter(prefixes, wait, nil)
-		if errors.Is(err, errCollecting) {
+		// a slice no longer moved (its window dropped by retention, then
+		// kept again as the cutoff moved back, and written) keeps its
+		// loose records: the writes went there
+		err := db.dropInCommitter(prefixes, wait, func() error {
+			for _, p := range prefixes {
+				w := record.Window(binary.BigEndian.Uint32(p[1:5]))
+				if db.movedNow(w)&moved(sliceBit(sliceOfKey(p))) == 0 {
+					return errNoLongerMoved
+				}
+			}
 			return nil
+		})
+		if errors.Is(err, errCollecting) || errors.Is(err, errNoLongerMoved) {
+			return nil // the next turn lists again
 		}
 		if err != nil {
 			return fmt.Errorf("drop moved slices: %w", err)
@@ -272,6 +287,10 @@ func (db *DB) dropMoved(wait bool) error {
 	}
 	return nil
 }
+
+// errNoLongerMoved: a slice listed to drop is no longer moved, so the drop
+// waits for the next turn's listing.
+var errNoLongerMoved = errors.New("index: a slice listed to drop is no longer moved")
 
 // errCollecting: a value-log collection runs, so a drop waits for the next
 // turn.

@@ -1135,6 +1135,11 @@ func (db *DB) clearMoveSpace(w record.Window, list []uint8) (time.Duration, erro
 		if db.movedNow(w)&moved(movedSetOf(prefixes)) != 0 {
 			return fmt.Errorf("index: window %d: a slice to clear is moved", w)
 		}
+		// a capture begun since (the window dropped by retention and
+		// written again) counts blocks this drops: read the slice back
+		for _, p := range prefixes {
+			db.capture.breakSlice(sliceRef{w, sliceOfKey(p) &^ movedSpace})
+		}
 		return nil
 	})
 	if err != nil {

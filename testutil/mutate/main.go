@@ -944,6 +944,20 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestACutLeftOutForAnExpiredWindowIsReadBack",
 	},
 	{
+		name: "a-clear-of-the-moved-space-leaves-the-capture-trusted",
+		file: "index/seal.go",
+		from: "			db.capture.breakSlice(sliceRef{w, sliceOfKey(p) &^ movedSpace})",
+		to:   "			_ = p",
+		pkg:  "./index", run: "TestAFailedMoveDoesNotClearTheCutsOfACaptureBegunAfterItsWindowCameBack",
+	},
+	{
+		name: "a-drop-of-moved-slices-trusts-its-listing",
+		file: "index/maintenance.go",
+		from: "				if db.movedNow(w)&moved(sliceBit(sliceOfKey(p))) == 0 {",
+		to:   "				if w < 0 {",
+		pkg:  "./index", run: "TestADropOfMovedSlicesListedBeforeAnExpireAndACutoffBackLosesNothing",
+	},
+	{
 		name: "capture-trusts-its-count",
 		file: "index/capture.go",
 		from: "		if dup || rc.cut+len(recs) != listed[p] {",
