@@ -97,7 +97,12 @@ func appendBlock(dst []byte, recs []blockRecord) ([]byte, error) {
 	words := wordSets.Get().(*wordSet)
 	defer wordSets.Put(words)
 	words.reset()
-	var ids, rest, raws []byte
+	size := 0
+	for _, r := range recs {
+		size += len(r.Data)
+	}
+	// the columns' sizes are known within a few bytes a record: no growing
+	ids, rest, raws := make([]byte, 0, 12*len(recs)), make([]byte, 0, size+3*len(recs)), make([]byte, 0, size)
 	var lastMs int64
 	for i, r := range recs {
 		if i > 0 && bytes.Compare(r.ID[:], recs[i-1].ID[:]) <= 0 {
