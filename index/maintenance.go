@@ -236,7 +236,8 @@ func (db *DB) dropMoved(wait bool) error {
 		return nil
 	}
 	defer db.dropping.Unlock()
-	todo := db.movesToDrop(db.discardBelow())
+	upTo := db.discardBelow()
+	todo := db.movesToDrop(upTo)
 	if len(todo) == 0 {
 		return nil
 	}
@@ -265,7 +266,7 @@ func (db *DB) dropMoved(wait bool) error {
 		err := db.dropInCommitter(prefixes, wait, func() error {
 			for _, p := range prefixes {
 				w := record.Window(binary.BigEndian.Uint32(p[1:5]))
-				if db.movedNow(w)&moved(sliceBit(sliceOfKey(p))) == 0 {
+				if db.movedNow(w)&moved(sliceBit(sliceOfKey(p))) == 0 || db.movedAt(w, sliceOfKey(p)) > upTo {
 					return errNoLongerMoved
 				}
 			}
@@ -279,7 +280,7 @@ func (db *DB) dropMoved(wait bool) error {
 		}
 	}
 	for w, set := range todo {
-		db.noteDropped(w, set)
+		db.noteDropped(w, set, upTo)
 	}
 	db.stats.slicesDropped.Add(uint64(len(prefixes)))
 	if len(prefixes) > 0 {

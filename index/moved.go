@@ -136,9 +136,14 @@ func (db *DB) movesToDrop(upTo uint64) map[record.Window]moved {
 
 // noteDropped records that the loose records of window w's slices set are
 // dropped.
-func (db *DB) noteDropped(w record.Window, set moved) {
+func (db *DB) noteDropped(w record.Window, set moved, upTo uint64) {
 	db.changeMoved(func(m map[record.Window]movedWindow) {
 		if mw, ok := m[w]; ok {
+			for s := range slicesPerWindow {
+				if mw.at[s] > upTo {
+					set &^= moved(sliceBit(uint8(s)))
+				}
+			}
 			mw.dropped |= set
 			m[w] = mw
 		}
@@ -154,4 +159,13 @@ func movedMarkerSet(v []byte) (moved, bool) {
 		return 0, false
 	}
 	return moved(binary.BigEndian.Uint64(v)), true
+}
+
+// movedAt is the commit timestamp of the switch of slice s of window w (0: not moved).
+func (db *DB) movedAt(w record.Window, s uint8) uint64 {
+	m := db.moves.m.Load()
+	if m == nil {
+		return 0
+	}
+	return (*m)[w].at[s]
 }

@@ -953,9 +953,23 @@ var mutations = []mutation{
 	{
 		name: "a-drop-of-moved-slices-trusts-its-listing",
 		file: "index/maintenance.go",
-		from: "				if db.movedNow(w)&moved(sliceBit(sliceOfKey(p))) == 0 {",
-		to:   "				if w < 0 {",
+		from: "				if db.movedNow(w)&moved(sliceBit(sliceOfKey(p))) == 0 || ",
+		to:   "				if ",
 		pkg:  "./index", run: "TestADropOfMovedSlicesListedBeforeAnExpireAndACutoffBackLosesNothing",
+	},
+	{
+		name: "a-drop-of-moved-slices-drops-a-later-move",
+		file: "index/maintenance.go",
+		from: " || db.movedAt(w, sliceOfKey(p)) > upTo {",
+		to:   " {",
+		pkg:  "./index", run: "TestADropOfMovedSlicesSparesASliceMovedAgainSinceItsListing",
+	},
+	{
+		name: "a-drop-of-moved-slices-notes-a-later-move-dropped",
+		file: "index/moved.go",
+		from: "				if mw.at[s] > upTo {",
+		to:   "				if upTo < 0 {",
+		pkg:  "./index", run: "TestADropOfMovedSlicesNotesDroppedOnlyWhatItDropped",
 	},
 	{
 		name: "capture-trusts-its-count",
