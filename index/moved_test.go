@@ -594,7 +594,9 @@ func TestAFloodOfLateRecordsIsCopiedBeforeTheSwitch(t *testing.T) {
 		for _, p := range parts {
 			var late []Entry
 			for i := range 2000 {
-				id := idIn(sliceStart(w, s)+int64(i)%SliceMillis, p)
+				// past the copied blocks' ranges: each a key of the switch
+				// (inside them, the switch merges them into a few blocks)
+				id := idIn(sliceStart(w, s)+2000+int64(i), p)
 				r := &record.Record{ID: id, Message: fmt.Sprintf("late %d", i)}
 				late = append(late, Entry{ID: id, Data: r.AppendEncode(nil)})
 			}
