@@ -236,8 +236,8 @@ func (db *DB) dropMoved(wait bool) error {
 		return nil
 	}
 	defer db.dropping.Unlock()
-	upTo := db.discardBelow()
-	todo := db.movesToDrop(upTo)
+	listed := db.moves.m.Load()
+	todo := movesToDropIn(listed, db.discardBelow())
 	if len(todo) == 0 {
 		return nil
 	}
@@ -259,14 +259,16 @@ func (db *DB) dropMoved(wait bool) error {
 	}
 	if len(prefixes) > 0 {
 		// unless it waits, a collection running holds the drop off for all
-		// of its rewrite: the next maintenance
-		// a slice no longer moved (its window dropped by retention, then
-		// kept again as the cutoff moved back, and written) keeps its
-		// loose records: the writes went there
+		// of its rewrite: the next maintenance. A slice whose move is not
+		// the one listed (its window dropped by retention, kept again as
+		// the cutoff moved back, and written, perhaps moved again) keeps
+		// its loose records: the writes went there, and a snapshot from
+		// before a new switch reads them there
 		err := db.dropInCommitter(prefixes, wait, func() error {
+			now := db.moves.m.Load()
 			for _, p := range prefixes {
-				w := record.Window(binary.BigEndian.Uint32(p[1:5]))
-				if db.movedNow(w)&moved(sliceBit(sliceOfKey(p))) == 0 || db.movedAt(w, sliceOfKey(p)) > upTo {
+				w, s := record.Window(binary.BigEndian.Uint32(p[1:5])), sliceOfKey(p)
+				if movedAt(now, w, s) != movedAt(listed, w, s) {
 					return errNoLongerMoved
 				}
 			}
@@ -280,7 +282,7 @@ func (db *DB) dropMoved(wait bool) error {
 		}
 	}
 	for w, set := range todo {
-		db.noteDropped(w, set, upTo)
+		db.noteDropped(w, set, (*listed)[w])
 	}
 	db.stats.slicesDropped.Add(uint64(len(prefixes)))
 	if len(prefixes) > 0 {
@@ -289,9 +291,9 @@ func (db *DB) dropMoved(wait bool) error {
 	return nil
 }
 
-// errNoLongerMoved: a slice listed to drop is no longer moved, so the drop
-// waits for the next turn's listing.
-var errNoLongerMoved = errors.New("index: a slice listed to drop is no longer moved")
+// errNoLongerMoved: a slice listed to drop is no longer moved as listed,
+// so the drop waits for the next turn's listing.
+var errNoLongerMoved = errors.New("index: a slice listed to drop is no longer moved as listed")
 
 // errCollecting: a value-log collection runs, so a drop waits for the next
 // turn.

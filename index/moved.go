@@ -118,7 +118,11 @@ func (db *DB) forgetMovedBefore(cutoff record.Window) {
 // yet and that no snapshot in use, nor any later one, reads: switched at or
 // below upTo (discardBelow).
 func (db *DB) movesToDrop(upTo uint64) map[record.Window]moved {
-	m := db.moves.m.Load()
+	return movesToDropIn(db.moves.m.Load(), upTo)
+}
+
+// movesToDropIn is movesToDrop in the moved state m.
+func movesToDropIn(m *map[record.Window]movedWindow, upTo uint64) map[record.Window]moved {
 	if m == nil {
 		return nil
 	}
@@ -135,12 +139,14 @@ func (db *DB) movesToDrop(upTo uint64) map[record.Window]moved {
 }
 
 // noteDropped records that the loose records of window w's slices set are
-// dropped.
-func (db *DB) noteDropped(w record.Window, set moved, upTo uint64) {
+// dropped: those of the moves listed (switched at listed.at), not of a later
+// move of a slice (its window dropped by retention, kept again as the
+// cutoff moved back, and moved again).
+func (db *DB) noteDropped(w record.Window, set moved, listed movedWindow) {
 	db.changeMoved(func(m map[record.Window]movedWindow) {
 		if mw, ok := m[w]; ok {
 			for s := range slicesPerWindow {
-				if mw.at[s] > upTo {
+				if mw.at[s] != listed.at[s] {
 					set &^= moved(sliceBit(uint8(s)))
 				}
 			}
@@ -161,9 +167,9 @@ func movedMarkerSet(v []byte) (moved, bool) {
 	return moved(binary.BigEndian.Uint64(v)), true
 }
 
-// movedAt is the commit timestamp of the switch of slice s of window w (0: not moved).
-func (db *DB) movedAt(w record.Window, s uint8) uint64 {
-	m := db.moves.m.Load()
+// movedAt is the commit timestamp of the switch of slice s of window w in
+// the moved state m (0: not moved).
+func movedAt(m *map[record.Window]movedWindow, w record.Window, s uint8) uint64 {
 	if m == nil {
 		return 0
 	}

@@ -953,22 +953,15 @@ var mutations = []mutation{
 	{
 		name: "a-drop-of-moved-slices-trusts-its-listing",
 		file: "index/maintenance.go",
-		from: "				if db.movedNow(w)&moved(sliceBit(sliceOfKey(p))) == 0 || ",
-		to:   "				if ",
-		pkg:  "./index", run: "TestADropOfMovedSlicesListedBeforeAnExpireAndACutoffBackLosesNothing",
-	},
-	{
-		name: "a-drop-of-moved-slices-drops-a-later-move",
-		file: "index/maintenance.go",
-		from: " || db.movedAt(w, sliceOfKey(p)) > upTo {",
-		to:   " {",
-		pkg:  "./index", run: "TestADropOfMovedSlicesSparesASliceMovedAgainSinceItsListing",
+		from: "				if movedAt(now, w, s) != movedAt(listed, w, s) {",
+		to:   "				if movedAt(now, w, s) != movedAt(now, w, s) {",
+		pkg:  "./index", run: "TestADropOfMovedSlicesListedBeforeAnExpireAndACutoffBackLosesNothing|TestADropOfMovedSlicesSparesASliceMovedAgainSinceItsListing",
 	},
 	{
 		name: "a-drop-of-moved-slices-notes-a-later-move-dropped",
 		file: "index/moved.go",
-		from: "				if mw.at[s] > upTo {",
-		to:   "				if upTo < 0 {",
+		from: "				if mw.at[s] != listed.at[s] {",
+		to:   "				if mw.at[s] != mw.at[s] {",
 		pkg:  "./index", run: "TestADropOfMovedSlicesNotesDroppedOnlyWhatItDropped",
 	},
 	{
