@@ -38,6 +38,18 @@ type SustainedConfig struct {
 	// VictoriaLogs, when set, is a victoria-logs binary that takes the same
 	// input in the same run, after logmesh.
 	VictoriaLogs string
+	// AlignToMinute starts sending just after a minute begins: a store that
+	// seals minute slices (--seal-after) can seal a slice only once its
+	// minute has ended, so how much a run seals inside its measured time
+	// depends on where the minute boundaries fall in it, and runs compared
+	// should see them at the same places.
+	AlignToMinute bool
+}
+
+// untilNextMinute is how long from now until one second after the next
+// minute begins.
+func untilNextMinute(now time.Time) time.Duration {
+	return now.Truncate(time.Minute).Add(time.Minute + time.Second).Sub(now)
 }
 
 // SustainedResult is one store's figures.
@@ -183,6 +195,15 @@ func printSustained(results []SustainedResult, out func(string, ...any)) {
 // sustained runs one store through the benchmark.
 func sustained(ctx context.Context, system string, s store, cfg SustainedConfig, out func(string, ...any)) (SustainedResult, error) {
 	res := SustainedResult{System: system, Lines: cfg.Lines}
+	if cfg.AlignToMinute {
+		wait := untilNextMinute(time.Now())
+		out("%s: waiting %v for the next minute to begin (runs see the minute boundaries at the same places)\n", system, wait.Round(time.Second))
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return res, ctx.Err()
+		}
+	}
 	gc0 := s.gcCycles(ctx)
 	cpu0, err := processCPU(s.pid())
 	if err != nil {

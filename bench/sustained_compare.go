@@ -23,6 +23,8 @@ type SustainedCompareConfig struct {
 	// KeepData keeps each run's store; by default it is removed once the
 	// run is measured (a 12 M-line store can take gigabytes).
 	KeepData bool
+	// AlignToMinute: see SustainedConfig.
+	AlignToMinute bool
 }
 
 // RunSustainedCompare runs the sustained benchmark on two variants,
@@ -44,7 +46,7 @@ func RunSustainedCompare(ctx context.Context, cfg SustainedCompareConfig, out fu
 	if cfg.Rounds == 0 {
 		cfg.Rounds = 2
 	}
-	run := SustainedConfig{Lines: cfg.Lines, Conns: cfg.Conns, Fsync: cfg.Fsync}
+	run := SustainedConfig{Lines: cfg.Lines, Conns: cfg.Conns, Fsync: cfg.Fsync, AlignToMinute: cfg.AlignToMinute}
 	out("sustained ingestion, compared: %d lines over %d syslog TCP connections, --fsync %s, %d rounds\n  A: %s\n  B: %s\n",
 		cfg.Lines, cfg.Conns, cfg.Fsync, cfg.Rounds, cfg.A, cfg.B)
 	var sides [2][]SustainedResult

@@ -149,3 +149,17 @@ func TestCompareFigureIsTheRatioOfTheMedians(t *testing.T) {
 		t.Errorf("no rounds: got %q", got)
 	}
 }
+
+// TestUntilNextMinuteStartsOneSecondIntoTheNextMinute: a sustained run
+// aligned to the minute starts one second after the next minute begins,
+// whatever second it is asked at.
+func TestUntilNextMinuteStartsOneSecondIntoTheNextMinute(t *testing.T) {
+	base := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	for _, at := range []time.Duration{0, time.Second, 1500 * time.Millisecond, 30 * time.Second, 59*time.Second + 999*time.Millisecond} {
+		now := base.Add(at)
+		got := untilNextMinute(now)
+		if start := now.Add(got); !start.Equal(base.Add(time.Minute+time.Second)) || got <= 0 || got > time.Minute+time.Second {
+			t.Errorf("at %v: wait %v, start %v; want 08:01:01", at, got, start)
+		}
+	}
+}

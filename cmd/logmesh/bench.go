@@ -67,7 +67,7 @@ func benchCommand() *cli.Command {
 				}
 				_, _, err = bench.RunSustainedCompare(ctx, bench.SustainedCompareConfig{
 					A: bench.Variant{Binary: exe}, B: bench.Variant{Binary: other, Flags: strings.Fields(c.String("compare-flags"))},
-					Dir: dir, Lines: c.Int("lines"), Conns: 4, Fsync: c.String("fsync"), Rounds: rounds, KeepData: c.Bool("keep"),
+					Dir: dir, Lines: c.Int("lines"), Conns: 4, Fsync: c.String("fsync"), Rounds: rounds, KeepData: c.Bool("keep"), AlignToMinute: true,
 				}, func(f string, a ...any) { fmt.Printf(f, a...) })
 				return err
 			}
@@ -97,7 +97,7 @@ func benchCommand() *cli.Command {
 				}
 				defer done()
 				_, err = bench.RunSustained(ctx, bench.SustainedConfig{Binary: exe, Dir: dir, Lines: c.Int("lines"),
-					Conns: 4, Fsync: c.String("fsync"), VictoriaLogs: c.String("against-victorialogs")},
+					Conns: 4, Fsync: c.String("fsync"), VictoriaLogs: c.String("against-victorialogs"), AlignToMinute: true},
 					func(f string, a ...any) { fmt.Printf(f, a...) })
 				return err
 			}
