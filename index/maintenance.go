@@ -104,20 +104,20 @@ func (db *DB) expire() error {
 		return err
 	}
 	// records of windows before the cutoff, including any without digests
-	var prefixes [][]byte
+	var expired []record.Window
 	err = db.bdb.View(func(txn *badger.Txn) error {
 		for _, w := range recordWindows(txn) {
 			if w < cutoff {
-				prefixes = append(prefixes, windowPrefix(w))
+				expired = append(expired, w)
 			}
 		}
 		return nil
 	})
-	if err != nil || (len(prefixes) == 0 && len(stale) == 0) {
+	if err != nil || (len(expired) == 0 && len(stale) == 0) {
 		return err
 	}
-	if len(prefixes) > 0 {
-		if err := db.dropInCommitter(prefixes, true, nil); err != nil {
+	if len(expired) > 0 {
+		if err := db.dropWindows(expired); err != nil {
 			return fmt.Errorf("drop expired windows: %w", err)
 		}
 	}
@@ -139,7 +139,7 @@ func (db *DB) expire() error {
 			return fmt.Errorf("drop the checkpoints of expired windows: %w", err)
 		}
 	}
-	db.stats.windowsDropped.Add(uint64(len(prefixes)))
+	db.stats.windowsDropped.Add(uint64(len(expired)))
 	db.blocks.mu.Lock()
 	for w := range db.blocks.m {
 		if w < cutoff {
@@ -149,10 +149,105 @@ func (db *DB) expire() error {
 	}
 	db.blocks.mu.Unlock()
 	db.forgetMovedBefore(cutoff)
-	if len(prefixes) > 0 || len(dropped) > 0 {
-		db.cfg.Logger.Info("retention dropped expired windows", "windows", len(prefixes), "before", time.UnixMilli(cutoff.Start()).UTC())
+	if len(expired) > 0 || len(dropped) > 0 {
+		db.cfg.Logger.Info("retention dropped expired windows", "windows", len(expired), "before", time.UnixMilli(cutoff.Start()).UTC())
 	}
 	return nil
+}
+
+// dropWindows drops every record key of the expired windows ws. A store
+// that keeps values in Badger's value log has its blocks there: DropPrefix
+// removes a table that lies wholly under a dropped prefix without counting
+// the values it pointed to as discarded (Badger's keepTable), so the
+// value-log collection would never pick the files holding an expired
+// window's blocks, and the disk would grow for good. There the moved space
+// (the blocks) is deleted key by key instead, a tombstone per block, whose
+// compaction with the block counts it discarded; the rest of the window
+// (loose records, which such a store keeps in the tree unless its threshold
+// is below a record's size, and the markers) goes with DropPrefix first, so
+// that no reader looks in the moved space any more. A copy into the moved
+// space that lands after this (a cut that read the cutoff before it moved)
+// keeps the window listed, and the next retention deletes it.
+func (db *DB) dropWindows(ws []record.Window) error {
+	if db.cfg.ValueThreshold <= 0 {
+		prefixes := make([][]byte, len(ws))
+		for i, w := range ws {
+			prefixes[i] = windowPrefix(w)
+		}
+		return db.dropInCommitter(prefixes, true, nil)
+	}
+	var candidates [][]byte
+	for _, w := range ws {
+		for b := 0; b < 0x100; b++ {
+			if b&^(movedSpace-1) != movedSpace { // not in the moved space
+				candidates = append(candidates, slicePrefix(w, uint8(b)))
+			}
+		}
+	}
+	prefixes, err := db.prefixesWithKeys(candidates)
+	if err != nil {
+		return err
+	}
+	if len(prefixes) > 0 {
+		if err := db.dropInCommitter(prefixes, true, nil); err != nil {
+			return err
+		}
+	}
+	for _, w := range ws {
+		n, err := db.deleteMovedSpace(w)
+		if err != nil {
+			return fmt.Errorf("window %d: delete its blocks: %w", w, err)
+		}
+		db.stats.expiredBlocks.Add(uint64(n))
+	}
+	return nil
+}
+
+// deleteMovedSpace deletes every key of window w's moved space, a
+// tombstone each, in transactions of at most half what Badger takes in
+// one, and notes them for settling (settle.go: a value-log collection
+// must not write a deleted block back). It returns how many it deleted.
+func (db *DB) deleteMovedSpace(w record.Window) (int, error) {
+	r := keyRange{slicePrefix(w, movedSpace), slicePrefix(w, 2*movedSpace)}
+	maxBytes, maxCount := db.bdb.MaxBatchSize()/2, db.bdb.MaxBatchCount()/2
+	deleted := 0
+	for {
+		var keys [][]byte
+		size := int64(0)
+		err := db.bdb.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), PrefetchValues: false})
+			defer it.Close()
+			for it.Seek(r.start); it.Valid() && bytes.Compare(it.Item().Key(), r.end) < 0; it.Next() {
+				k := it.Item().KeyCopy(nil)
+				size += int64(len(k)) + 16
+				if int64(len(keys)) >= maxCount-2 || size > maxBytes {
+					break
+				}
+				keys = append(keys, k)
+			}
+			return nil
+		})
+		if err != nil || len(keys) == 0 {
+			return deleted, err
+		}
+		err = db.inCommitter(func() error {
+			return db.updateRecords(func(txn *badger.Txn) error {
+				if err := db.settleLater(txn, []keyRange{r}); err != nil {
+					return err
+				}
+				for _, k := range keys {
+					if err := txn.Delete(k); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return deleted, err
+		}
+		deleted += len(keys)
+	}
 }
 
 // SetJournalFloor tells the DB the lowest journal sequence still needed by

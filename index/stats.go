@@ -40,6 +40,7 @@ type stats struct {
 	runsFromMemory    atomic.Uint64 // runs a move took from the capture
 	runsReadBack      atomic.Uint64 // runs a move read back from the store
 	settled           atomic.Uint64
+	expiredBlocks     atomic.Uint64 // blocks retention deleted one by one (value-log stores, dropWindows)
 }
 
 // Stats is a snapshot of the store's counters and sizes.
@@ -103,6 +104,10 @@ type Stats struct {
 	// DeletesSettled counts the own-version tombstones written under
 	// deleted values before compactions could drop their deletes (settle.go).
 	DeletesSettled uint64
+	// ExpiredBlocksDeleted counts the blocks retention deleted one by one,
+	// in a store that keeps values in Badger's value log, so that the
+	// value-log collection can reclaim them (maintenance.go, dropWindows).
+	ExpiredBlocksDeleted uint64
 	// CapturedBlocks counts the blocks the sealer cut from the records it
 	// keeps in memory ahead of their slice's move; RunsFromMemory and
 	// RunsReadBack the runs moves took from memory and read back from the
@@ -116,36 +121,37 @@ type Stats struct {
 // Stats returns a snapshot of the store's counters.
 func (db *DB) Stats() Stats {
 	s := Stats{
-		Commits:           db.stats.commits.Load(),
-		CommitErrors:      db.stats.commitErrors.Load(),
-		CommitSeconds:     float64(db.stats.commitNanos.Load()) / 1e9,
-		RecordsWritten:    db.stats.recordsWritten.Load(),
-		WindowsDropped:    db.stats.windowsDropped.Load(),
-		ValueLogGCRuns:    db.stats.vlogGCRuns.Load(),
-		JournalPruned:     db.stats.journalPruned.Load(),
-		JournalHead:       db.nextSeq.Load(),
-		Writable:          db.space.writable.Load(),
-		FreeDiskBytes:     db.space.free.Load(),
-		WritesRefused:     db.space.refused.Load(),
-		PageOuts:          db.stats.pageOuts.Load(),
-		PagedOutTables:    db.stats.pagedOutTables.Load(),
-		Syncs:             db.stats.syncs.Load(),
-		Scrubs:            db.stats.scrubs.Load(),
-		ScrubBuckets:      db.stats.scrubBuckets.Load(),
-		ScrubUndecodable:  db.stats.scrubUndecodable.Load(),
-		BlocksWritten:     db.stats.blocksWritten.Load(),
-		RecordsSealed:     db.stats.recordsSealed.Load(),
-		BlocksUnsealed:    db.stats.blocksUnsealed.Load(),
-		BlocksMerged:      db.stats.blocksMerged.Load(),
-		BlocksSkipped:     db.stats.blocksSkipped.Load(),
-		SealsRetried:      db.stats.sealsRetried.Load(),
-		SlicesMoved:       db.stats.slicesMoved.Load(),
-		MovedRunsRecopied: db.stats.movedRecopied.Load(),
-		SlicesDropped:     db.stats.slicesDropped.Load(),
-		DeletesSettled:    db.stats.settled.Load(),
-		CapturedBlocks:    db.stats.capturedBlocks.Load(),
-		RunsFromMemory:    db.stats.runsFromMemory.Load(),
-		RunsReadBack:      db.stats.runsReadBack.Load(),
+		Commits:              db.stats.commits.Load(),
+		CommitErrors:         db.stats.commitErrors.Load(),
+		CommitSeconds:        float64(db.stats.commitNanos.Load()) / 1e9,
+		RecordsWritten:       db.stats.recordsWritten.Load(),
+		WindowsDropped:       db.stats.windowsDropped.Load(),
+		ValueLogGCRuns:       db.stats.vlogGCRuns.Load(),
+		JournalPruned:        db.stats.journalPruned.Load(),
+		JournalHead:          db.nextSeq.Load(),
+		Writable:             db.space.writable.Load(),
+		FreeDiskBytes:        db.space.free.Load(),
+		WritesRefused:        db.space.refused.Load(),
+		PageOuts:             db.stats.pageOuts.Load(),
+		PagedOutTables:       db.stats.pagedOutTables.Load(),
+		Syncs:                db.stats.syncs.Load(),
+		Scrubs:               db.stats.scrubs.Load(),
+		ScrubBuckets:         db.stats.scrubBuckets.Load(),
+		ScrubUndecodable:     db.stats.scrubUndecodable.Load(),
+		BlocksWritten:        db.stats.blocksWritten.Load(),
+		RecordsSealed:        db.stats.recordsSealed.Load(),
+		BlocksUnsealed:       db.stats.blocksUnsealed.Load(),
+		BlocksMerged:         db.stats.blocksMerged.Load(),
+		BlocksSkipped:        db.stats.blocksSkipped.Load(),
+		SealsRetried:         db.stats.sealsRetried.Load(),
+		SlicesMoved:          db.stats.slicesMoved.Load(),
+		MovedRunsRecopied:    db.stats.movedRecopied.Load(),
+		SlicesDropped:        db.stats.slicesDropped.Load(),
+		DeletesSettled:       db.stats.settled.Load(),
+		ExpiredBlocksDeleted: db.stats.expiredBlocks.Load(),
+		CapturedBlocks:       db.stats.capturedBlocks.Load(),
+		RunsFromMemory:       db.stats.runsFromMemory.Load(),
+		RunsReadBack:         db.stats.runsReadBack.Load(),
 	}
 	s.CapturedBytes, s.CaptureShed = db.capture.pendingBytes()
 	s.MinFreeDiskBytes = db.space.minFree

@@ -41,7 +41,7 @@ func (p *Peer) Status() api.Status {
 			ValueLogGCRuns: ds.ValueLogGCRuns, Syncs: ds.Syncs,
 			Scrubs: ds.Scrubs, ScrubDifferingBuckets: ds.ScrubBuckets, ScrubDamagedRecords: ds.ScrubUndecodable, PageOuts: ds.PageOuts,
 			BlocksWritten: ds.BlocksWritten, RecordsSealed: ds.RecordsSealed, BlocksUnsealed: ds.BlocksUnsealed,
-			BlocksSkipped: ds.BlocksSkipped, DeletesSettled: ds.DeletesSettled,
+			BlocksSkipped: ds.BlocksSkipped, DeletesSettled: ds.DeletesSettled, ExpiredBlocksDeleted: ds.ExpiredBlocksDeleted,
 			SlicesMoved: ds.SlicesMoved, SlicesDropped: ds.SlicesDropped, BlocksMerged: ds.BlocksMerged,
 			CapturedBytes: ds.CapturedBytes, RunsFromMemory: ds.RunsFromMemory, RunsReadBack: ds.RunsReadBack, CaptureShed: ds.CaptureShed},
 	}

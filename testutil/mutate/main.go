@@ -965,6 +965,13 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestADropOfMovedSlicesNotesDroppedOnlyWhatItDropped",
 	},
 	{
+		name: "retention-drops-value-log-blocks-whole",
+		file: "index/maintenance.go",
+		from: "	if db.cfg.ValueThreshold <= 0 {\n		prefixes := make(",
+		to:   "	if true {\n		prefixes := make(",
+		pkg:  "./index", run: "TestRetentionReclaimsTheValueLogOfExpiredBlocks",
+	},
+	{
 		name: "capture-trusts-its-count",
 		file: "index/capture.go",
 		from: "		if dup || rc.cut+len(recs) != listed[p] {",
