@@ -117,10 +117,8 @@ type store interface {
 	kill()
 }
 
-// RunSustained sends cfg.Lines generated RFC 5424 lines (~200 B, 1% holding
-// one rare word) to a logmesh agent, and to VictoriaLogs when given one,
-// measuring each the same way, and prints the figures and their ratios.
-func RunSustained(ctx context.Context, cfg SustainedConfig, out func(format string, args ...any)) ([]SustainedResult, error) {
+// withDefaults fills in the lines, connections and fsync left unset.
+func (cfg SustainedConfig) withDefaults() SustainedConfig {
 	if cfg.Lines == 0 {
 		cfg.Lines = 8_000_000
 	}
@@ -130,6 +128,14 @@ func RunSustained(ctx context.Context, cfg SustainedConfig, out func(format stri
 	if cfg.Fsync == "" {
 		cfg.Fsync = "100ms"
 	}
+	return cfg
+}
+
+// RunSustained sends cfg.Lines generated RFC 5424 lines (~200 B, 1% holding
+// one rare word) to a logmesh agent, and to VictoriaLogs when given one,
+// measuring each the same way, and prints the figures and their ratios.
+func RunSustained(ctx context.Context, cfg SustainedConfig, out func(format string, args ...any)) ([]SustainedResult, error) {
+	cfg = cfg.withDefaults()
 	out("sustained ingestion: %d lines over %d syslog TCP connections, --fsync %s\n", cfg.Lines, cfg.Conns, cfg.Fsync)
 	var results []SustainedResult
 	r, err := sustainedLogmesh(ctx, "logmesh", Variant{Binary: cfg.Binary}, filepath.Join(cfg.Dir, "logmesh"), cfg, out)

@@ -34,21 +34,12 @@ type SustainedCompareConfig struct {
 // changes are worth. It prints every run and, per figure, the ratio B/A of
 // the sides' medians and the range of the rounds' ratios.
 func RunSustainedCompare(ctx context.Context, cfg SustainedCompareConfig, out func(format string, args ...any)) (a, b []SustainedResult, err error) {
-	if cfg.Lines == 0 {
-		cfg.Lines = 8_000_000
-	}
-	if cfg.Conns == 0 {
-		cfg.Conns = 4
-	}
-	if cfg.Fsync == "" {
-		cfg.Fsync = "100ms"
-	}
 	if cfg.Rounds == 0 {
 		cfg.Rounds = 2
 	}
-	run := SustainedConfig{Lines: cfg.Lines, Conns: cfg.Conns, Fsync: cfg.Fsync, AlignToMinute: cfg.AlignToMinute}
+	run := SustainedConfig{Lines: cfg.Lines, Conns: cfg.Conns, Fsync: cfg.Fsync, AlignToMinute: cfg.AlignToMinute}.withDefaults()
 	out("sustained ingestion, compared: %d lines over %d syslog TCP connections, --fsync %s, %d rounds\n  A: %s\n  B: %s\n",
-		cfg.Lines, cfg.Conns, cfg.Fsync, cfg.Rounds, cfg.A, cfg.B)
+		run.Lines, run.Conns, run.Fsync, cfg.Rounds, cfg.A, cfg.B)
 	var sides [2][]SustainedResult
 	for round := range cfg.Rounds {
 		order := []int{0, 1}

@@ -805,16 +805,9 @@ func (db *DB) sealWindow(w record.Window, from, to uint8) error {
 			toMove = append(toMove, s)
 		}
 	}
-	runs, counts, err := db.lateRuns(w, from, to)
+	late, lateCounts, err := db.lateRuns(w, from, to) // all in the moved space
 	if err != nil {
 		return err
-	}
-	var late [][2]int // loose runs of moved slices
-	var lateCounts []int
-	for i, r := range runs {
-		if r[0]&movedSpace != 0 {
-			late, lateCounts = append(late, r), append(lateCounts, counts[i])
-		}
 	}
 	var held time.Duration
 	if len(late) > 0 {
