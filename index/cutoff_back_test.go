@@ -105,3 +105,38 @@ func TestACutLeftOutForAnExpiredWindowIsReadBack(t *testing.T) {
 	}
 	compareReads(t, "loose records dropped", want, readEverything(t, db, es, 5))
 }
+
+// TestAMoveWhoseWindowExpiresBeforeItsSwitchSwitchesNothing: the window
+// passes the cutoff between a move's copies and its switch. The switch is
+// not made, and the move says it switched nothing (it used to count the
+// slice moved); retention drops the window and the copies.
+func TestAMoveWhoseWindowExpiresBeforeItsSwitchSwitchesNothing(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Now().UnixMilli())
+	rs := newReviewStore(t, func(c *Config) {
+		c.Retention = 4 * time.Hour
+		c.RetentionClock = func() (time.Time, bool) { return time.UnixMilli(now.Load()), true }
+	})
+	w := rs.w
+	moveBeforeSwitch = func(record.Window, uint8) {
+		moveBeforeSwitch = nil
+		now.Add(2 * record.WindowMillis)
+		rs.db.updateCutoff()
+	}
+	_, n, err := rs.db.moveSlices(w, []uint8{reviewSlice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs.db.cutoff() <= w {
+		t.Fatalf("cutoff %d, window %d: not expired", rs.db.cutoff(), w)
+	}
+	if n != 0 || rs.db.movedNow(w) != 0 || rs.db.Stats().SlicesMoved != 0 {
+		t.Errorf("the move of an expired window says %d switched (moved %x, %d counted); want none", n, rs.db.movedNow(w), rs.db.Stats().SlicesMoved)
+	}
+	if err := rs.db.expire(); err != nil {
+		t.Fatal(err)
+	}
+	if k := keysUnder(t, rs.db, windowPrefix(w)); k != 0 {
+		t.Errorf("%d keys of the expired window left after retention", k)
+	}
+}

@@ -944,8 +944,15 @@ func (db *DB) moveSlice(w record.Window, s uint8) (time.Duration, bool, error) {
 	err = db.inCommitter(func() error { return db.switchSlice(w, s, listTs, backs, copied, merges) })
 	held += time.Since(t0)
 	db.stats.sealHeld.Add(int64(time.Since(t0)))
+	if errors.Is(err, errExpiredMeanwhile) {
+		return held, false, nil // retention drops the window and its copies
+	}
 	return held, err == nil, err
 }
+
+// errExpiredMeanwhile: the window of a slice being moved passed the
+// retention cutoff before its switch, which is not made.
+var errExpiredMeanwhile = errors.New("index: the window expired during the move")
 
 // copyRuns copies the runs of slice s of window w listed at listTs into the
 // moved space as blocks: those the capture held (got) from memory, the rest
@@ -1163,7 +1170,7 @@ func movedSetOf(prefixes [][]byte) uint64 {
 // switched (moveSlice).
 func (db *DB) switchSlice(w record.Window, s uint8, listTs, backs uint64, copied map[record.Partition]runCopy, merges mergeCache) error {
 	if w < db.cutoff() {
-		return nil // dropped meanwhile
+		return errExpiredMeanwhile
 	}
 	if db.cutoffBacks.Load() != backs {
 		return fmt.Errorf("index: window %d slice %d: the retention cutoff moved back during its move; the next pass moves it", w, s)
