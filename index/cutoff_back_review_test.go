@@ -3,7 +3,6 @@ package index
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,11 +17,9 @@ import (
 // slice again: they go into its loose space, for nothing says it is moved.
 // The drop that listed the slice before must not drop them.
 func TestADropOfMovedSlicesListedBeforeAnExpireAndACutoffBackLosesNothing(t *testing.T) {
-	var now atomic.Int64
-	now.Store(time.Now().UnixMilli())
+	now := newRetentionClock()
 	rs := newReviewStore(t, func(c *Config) {
-		c.Retention = 4 * time.Hour
-		c.RetentionClock = func() (time.Time, bool) { return time.UnixMilli(now.Load()), true }
+		now.set(c, 4 * time.Hour)
 	})
 	w := rs.w
 	rs.move()
@@ -86,11 +83,9 @@ func TestADropOfMovedSlicesListedBeforeAnExpireAndACutoffBackLosesNothing(t *tes
 // back) and clears the slice's moved space: the next move must not trust
 // the new capture with the blocks that clear dropped.
 func TestAFailedMoveDoesNotClearTheCutsOfACaptureBegunAfterItsWindowCameBack(t *testing.T) {
-	var now atomic.Int64
-	now.Store(time.Now().UnixMilli())
+	now := newRetentionClock()
 	clock := func(c *Config) {
-		c.Retention = 5 * time.Hour
-		c.RetentionClock = func() (time.Time, bool) { return time.UnixMilli(now.Load()), true }
+		now.set(c, 5 * time.Hour)
 	}
 	t.Cleanup(func() { moveBeforeSwitch, switchPlanned = nil, nil })
 	db := openCaptured(t, t.TempDir(), time.Now().Add(-4*time.Hour), clock)
@@ -168,11 +163,9 @@ func TestAFailedMoveDoesNotClearTheCutsOfACaptureBegunAfterItsWindowCameBack(t *
 func TestACaptureThatOutlivedItsWindowsDropIsNotTrusted(t *testing.T) {
 	for _, again := range []string{"the same records", "later records of the same run", "another partition"} {
 		t.Run(again, func(t *testing.T) {
-			var now atomic.Int64
-			now.Store(time.Now().UnixMilli())
+			now := newRetentionClock()
 			clock := func(c *Config) {
-				c.Retention = 5 * time.Hour
-				c.RetentionClock = func() (time.Time, bool) { return time.UnixMilli(now.Load()), true }
+				now.set(c, 5 * time.Hour)
 			}
 			db := openCaptured(t, t.TempDir(), time.Now().Add(-4*time.Hour), clock)
 			w := record.WindowOf(time.Now().UnixMilli() - 2*record.WindowMillis)

@@ -21,11 +21,9 @@ import (
 // back before the switch. The move is refused; the next one moves the
 // slice, and every reader reads what a store that never sealed reads.
 func TestACutoffThatMovesBackDuringAMoveLosesNothing(t *testing.T) {
-	var now atomic.Int64
-	now.Store(time.Now().UnixMilli())
+	now := newRetentionClock()
 	rs := newReviewStore(t, func(c *Config) {
-		c.Retention = 4 * time.Hour
-		c.RetentionClock = func() (time.Time, bool) { return time.UnixMilli(now.Load()), true }
+		now.set(c, 4 * time.Hour)
 	})
 	w := rs.w
 	shift := func(d int64) {
@@ -58,11 +56,9 @@ func TestACutoffThatMovesBackDuringAMoveLosesNothing(t *testing.T) {
 // not be trusted with the copies it counted: the slices are read back, and
 // every record reads as before.
 func TestACutLeftOutForAnExpiredWindowIsReadBack(t *testing.T) {
-	var now atomic.Int64
-	now.Store(time.Now().UnixMilli())
+	now := newRetentionClock()
 	clock := func(c *Config) {
-		c.Retention = 5 * time.Hour
-		c.RetentionClock = func() (time.Time, bool) { return time.UnixMilli(now.Load()), true }
+		now.set(c, 5 * time.Hour)
 	}
 	dir := t.TempDir()
 	db := openCaptured(t, dir, time.Now().Add(-4*time.Hour), clock)
@@ -111,11 +107,9 @@ func TestACutLeftOutForAnExpiredWindowIsReadBack(t *testing.T) {
 // not made, and the move says it switched nothing (it used to count the
 // slice moved); retention drops the window and the copies.
 func TestAMoveWhoseWindowExpiresBeforeItsSwitchSwitchesNothing(t *testing.T) {
-	var now atomic.Int64
-	now.Store(time.Now().UnixMilli())
+	now := newRetentionClock()
 	rs := newReviewStore(t, func(c *Config) {
-		c.Retention = 4 * time.Hour
-		c.RetentionClock = func() (time.Time, bool) { return time.UnixMilli(now.Load()), true }
+		now.set(c, 4 * time.Hour)
 	})
 	w := rs.w
 	moveBeforeSwitch = func(record.Window, uint8) {
@@ -139,4 +133,19 @@ func TestAMoveWhoseWindowExpiresBeforeItsSwitchSwitchesNothing(t *testing.T) {
 	if k := keysUnder(t, rs.db, windowPrefix(w)); k != 0 {
 		t.Errorf("%d keys of the expired window left after retention", k)
 	}
+}
+
+// retentionClock is a retention clock (Unix milliseconds) a test moves.
+type retentionClock struct{ atomic.Int64 }
+
+func newRetentionClock() *retentionClock {
+	rc := &retentionClock{}
+	rc.Store(time.Now().UnixMilli())
+	return rc
+}
+
+// set makes c keep records for retention by this clock.
+func (rc *retentionClock) set(c *Config, retention time.Duration) {
+	c.Retention = retention
+	c.RetentionClock = func() (time.Time, bool) { return time.UnixMilli(rc.Load()), true }
 }

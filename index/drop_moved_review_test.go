@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,11 +40,9 @@ func getIn(db *DB, txn *badger.Txn, id record.ID) ([]byte, error) {
 // drop listed up to). The drop must not drop the loose records of that new
 // move: the reader's snapshot predates its switch and reads them there.
 func TestADropOfMovedSlicesSparesASliceMovedAgainSinceItsListing(t *testing.T) {
-	var now atomic.Int64
-	now.Store(time.Now().UnixMilli())
+	now := newRetentionClock()
 	rs := newReviewStore(t, func(c *Config) {
-		c.Retention = 4 * time.Hour
-		c.RetentionClock = func() (time.Time, bool) { return time.UnixMilli(now.Load()), true }
+		now.set(c, 4 * time.Hour)
 	})
 	w := rs.w
 	rs.move()
@@ -149,11 +146,9 @@ func looseKeys(t *testing.T, db *DB, w record.Window, s uint8) int {
 // sealer moves it again, the drop must not note the new move dropped: its
 // loose records would stay on the disk until retention drops the window.
 func TestADropOfMovedSlicesNotesDroppedOnlyWhatItDropped(t *testing.T) {
-	var now atomic.Int64
-	now.Store(time.Now().UnixMilli())
+	now := newRetentionClock()
 	rs := newReviewStore(t, func(c *Config) {
-		c.Retention = 4 * time.Hour
-		c.RetentionClock = func() (time.Time, bool) { return time.UnixMilli(now.Load()), true }
+		now.set(c, 4 * time.Hour)
 	})
 	w := rs.w
 	rs.move()

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,14 +45,12 @@ func TestRetentionReclaimsTheValueLogOfExpiredBlocks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for seconds")
 	}
-	var now atomic.Int64
-	now.Store(time.Now().UnixMilli())
+	now := newRetentionClock()
 	dir := t.TempDir()
 	config := func(c *Config) {
 		c.ValueThreshold, c.ValueLogFileBytes, c.SealBlockRecords, c.MemTableBytes = 256, 1<<20, 16, 1<<20
 		c.BaseTableBytes, c.BlockBytes = 16<<10, 4<<10 // tables wholly inside one window
-		c.Retention = 4 * time.Hour
-		c.RetentionClock = func() (time.Time, bool) { return time.UnixMilli(now.Load()), true }
+		now.set(c, 4 * time.Hour)
 	}
 	db := openTest(t, dir, config)
 	current := record.WindowOf(now.Load())

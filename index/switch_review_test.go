@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,11 +244,9 @@ func TestSwitchRunEmptiedWholeThenAddedTo(t *testing.T) {
 func TestSwitchRetentionDropsTheWindowDuringAMove(t *testing.T) {
 	for _, when := range []string{"before the plan", "after the plan"} {
 		t.Run(when, func(t *testing.T) {
-			var now atomic.Int64
-			now.Store(time.Now().UnixMilli())
+			now := newRetentionClock()
 			rs := newReviewStore(t, func(c *Config) {
-				c.Retention = 4 * time.Hour
-				c.RetentionClock = func() (time.Time, bool) { return time.UnixMilli(now.Load()), true }
+				now.set(c, 4 * time.Hour)
 			})
 			w := rs.w
 			expire := func() {
@@ -297,8 +294,7 @@ func TestSwitchRetentionDropsTheWindowDuringAMove(t *testing.T) {
 				t.Fatal(err)
 			}
 			db := openTest(t, rs.dir, rs.mut, func(c *Config) {
-				c.Retention = 4 * time.Hour
-				c.RetentionClock = func() (time.Time, bool) { return time.UnixMilli(now.Load()), true }
+				now.set(c, 4 * time.Hour)
 			})
 			if n := keysUnder(t, db, windowPrefix(w)); n != 0 || db.movedNow(w) != 0 {
 				t.Errorf("reopened: %d keys of the expired window, moved %x", n, db.movedNow(w))
