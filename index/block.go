@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -101,8 +102,13 @@ func appendBlock(dst []byte, recs []blockRecord) ([]byte, error) {
 	for _, r := range recs {
 		size += len(r.Data)
 	}
-	// the columns' sizes are known within a few bytes a record: no growing
-	ids, rest, raws := make([]byte, 0, 12*len(recs)), make([]byte, 0, size+3*len(recs)), make([]byte, 0, size)
+	// the columns' sizes are known within a few bytes a record: no growing;
+	// they are scratch, kept between blocks (the sealer cuts a hundred a
+	// second at 100 000 lines/s, each column as large as its records)
+	sc := blockScratches.Get().(*blockScratch)
+	defer sc.put()
+	ids, rest, raws := slices.Grow(sc.ids[:0], 12*len(recs)), slices.Grow(sc.rest[:0], size+3*len(recs)), slices.Grow(sc.raws[:0], size)
+	defer func() { sc.ids, sc.rest, sc.raws = ids, rest, raws }()
 	var lastMs int64
 	for i, r := range recs {
 		if i > 0 && bytes.Compare(r.ID[:], recs[i-1].ID[:]) <= 0 {
@@ -138,11 +144,12 @@ func appendBlock(dst []byte, recs []blockRecord) ([]byte, error) {
 		}
 		record.EachWord(v.Raw(), addWord)
 	}
-	cols := binary.AppendUvarint(make([]byte, 0, 8+6*len(tags)+len(ids)+len(rest)+len(raws)), uint64(len(tags)))
+	cols := binary.AppendUvarint(slices.Grow(sc.cols[:0], 8+6*len(tags)+len(ids)+len(rest)+len(raws)), uint64(len(tags)))
 	for _, t := range tags {
 		cols = append(cols, t[:]...)
 	}
 	cols = append(append(append(cols, ids...), rest...), raws...)
+	sc.cols = cols
 	if len(cols) > maxBlockBytes {
 		return dst, fmt.Errorf("index: block of %d bytes exceeds %d", len(cols), maxBlockBytes)
 	}
@@ -156,6 +163,20 @@ func appendBlock(dst []byte, recs []blockRecord) ([]byte, error) {
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(cols)))
 	return blockEncoder().EncodeAll(cols, dst), nil
+}
+
+// blockScratch holds appendBlock's columns between blocks.
+type blockScratch struct{ ids, rest, raws, cols []byte }
+
+var blockScratches = sync.Pool{New: func() any { return new(blockScratch) }}
+
+// put gives sc back, unless a block of long lines grew it past what blocks
+// of ordinary lines take: that one is left to the collector.
+func (sc *blockScratch) put() {
+	if cap(sc.ids)+cap(sc.rest)+cap(sc.raws)+cap(sc.cols) > 12<<20 {
+		return
+	}
+	blockScratches.Put(sc)
 }
 
 // isBlock reports whether a stored value is a block rather than one record.
