@@ -256,12 +256,13 @@ type StoreStatus struct {
 	// blocks; SlicesDropped those whose loose records were then dropped;
 	// BlocksMerged the blocks a switch re-encoded with the late records and
 	// deletes of their range.
-	// ExpiredBlocksDeleted counts the blocks retention deleted one by one in
-	// a store with --value-threshold, so that the value log can reclaim them.
+	SlicesMoved   uint64 `json:"slices_moved"`
+	SlicesDropped uint64 `json:"slices_dropped"`
+	BlocksMerged  uint64 `json:"blocks_merged"`
+	// ExpiredBlocksDeleted counts the blocks (and late records among them)
+	// retention deleted one by one, so that value-log collections can
+	// reclaim the files of those in the value log.
 	ExpiredBlocksDeleted uint64 `json:"expired_blocks_deleted"`
-	SlicesMoved          uint64 `json:"slices_moved"`
-	SlicesDropped        uint64 `json:"slices_dropped"`
-	BlocksMerged         uint64 `json:"blocks_merged"`
 	// With --seal-capture: CapturedBytes is what the records the sealer
 	// keeps in memory take now; RunsFromMemory and RunsReadBack count the
 	// partition runs moves took from memory and read back from the store;

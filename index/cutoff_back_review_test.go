@@ -19,7 +19,7 @@ import (
 func TestADropOfMovedSlicesListedBeforeAnExpireAndACutoffBackLosesNothing(t *testing.T) {
 	now := newRetentionClock()
 	rs := newReviewStore(t, func(c *Config) {
-		now.set(c, 4 * time.Hour)
+		now.set(c, 4*time.Hour)
 	})
 	w := rs.w
 	rs.move()
@@ -85,7 +85,7 @@ func TestADropOfMovedSlicesListedBeforeAnExpireAndACutoffBackLosesNothing(t *tes
 func TestAFailedMoveDoesNotClearTheCutsOfACaptureBegunAfterItsWindowCameBack(t *testing.T) {
 	now := newRetentionClock()
 	clock := func(c *Config) {
-		now.set(c, 5 * time.Hour)
+		now.set(c, 5*time.Hour)
 	}
 	t.Cleanup(func() { moveBeforeSwitch, switchPlanned = nil, nil })
 	db := openCaptured(t, t.TempDir(), time.Now().Add(-4*time.Hour), clock)
@@ -165,7 +165,7 @@ func TestACaptureThatOutlivedItsWindowsDropIsNotTrusted(t *testing.T) {
 		t.Run(again, func(t *testing.T) {
 			now := newRetentionClock()
 			clock := func(c *Config) {
-				now.set(c, 5 * time.Hour)
+				now.set(c, 5*time.Hour)
 			}
 			db := openCaptured(t, t.TempDir(), time.Now().Add(-4*time.Hour), clock)
 			w := record.WindowOf(time.Now().UnixMilli() - 2*record.WindowMillis)

@@ -23,7 +23,7 @@ import (
 func TestACutoffThatMovesBackDuringAMoveLosesNothing(t *testing.T) {
 	now := newRetentionClock()
 	rs := newReviewStore(t, func(c *Config) {
-		now.set(c, 4 * time.Hour)
+		now.set(c, 4*time.Hour)
 	})
 	w := rs.w
 	shift := func(d int64) {
@@ -58,7 +58,7 @@ func TestACutoffThatMovesBackDuringAMoveLosesNothing(t *testing.T) {
 func TestACutLeftOutForAnExpiredWindowIsReadBack(t *testing.T) {
 	now := newRetentionClock()
 	clock := func(c *Config) {
-		now.set(c, 5 * time.Hour)
+		now.set(c, 5*time.Hour)
 	}
 	dir := t.TempDir()
 	db := openCaptured(t, dir, time.Now().Add(-4*time.Hour), clock)
@@ -109,7 +109,7 @@ func TestACutLeftOutForAnExpiredWindowIsReadBack(t *testing.T) {
 func TestAMoveWhoseWindowExpiresBeforeItsSwitchSwitchesNothing(t *testing.T) {
 	now := newRetentionClock()
 	rs := newReviewStore(t, func(c *Config) {
-		now.set(c, 4 * time.Hour)
+		now.set(c, 4*time.Hour)
 	})
 	w := rs.w
 	moveBeforeSwitch = func(record.Window, uint8) {

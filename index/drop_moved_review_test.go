@@ -42,7 +42,7 @@ func getIn(db *DB, txn *badger.Txn, id record.ID) ([]byte, error) {
 func TestADropOfMovedSlicesSparesASliceMovedAgainSinceItsListing(t *testing.T) {
 	now := newRetentionClock()
 	rs := newReviewStore(t, func(c *Config) {
-		now.set(c, 4 * time.Hour)
+		now.set(c, 4*time.Hour)
 	})
 	w := rs.w
 	rs.move()
@@ -148,7 +148,7 @@ func looseKeys(t *testing.T, db *DB, w record.Window, s uint8) int {
 func TestADropOfMovedSlicesNotesDroppedOnlyWhatItDropped(t *testing.T) {
 	now := newRetentionClock()
 	rs := newReviewStore(t, func(c *Config) {
-		now.set(c, 4 * time.Hour)
+		now.set(c, 4*time.Hour)
 	})
 	w := rs.w
 	rs.move()

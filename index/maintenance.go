@@ -155,27 +155,22 @@ func (db *DB) expire() error {
 	return nil
 }
 
-// dropWindows drops every record key of the expired windows ws. A store
-// that keeps values in Badger's value log has its blocks there: DropPrefix
-// removes a table that lies wholly under a dropped prefix without counting
-// the values it pointed to as discarded (Badger's keepTable), so the
-// value-log collection would never pick the files holding an expired
-// window's blocks, and the disk would grow for good. There the moved space
-// (the blocks) is deleted key by key instead, a tombstone per block, whose
-// compaction with the block counts it discarded; the rest of the window
-// (loose records, which such a store keeps in the tree unless its threshold
-// is below a record's size, and the markers) goes with DropPrefix first, so
-// that no reader looks in the moved space any more. A copy into the moved
-// space that lands after this (a cut that read the cutoff before it moved)
-// keeps the window listed, and the next retention deletes it.
+// dropWindows drops every record key of the expired windows ws. Blocks may
+// be in Badger's value log: with --value-threshold, and without it too, for
+// Badger takes values from min(256 KiB, 7.5% of a memtable) there
+// (valueThreshold) and a block may take more. DropPrefix removes a table
+// that lies wholly under a dropped prefix without counting the values it
+// pointed to as discarded (Badger's keepTable), so the value-log collection
+// would never pick the files holding an expired window's blocks, and the
+// disk would grow for good. So the moved space (the blocks) is deleted key
+// by key, a tombstone per block, whose compaction with the block counts it
+// discarded; the rest of the window (loose records and the markers) goes
+// with DropPrefix first, and the windows' moved state in memory with it, so
+// that no reader or writer looks in the moved space any more, even if a
+// delete below fails. A copy into the moved space that lands after this (a
+// cut that read the cutoff before it moved) keeps the window listed, and the
+// next retention deletes it.
 func (db *DB) dropWindows(ws []record.Window) error {
-	if db.cfg.ValueThreshold <= 0 {
-		prefixes := make([][]byte, len(ws))
-		for i, w := range ws {
-			prefixes[i] = windowPrefix(w)
-		}
-		return db.dropInCommitter(prefixes, true, nil)
-	}
 	var candidates [][]byte
 	for _, w := range ws {
 		for b := 0; b < 0x100; b++ {
@@ -193,6 +188,9 @@ func (db *DB) dropWindows(ws []record.Window) error {
 			return err
 		}
 	}
+	// the markers are gone: a window kept again (the cutoff moved back)
+	// after a failure below must not read or write its moved space
+	db.forgetWindows(ws)
 	for _, w := range ws {
 		n, err := db.deleteMovedSpace(w)
 		if err != nil {
@@ -230,6 +228,11 @@ func (db *DB) deleteMovedSpace(w record.Window) (int, error) {
 		if err != nil || len(keys) == 0 {
 			return deleted, err
 		}
+		if movedSpaceDeleteFails != nil {
+			if err := movedSpaceDeleteFails(w); err != nil {
+				return deleted, err
+			}
+		}
 		err = db.inCommitter(func() error {
 			return db.updateRecords(func(txn *badger.Txn) error {
 				if err := db.settleLater(txn, []keyRange{r}); err != nil {
@@ -248,6 +251,26 @@ func (db *DB) deleteMovedSpace(w record.Window) (int, error) {
 		}
 		deleted += len(keys)
 	}
+}
+
+// movedSpaceDeleteFails, set by tests only, makes a delete transaction of
+// deleteMovedSpace fail with the error it returns.
+var movedSpaceDeleteFails func(w record.Window) error
+
+// forgetWindows forgets, in memory, which slices of the windows ws are
+// moved and which hold blocks.
+func (db *DB) forgetWindows(ws []record.Window) {
+	db.blocks.mu.Lock()
+	for _, w := range ws {
+		delete(db.blocks.m, w)
+		delete(db.blocks.marked, w)
+	}
+	db.blocks.mu.Unlock()
+	db.changeMoved(func(m map[record.Window]movedWindow) {
+		for _, w := range ws {
+			delete(m, w)
+		}
+	})
 }
 
 // SetJournalFloor tells the DB the lowest journal sequence still needed by

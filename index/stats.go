@@ -40,7 +40,7 @@ type stats struct {
 	runsFromMemory    atomic.Uint64 // runs a move took from the capture
 	runsReadBack      atomic.Uint64 // runs a move read back from the store
 	settled           atomic.Uint64
-	expiredBlocks     atomic.Uint64 // blocks retention deleted one by one (value-log stores, dropWindows)
+	expiredBlocks     atomic.Uint64 // keys of moved spaces retention deleted one by one (dropWindows)
 }
 
 // Stats is a snapshot of the store's counters and sizes.
@@ -104,9 +104,10 @@ type Stats struct {
 	// DeletesSettled counts the own-version tombstones written under
 	// deleted values before compactions could drop their deletes (settle.go).
 	DeletesSettled uint64
-	// ExpiredBlocksDeleted counts the blocks retention deleted one by one,
-	// in a store that keeps values in Badger's value log, so that the
-	// value-log collection can reclaim them (maintenance.go, dropWindows).
+	// ExpiredBlocksDeleted counts the keys of moved spaces (blocks, and late
+	// records among them) retention deleted one by one, so that value-log
+	// collections can reclaim the files of those in the value log
+	// (maintenance.go, dropWindows).
 	ExpiredBlocksDeleted uint64
 	// CapturedBlocks counts the blocks the sealer cut from the records it
 	// keeps in memory ahead of their slice's move; RunsFromMemory and

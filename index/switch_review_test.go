@@ -246,7 +246,7 @@ func TestSwitchRetentionDropsTheWindowDuringAMove(t *testing.T) {
 		t.Run(when, func(t *testing.T) {
 			now := newRetentionClock()
 			rs := newReviewStore(t, func(c *Config) {
-				now.set(c, 4 * time.Hour)
+				now.set(c, 4*time.Hour)
 			})
 			w := rs.w
 			expire := func() {
@@ -294,7 +294,7 @@ func TestSwitchRetentionDropsTheWindowDuringAMove(t *testing.T) {
 				t.Fatal(err)
 			}
 			db := openTest(t, rs.dir, rs.mut, func(c *Config) {
-				now.set(c, 4 * time.Hour)
+				now.set(c, 4*time.Hour)
 			})
 			if n := keysUnder(t, db, windowPrefix(w)); n != 0 || db.movedNow(w) != 0 {
 				t.Errorf("reopened: %d keys of the expired window, moved %x", n, db.movedNow(w))

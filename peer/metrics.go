@@ -108,7 +108,7 @@ var (
 	mSealed      = desc("logmesh_store_records_sealed_total", "Records the sealer moved into blocks.")
 	mSettled     = desc("logmesh_store_deletes_settled_total", "Tombstones written at the versions of deleted values, so that no value-log collection brings them back.")
 	mMoved       = desc("logmesh_store_slices_moved_total", "Minute slices the sealer switched to their blocks (their loose records then dropped whole).")
-	mExpiredBlk  = desc("logmesh_store_expired_blocks_deleted_total", "Blocks retention deleted one by one in a store with --value-threshold, so that value-log collections can reclaim their files.")
+	mExpiredBlk  = desc("logmesh_store_expired_blocks_deleted_total", "Blocks (and late records among them) retention deleted one by one, so that value-log collections can reclaim the files of those in the value log.")
 	mMovedDrop   = desc("logmesh_store_moved_slices_dropped_total", "Moved slices whose loose records were dropped.")
 	mUnsealed    = desc("logmesh_store_blocks_unsealed_total", "Blocks turned back into loose records by a late record or a delete inside them.")
 	mMerged      = desc("logmesh_store_blocks_merged_total", "Blocks of moved slices a switch re-encoded with the late records and deletes of their range.")

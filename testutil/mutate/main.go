@@ -967,9 +967,16 @@ var mutations = []mutation{
 	{
 		name: "retention-drops-value-log-blocks-whole",
 		file: "index/maintenance.go",
-		from: "	if db.cfg.ValueThreshold <= 0 {\n		prefixes := make(",
-		to:   "	if true {\n		prefixes := make(",
-		pkg:  "./index", run: "TestRetentionReclaimsTheValueLogOfExpiredBlocks",
+		from: "			if b&^(movedSpace-1) != movedSpace { // not in the moved space",
+		to:   "			if true {",
+		pkg:  "./index", run: "TestRetentionReclaimsTheValueLogOfExpiredBlocks|TestRetentionReclaimsLargeBlocksWithoutAValueThreshold",
+	},
+	{
+		name: "retention-forgets-moved-slices-only-when-done",
+		file: "index/maintenance.go",
+		from: "	db.forgetWindows(ws)\n",
+		to:   "",
+		pkg:  "./index", run: "TestARetentionThatFailsAfterDroppingAWindowsMarkersLosesNothing",
 	},
 	{
 		name: "capture-trusts-its-count",
