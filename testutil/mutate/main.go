@@ -972,6 +972,13 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestRetentionReclaimsTheValueLogOfExpiredBlocks|TestRetentionReclaimsLargeBlocksWithoutAValueThreshold",
 	},
 	{
+		name: "retention-lists-the-window-outside-the-committer",
+		file: "index/maintenance.go",
+		from: "	err := db.inCommitter(func() error {\n		prefixes, err := db.prefixesWithKeys(candidates)",
+		to:   "	prefixes, lerr := db.prefixesWithKeys(candidates)\n	err := db.inCommitter(func() error {\n		err := lerr",
+		pkg:  "./index", run: "TestASwitchCommittedWhileRetentionListsTheWindowLeavesNoMarker",
+	},
+	{
 		name: "retention-forgets-moved-slices-only-when-done",
 		file: "index/maintenance.go",
 		from: "	db.forgetWindows(ws)\n",
