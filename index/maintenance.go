@@ -117,7 +117,7 @@ func (db *DB) expire() error {
 		return err
 	}
 	if len(expired) > 0 {
-		if err := db.dropWindows(expired); err != nil {
+		if err := db.dropWindows(expired, cutoff); err != nil {
 			return fmt.Errorf("drop expired windows: %w", err)
 		}
 	}
@@ -140,22 +140,15 @@ func (db *DB) expire() error {
 		}
 	}
 	db.stats.windowsDropped.Add(uint64(len(expired)))
-	db.blocks.mu.Lock()
-	for w := range db.blocks.m {
-		if w < cutoff {
-			delete(db.blocks.m, w)
-			delete(db.blocks.marked, w)
-		}
-	}
-	db.blocks.mu.Unlock()
-	db.forgetMovedBefore(cutoff)
+	db.forgetWindowsBefore(cutoff) // windows with no record key left too
 	if len(expired) > 0 || len(dropped) > 0 {
 		db.cfg.Logger.Info("retention dropped expired windows", "windows", len(expired), "before", time.UnixMilli(cutoff.Start()).UTC())
 	}
 	return nil
 }
 
-// dropWindows drops every record key of the expired windows ws. Blocks may
+// dropWindows drops every record key of the windows ws, all before the
+// retention cutoff. Blocks may
 // be in Badger's value log: with --value-threshold, and without it too, for
 // Badger takes values from min(256 KiB, 7.5% of a memtable) there
 // (valueThreshold) and a block may take more. DropPrefix removes a table
@@ -170,7 +163,7 @@ func (db *DB) expire() error {
 // delete below fails. A copy into the moved space that lands after this (a
 // cut that read the cutoff before it moved) keeps the window listed, and the
 // next retention deletes it.
-func (db *DB) dropWindows(ws []record.Window) error {
+func (db *DB) dropWindows(ws []record.Window, cutoff record.Window) error {
 	var candidates [][]byte
 	for _, w := range ws {
 		for b := 0; b < 0x100; b++ {
@@ -198,7 +191,7 @@ func (db *DB) dropWindows(ws []record.Window) error {
 	}
 	// the markers are gone: a window kept again (the cutoff moved back)
 	// after a failure below must not read or write its moved space
-	db.forgetWindows(ws)
+	db.forgetWindowsBefore(cutoff)
 	for _, w := range ws {
 		n, err := db.deleteMovedSpace(w)
 		if err != nil {
@@ -217,13 +210,16 @@ func (db *DB) deleteMovedSpace(w record.Window) (int, error) {
 	r := keyRange{slicePrefix(w, movedSpace), slicePrefix(w, 2*movedSpace)}
 	maxBytes, maxCount := db.bdb.MaxBatchSize()/2, db.bdb.MaxBatchCount()/2
 	deleted := 0
+	// each listing goes on after the last key deleted: a copy landing behind
+	// it meanwhile keeps the window listed for the next retention
+	from := r.start
 	for {
 		var keys [][]byte
 		size := int64(0)
 		err := db.bdb.View(func(txn *badger.Txn) error {
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: windowPrefix(w), PrefetchValues: false})
 			defer it.Close()
-			for it.Seek(r.start); it.Valid() && bytes.Compare(it.Item().Key(), r.end) < 0; it.Next() {
+			for it.Seek(from); it.Valid() && bytes.Compare(it.Item().Key(), r.end) < 0; it.Next() {
 				k := it.Item().KeyCopy(nil)
 				size += int64(len(k)) + 16
 				if len(keys) > 0 && (int64(len(keys)) >= maxCount-2 || size > maxBytes) {
@@ -258,6 +254,7 @@ func (db *DB) deleteMovedSpace(w record.Window) (int, error) {
 			return deleted, err
 		}
 		deleted += len(keys)
+		from = append(slices.Clip(keys[len(keys)-1]), 0)
 	}
 }
 
@@ -265,20 +262,18 @@ func (db *DB) deleteMovedSpace(w record.Window) (int, error) {
 // deleteMovedSpace fail with the error it returns.
 var movedSpaceDeleteFails func(w record.Window) error
 
-// forgetWindows forgets, in memory, which slices of the windows ws are
-// moved and which hold blocks.
-func (db *DB) forgetWindows(ws []record.Window) {
+// forgetWindowsBefore forgets, in memory, which slices of the windows
+// before cutoff are moved and which hold blocks.
+func (db *DB) forgetWindowsBefore(cutoff record.Window) {
 	db.blocks.mu.Lock()
-	for _, w := range ws {
-		delete(db.blocks.m, w)
-		delete(db.blocks.marked, w)
+	for w := range db.blocks.m {
+		if w < cutoff {
+			delete(db.blocks.m, w)
+			delete(db.blocks.marked, w)
+		}
 	}
 	db.blocks.mu.Unlock()
-	db.changeMoved(func(m map[record.Window]movedWindow) {
-		for _, w := range ws {
-			delete(m, w)
-		}
-	})
+	db.forgetMovedBefore(cutoff)
 }
 
 // SetJournalFloor tells the DB the lowest journal sequence still needed by

@@ -979,10 +979,17 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestASwitchCommittedWhileRetentionListsTheWindowLeavesNoMarker",
 	},
 	{
+		name: "retention-deletes-one-batch-of-blocks",
+		file: "index/maintenance.go",
+		from: "		deleted += len(keys)\n		from = append(",
+		to:   "		return deleted + len(keys), nil\n		from = append(",
+		pkg:  "./index", run: "TestRetentionReclaimsTheValueLogOfExpiredBlocks",
+	},
+	{
 		name: "retention-forgets-moved-slices-only-when-done",
 		file: "index/maintenance.go",
-		from: "	db.forgetWindows(ws)\n",
-		to:   "",
+		from: "	db.forgetWindowsBefore(cutoff)\n	for _, w := range ws {",
+		to:   "	for _, w := range ws {",
 		pkg:  "./index", run: "TestARetentionThatFailsAfterDroppingAWindowsMarkersLosesNothing",
 	},
 	{
