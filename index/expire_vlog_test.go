@@ -101,25 +101,7 @@ func TestRetentionReclaimsTheValueLogOfExpiredBlocks(t *testing.T) {
 	// compactions merge the deletes with the blocks (counting them
 	// discarded); then the collection takes the files. The reopen
 	// flushes the memtable that holds the deletes.
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db = openTest(t, dir, config)
-	db.allowDiscard()
-	if err := db.bdb.Flatten(2); err != nil {
-		t.Fatal(err)
-	}
-	rewrites := 0
-	for range 32 {
-		err := db.collectValueLog(0.5)
-		if err == badger.ErrNoRewrite {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		rewrites++
-	}
+	db, rewrites := reopenAndCollect(t, db, dir, config)
 	after := valueLogBytes(t, dir)
 	t.Logf("retention deleted %d blocks; %d collections; value log %d bytes after", deleted, rewrites, after)
 	if got := deleted; got != uint64(oldBlocks) {
@@ -129,6 +111,68 @@ func TestRetentionReclaimsTheValueLogOfExpiredBlocks(t *testing.T) {
 		t.Errorf("the value log went from %d to %d bytes; want at least half of the %d the blocks took reclaimed", sealed, after, sealed-before)
 	}
 	compareReads(t, "the kept window after retention and collections", want, readEverything(t, db, keptEs, 3))
+}
+
+// reopenAndCollect reopens the store in dir (the close flushes the memtable
+// that holds retention's deletes), lets compactions merge the deletes with
+// the blocks (counting them discarded), and runs value-log collections
+// until none is worth it; it returns the store and how many ran.
+func reopenAndCollect(t *testing.T, db *DB, dir string, config func(*Config)) (*DB, int) {
+	t.Helper()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir, config)
+	db.allowDiscard()
+	if err := db.bdb.Flatten(2); err != nil {
+		t.Fatal(err)
+	}
+	rewrites := 0
+	for range 64 {
+		err := db.collectValueLog(0.5)
+		if err == badger.ErrNoRewrite {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rewrites++
+	}
+	return db, rewrites
+}
+
+// writeAgain writes 40 records into slice s of window w, from ms into the
+// slice on, and fails the test unless each is stored.
+func writeAgain(t *testing.T, db *DB, w record.Window, s uint8, ms int64) []Entry {
+	t.Helper()
+	var es []Entry
+	for i := range 40 {
+		es = append(es, entryAt(sliceStart(w, s)+ms+int64(10*i)+3, 3, fmt.Sprintf("again %d", i)))
+	}
+	if res, err := db.Write(context.Background(), es, OriginRemote); err != nil || res.Written != len(es) {
+		t.Fatalf("write: %+v, %v", res, err)
+	}
+	return es
+}
+
+// checkKeptAcrossAReopen reopens the store in dir and fails the test for
+// every record of es it no longer holds; it returns the reopened store.
+func checkKeptAcrossAReopen(t *testing.T, db *DB, dir string, config func(*Config), es []Entry) *DB {
+	t.Helper()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir, config)
+	lost := 0
+	for _, e := range es {
+		if _, err := db.Get(e.ID); err != nil {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of the %d records acknowledged after the cutoff went back are lost across a reopen", lost, len(es))
+	}
+	return db
 }
 
 // bigSlices writes, into slices 0..slices-1 of window w, perSlice records of
@@ -211,25 +255,7 @@ func TestRetentionReclaimsLargeBlocksWithoutAValueThreshold(t *testing.T) {
 	if n := keysUnder(t, db, windowPrefix(old)); n != 0 {
 		t.Fatalf("%d keys of the expired window left", n)
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db = openTest(t, dir, config)
-	db.allowDiscard()
-	if err := db.bdb.Flatten(2); err != nil {
-		t.Fatal(err)
-	}
-	rewrites := 0
-	for range 64 {
-		err := db.collectValueLog(0.5)
-		if err == badger.ErrNoRewrite {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		rewrites++
-	}
+	db, rewrites := reopenAndCollect(t, db, dir, config)
 	after := valueLogBytes(t, dir)
 	t.Logf("value log %d bytes before, %d with both windows sealed, %d after retention and %d collections", before, sealed, after, rewrites)
 	if reclaimed := sealed - after; reclaimed < (sealed-before)/2 {
@@ -293,28 +319,10 @@ func TestARetentionThatFailsAfterDroppingAWindowsMarkersLosesNothing(t *testing.
 	if back > 0 {
 		t.Errorf("%d of the %d expired records read again once the window is kept again", back, len(old))
 	}
-	var es []Entry
-	for i := range 40 {
-		es = append(es, entryAt(sliceStart(w, s)+5000+int64(10*i)+3, 3, fmt.Sprintf("again %d", i)))
-	}
-	if res, err := db.Write(context.Background(), es, OriginRemote); err != nil || res.Written != len(es) {
-		t.Fatalf("write: %+v, %v", res, err)
-	}
+	es := writeAgain(t, db, w, s, 5000)
 	want := readEverything(t, reference(t, es), es, 5)
 	compareReads(t, "the window kept again", want, readEverything(t, db, es, 5))
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db = openTest(t, dir, config)
-	lost := 0
-	for _, e := range es {
-		if _, err := db.Get(e.ID); err != nil {
-			lost++
-		}
-	}
-	if lost > 0 {
-		t.Errorf("%d of the %d records acknowledged after the cutoff went back are lost across a reopen", lost, len(es))
-	}
+	db = checkKeptAcrossAReopen(t, db, dir, config, es)
 	compareReads(t, "the window kept again, after a reopen", want, readEverything(t, db, es, 5))
 }
 
@@ -376,13 +384,7 @@ func TestARetentionInterruptedAfterDroppingAWindowsMarkers(t *testing.T) {
 			if db.cutoff() > w {
 				t.Fatalf("cutoff %d: window %d still expired", db.cutoff(), w)
 			}
-			var es []Entry
-			for i := range 40 {
-				es = append(es, entryAt(sliceStart(w, s)+3000+int64(10*i)+3, 3, fmt.Sprintf("again %d", i)))
-			}
-			if res, err := db.Write(context.Background(), es, OriginRemote); err != nil || res.Written != len(es) {
-				t.Fatalf("write: %+v, %v", res, err)
-			}
+			es := writeAgain(t, db, w, s, 3000)
 			if err := db.cutCaptured(); err != nil {
 				t.Fatal(err)
 			}

@@ -1,8 +1,6 @@
 package index
 
 import (
-	"context"
-	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -84,26 +82,8 @@ func TestASwitchCommittedWhileRetentionListsTheWindowLeavesNoMarker(t *testing.T
 	if db.cutoff() > w {
 		t.Fatalf("cutoff %d: window %d still expired", db.cutoff(), w)
 	}
-	var es []Entry
-	for i := range 40 {
-		es = append(es, entryAt(sliceStart(w, s)+5000+int64(10*i)+3, 3, fmt.Sprintf("again %d", i)))
-	}
-	if res, err := db.Write(context.Background(), es, OriginRemote); err != nil || res.Written != len(es) {
-		t.Fatalf("write: %+v, %v", res, err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db = openTest(t, dir, config)
-	lost := 0
-	for _, e := range es {
-		if _, err := db.Get(e.ID); err != nil {
-			lost++
-		}
-	}
-	if lost > 0 {
-		t.Errorf("%d of the %d records acknowledged after the cutoff went back are lost across a reopen", lost, len(es))
-	}
+	es := writeAgain(t, db, w, s, 5000)
+	checkKeptAcrossAReopen(t, db, dir, config, es)
 }
 
 // waitForStack waits until a goroutine's stack names every one of fns
