@@ -237,11 +237,11 @@ func TestBlockFilterNeverRulesOutWhatAWordQueryFinds(t *testing.T) {
 	}
 }
 
-// Hostile blocks: a length that lies, raw bytes no record claims, a frame
-// that inflates far past its declared length. Each is refused, and the last
-// without allocating what the frame would inflate to.
+// Hostile blocks of layout 1: a length that lies, raw bytes no record
+// claims, a frame that inflates far past its declared length. Each is
+// refused, and the last without allocating what the frame would inflate to.
 func TestDecodeBlockRefusesHostileBlocks(t *testing.T) {
-	good, err := appendBlock(nil, sampleBlockRecords(3, 100))
+	good, err := appendBlockV1(nil, sampleBlockRecords(3, 100))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,8 +304,20 @@ func FuzzDecodeBlock(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(b)
+		if b, err = appendBlockV1(nil, sampleBlockRecords(n, 1000)); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, enc := range []func([]byte, []blockRecord) ([]byte, error){appendBlock, appendBlockV1} {
+		b, err := enc(nil, oddBlockRecords(f))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
 	}
 	f.Add([]byte{blockMagic, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{blockMagic2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// a word query's decode (decodeBlockFor) of the same bytes, for a
 		// word taken from them: it never panics, and where the block decodes
@@ -351,17 +363,25 @@ func FuzzDecodeBlock(f *testing.F) {
 	})
 }
 
-// FuzzBlockRoundTrip: any messages, stored as records with raw bytes or as
-// literal messages, come back byte for byte.
+// FuzzBlockRoundTrip: any lines, stored as records with raw bytes, as
+// literal messages or as the syslog parser takes them apart (its header
+// fields referring into the raw line), come back byte for byte.
 func FuzzBlockRoundTrip(f *testing.F) {
 	f.Add([]byte("<13>1 2026-12-04T10:00:00Z h a - - - hello\n<14>bad line\n\n{json}"), uint16(3))
+	f.Add([]byte("<13>1 2026-12-04T10:00:00Z host app 42 ID7 [a@1 b=\"c d\"] msg\n<13>1 - - - - - -\n<34>Oct 11 22:14:15 m su: x"), uint16(2))
 	f.Fuzz(func(t *testing.T, data []byte, step uint16) {
 		gen := record.NewGenerator(func() time.Time { return time.UnixMilli(1_780_000_000_000 + int64(step)) })
 		var recs []blockRecord
+		var p syslog.Parser
 		for i, line := range bytes.Split(data, []byte("\n")) {
 			r := record.Record{ID: gen.Next(), Message: string(line), Peer: "p"}
-			if i%2 == 0 {
+			switch i % 3 {
+			case 0:
 				r.Raw = line
+			case 2:
+				id := r.ID
+				p.Parse(line, id.Time(), &r)
+				r.ID, r.Peer = id, "p"
 			}
 			recs = append(recs, blockRecord{ID: r.ID, Data: r.AppendEncode(nil)})
 		}

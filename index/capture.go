@@ -514,7 +514,7 @@ func (db *DB) cutCaptured() error {
 	var encodeErr error
 	plans := make([]sealPlan, 0, len(cuts))
 	for _, cut := range cuts {
-		blk, err := appendBlock(nil, cut.recs)
+		blk, err := writeBlock(nil, cut.recs)
 		if err != nil {
 			db.capture.breakSlice(cut.ref)
 			encodeErr = cmp.Or(encodeErr, fmt.Errorf("index: cut captured blocks of window %d slice %d: %w", cut.ref.w, cut.ref.s, err))
@@ -629,7 +629,7 @@ func (db *DB) capturedPlan(w record.Window, s uint8, p record.Partition, listTs 
 			plan.groups = append(plan.groups, sealGroup{units: units, loose: true})
 			continue
 		}
-		blk, err := appendBlock(nil, group)
+		blk, err := writeBlock(nil, group)
 		if err != nil {
 			return plan, fmt.Errorf("index: window %d slice %d partition %d: %w", w, s, p, err)
 		}

@@ -35,8 +35,11 @@ const slicesPerWindow = int(record.WindowMillis / SliceMillis)
 // refuses the store. A version 3 store reads as version 4 whose markers name
 // every slice. Version 5 is version 4 whose slices may be moved (moved.go),
 // written with the first slice moved or block sealed, so that a logmesh that
-// would not look in the moved space refuses the store.
-const formatVersion = 5
+// would not look in the moved space refuses the store. Version 6 is version 5
+// whose blocks may be of layout 2 (block.go), written with the first block
+// this version writes, so that a logmesh that reads only layout 1 refuses
+// the store; blocks of layout 1 in it are still read.
+const formatVersion = 6
 
 // keyFormat is the format a store without blocks is marked with.
 const keyFormat = 2

@@ -455,7 +455,7 @@ func (db *DB) planRun(txn *badger.Txn, w record.Window, s, to uint8, p record.Pa
 		for _, u := range group {
 			recs = append(recs, u.recs...)
 		}
-		blk, err := appendBlock(nil, recs)
+		blk, err := writeBlock(nil, recs)
 		if err != nil {
 			return plan, err
 		}

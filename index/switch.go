@@ -213,7 +213,7 @@ func (db *DB) runDelta(txn *badger.Txn, w record.Window, s uint8, p record.Parti
 					}
 				} else {
 					for _, g := range db.cutBlocks(recs) {
-						v, err := appendBlock(nil, g)
+						v, err := writeBlock(nil, g)
 						if err != nil {
 							return runDeltaPlan{}, fmt.Errorf("index: merge changes into moved block %x: %w", bk, err)
 						}
