@@ -483,7 +483,15 @@ func (db *DB) sliceEmptyBefore(ts uint64) func(sliceRef) bool {
 }
 
 // cutLoop cuts, every captureEvery, the blocks the capture holds ready,
-// beside the sealer's passes (a pass may take minutes).
+// beside the sealer's passes (a pass may take minutes). forgetBefore and
+// cutCaptured must stay one after the other on this one goroutine: a cut
+// whose window retention expires while it is copied commits stale copies
+// into the moved space, and they stay harmless only because no capture of
+// that slice begins before the cut has committed (sliceEmptyBefore then sees
+// them and the capture is never trusted). A forget run during a cut lets a
+// move trust a capture beside those copies, and records retention deleted
+// read again (TestALateCutIntoAnExpiredWindowLeavesNothingVisible guards the
+// order as it is; a review made the other one fail).
 func (db *DB) cutLoop() bool {
 	db.capture.forgetBefore(db.cutoff())
 	if err := db.cutCaptured(); err != nil {
