@@ -451,7 +451,57 @@ func (s *logmeshStore) diskPerLine(ctx context.Context, lines int) (float64, err
 	if err := s.a.stop(); err != nil {
 		return 0, err
 	}
-	return compactedBytes(filepath.Join(s.a.dataDir, "store"), uint64(lines))
+	dir := filepath.Join(s.a.dataDir, "store")
+	if !isThisBinary(s.a.cmd.Path) {
+		// the binary that wrote the store compacts it: this one may not
+		// read its format (a compared build of a newer store format)
+		perLine, err := compactWith(ctx, s.a.cmd.Path, dir, lines)
+		if err == nil {
+			return perLine, nil
+		}
+		if !errors.Is(err, errNoCompactStore) {
+			return 0, err
+		}
+	}
+	return compactedBytes(dir, uint64(lines))
+}
+
+// errNoCompactStore: a logmesh binary too old to compact a store for the
+// bench (`bench --compact-store`); this binary compacts it instead.
+var errNoCompactStore = errors.New("bench: the binary has no --compact-store")
+
+// compactWith runs bin's `bench --compact-store dir --lines lines`, which
+// compacts the stopped store in dir and prints its bytes per line.
+func compactWith(ctx context.Context, bin, dir string, lines int) (float64, error) {
+	out, err := exec.CommandContext(ctx, bin, "bench", "--compact-store", dir, "--lines", strconv.Itoa(lines)).CombinedOutput()
+	if err != nil {
+		if bytes.Contains(out, []byte("flag provided but not defined")) {
+			return 0, errNoCompactStore
+		}
+		return 0, fmt.Errorf("compact the store with %s: %w: %s", bin, err, bytes.TrimSpace(out))
+	}
+	perLine, err := strconv.ParseFloat(string(bytes.TrimSpace(out)), 64)
+	if err != nil {
+		return 0, fmt.Errorf("compact the store with %s: it printed %q: %w", bin, out, err)
+	}
+	return perLine, nil
+}
+
+// isThisBinary reports whether bin is the running executable.
+func isThisBinary(bin string) bool {
+	self, err := os.Executable()
+	if err != nil {
+		return false
+	}
+	a, errA := filepath.EvalSymlinks(self)
+	b, errB := filepath.EvalSymlinks(bin)
+	return errA == nil && errB == nil && a == b
+}
+
+// CompactedBytesPerLine opens the stopped store in dir, compacts it and
+// returns its disk bytes per line of lines (`logmesh bench --compact-store`).
+func CompactedBytesPerLine(dir string, lines int) (float64, error) {
+	return compactedBytes(dir, uint64(lines))
 }
 
 // victoriaLogs is a VictoriaLogs single-node process under the benchmark.

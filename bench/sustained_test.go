@@ -163,3 +163,38 @@ func TestUntilNextMinuteStartsOneSecondIntoTheNextMinute(t *testing.T) {
 		}
 	}
 }
+
+// TestTheDiskIsMeasuredByTheBinaryThatWroteTheStore: a compared binary
+// compacts its own store (`bench --compact-store`), since the bench's binary
+// may not read a newer store format; a binary too old to have the flag is
+// told apart from one that fails, which is an error naming it.
+func TestTheDiskIsMeasuredByTheBinaryThatWroteTheStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	_, lines, _ := payloads(2000, 1, 7)
+	dir := t.TempDir()
+	if _, err := storeWrite(dir, encodeLines(lines), 2, 100, 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	perLine, err := compactWith(context.Background(), testutil.Binary(t), dir, 2000)
+	if err != nil || perLine <= 0 {
+		t.Fatalf("the binary measured %v B/line: %v", perLine, err)
+	}
+	script := func(body string) string {
+		p := filepath.Join(t.TempDir(), "logmesh")
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	old := script(`echo "Incorrect Usage: flag provided but not defined: -compact-store" >&2; exit 1`)
+	if _, err := compactWith(context.Background(), old, dir, 2000); err != errNoCompactStore {
+		t.Fatalf("a binary without the flag: %v, want errNoCompactStore", err)
+	}
+	failing := script(`echo "store has format version 9" >&2; exit 1`)
+	if _, err := compactWith(context.Background(), failing, dir, 2000); err == nil || err == errNoCompactStore ||
+		!strings.Contains(err.Error(), failing) || !strings.Contains(err.Error(), "format version 9") {
+		t.Fatalf("a binary that fails: %v", err)
+	}
+}

@@ -30,6 +30,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "ae-missing", Value: 100, Usage: "records missing on one replica for --anti-entropy"},
 			&cli.StringFlag{Name: "compare", Usage: "compare this binary's ingestion (A) with another logmesh binary (B), runs alternating, instead; with --sustained, whole sustained runs (A B, B A, ...) and the ratio B/A of every figure"},
 			&cli.StringFlag{Name: "compare-flags", Usage: "agent flags of B for --compare (B is this binary unless --compare names one), e.g. \"--memory-limit off\""},
+			&cli.StringFlag{Name: "compact-store", Hidden: true, Usage: "compact the stopped store in this directory and print its bytes per line of --lines (what --compare --sustained runs B's binary for)"},
 			&cli.IntFlag{Name: "rounds", Value: 3, Usage: "runs of each side for --compare (2 unless set with --sustained)"},
 			&cli.BoolFlag{Name: "sustained", Usage: "measure sustained ingestion of --lines into one agent (rate until queryable, first and last million, CPU, peak RSS, disk, a 1% word query) instead"},
 			&cli.IntFlag{Name: "lines", Value: 8_000_000, Usage: "syslog lines of --sustained"},
@@ -43,6 +44,14 @@ func benchCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if dir := c.String("compact-store"); dir != "" {
+				perLine, err := bench.CompactedBytesPerLine(dir, c.Int("lines"))
+				if err != nil {
+					return err
+				}
+				fmt.Printf("%.3f\n", perLine)
+				return nil
+			}
 			if c.Bool("anti-entropy") {
 				dir, done, err := benchDir(c)
 				if err != nil {
