@@ -365,15 +365,15 @@ var mutations = []mutation{
 	{
 		name: "layout2-tokens-lose-their-space",
 		file: "index/block.go",
-		from: "			raws, toks[k] = append(raws, toks[k][:j+1]...), toks[k][j+1:]",
-		to:   "			raws, toks[k] = append(raws, toks[k][:j]...), toks[k][j+1:]",
+		from: "		dst = append(dst, col[colTok0+blockColumn(k)][t.from:t.to]...)",
+		to:   "		dst = append(dst, col[colTok0+blockColumn(k)][t.from:t.to-1]...)",
 		pkg:  "./index", run: "TestBlockRoundTrip",
 	},
 	{
 		name: "layout2-unclaimed-bytes-accepted",
 		file: "index/block.go",
-		from: "	if left != 0 {",
-		to:   "	if left != 0 && false {",
+		from: "	if unclaimed != 0 {",
+		to:   "	if unclaimed != 0 && false {",
 		pkg:  "./index", run: "TestDecodeBlockRefusesHostileLayout2Blocks",
 	},
 	{
