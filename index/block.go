@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
@@ -77,6 +76,12 @@ const maxBlockRecords = 1 << 16
 
 // maxBlockBytes bounds a block's decompressed columns.
 const maxBlockBytes = 64 << 20
+
+// maxBlock2Bytes bounds the columns of a block of layout 2, which take up
+// to seven bytes a record more than layout 1's (a shape and six kinds, less
+// the length layout 1 gave each encoding): every set of records layout 1
+// holds, layout 2 holds.
+const maxBlock2Bytes = maxBlockBytes + 7*maxBlockRecords
 
 const (
 	blockBitsPerWord = 10
@@ -293,8 +298,8 @@ func appendBlock(dst []byte, recs []blockRecord) ([]byte, error) {
 	for _, col := range c {
 		total += len(col)
 	}
-	if total > maxBlockBytes {
-		return dst, fmt.Errorf("index: block of %d bytes exceeds %d", total, maxBlockBytes)
+	if total > maxBlock2Bytes {
+		return dst, fmt.Errorf("index: block of %d bytes exceeds %d", total, maxBlock2Bytes)
 	}
 	filter := make([]uint64, max(1, (words.len()*blockBitsPerWord+63)/64))
 	words.each(func(h uint64) { bloomAdd(filter, h) })
@@ -378,7 +383,7 @@ func parseBlockHeader(b []byte) (blockHeader, error) {
 	b = b[k:]
 	h.count, h.filter, b = int(n), b[:words*8], b[words*8:]
 	size, k := binary.Uvarint(b)
-	if k <= 0 || size > maxBlockBytes {
+	if k <= 0 || size > maxBlockBytes && (h.layout == 1 || size > maxBlock2Bytes) {
 		return h, fmt.Errorf("%w: bad columns length", ErrBadBlock)
 	}
 	h.size, h.body = int(size), b[k:]
@@ -573,13 +578,13 @@ type recordPieces struct {
 	size                int // its encoding's length, put together
 }
 
-// walk2 finds where each record of a layout-2 block lies in its columns,
-// checking every length against what its column holds. It returns the IDs,
-// the columns and the pieces (in sc, reused).
-func (h blockHeader) walk2(sc *decodeScratch) ([]record.ID, [numBlockColumns][]byte, []recordPieces, error) {
-	var col [numBlockColumns][]byte
-	bad := func(what string, args ...any) ([]record.ID, [numBlockColumns][]byte, []recordPieces, error) {
-		return nil, col, nil, fmt.Errorf("%w: %s", ErrBadBlock, fmt.Sprintf(what, args...))
+// columns2 decompresses a layout-2 block's columns (into sc, reused) and
+// decodes its IDs.
+func (h blockHeader) columns2(sc *decodeScratch) ([]record.ID, *[numBlockColumns][]byte, error) {
+	col := &sc.col
+	*col = [numBlockColumns][]byte{}
+	bad := func(what string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrBadBlock, fmt.Sprintf(what, args...))
 	}
 	sc.cols = slices.Grow(sc.cols[:0], h.size)
 	all := sc.cols[:0:h.size]
@@ -587,12 +592,12 @@ func (h blockHeader) walk2(sc *decodeScratch) ([]record.ID, [numBlockColumns][]b
 	for i := range col {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n > uint64(cap(all)-len(all)) {
-			return bad("column %d: bad length", i)
+			return nil, nil, bad("column %d: bad length", i)
 		}
 		b = b[k:]
 		z, k := binary.Uvarint(b)
 		if k <= 0 || z > uint64(len(b)-k) || (n == 0) != (z == 0) {
-			return bad("column %d: bad frame length", i)
+			return nil, nil, bad("column %d: bad frame length", i)
 		}
 		frame := b[k : k+int(z)]
 		b = b[k+int(z):]
@@ -603,125 +608,143 @@ func (h blockHeader) walk2(sc *decodeScratch) ([]record.ID, [numBlockColumns][]b
 		var err error
 		// at most the room left (the cap), whatever the frame claims
 		if all, err = blockDecoder().DecodeAll(frame, all); err != nil {
-			return nil, col, nil, fmt.Errorf("%w: column %d: %w", ErrBadBlock, i, err)
+			return nil, nil, fmt.Errorf("%w: column %d: %w", ErrBadBlock, i, err)
 		}
 		if len(all)-start != int(n) {
-			return bad("column %d of %d bytes, %d declared", i, len(all)-start, n)
+			return nil, nil, bad("column %d of %d bytes, %d declared", i, len(all)-start, n)
 		}
 		col[i] = all[start:len(all):len(all)]
 	}
 	if len(b) != 0 || len(all) != h.size {
-		return bad("columns of %d bytes and %d more, %d declared", len(all), len(b), h.size)
+		return nil, nil, bad("columns of %d bytes and %d more, %d declared", len(all), len(b), h.size)
+	}
+	if len(col[colShapes]) != h.count || len(col[colKinds]) != 6*h.count {
+		return nil, nil, bad("%d shapes and %d kinds for %d records", len(col[colShapes]), len(col[colKinds]), h.count)
 	}
 	d := colReader{b: col[colIDs]}
 	ids, err := decodeIDs(&d, h.count)
 	if err != nil {
-		return nil, col, nil, err
+		return nil, nil, err
 	}
 	if d.left() != 0 {
-		return bad("%d bytes after the IDs", d.left())
+		return nil, nil, bad("%d bytes after the IDs", d.left())
 	}
-	shapes, kinds := col[colShapes], col[colKinds]
-	if len(shapes) != h.count || len(kinds) != 6*h.count {
-		return bad("%d shapes and %d kinds for %d records", len(shapes), len(kinds), h.count)
+	return ids, col, nil
+}
+
+// walker2 finds where the records of a layout-2 block lie in its columns,
+// one after the other, checking every length against what its column holds.
+type walker2 struct {
+	col  *[numBlockColumns][]byte
+	at   [numBlockColumns]int // what is read of each column
+	lens colReader
+	i    int // the next record
+}
+
+func (w *walker2) left(c blockColumn) []byte { return w.col[c][w.at[c]:] }
+
+func (w *walker2) take(c blockColumn, n int) span {
+	s := span{int32(w.at[c]), int32(w.at[c] + n)}
+	w.at[c] += n
+	return s
+}
+
+// next finds the pieces of the next record.
+func (w *walker2) next(p *recordPieces) error {
+	i := w.i
+	w.i++
+	bad := func(what string, args ...any) error {
+		return fmt.Errorf("%w: record %d: %s", ErrBadBlock, i, fmt.Sprintf(what, args...))
 	}
-	// what is left of each column, from where
-	var at [numBlockColumns]int
-	left := func(c blockColumn) []byte { return col[c][at[c]:] }
-	take := func(c blockColumn, n int) span {
-		s := span{int32(at[c]), int32(at[c] + n)}
-		at[c] += n
-		return s
+	n, rawLen, ok := headSize(w.left(colHeads))
+	if !ok {
+		return bad("bad head")
 	}
-	lens := colReader{b: col[colLens]}
-	sc.pieces = slices.Grow(sc.pieces[:0], h.count)[:h.count]
-	for i := range sc.pieces {
-		p := &sc.pieces[i]
-		n, rawLen, ok := headSize(left(colHeads))
-		if !ok {
-			return bad("record %d: bad head", i)
+	p.head = w.take(colHeads, n)
+	p.shape = int(w.col[colShapes][i])
+	if p.shape > rawTokens {
+		return bad("%d tokens", p.shape)
+	}
+	var tok [rawTokens + 1]int
+	raw := 0
+	for k := range p.shape {
+		c := colTok0 + blockColumn(k)
+		j := bytes.IndexByte(w.left(c), ' ')
+		if j < 0 {
+			return bad("token %d missing", k)
 		}
-		p.head = take(colHeads, n)
-		p.shape = int(shapes[i])
-		if p.shape > rawTokens {
-			return bad("record %d: %d tokens", i, p.shape)
-		}
-		var tok [rawTokens + 1]int
-		raw := 0
-		for k := range p.shape {
-			c := colTok0 + blockColumn(k)
-			j := bytes.IndexByte(left(c), ' ')
-			if j < 0 {
-				return bad("record %d: token %d missing", i, k)
+		tok[k] = raw
+		p.tok[k] = w.take(c, j+1)
+		raw += j + 1
+	}
+	tok[p.shape] = raw
+	tail := rawLen - raw
+	if tail < 0 || tail > len(w.left(colTails)) {
+		return bad("raw line of %d bytes", rawLen)
+	}
+	p.tail = w.take(colTails, tail)
+	p.size = n + rawLen
+	sdLen := 0
+	for s := range 6 {
+		sp := &p.strs[s]
+		sp.kind = strKind(w.col[colKinds][6*i+s])
+		var length uint64
+		switch sp.kind {
+		case strVerbatim:
+			n, tag, ok := storedStrSize(w.left(colVerbatim))
+			if !ok {
+				return bad("string %d", s)
 			}
-			tok[k] = raw
-			p.tok[k] = take(c, j+1)
-			raw += j + 1
-		}
-		tok[p.shape] = raw
-		tail := rawLen - raw
-		if tail < 0 || tail > len(left(colTails)) {
-			return bad("record %d: raw line of %d bytes", i, rawLen)
-		}
-		p.tail = take(colTails, tail)
-		p.size = n + rawLen
-		sdLen := 0
-		for s := range 6 {
-			sp := &p.strs[s]
-			sp.kind = strKind(kinds[6*i+s])
-			var length uint64
-			switch sp.kind {
-			case strVerbatim:
-				n, tag, ok := storedStrSize(left(colVerbatim))
-				if !ok {
-					return bad("record %d: string %d", i, s)
-				}
-				sp.verbatim = take(colVerbatim, n)
-				p.size += n
-				length = tag >> 1
-			case strExact, strAt:
-				anchor, l, ok := strAnchor(s, p.shape, &tok, rawLen, sdLen)
-				if sp.kind == strExact {
-					length = uint64(l)
-					ok = ok && l >= 0
-				} else {
-					length = lens.uvarint()
-					ok = ok && lens.err == nil && length <= uint64(rawLen)
-				}
-				if !ok {
-					return bad("record %d: string %d of kind %d", i, s, sp.kind)
-				}
-				sp.length, sp.anchor = uint32(length), uint32(anchor)
-				p.size += uvarintLen(length<<1|1) + uvarintLen(uint64(anchor))
-			default:
-				return bad("record %d: string %d of kind %d", i, s, sp.kind)
+			sp.verbatim = w.take(colVerbatim, n)
+			p.size += n
+			length = tag >> 1
+		case strExact, strAt:
+			anchor, l, ok := strAnchor(s, p.shape, &tok, rawLen, sdLen)
+			if sp.kind == strExact {
+				length = uint64(l)
+				ok = ok && l >= 0
+			} else {
+				length = w.lens.uvarint()
+				ok = ok && w.lens.err == nil && length <= uint64(rawLen)
 			}
-			if s == 4 {
-				if length > maxBlockBytes {
-					return bad("record %d: structured data of %d bytes", i, length)
-				}
-				sdLen = int(length)
+			if !ok {
+				return bad("string %d of kind %d", s, sp.kind)
 			}
+			sp.length, sp.anchor = uint32(length), uint32(anchor)
+			p.size += uvarintLen(length<<1|1) + uvarintLen(uint64(anchor))
+		default:
+			return bad("string %d of kind %d", s, sp.kind)
 		}
-		n, ok = trailerSize(left(colTrailers))
-		if !ok {
-			return bad("record %d: bad trailer", i)
+		if s == 4 {
+			if length > maxBlockBytes {
+				return bad("structured data of %d bytes", length)
+			}
+			sdLen = int(length)
 		}
-		p.trailer = take(colTrailers, n)
-		p.size += n
 	}
-	// the IDs, shapes and kinds were read whole above; the lengths by lens
-	unclaimed := lens.left()
+	n, ok = trailerSize(w.left(colTrailers))
+	if !ok {
+		return bad("bad trailer")
+	}
+	p.trailer = w.take(colTrailers, n)
+	p.size += n
+	return nil
+}
+
+// finish checks that the records walked claim every byte of the columns
+// (the IDs, shapes and kinds were checked whole before).
+func (w *walker2) finish() error {
+	unclaimed := w.lens.left()
 	for _, c := range []blockColumn{colHeads, colTails, colVerbatim, colTrailers} {
-		unclaimed += len(left(c))
+		unclaimed += len(w.left(c))
 	}
 	for k := range rawTokens {
-		unclaimed += len(left(colTok0 + blockColumn(k)))
+		unclaimed += len(w.left(colTok0 + blockColumn(k)))
 	}
 	if unclaimed != 0 {
-		return bad("%d bytes no record claims", unclaimed)
+		return fmt.Errorf("%w: %d bytes no record claims", ErrBadBlock, unclaimed)
 	}
-	return ids, col, sc.pieces, nil
+	return nil
 }
 
 // mayHold reports whether record p may hold word where a word query looks
@@ -785,52 +808,70 @@ func (p *recordPieces) appendTo(dst []byte, col *[numBlockColumns][]byte) []byte
 }
 
 // decode2 is decodeBlockFor for a block of layout 2: it puts together only
-// the records it keeps, straight into the buffer it returns them in.
+// the records it keeps, straight into the buffers it returns them in. It
+// walks the records a chunk at a time (decodeChunk), so what it keeps of
+// their pieces is bounded whatever the block's count: records kept are put
+// together in one buffer per chunk, of exactly their size.
 func (h blockHeader) decode2(sc *decodeScratch, word []byte) (decodedBlock, error) {
-	ids, col, pieces, err := h.walk2(sc)
+	ids, col, err := h.columns2(sc)
 	if err != nil {
 		return decodedBlock{}, err
 	}
-	need := 0
-	var keep []bool
+	var has [numBlockColumns]bool
 	if len(word) > 0 {
-		keep = make([]bool, len(pieces))
-		has := wordColumns(&col, word)
-		for i := range pieces {
-			if keep[i] = pieces[i].mayHold(&col, &has, word, &sc.raws); keep[i] {
-				need += pieces[i].size
+		has = wordColumns(col, word)
+	}
+	w := walker2{col: col, lens: colReader{b: col[colLens]}}
+	out := decodedBlock{IDs: ids, Data: make([][]byte, h.count)}
+	pieces := &sc.pieces
+	for from := 0; from < h.count; from += decodeChunk {
+		chunk := pieces[:min(decodeChunk, h.count-from)]
+		var keep [decodeChunk]bool
+		need := 0
+		for i := range chunk {
+			if err := w.next(&chunk[i]); err != nil {
+				return decodedBlock{}, err
+			}
+			if keep[i] = len(word) == 0 || chunk[i].mayHold(col, &has, word, &sc.raws); keep[i] {
+				need += chunk[i].size
 			}
 		}
-	} else {
-		for i := range pieces {
-			need += pieces[i].size
-		}
-	}
-	out := decodedBlock{IDs: ids, Data: make([][]byte, len(pieces))}
-	buf := make([]byte, 0, need)
-	for i := range pieces {
-		if keep != nil && !keep[i] {
+		if need == 0 {
 			continue
 		}
-		start := len(buf)
-		buf = pieces[i].appendTo(buf, &col)
-		out.Data[i] = buf[start:len(buf):len(buf)]
-		var v record.View
-		if err := v.Reset(out.Data[i]); err != nil {
-			return decodedBlock{}, fmt.Errorf("%w: record %d: %w", ErrBadBlock, i, err)
+		buf := make([]byte, 0, need)
+		for i := range chunk {
+			if !keep[i] {
+				continue
+			}
+			start := len(buf)
+			buf = chunk[i].appendTo(buf, col)
+			out.Data[from+i] = buf[start:len(buf):len(buf)]
+			var v record.View
+			if err := v.Reset(out.Data[from+i]); err != nil {
+				return decodedBlock{}, fmt.Errorf("%w: record %d: %w", ErrBadBlock, from+i, err)
+			}
 		}
+		// buf never grew (its capacity was the exact total), so the slices
+		// of out.Data still point into it
 	}
-	// buf never grew (its capacity was the exact total), so the slices of
-	// out.Data still point into it
+	if err := w.finish(); err != nil {
+		return decodedBlock{}, err
+	}
 	return out, nil
 }
+
+// decodeChunk is how many records of a layout-2 block decode2 walks before
+// it puts the kept ones together.
+const decodeChunk = 256
 
 // decodeScratch is what a decoder puts a block's columns together in, kept
 // between blocks (a word query decodes thousands a second).
 type decodeScratch struct {
 	cols, raws []byte
 	rests      [][]byte
-	pieces     []recordPieces
+	col        [numBlockColumns][]byte // layout 2's columns, in cols
+	pieces     [decodeChunk]recordPieces
 }
 
 var decodeScratches = sync.Pool{New: func() any { return new(decodeScratch) }}
@@ -845,7 +886,8 @@ func (sc *decodeScratch) restsFor(n int) [][]byte {
 // of ordinary lines take: that one is left to the collector.
 func (sc *decodeScratch) put() {
 	clear(sc.rests) // no encoding is kept alive from the pool
-	if cap(sc.cols)+cap(sc.raws)+24*cap(sc.rests)+int(unsafe.Sizeof(recordPieces{}))*cap(sc.pieces) > 12<<20 {
+	sc.col = [numBlockColumns][]byte{}
+	if cap(sc.cols)+cap(sc.raws)+24*cap(sc.rests) > 12<<20 {
 		return
 	}
 	decodeScratches.Put(sc)
