@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -644,16 +645,25 @@ func TestLayout2HoldsWhatLayout1Held(t *testing.T) {
 // (Found by review.)
 func TestDecodingLayout2AllocatesWhatItDeclares(t *testing.T) {
 	const n = maxBlockRecords
+	// IDs and slice headers take 40 bytes a record; the rest of the room is
+	// for what other goroutines of the test binary allocate meanwhile (the
+	// counts are the process's), and the least of three decodes is taken.
+	// The first version took 208 bytes a record more.
 	bound := func(declared, returned int) uint64 {
-		return uint64(declared + returned + 48*n + 1<<20)
+		return uint64(declared + returned + 64*n + 4<<20)
 	}
 	allocated := func(decode func() error) (uint64, error) {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		err := decode()
-		runtime.ReadMemStats(&after)
-		return after.TotalAlloc - before.TotalAlloc, err
+		least := uint64(math.MaxUint64)
+		var err error
+		for range 3 {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			err = decode()
+			runtime.ReadMemStats(&after)
+			least = min(least, after.TotalAlloc-before.TotalAlloc)
+		}
+		return least, err
 	}
 
 	// hostile: IDs, shapes and kinds for n records, nothing else
