@@ -196,10 +196,6 @@ func appendBlock(dst []byte, recs []blockRecord) ([]byte, error) {
 	words := wordSets.Get().(*wordSet)
 	defer wordSets.Put(words)
 	words.reset()
-	size := 0
-	for _, r := range recs {
-		size += len(r.Data)
-	}
 	// the columns are scratch, kept between blocks (the sealer cuts a
 	// hundred a second at 100 000 lines/s)
 	sc := blockScratches.Get().(*blockScratch)
@@ -772,14 +768,15 @@ func (p *recordPieces) mayHold(col *[numBlockColumns][]byte, has *[numBlockColum
 	return has[colTails] && bytes.Contains(col[colTails][p.tail.from:p.tail.to], word)
 }
 
-// wordColumns says which columns of a raw line or of literal strings hold
-// word anywhere. A word with a space may span tokens: every column may
-// then hold it.
+// wordColumns says which of the columns mayHold looks in (the raw line's
+// tokens and tail, and the literal strings) hold word anywhere. A word with
+// a space may span tokens: every one of them may then hold it.
 func wordColumns(col *[numBlockColumns][]byte, word []byte) (has [numBlockColumns]bool) {
 	spaced := bytes.IndexByte(word, ' ') >= 0
-	for c := range col {
+	for c := colTok0; c <= colTails; c++ {
 		has[c] = spaced || bytes.Contains(col[c], word)
 	}
+	has[colVerbatim] = spaced || bytes.Contains(col[colVerbatim], word)
 	return has
 }
 

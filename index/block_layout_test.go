@@ -16,7 +16,6 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/badger/v4"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/logmesh/logmesh/record"
 	"github.com/logmesh/logmesh/syslog"
@@ -390,22 +389,12 @@ func TestDecodeBlockRefusesHostileLayout2Blocks(t *testing.T) {
 	}
 	// a tails column that declares 1 000 bytes and inflates to almost the
 	// most a block may hold
-	var frame bytes.Buffer
-	w, err := zstd.NewWriter(&frame)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(make([]byte, maxBlockBytes-1)); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	frame := inflatingFrame(t)
 	bomb := binary.AppendUvarint(slices.Clone(head), 1000)
 	for c := range cols {
 		if blockColumn(c) == colTails {
-			bomb = binary.AppendUvarint(binary.AppendUvarint(bomb, 1000), uint64(frame.Len()))
-			bomb = append(bomb, frame.Bytes()...)
+			bomb = binary.AppendUvarint(binary.AppendUvarint(bomb, 1000), uint64(len(frame)))
+			bomb = append(bomb, frame...)
 			continue
 		}
 		bomb = append(bomb, 0, 0)

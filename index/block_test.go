@@ -272,6 +272,23 @@ func TestDecodeBlockRefusesHostileBlocks(t *testing.T) {
 			t.Errorf("%s: decoded", name)
 		}
 	}
+	frame := inflatingFrame(t)
+	bomb := append(binary.AppendUvarint(append([]byte(nil), head...), 1000), frame...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := decodeBlock(bomb); err == nil {
+		t.Fatal("a frame inflating past its declared length decoded")
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
+		t.Fatalf("refusing a %d-byte block that declares 1000 bytes allocated %d MiB", len(bomb), grew>>20)
+	}
+}
+
+// inflatingFrame returns a small ZSTD frame that inflates to almost the
+// most a block may hold: what a hostile block's frame claims less of.
+func inflatingFrame(t *testing.T) []byte {
+	t.Helper()
 	var frame bytes.Buffer
 	w, err := zstd.NewWriter(&frame)
 	if err != nil {
@@ -283,16 +300,7 @@ func TestDecodeBlockRefusesHostileBlocks(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	bomb := append(binary.AppendUvarint(append([]byte(nil), head...), 1000), frame.Bytes()...)
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	if _, err := decodeBlock(bomb); err == nil {
-		t.Fatal("a frame inflating past its declared length decoded")
-	}
-	runtime.ReadMemStats(&after)
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
-		t.Fatalf("refusing a %d-byte block that declares 1000 bytes allocated %d MiB", len(bomb), grew>>20)
-	}
+	return frame.Bytes()
 }
 
 // FuzzDecodeBlock: no input makes the decoder panic or return records that

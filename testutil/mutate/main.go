@@ -370,6 +370,13 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestBlockRoundTrip",
 	},
 	{
+		name: "layout2-chunks-overwrite-the-first",
+		file: "index/block.go",
+		from: "			out.Data[from+i] = buf[start:len(buf):len(buf)]",
+		to:   "			out.Data[i] = buf[start:len(buf):len(buf)]",
+		pkg:  "./index", run: "TestBlockRoundTrip",
+	},
+	{
 		name: "layout2-unclaimed-bytes-accepted",
 		file: "index/block.go",
 		from: "	if unclaimed != 0 {",
