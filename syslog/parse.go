@@ -50,13 +50,14 @@ import (
 //     flagged ReasonBadTimestamp but its time is used; a leap second (:60)
 //     is unusable (RFC 5424 forbids it).
 //
-// go-syslog parses every message whose header structure is found, and its
-// fields are used when they are exactly the bytes this package's scan found
-// for them; otherwise the scan's fields are used. For RFC 5424 go-syslog's
-// verdict on the grammar (character sets, lengths, SD-NAMEs, duplicate
-// SD-IDs) decides FlagParseError, and so does any disagreement with the
-// scan; for RFC 3164, whose grammar go-syslog resolves wrongly in places, the
-// scan's verdict decides.
+// This package's scans find every message's fields. For RFC 5424
+// go-syslog's verdict on the grammar (character sets, lengths, SD-NAMEs,
+// duplicate SD-IDs) decides FlagParseError, and so does any disagreement of
+// its fields with the scan's; a message of the plain shape (scan5424.plain:
+// the lines a fleet sends) is one go-syslog accepts with the scan's fields,
+// and is not given to it. For RFC 3164, whose grammar go-syslog resolves
+// wrongly in places, the scan's verdict decides, and go-syslog is not asked.
+// FuzzParsePlain checks both against go-syslog.
 type Parser struct {
 	// Location is the time zone of RFC 3164 timestamps, which carry none.
 	// nil means time.Local.
@@ -68,6 +69,9 @@ type Parser struct {
 	// libraryOff makes every go-syslog call fail, so tests can compare the
 	// scans with go-syslog.
 	libraryOff bool
+	// fastOff sends every message to go-syslog that went to it before the
+	// plain paths (scan5424.plain, parse3164), so tests can compare them.
+	fastOff bool
 }
 
 func (p *Parser) init() {

@@ -14,8 +14,9 @@ var (
 	benchRaw  = []byte(`2024-01-01 12:00:00,123 INFO [main] com.example.Service - a plain application log line without any syslog header at all, sent by a misconfigured forwarder over plain TCP`)
 )
 
-func benchParse(b *testing.B, msg []byte) {
-	p := &Parser{Location: time.UTC}
+func benchParse(b *testing.B, msg []byte) { benchParser(b, &Parser{Location: time.UTC}, msg) }
+
+func benchParser(b *testing.B, p *Parser, msg []byte) {
 	recv := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 	var r record.Record
 	b.SetBytes(int64(len(msg)))
@@ -29,5 +30,16 @@ func benchParse(b *testing.B, msg []byte) {
 }
 
 func BenchmarkParse5424(b *testing.B) { benchParse(b, bench5424) }
+
+// BenchmarkParse5424GoSyslog is BenchmarkParse5424 with every line through
+// go-syslog, as before the plain path: the baseline of the same run.
+func BenchmarkParse5424GoSyslog(b *testing.B) {
+	benchParser(b, &Parser{Location: time.UTC, fastOff: true}, bench5424)
+}
 func BenchmarkParse3164(b *testing.B) { benchParse(b, bench3164) }
-func BenchmarkParseRaw(b *testing.B)  { benchParse(b, benchRaw) }
+
+// BenchmarkParse3164GoSyslog is BenchmarkParse3164 through go-syslog too.
+func BenchmarkParse3164GoSyslog(b *testing.B) {
+	benchParser(b, &Parser{Location: time.UTC, fastOff: true}, bench3164)
+}
+func BenchmarkParseRaw(b *testing.B) { benchParse(b, benchRaw) }

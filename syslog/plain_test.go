@@ -1,0 +1,255 @@
+package syslog
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	gosyslog "github.com/leodido/go-syslog/v4"
+	"github.com/leodido/go-syslog/v4/rfc5424"
+
+	"github.com/logmesh/logmesh/record"
+	"github.com/logmesh/logmesh/sample"
+)
+
+// plainSeeds are RFC 5424 lines at the edges of what scan5424.plain
+// vouches for: each limit it checks, on both sides.
+var plainSeeds = func() []string {
+	const pre = "<14>1 2003-10-11T22:14:15.003Z "
+	s := []string{
+		pre + strings.Repeat("h", 255) + " a p m - x",
+		pre + strings.Repeat("h", 256) + " a p m - x",
+		pre + "h " + strings.Repeat("a", 48) + " p m - x",
+		pre + "h " + strings.Repeat("a", 49) + " p m - x",
+		pre + "h a " + strings.Repeat("p", 128) + " m - x",
+		pre + "h a " + strings.Repeat("p", 129) + " m - x",
+		pre + "h a p " + strings.Repeat("m", 32) + " - x",
+		pre + "h a p " + strings.Repeat("m", 33) + " - x",
+		pre + "h\x7fx a p m - x",
+		pre + "h\xc3\xa9 a p m - x",
+		pre + "h a p m [" + strings.Repeat("i", 32) + " " + strings.Repeat("n", 32) + `="v"] x`,
+		pre + "h a p m [" + strings.Repeat("i", 33) + `] x`,
+		pre + "h a p m [i " + strings.Repeat("n", 33) + `="v"] x`,
+		pre + `h a p m [i n="v"][i n="v"] dup`,
+		pre + `h a p m [i n="v"][j n="v"] two`,
+		pre + `h a p m [i n=""] empty`,
+		pre + `h a p m [i n="a\"b"] escaped`,
+		pre + `h a p m [i n="a\\b"] backslash`,
+		pre + `h a p m [i n="a\b"] lone backslash`,
+		pre + `h a p m [i n="a\]b"] bracket`,
+		pre + "h a p m [i n=\"a\tb\"] tab",
+		pre + "h a p m [i n=\"\xc3\xa9\"] utf8",
+		pre + "h a p m [i n=\"\xc3\"] bad utf8",
+		pre + `h a p m [i n="v" m="w"] two params`,
+		pre + `h a p m [i n="v"  m="w"] two spaces`,
+		pre + `h a p m [i  n="v"] two spaces`,
+		pre + `h a p m [i n=v] unquoted`,
+		pre + `h a p m [i n ="v"] space`,
+		pre + `h a p m [ n="v"] no id`,
+		pre + `h a p m [i=x] eq`,
+		pre + `h a p m [i[ n="v"] bracket in name`,
+		pre + `h a p m [i n="v"]x no space`,
+		pre + `h a p m [i n="v"]`,
+		pre + "h a p m -",
+		pre + "h a p m - \xEF\xBB\xBFbom",
+		pre + "h a p m -  two spaces",
+		"<14>1 - h a p m - x",
+		"<14>1 -x h a p m - x",
+		"<14>1 2003-10-11T22:14:15Z h a p m - x",
+		"<14>1 2003-10-11T22:14:15.1Z h a p m - x",
+		"<14>1 2003-10-11T22:14:15.123456Z h a p m - x",
+		"<14>1 2003-10-11T22:14:15.1234567Z h a p m - x",
+		"<14>1 2003-10-11T22:14:15.Z h a p m - x",
+		"<14>1 2003-10-11T22:14:15+02:00 h a p m - x",
+		"<14>1 2003-10-11T22:14:15.5-23:59 h a p m - x",
+		"<14>1 2003-10-11T22:14:15+24:00 h a p m - x",
+		"<14>1 2003-10-11T22:14:15+02:60 h a p m - x",
+		"<14>1 2003-10-11T22:14:15+0200 h a p m - x",
+		"<14>1 2003-10-11T24:14:15Z h a p m - x",
+		"<14>1 2003-10-11T22:60:15Z h a p m - x",
+		"<14>1 2003-10-11T22:14:60Z h a p m - x",
+		"<14>1 2003-00-11T22:14:15Z h a p m - x",
+		"<14>1 2003-13-11T22:14:15Z h a p m - x",
+		"<14>1 2003-10-00T22:14:15Z h a p m - x",
+		"<14>1 2003-10-32T22:14:15Z h a p m - x",
+		"<14>1 2003-02-30T22:14:15Z h a p m - x",
+		"<14>1 2004-02-29T22:14:15Z h a p m - x",
+		"<14>1 1900-02-29T22:14:15Z h a p m - x",
+		"<14>1 2000-02-29T22:14:15Z h a p m - x",
+		"<14>1 2100-02-29T00:00:00.000001Z h a p m - x",
+		"<14>1 2003-04-31T22:14:15Z h a p m - x",
+		"<14>1 2003-12-31T23:59:59.999999Z h a p m - x",
+		"<14>1 2003-10-11t22:14:15z h a p m - x",
+		"<14>1 2003-10-11T22:14:15z h a p m - x",
+		"<14>1 0000-01-01T00:00:00Z h a p m - x",
+		"<14>1 2003-1-11T22:14:15Z h a p m - x",
+		"<14>1 2003-10-11T22:14:15Z h a p - x",
+		"<14>1 2003-10-11T22:14:15Z h a p m",
+		"<14>1 2003-10-11T22:14:15Z h a p m ",
+		"<14>1 2003-10-11T22:14:15Z h a p m x",
+		"<14>1 2003-10-11T22:14:15Z h a p m [x",
+		"<14>1 2003-10-11T22:14:15Z - - - - - -",
+		"1 2003-10-11T22:14:15Z h a p m - no pri",
+	}
+	var many strings.Builder
+	for i := range 17 {
+		fmt.Fprintf(&many, "[e%d]", i)
+	}
+	s = append(s, pre+"h a p m "+many.String()+" seventeen", pre+"h a p m "+many.String()[:len(many.String())-5]+" sixteen")
+	return append(s, string(bench5424))
+}()
+
+// parseBothWays parses in with the plain path and without it.
+func parseBothWays(in []byte) (fast, slow record.Record) {
+	recv := time.Date(2025, 1, 1, 0, 0, 30, 0, time.UTC)
+	(&Parser{Location: time.UTC}).Parse(in, recv, &fast)
+	(&Parser{Location: time.UTC, fastOff: true}).Parse(in, recv, &slow)
+	return fast, slow
+}
+
+// samePlain fails t unless the plain path gave what go-syslog's path gives.
+func samePlain(t *testing.T, in []byte) {
+	t.Helper()
+	fast, slow := parseBothWays(in)
+	got, want := fromRecord(&fast), fromRecord(&slow)
+	_, offGot := got.time.Zone()
+	_, offWant := want.time.Zone()
+	if got.String() != want.String() || !got.time.Equal(want.time) || offGot != offWant || !bytes.Equal(fast.Raw, slow.Raw) {
+		t.Fatalf("%q:\nplain    %v\ngo-syslog %v", in, got, want)
+	}
+}
+
+// The plain paths give exactly what the paths through go-syslog give (RFC
+// 5424 and RFC 3164 alike), and the RFC 5424 one vouches only for messages
+// go-syslog accepts whole.
+func FuzzParsePlain(f *testing.F) {
+	for _, s := range plainSeeds {
+		f.Add([]byte(s))
+	}
+	for _, s := range parseSeeds {
+		f.Add([]byte(s))
+	}
+	lib := rfc5424.NewParser(rfc5424.WithBestEffort(), rfc5424.WithOptionalPriority())
+	f.Fuzz(func(t *testing.T, in []byte) {
+		samePlain(t, in)
+		_, at, reason := parsePRI(in)
+		if reason == record.ReasonBadPRI || !bytes.HasPrefix(in[at:], []byte("1 ")) {
+			return
+		}
+		var r record.Record
+		if s := scanRFC5424(in, at+2); s.plain(in) && fill5424(in, &s, &r) {
+			if m, err := lib.Parse(in[at:s.sd.to]); err != nil || !s.agrees(in, m.(*rfc5424.SyslogMessage)) {
+				t.Fatalf("plain vouches for %q, go-syslog: %v", in, err)
+			}
+		}
+	})
+}
+
+// What the plain path refuses, go-syslog decides; what it takes is exactly
+// what go-syslog gives. Each limit is tried on both sides, and the path
+// taken is the one expected.
+func TestThePlainPathStopsWhereGoSyslogsGrammarDoes(t *testing.T) {
+	plain := map[string]bool{}
+	for _, s := range plainSeeds {
+		samePlain(t, []byte(s))
+		in := []byte(s)
+		_, at, _ := parsePRI(in)
+		sc := scanRFC5424(in, at+2)
+		plain[s] = bytes.HasPrefix(in[at:], []byte("1 ")) && sc.plain(in)
+	}
+	const pre = "<14>1 2003-10-11T22:14:15.003Z "
+	for _, want := range []struct {
+		line  string
+		plain bool
+	}{
+		{pre + strings.Repeat("h", 255) + " a p m - x", true},
+		{pre + strings.Repeat("h", 256) + " a p m - x", false},
+		{pre + "h " + strings.Repeat("a", 49) + " p m - x", false},
+		{pre + "h a " + strings.Repeat("p", 129) + " m - x", false},
+		{pre + "h a p " + strings.Repeat("m", 32) + " - x", true},
+		{pre + "h a p " + strings.Repeat("m", 33) + " - x", false},
+		{pre + `h a p m [i n="v"][j n="v"] two`, true},
+		{pre + `h a p m [i n="v"][i n="v"] dup`, false},
+		{pre + `h a p m [i n="a\"b"] escaped`, false},
+		{pre + "h a p m [i n=\"\xc3\xa9\"] utf8", false},
+		{pre + "h a p m [" + strings.Repeat("i", 33) + `] x`, false},
+		{"<14>1 2003-10-11T22:14:15.123456Z h a p m - x", true},
+		{"<14>1 2003-10-11T22:14:15.1234567Z h a p m - x", false},
+		{"<14>1 2003-10-11T22:14:15+24:00 h a p m - x", false},
+		{"<14>1 - h a p m - x", true},
+		{"<14>1 2003-10-11T22:14:15Z - - - - - -", true},
+		{string(bench5424), true},
+	} {
+		got, ok := plain[want.line]
+		if !ok {
+			t.Fatalf("%q is not a seed", want.line)
+		}
+		if got != want.plain {
+			t.Errorf("plain(%q) = %v, want %v", want.line, got, want.plain)
+		}
+	}
+}
+
+// The lines a fleet sends take the plain paths, through Parse: go-syslog is
+// not asked for any of them, and they parse as go-syslog parses them.
+func TestSampleLinesTakeThePlainPath(t *testing.T) {
+	g := sample.New(7)
+	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	p := &Parser{Location: time.UTC}
+	p.init()
+	asked := &countingMachine{}
+	p.p5424, p.p3164 = asked, asked
+	for i := range 5000 {
+		for _, in := range [][]byte{[]byte(g.RFC5424(at.Add(time.Duration(i) * time.Millisecond))), []byte(g.RFC3164(at))} {
+			var r record.Record
+			p.Parse(in, at, &r)
+			if asked.n != 0 {
+				t.Fatalf("go-syslog was asked for %q", in)
+			}
+			if r.Flags.Has(record.FlagParseError) {
+				t.Fatalf("%q: %v", in, fromRecord(&r))
+			}
+			samePlain(t, in)
+		}
+	}
+}
+
+// countingMachine is a go-syslog machine that counts the messages it is
+// given, and parses none.
+type countingMachine struct{ n int }
+
+func (c *countingMachine) Parse([]byte) (gosyslog.Message, error) { c.n++; return nil, errLibrary }
+func (*countingMachine) WithBestEffort()                          {}
+func (*countingMachine) HasBestEffort() bool                      { return true }
+
+// utcTimestamp gives what time.Parse gives, or leaves it to time.Parse, for
+// every day of the months of leap and common years, with fractions of every
+// length.
+func TestUTCTimestampsAreTimeParsesTimes(t *testing.T) {
+	taken := 0
+	for _, year := range []int{0, 1900, 2000, 2003, 2004, 2100, 9999} {
+		for month := 1; month <= 12; month++ {
+			for day := 1; day <= 31; day++ {
+				for _, frac := range []string{"", ".5", ".01", ".123", ".0001", ".98765", ".000001", ".999999"} {
+					ts := fmt.Sprintf("%04d-%02d-%02dT23:59:58%sZ", year, month, day, frac)
+					if !timestampShape([]byte(ts)) {
+						t.Fatalf("%s: not of the shape", ts)
+					}
+					want, werr := time.Parse(rfc5424.RFC3339MICRO, ts)
+					got, ok := utcTimestamp([]byte(ts))
+					if ok != (werr == nil) || ok && (got != want) {
+						t.Fatalf("%s: utcTimestamp %v %v, time.Parse %v %v", ts, got, ok, want, werr)
+					}
+					if ok {
+						taken++
+					}
+				}
+			}
+		}
+	}
+	if taken != 8*(4*365+3*366) { // 0, 2000 and 2004 are leap years; 1900, 2003, 2100 and 9999 are not
+		t.Fatalf("%d timestamps parsed", taken)
+	}
+}
