@@ -3,6 +3,7 @@ package index
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -206,4 +207,49 @@ func BenchmarkBlockWordPerLine(b *testing.B) {
 	b.ReportMetric(float64(whole.Nanoseconds())/float64(b.N)/n, "whole-ns/line")
 	b.ReportMetric(float64(forWord.Nanoseconds())/float64(b.N)/n, "word-ns/line")
 	b.ReportMetric(float64(forWord)/float64(whole), "×whole")
+}
+
+// TestAWordDecodeKeepsExactlyTheRecordsWhoseLinesHoldIt: where every record
+// keeps its raw line and the word has no space, a layout-2 block decoded for
+// the word keeps exactly the records whose raw line holds its bytes — also
+// where the word lies across the end of one record's piece and the start of
+// the next in a column (neither is kept), where it occurs many times over
+// in one record, and in records one after the other.
+func TestAWordDecodeKeepsExactlyTheRecordsWhoseLinesHoldIt(t *testing.T) {
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	gen := record.NewGenerator(func() time.Time { return now })
+	const pre = "<14>1 2026-12-07T10:00:00Z host app 12 m - "
+	lines := []string{
+		pre + "see zebra", "cornfield", // "zebracorn" across two tails
+		pre + "zebracorn", pre + "zebracornzebracorn", "zebracorn", "x zebracorn",
+		"<14>1 2026-12-07T10:00:00Z zebracorn app 12 m - in the hostname",
+		"<14>1 2026-12-07T10:00:00Z host zebra corn 12 m - apart",
+		pre + "nothing", pre + "aaaa", pre + "a", "aa", "a", "a a", pre + "zebracor", "ncorn",
+	}
+	var recs []blockRecord
+	var p syslog.Parser
+	for _, l := range lines {
+		var r record.Record
+		p.Parse([]byte(l), now, &r)
+		r.ID = gen.Next()
+		recs = append(recs, blockRecord{ID: r.ID, Data: r.AppendEncode(nil)})
+	}
+	blk, err := appendBlock(nil, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, word := range []string{"zebracorn", "aa", "a", "corn", "zebra", "m", "host", "-", "2026-12-07T10:00:00Z", "q"} {
+		got, err := decodeBlockFor(blk, []byte(word))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range lines {
+			if want := strings.Contains(l, word); (got.Data[i] != nil) != want {
+				t.Errorf("word %q, line %q: kept %v, want %v", word, l, got.Data[i] != nil, want)
+			}
+			if got.Data[i] != nil && !bytes.Equal(got.Data[i], recs[i].Data) {
+				t.Errorf("word %q, line %q: kept, but not as stored", word, l)
+			}
+		}
+	}
 }

@@ -272,6 +272,13 @@ var mutations = []mutation{
 		pkg:  "./syslog", run: "TestSampleLinesTakeThePlainPath",
 	},
 	{
+		name: "layout2-word-looked-for-in-the-whole-tail-column",
+		file: "index/block.go",
+		from: "	return has[colTails] && bytes.Contains(col[colTails][p.tail.from:p.tail.to], word)\n",
+		to:   "	return has[colTails] && bytes.Contains(col[colTails][p.tail.from:], word)\n",
+		pkg:  "./index", run: "TestAWordDecodeKeepsExactlyTheRecordsWhoseLinesHoldIt",
+	},
+	{
 		name: "scan-chunk-ignores-the-limit",
 		file: "index/scan.go",
 		from: "	if limit > 0 && limit < mergeChunk {",
