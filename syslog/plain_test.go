@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	_ "time/tzdata" // Europe/Paris wherever the tests run
 
 	gosyslog "github.com/leodido/go-syslog/v4"
 	"github.com/leodido/go-syslog/v4/rfc5424"
@@ -101,23 +102,34 @@ var plainSeeds = func() []string {
 	return append(s, string(bench5424))
 }()
 
-// parseBothWays parses in with the plain path and without it.
-func parseBothWays(in []byte) (fast, slow record.Record) {
-	recv := time.Date(2025, 1, 1, 0, 0, 30, 0, time.UTC)
-	(&Parser{Location: time.UTC}).Parse(in, recv, &fast)
-	(&Parser{Location: time.UTC, fastOff: true}).Parse(in, recv, &slow)
-	return fast, slow
-}
+// paris has a daylight saving time, and an offset that is not UTC's.
+var paris = func() *time.Location {
+	loc, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		panic(err) // time/tzdata is linked in
+	}
+	return loc
+}()
 
-// samePlain fails t unless the plain path gave what go-syslog's path gives.
+// samePlain fails t unless the plain paths gave what the paths through
+// go-syslog give: for RFC 3164 lines in two locations, received at two
+// times (one the night Paris changes its clocks), and with the time's zone,
+// offset and location compared as well.
 func samePlain(t *testing.T, in []byte) {
 	t.Helper()
-	fast, slow := parseBothWays(in)
-	got, want := fromRecord(&fast), fromRecord(&slow)
-	_, offGot := got.time.Zone()
-	_, offWant := want.time.Zone()
-	if got.String() != want.String() || !got.time.Equal(want.time) || offGot != offWant || !bytes.Equal(fast.Raw, slow.Raw) {
-		t.Fatalf("%q:\nplain    %v\ngo-syslog %v", in, got, want)
+	for _, loc := range []*time.Location{time.UTC, paris} {
+		for _, recv := range []time.Time{time.Date(2025, 1, 1, 0, 0, 30, 0, time.UTC), time.Date(2024, 3, 31, 1, 30, 0, 0, time.UTC)} {
+			var fast, slow record.Record
+			(&Parser{Location: loc}).Parse(in, recv, &fast)
+			(&Parser{Location: loc, fastOff: true}).Parse(in, recv, &slow)
+			got, want := fromRecord(&fast), fromRecord(&slow)
+			gotZone, gotOff := got.time.Zone()
+			wantZone, wantOff := want.time.Zone()
+			if got.String() != want.String() || !got.time.Equal(want.time) || gotZone != wantZone || gotOff != wantOff ||
+				got.time.Location().String() != want.time.Location().String() || !bytes.Equal(fast.Raw, slow.Raw) {
+				t.Fatalf("%q in %v received %v:\nplain     %v\ngo-syslog %v", in, loc, recv, got, want)
+			}
+		}
 	}
 }
 
