@@ -1,6 +1,7 @@
 package syslog
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +31,18 @@ func benchParser(b *testing.B, p *Parser, msg []byte) {
 }
 
 func BenchmarkParse5424(b *testing.B) { benchParse(b, bench5424) }
+
+// benchOffset is bench5424 stamped as rsyslog stamps it: local time and its
+// offset (rsyslog writes "+00:00" for UTC, never "Z").
+var benchOffset = []byte(strings.Replace(string(bench5424), "2003-10-11T22:14:15.003Z", "2003-10-11T23:14:15.003412+01:00", 1))
+
+func BenchmarkParse5424Offset(b *testing.B) { benchParse(b, benchOffset) }
+
+// BenchmarkParse5424OffsetGoSyslog is BenchmarkParse5424Offset through
+// go-syslog.
+func BenchmarkParse5424OffsetGoSyslog(b *testing.B) {
+	benchParser(b, &Parser{Location: time.UTC, fastOff: true}, benchOffset)
+}
 
 // BenchmarkParse5424GoSyslog is BenchmarkParse5424 with every line through
 // go-syslog, as before the plain path: the baseline of the same run.

@@ -66,6 +66,16 @@ var plainSeeds = func() []string {
 		"<14>1 2003-10-11T22:14:15+02:00 h a p m - x",
 		"<14>1 2003-10-11T22:14:15.5-23:59 h a p m - x",
 		"<14>1 2003-10-11T22:14:15+24:00 h a p m - x",
+		"<14>1 2024-03-31T01:30:00.123456+00:00 h a p m - rsyslog's offset for UTC",
+		"<14>1 2024-03-31T03:30:00+02:00 h a p m - Paris after its change",
+		"<14>1 2024-03-31T01:30:00+01:00 h a p m - Paris before it",
+		"<14>1 2024-03-31T02:30:00-00:00 h a p m - x",
+		"<14>1 2024-10-27T02:30:00+01:00 h a p m - x",
+		"<14>1 2024-10-27T02:30:00+02:00 h a p m - x",
+		"<14>1 2024-02-29T23:59:59.9+05:30 h a p m - x",
+		"<14>1 2023-02-29T23:59:59.9+05:30 h a p m - x",
+		"<14>1 0000-01-01T00:00:00+13:45 h a p m - x",
+		"<14>1 9999-12-31T23:59:59-23:59 h a p m - x",
 		"<14>1 2003-10-11T22:14:15+02:60 h a p m - x",
 		"<14>1 2003-10-11T22:14:15+0200 h a p m - x",
 		"<14>1 2003-10-11T24:14:15Z h a p m - x",
@@ -236,32 +246,67 @@ func (c *countingMachine) Parse([]byte) (gosyslog.Message, error) { c.n++; retur
 func (*countingMachine) WithBestEffort()                          {}
 func (*countingMachine) HasBestEffort() bool                      { return true }
 
-// utcTimestamp gives what time.Parse gives, or leaves it to time.Parse, for
-// every day of the months of leap and common years, with fractions of every
-// length.
-func TestUTCTimestampsAreTimeParsesTimes(t *testing.T) {
+// shapedTime gives what time.ParseInLocation gives, time zone and location
+// included, or leaves it to go-syslog where time.ParseInLocation refuses the
+// day: every day of the months of leap and common years, with fractions of
+// every length, and hours around the clock changes of zones with whole,
+// half and quarter hours, against offsets each zone has, had or never has.
+func TestShapedTimesAreTimeParsesTimes(t *testing.T) {
+	zone := func(name string) *time.Location {
+		loc, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loc
+	}
+	check := func(ts string, loc *time.Location) bool {
+		t.Helper()
+		if !timestampShape([]byte(ts)) {
+			t.Fatalf("%s: not of the shape", ts)
+		}
+		want, werr := time.ParseInLocation(rfc5424.RFC3339MICRO, ts, loc)
+		got, ok := shapedTime([]byte(ts), loc)
+		gotZone, gotOff := got.Zone()
+		wantZone, wantOff := want.Zone()
+		// a fixed zone of a part of an hour is made anew by each call: its
+		// name and offset are compared, not its address
+		if ok != (werr == nil) || ok && (!got.Equal(want) || gotZone != wantZone || gotOff != wantOff ||
+			got.Location().String() != want.Location().String()) {
+			t.Fatalf("%s in %v: shapedTime %v (%v) %v, time.ParseInLocation %v (%v) %v", ts, loc, got, got.Location(), ok, want, want.Location(), werr)
+		}
+		return ok
+	}
 	taken := 0
-	for _, year := range []int{0, 1900, 2000, 2003, 2004, 2100, 9999} {
-		for month := 1; month <= 12; month++ {
-			for day := 1; day <= 31; day++ {
-				for _, frac := range []string{"", ".5", ".01", ".123", ".0001", ".98765", ".000001", ".999999"} {
-					ts := fmt.Sprintf("%04d-%02d-%02dT23:59:58%sZ", year, month, day, frac)
-					if !timestampShape([]byte(ts)) {
-						t.Fatalf("%s: not of the shape", ts)
-					}
-					want, werr := time.Parse(rfc5424.RFC3339MICRO, ts)
-					got, ok := utcTimestamp([]byte(ts))
-					if ok != (werr == nil) || ok && (got != want) {
-						t.Fatalf("%s: utcTimestamp %v %v, time.Parse %v %v", ts, got, ok, want, werr)
-					}
-					if ok {
-						taken++
+	for _, loc := range []*time.Location{time.UTC, paris} {
+		for _, year := range []int{0, 1900, 2000, 2003, 2004, 2100, 9999} {
+			for month := 1; month <= 12; month++ {
+				for day := 1; day <= 31; day++ {
+					for _, frac := range []string{"", ".5", ".0001", ".999999"} {
+						for _, off := range []string{"Z", "+00:00"} {
+							if check(fmt.Sprintf("%04d-%02d-%02dT23:59:58%s%s", year, month, day, frac, off), loc) {
+								taken++
+							}
+						}
 					}
 				}
 			}
 		}
 	}
-	if taken != 8*(4*365+3*366) { // 0, 2000 and 2004 are leap years; 1900, 2003, 2100 and 9999 are not
+	if taken != 2*4*2*(4*365+3*366) { // 0, 2000 and 2004 are leap years; 1900, 2003, 2100 and 9999 are not
 		t.Fatalf("%d timestamps parsed", taken)
+	}
+	offsets := []string{"Z", "+00:00", "-00:00", "+01:00", "+02:00", "+05:30", "-03:30", "-02:30", "+10:30", "+11:00", "+13:45", "-23:59"}
+	for _, loc := range []*time.Location{time.UTC, paris, zone("America/St_Johns"), zone("Asia/Kolkata"), zone("Australia/Lord_Howe"), zone("Pacific/Chatham")} {
+		// the days before and after 2024's clock changes of these zones
+		for _, day := range []time.Time{time.Date(2024, 3, 9, 0, 0, 0, 0, time.UTC), time.Date(2024, 3, 30, 0, 0, 0, 0, time.UTC),
+			time.Date(2024, 4, 6, 0, 0, 0, 0, time.UTC), time.Date(2024, 10, 5, 0, 0, 0, 0, time.UTC),
+			time.Date(2024, 10, 26, 0, 0, 0, 0, time.UTC), time.Date(2024, 11, 2, 0, 0, 0, 0, time.UTC)} {
+			for m := 0; m < 3*24*60; m += 15 {
+				at := day.Add(time.Duration(m) * time.Minute)
+				for _, off := range offsets {
+					check(at.Format("2006-01-02T15:04:05.000")+off, loc)
+				}
+			}
+		}
 	}
 }

@@ -245,18 +245,14 @@ func (s *scan5424) plain(b []byte) bool {
 
 // fill5424 fills r from a message plain vouched for, as parse5424 does from
 // go-syslog's result. It reports false, and leaves r alone, if the timestamp
-// does not parse (February 30th): go-syslog then decides.
+// names a day its month does not have: go-syslog then decides.
 func fill5424(msg []byte, s *scan5424, r *record.Record) bool {
 	text := string(msg) // every field shares it
 	var t time.Time
 	if ts := s.fields[fTimestamp]; ts.to-ts.from != 1 {
 		var ok bool
-		if t, ok = utcTimestamp(msg[ts.from:ts.to]); !ok {
-			var err error
-			// go-syslog's own call, for the same time and location
-			if t, err = time.Parse(rfc5424.RFC3339MICRO, text[ts.from:ts.to]); err != nil {
-				return false
-			}
+		if t, ok = shapedTime(msg[ts.from:ts.to], time.Local); !ok {
+			return false // February 30th: go-syslog decides
 		}
 	}
 	r.Format = record.FormatRFC5424
@@ -268,14 +264,13 @@ func fill5424(msg []byte, s *scan5424, r *record.Record) bool {
 	return true
 }
 
-// utcTimestamp returns the time of a timestamp of timestampShape in UTC
-// ("Z"), the time time.Parse gives (time.UTC, and "day out of range" where
-// the month has no such day), in a seventh of its time. It reports false for
-// any other offset: time.Parse then decides which location to give it.
-func utcTimestamp(ts []byte) (time.Time, bool) {
-	if ts[len(ts)-1] != 'Z' {
-		return time.Time{}, false
-	}
+// shapedTime returns the time of a timestamp of timestampShape, as
+// time.ParseInLocation(rfc5424.RFC3339MICRO, ts, local) gives it (and so
+// time.Parse, for local time.Local, as go-syslog calls it): in UTC for "Z";
+// for an offset, in local where local has that offset at that time, else in
+// a fixed zone of that offset. It reports false where the month has no such
+// day. It takes a fifth of time.Parse's time.
+func shapedTime(ts []byte, local *time.Location) (time.Time, bool) {
 	n := func(at, digits int) int {
 		v := 0
 		for _, c := range ts[at : at+digits] {
@@ -283,18 +278,35 @@ func utcTimestamp(ts []byte) (time.Time, bool) {
 		}
 		return v
 	}
+	const date = len("2006-01-02T15:04:05")
 	year, month, day := n(0, 4), time.Month(n(5, 2)), n(8, 2)
 	if day > daysIn(month, year) {
 		return time.Time{}, false
 	}
+	zone := len(ts) - 1 // "Z"
+	if ts[zone] != 'Z' {
+		zone = len(ts) - len("+07:00")
+	}
 	nsec := 0
-	if frac := ts[len("2006-01-02T15:04:05") : len(ts)-1]; len(frac) > 0 {
-		nsec = n(len("2006-01-02T15:04:05."), len(frac)-1)
+	if frac := ts[date:zone]; len(frac) > 0 { // "." and one to six digits
+		nsec = n(date+1, len(frac)-1)
 		for range 10 - len(frac) {
 			nsec *= 10
 		}
 	}
-	return time.Date(year, month, day, n(11, 2), n(14, 2), n(17, 2), nsec, time.UTC), true
+	t := time.Date(year, month, day, n(11, 2), n(14, 2), n(17, 2), nsec, time.UTC)
+	if ts[zone] == 'Z' {
+		return t, true
+	}
+	offset := (n(zone+1, 2)*60 + n(zone+4, 2)) * 60
+	if ts[zone] == '-' {
+		offset = -offset
+	}
+	t = t.Add(-time.Duration(offset) * time.Second)
+	if _, o := t.In(local).Zone(); o == offset {
+		return t.In(local), true
+	}
+	return t.In(time.FixedZone("", offset)), true
 }
 
 // daysIn returns the number of days of month in year.

@@ -262,7 +262,7 @@ var mutations = []mutation{
 		file: "syslog/rfc5424.go",
 		from: "	if day > daysIn(month, year) {",
 		to:   "	if false && day > daysIn(month, year) {",
-		pkg:  "./syslog", run: "TestUTCTimestampsAreTimeParsesTimes",
+		pkg:  "./syslog", run: "TestShapedTimesAreTimeParsesTimes",
 	},
 	{
 		name: "plain-syslog-path-never-taken",
