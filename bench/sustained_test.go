@@ -18,7 +18,10 @@ import (
 // TestSustainedCountsWhatItMeasures: a short sustained run against a real
 // agent stores every line it sent, finds the rare word in exactly one line
 // of a hundred (the run checks both and fails otherwise), and reports
-// figures that are not zero. VictoriaLogs is never needed by the tests.
+// figures that are not zero. The collections are read from the agent (-1 if
+// they cannot be) but may be none: since the syslog parser's plain path,
+// 20 000 lines make too little garbage to be sure of one. VictoriaLogs is
+// never needed by the tests.
 func TestSustainedCountsWhatItMeasures(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real agent")
@@ -33,7 +36,7 @@ func TestSustainedCountsWhatItMeasures(t *testing.T) {
 		t.Fatalf("%d results without VictoriaLogs, want 1", len(res))
 	}
 	r := res[0]
-	if r.Lines != lines || r.WordMatches != (lines+99)/100 || r.Elapsed <= 0 || r.CPU <= 0 || r.PeakRSS <= 0 || r.PeakAnon <= 0 || r.PeakAnon > r.PeakRSS || r.DiskPerLine <= 0 || r.GCCycles <= 0 ||
+	if r.Lines != lines || r.WordMatches != (lines+99)/100 || r.Elapsed <= 0 || r.CPU <= 0 || r.PeakRSS <= 0 || r.PeakAnon <= 0 || r.PeakAnon > r.PeakRSS || r.DiskPerLine <= 0 || r.GCCycles < 0 ||
 		!r.SettledIdle || r.WordQuerySettled <= 0 {
 		t.Fatalf("figures %+v", r)
 	}
