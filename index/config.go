@@ -72,6 +72,12 @@ type Config struct {
 	// made by the first store that compresses: later stores of the same
 	// process get its level, whatever they ask.
 	CompressionLevel int
+	// UncompressedTables stores table blocks as they are (experimental,
+	// --table-compression none). With --seal-after, the tree's records are
+	// loose ones the sealer drops within minutes, and compactions spent a
+	// fifth of the agent's CPU compressing them at every rewrite; the
+	// blocks that stay are compressed by the sealer (docs/architecture.md).
+	UncompressedTables bool
 
 	// MaxBatchRecords bounds the records of one group commit (default 4096).
 	MaxBatchRecords int

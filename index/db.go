@@ -741,10 +741,14 @@ func (db *DB) writeCheckpoint() error {
 // engineOptions are the Badger settings of a store in dir: the DB's and,
 // so that the benchmarks compare like with like, the Baseline's.
 func engineOptions(cfg Config, dir string) badger.Options {
+	compression := options.ZSTD
+	if cfg.UncompressedTables {
+		compression = options.None
+	}
 	return badger.DefaultOptions(dir).
 		WithSyncWrites(false). // syncs are explicit: per group commit or per interval
 		WithDetectConflicts(false).
-		WithCompression(options.ZSTD).WithZSTDCompressionLevel(cfg.CompressionLevel).
+		WithCompression(compression).WithZSTDCompressionLevel(cfg.CompressionLevel).
 		WithMemTableSize(cfg.MemTableBytes).
 		WithNumMemtables(cfg.NumMemTables).
 		WithNumLevelZeroTables(cfg.L0Tables).WithBaseLevelSize(cfg.BaseLevelBytes).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -233,4 +234,62 @@ func TestValueLogStoreReadsAsTheTree(t *testing.T) {
 	}
 	db = openTest(t, dir, vlogCfg)
 	compareReads(t, "reopened", want, readEverything(t, db, es, 5))
+}
+
+// TestUncompressedTablesReadAsCompressed writes the same records to a store
+// whose tables are not compressed (--table-compression none) and reads
+// them back through every reader, as written, sealed and after a reopen;
+// its tables take at least the records' bytes.
+func TestUncompressedTablesReadAsCompressed(t *testing.T) {
+	rng := rand.New(rand.NewPCG(43, 44))
+	es := makeSealEntries(rng)
+	tree := openTest(t, t.TempDir())
+	if _, err := tree.Write(context.Background(), es, OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	want := readEverything(t, tree, es, 5)
+
+	dir := t.TempDir()
+	plain := func(c *Config) { c.UncompressedTables = true }
+	db := openTest(t, dir, plain)
+	if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	compareReads(t, "uncompressed tables", want, readEverything(t, db, es, 5))
+	if err := db.Close(); err != nil { // flushes the memtable into a table
+		t.Fatal(err)
+	}
+	var tables, raw int64
+	matches, _ := filepath.Glob(filepath.Join(dir, "badger", "*.sst"))
+	for _, m := range matches {
+		info, err := os.Stat(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tables += info.Size()
+	}
+	for _, e := range es {
+		raw += int64(len(e.Data))
+	}
+	if tables < raw {
+		t.Fatalf("the tables take %d bytes for %d bytes of records: they were compressed", tables, raw)
+	}
+	db = openTest(t, dir, plain)
+	compareReads(t, "reopened", want, readEverything(t, db, es, 5))
+	for _, w := range db.AllWindows() {
+		if err := db.sealWindow(w, 0, uint8(slicesPerWindow)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if db.Stats().RecordsSealed == 0 {
+		t.Fatal("nothing was sealed")
+	}
+	compareReads(t, "sealed", want, readEverything(t, db, es, 5))
+	// each table says how it was compressed: a store reads its tables
+	// whatever the option says now
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, dir)
+	compareReads(t, "reopened with compressed tables", want, readEverything(t, db, es, 5))
 }

@@ -85,6 +85,7 @@ func agentFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "idle-timeout", Value: 0, EnvVars: env("IDLE_TIMEOUT"), Usage: "close a syslog connection that sends nothing for this long (0: the default, 10m)"},
 		&cli.DurationFlag{Name: "frame-timeout", Value: 0, EnvVars: env("FRAME_TIMEOUT"), Usage: "a syslog message that has begun must arrive within this (0: the default, 30s)"},
 		&cli.StringFlag{Name: "cache-size", Value: "32MiB", EnvVars: env("CACHE_SIZE"), Usage: "block cache of the store"},
+		&cli.StringFlag{Name: "table-compression", Value: "zstd", EnvVars: env("TABLE_COMPRESSION"), Usage: "experimental: how Badger compresses its table blocks, zstd or none; with --seal-after the tree holds loose records the sealer drops within minutes, and its blocks are compressed by the sealer (docs/architecture.md)"},
 		&cli.StringFlag{Name: "value-threshold", Value: "0", EnvVars: env("VALUE_THRESHOLD"), Usage: "experimental: values from this size go to Badger's value log instead of its LSM tree (0: keep records in the tree); 64B takes record bodies out of the compactions, but the value log is not compressed and queries read it at random (docs/architecture.md)"},
 		&cli.StringFlag{Name: "memtable-size", Value: "16MiB", EnvVars: env("MEMTABLE_SIZE"), Usage: "size of one store memtable (--memtables of them are held in memory)"},
 		&cli.StringFlag{Name: "memory-limit", Value: "auto", EnvVars: env("MEMORY_LIMIT"), Usage: `soft memory limit of the Go runtime, like GOMEMLIMIT; "auto": what the store settings need (224MiB with the defaults), or a quarter above the live heap when more is live, up to 4 times that, unless GOMEMLIMIT is set; "off": none`},
@@ -310,6 +311,13 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 	}
 	if cfg.Index.BlockCacheBytes, err = parseBytes(c.String("cache-size")); err != nil {
 		return cfg, flagErr("cache-size", err)
+	}
+	switch tc := c.String("table-compression"); tc {
+	case "zstd":
+	case "none":
+		cfg.Index.UncompressedTables = true
+	default:
+		return cfg, flagErr("table-compression", fmt.Errorf("%q is neither zstd nor none", tc))
 	}
 	if cfg.Index.ValueThreshold, err = parseBytes(c.String("value-threshold")); err != nil {
 		return cfg, flagErr("value-threshold", err)

@@ -180,6 +180,7 @@ func TestConfigErrors(t *testing.T) {
 	f(`fsync = "sometimes"`, `config FILE: key "fsync" = "sometimes": invalid value: "sometimes" is not "always" or an interval such as 100ms`)
 	f(`query-workers = 0`, `config FILE: key "query-workers" = 0: invalid value: 0: at least 1`)
 	f(`seal-capture = "plenty"`, `config FILE: key "seal-capture" = "plenty": invalid value: "plenty" is not off or a size like 64MiB`)
+	f(`table-compression = "lz4"`, `config FILE: key "table-compression" = "lz4": invalid value: "lz4" is neither zstd nor none`)
 	f(`log-level = "loud"`, `config FILE: key "log-level" = "loud": invalid value: "loud" is not debug, info, warn or error`)
 	f(`encrypt = "c2VjcmV0"`, `config FILE: key "encrypt" = (the key is not shown): invalid value: gossip key has 6 bytes, want 16, 24 or 32`)
 
