@@ -279,6 +279,20 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestAWordDecodeKeepsExactlyTheRecordsWhoseLinesHoldIt",
 	},
 	{
+		name: "word-byte-table-without-underscore",
+		file: "record/words.go",
+		from: "|| c == '_' || c >= 0x80\n\t}\n\treturn t",
+		to:   "|| c >= 0x80\n\t}\n\treturn t",
+		pkg:  "./record", run: "TestWordByteIsItsDefinition",
+	},
+	{
+		name: "uncompressed-tables-ignored",
+		file: "index/db.go",
+		from: "	if cfg.UncompressedTables {",
+		to:   "	if false && cfg.UncompressedTables {",
+		pkg:  "./index", run: "TestUncompressedTablesReadAsCompressed",
+	},
+	{
 		name: "scan-chunk-ignores-the-limit",
 		file: "index/scan.go",
 		from: "	if limit > 0 && limit < mergeChunk {",
