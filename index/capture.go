@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -39,6 +40,20 @@ import (
 // it into a block ahead of the move: later records of a partition rarely
 // arrive older than that (the writers' batches in flight).
 const captureLag = time.Second
+
+// captureEagerLag is how old a record must be before the capture cuts it
+// while over its budget. Cutting the newest records too made a run's cut
+// end at the newest ID, so any record of a writer's batch still in flight
+// (minted a moment before it) landed inside the block and sent the whole
+// run back to be read at its move; at 70 000-120 000 lines/s the partial
+// runs alone fill the default budget, and one 8 M-line run after another
+// lost every run of a slice that way (docs/architecture.md, "Sealing from
+// memory").
+const captureEagerLag = captureLag / 4
+
+// blockedCutWait is how long a copy of cut blocks waits for Badger to take
+// writes again (writeCuts).
+const blockedCutWait = time.Minute
 
 // captureEvery is how often the sealer cuts the blocks the capture holds.
 const captureEvery = 250 * time.Millisecond
@@ -290,15 +305,16 @@ type captureCut struct {
 }
 
 // cuts takes out of the pending records, run by run, every block's worth
-// (per records, at most maxBytes) older than lag at now, or, while the
-// pending records take more than the budget, every block's worth whatever
-// its age and then whatever is left of at least fewest records. A cut is
+// (per records, at most maxBytes) older than captureLag at now, or, while
+// the pending records take more than the budget, every block's worth older
+// than captureEagerLag (of a slice that has not begun, whatever its age)
+// and then whatever is left of at least fewest records older than that. A cut is
 // noted as copied at once: if copying it fails, the caller breaks its
 // slice.
 func (c *capture) cuts(now time.Time, per, fewest int, maxBytes int64) []captureCut {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	limit := now.Add(-captureLag).UnixMilli()
+	limit, eagerLimit := now.Add(-captureLag).UnixMilli(), now.Add(-captureEagerLag).UnixMilli()
 	var out []captureCut
 	for _, eager := range []bool{false, true} {
 		if eager && c.bytes <= c.budget {
@@ -313,10 +329,17 @@ func (c *capture) cuts(now time.Time, per, fewest int, maxBytes int64) []capture
 					continue
 				}
 				rc.sort()
-				ready := len(rc.pending)
-				if !eager {
-					ready, _ = slices.BinarySearchFunc(rc.pending, limit, func(r capturedRecord, ms int64) int { return cmp.Compare(r.ID.Millis(), ms) })
+				before := limit
+				switch {
+				case eager && sliceStart(ref.w, ref.s) > now.UnixMilli():
+					// a slice of the future (another peer's records up to
+					// MaxFuture ahead): nothing of this process writes into
+					// it, and memory matters more
+					before = math.MaxInt64
+				case eager:
+					before = eagerLimit
 				}
+				ready, _ := slices.BinarySearchFunc(rc.pending, before, func(r capturedRecord, ms int64) int { return cmp.Compare(r.ID.Millis(), ms) })
 				taken := 0
 				for {
 					n, size := 0, int64(0)
@@ -547,7 +570,10 @@ func (db *DB) cutCaptured() error {
 // and hold the writes off meanwhile. Nothing reads a slice's moved space
 // before its switch, which runs inside the committer after the cut that
 // copied them (cutMu). A transaction refused while maintenance drops a
-// prefix (Badger blocks writes then) is tried again.
+// prefix (Badger blocks writes then) is tried again, for as long as
+// blockedCutWait: a switch's drop has blocked writes for seven seconds in a
+// sustained run, and a copy that gave up after two broke every slice it cut
+// from (read back whole at their moves).
 func (db *DB) writeCuts(plans []sealPlan) error {
 	maxBytes, maxCount := db.bdb.MaxBatchSize()/2, db.bdb.MaxBatchCount()/2
 	for i := 0; i < len(plans); {
@@ -566,7 +592,8 @@ func (db *DB) writeCuts(plans []sealPlan) error {
 				db.capture.breakSlice(sliceRef{plan.w, plan.s})
 			}
 		}
-		for attempt := 0; ; attempt++ {
+		blockedSince := time.Time{}
+		for {
 			if !db.space.writable.Load() {
 				return errNoSpaceToMove
 			}
@@ -592,7 +619,10 @@ func (db *DB) writeCuts(plans []sealPlan) error {
 				}
 				break
 			}
-			if !errors.Is(err, badger.ErrBlockedWrites) || attempt == 100 {
+			if blockedSince.IsZero() {
+				blockedSince = time.Now()
+			}
+			if !errors.Is(err, badger.ErrBlockedWrites) || time.Since(blockedSince) > blockedCutWait {
 				return fmt.Errorf("index: copy blocks cut from memory: %w", err)
 			}
 			if !sleepCtx(db.ctx, 20*time.Millisecond) {

@@ -256,15 +256,22 @@ func TestCopiesLeftByAnEarlierProcessAreCleared(t *testing.T) {
 
 // TestYoungRecordsWaitUnlessMemoryRunsOut: records younger than captureLag
 // stay in memory (a late one would land inside their block), until what the
-// capture holds passes its budget; then blocks are cut whatever their age.
-// Past twice the budget the slice holding most is given up (read back at
-// its move).
+// capture holds passes its budget; then blocks are cut of those older than
+// captureEagerLag, never of the newest (a batch in flight would land inside
+// them, and the run would be read back at its move). Past twice the budget
+// the slice holding most is given up (read back at its move).
 func TestYoungRecordsWaitUnlessMemoryRunsOut(t *testing.T) {
+	const newest = 50 // of the 200 records, younger than captureEagerLag on the store's clock, which stands still
+	frozen := time.Now()
 	young := func() []Entry {
-		now := time.Now().UnixMilli()
+		now := frozen.UnixMilli()
 		var es []Entry
 		for i := range 200 {
-			id := idIn(now-int64(i%50), 9)
+			ms := now - captureEagerLag.Milliseconds() - 10 - int64(i%50)
+			if i >= 200-newest {
+				ms = now - int64(i%50)
+			}
+			id := idIn(ms, 9)
 			es = append(es, Entry{ID: id, Data: (&record.Record{ID: id, Message: fmt.Sprint("young ", i)}).AppendEncode(nil)})
 		}
 		return es
@@ -280,7 +287,10 @@ func TestYoungRecordsWaitUnlessMemoryRunsOut(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			budget := c.budget()
-			db := openCaptured(t, t.TempDir(), time.Now().Add(-time.Hour), func(c *Config) { c.SealCaptureBytes = budget })
+			db := openCaptured(t, t.TempDir(), frozen.Add(-time.Hour), func(c *Config) {
+				c.SealCaptureBytes = budget
+				c.Now = func() time.Time { return frozen }
+			})
 			if _, err := db.Write(context.Background(), young(), OriginLocal); err != nil {
 				t.Fatal(err)
 			}
@@ -306,6 +316,10 @@ func TestYoungRecordsWaitUnlessMemoryRunsOut(t *testing.T) {
 			}
 			if budget < held && (after.CapturedBlocks == 0 || after.CapturedBytes > budget) {
 				t.Fatalf("over its budget of %d, the capture cut %d blocks (%d of %d bytes left)", budget, after.CapturedBlocks, after.CapturedBytes, st.CapturedBytes)
+			}
+			if budget < held && after.CapturedBytes < held*newest/200*9/10 {
+				t.Fatalf("over its budget, the capture cut the newest records too: %d of %d bytes left, the newest %d records take about %d",
+					after.CapturedBytes, st.CapturedBytes, newest, held*newest/200)
 			}
 		})
 	}
@@ -384,5 +398,37 @@ func TestARunDeletedWholeAfterItsCutStaysDeleted(t *testing.T) {
 		if _, err := db.Get(id); err == nil {
 			t.Fatalf("%s, deleted, is back after the move", id)
 		}
+	}
+}
+
+// TestACopyWaitsOutWritesBlockedByADrop: Badger refuses every write while a
+// prefix is dropped (a switch's drop has taken seven seconds in a sustained
+// run). A copy of cut blocks waits for writes to come back instead of
+// giving up after two seconds, which broke every slice it had cut from:
+// each was read back whole at its move.
+func TestACopyWaitsOutWritesBlockedByADrop(t *testing.T) {
+	db := openCaptured(t, t.TempDir(), time.Now().Add(-time.Hour))
+	ms := time.Now().Add(-10 * time.Minute).UnixMilli()
+	w, s := record.WindowOf(ms), sliceOf(ms)
+	if _, err := db.Write(context.Background(), slicePartitionRun(w, s, 9, 40, 0, "cut"), OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	unblock := failCommits(t, db)
+	const blocked = 3 * time.Second // longer than the copy waited before
+	start := time.Now()
+	timer := time.AfterFunc(blocked, unblock)
+	defer timer.Stop()
+	if err := db.cutCaptured(); err != nil {
+		t.Fatalf("the copy gave up after %v of blocked writes: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	if took := time.Since(start); took < blocked {
+		t.Fatalf("the copy returned after %v, while writes were blocked for %v", took, blocked)
+	}
+	db.capture.mu.Lock()
+	sc := db.capture.slices[sliceRef{w, s}]
+	broken := sc == nil || sc.broken
+	db.capture.mu.Unlock()
+	if broken || db.Stats().CapturedBlocks == 0 {
+		t.Fatalf("after the writes came back: slice broken %v, %d blocks copied", broken, db.Stats().CapturedBlocks)
 	}
 }
