@@ -279,6 +279,27 @@ var mutations = []mutation{
 		pkg:  "./index", run: "TestAWordDecodeKeepsExactlyTheRecordsWhoseLinesHoldIt",
 	},
 	{
+		name: "eager-cuts-take-the-newest-records",
+		file: "index/capture.go",
+		from: "					before = eagerLimit\n",
+		to:   "					before = 1<<62 + eagerLimit*0\n",
+		pkg:  "./index", run: "TestYoungRecordsWaitUnlessMemoryRunsOut",
+	},
+	{
+		name: "future-slices-wait-over-budget",
+		file: "index/capture.go",
+		from: "				case eager && sliceStart(ref.w, ref.s) > now.UnixMilli():",
+		to:   "				case false && eager && sliceStart(ref.w, ref.s) > now.UnixMilli():",
+		pkg:  "./index", run: "TestCopiesOfAnEarlierProcessInASliceCapturedAgain",
+	},
+	{
+		name: "cut-copy-gives-up-on-blocked-writes-after-two-seconds",
+		file: "index/capture.go",
+		from: "const blockedCutWait = time.Minute",
+		to:   "const blockedCutWait = 2 * time.Second",
+		pkg:  "./index", run: "TestACopyWaitsOutWritesBlockedByADrop",
+	},
+	{
 		name: "word-byte-table-without-underscore",
 		file: "record/words.go",
 		from: "|| c == '_' || c >= 0x80\n\t}\n\treturn t",
@@ -1030,8 +1051,8 @@ var mutations = []mutation{
 	{
 		name: "a-cut-left-out-for-an-expired-window-stays-trusted",
 		file: "index/capture.go",
-		from: "				db.capture.breakSlice(sliceRef{plan.w, plan.s})\n			}\n		}\n		for attempt",
-		to:   "			}\n		}\n		for attempt",
+		from: "				db.capture.breakSlice(sliceRef{plan.w, plan.s})\n			}\n		}\n		blockedSince",
+		to:   "			}\n		}\n		blockedSince",
 		pkg:  "./index", run: "TestACutLeftOutForAnExpiredWindowIsReadBack",
 	},
 	{
@@ -1156,8 +1177,8 @@ var mutations = []mutation{
 	{
 		name: "young-records-cut-at-once",
 		file: "index/capture.go",
-		from: "				if !eager {\n					ready, _ =",
-		to:   "				if false {\n					ready, _ =",
+		from: "				before := limit\n",
+		to:   "				before := int64(1<<62) + limit*0\n",
 		pkg:  "./index", run: "TestYoungRecordsWaitUnlessMemoryRunsOut",
 	},
 	{
