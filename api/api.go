@@ -271,6 +271,11 @@ type StoreStatus struct {
 	RunsFromMemory uint64 `json:"runs_from_memory"`
 	RunsReadBack   uint64 `json:"runs_read_back"`
 	CaptureShed    uint64 `json:"capture_shed"`
+	// Drops counts the store's bulk drops (retention, the loose records of
+	// moved slices) and DropSeconds their total time: each holds every
+	// write while it runs.
+	Drops       uint64  `json:"drops"`
+	DropSeconds float64 `json:"drop_seconds"`
 }
 
 // Convergence is the answer to GET /v1/convergence: proof of when replicas

@@ -88,6 +88,9 @@ type sliceCapture struct {
 	broken bool
 	// closed: the slice's move took it over; later writes are not captured
 	closed bool
+	// moving: a move lists the slice to take it over (holdSlice): no cut
+	// takes its records any more, while the other slices' go on
+	moving bool
 	runs   map[record.Partition]*runCapture
 }
 
@@ -285,6 +288,25 @@ func (c *capture) lockCuts() func() {
 	return c.cutMu.Unlock
 }
 
+// holdSlice keeps every later cut off slice ref, whose move is about to
+// list it and take it over (finish): it waits for a cut in flight, which may
+// hold records of it, and marks the slice so that no later cut takes any.
+// Cuts of the other slices go on meanwhile: a move lists a minute of records
+// (seconds at 100 000 lines/s), and a cutter held off all that time let the
+// capture of the slice being written pass twice its budget and give it up.
+func (c *capture) holdSlice(ref sliceRef) {
+	if c == nil {
+		return
+	}
+	c.cutMu.Lock()
+	defer c.cutMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sc := c.slices[ref]; sc != nil {
+		sc.moving = true
+	}
+}
+
 // valid reports whether slice ref has a capture its move can use, copies
 // in the moved space included (which moveSlices must not clear).
 func (c *capture) valid(ref sliceRef) bool {
@@ -321,7 +343,7 @@ func (c *capture) cuts(now time.Time, per, fewest int, maxBytes int64) []capture
 			break
 		}
 		for ref, sc := range c.slices {
-			if sc.broken || sc.closed {
+			if sc.broken || sc.closed || sc.moving {
 				continue
 			}
 			for p, rc := range sc.runs {

@@ -436,3 +436,64 @@ func TestACopyWaitsOutWritesBlockedByADrop(t *testing.T) {
 		t.Fatalf("after the writes came back: slice broken %v, %d blocks copied", broken, db.Stats().CapturedBlocks)
 	}
 }
+
+// TestCutsGoOnWhileAMoveListsItsSlice: a move lists its slice (seconds for a
+// minute of records at 100 000 lines/s) with that slice held off the cuts,
+// but not the others: the cutter goes on cutting the slice being written
+// meanwhile. Held off them all, it let that slice's capture pass twice its
+// budget and give it up (read back whole at its own move) in every
+// sustained run. The slice moved is still taken from memory, exactly.
+func TestCutsGoOnWhileAMoveListsItsSlice(t *testing.T) {
+	db := openCaptured(t, t.TempDir(), time.Now().Add(-time.Hour))
+	msA, msB := time.Now().Add(-10*time.Minute).UnixMilli(), time.Now().Add(-5*time.Minute).UnixMilli()
+	a, b := sliceRef{record.WindowOf(msA), sliceOf(msA)}, sliceRef{record.WindowOf(msB), sliceOf(msB)}
+	es := append(slicePartitionRun(a.w, a.s, 9, 40, 0, "moved"), slicePartitionRun(b.w, b.s, 9, 40, 0, "written meanwhile")...)
+	if _, err := db.Write(context.Background(), es, OriginLocal); err != nil {
+		t.Fatal(err)
+	}
+	want := readEverything(t, reference(t, es), es, 3)
+	cutOf := func(ref sliceRef) int {
+		db.capture.mu.Lock()
+		defer db.capture.mu.Unlock()
+		if sc := db.capture.slices[ref]; sc != nil && sc.runs[9] != nil {
+			return sc.runs[9].cut
+		}
+		return -1
+	}
+	listed := false
+	t.Cleanup(func() { moveListing = nil })
+	moveListing = func(w record.Window, s uint8) {
+		if (sliceRef{w, s}) != a {
+			return
+		}
+		listed = true
+		done := make(chan error, 1)
+		go func() { done <- db.cutCaptured() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("a cut beside the listing: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("the cutter waited for the move's listing of another slice")
+			return // (it goes on once the move lets it)
+		}
+		if got := cutOf(b); got != 32 {
+			t.Errorf("the slice being written had %d records cut beside the listing of another, want a block of 32", got)
+		}
+		if got := cutOf(a); got != 0 {
+			t.Errorf("the slice being listed had %d records cut during its listing", got)
+		}
+	}
+	if err := db.sealWindow(a.w, a.s, a.s+1); err != nil {
+		t.Fatal(err)
+	}
+	if !listed {
+		t.Fatal("the move never listed its slice")
+	}
+	if st := db.Stats(); st.RunsFromMemory != 1 || st.RunsReadBack != 0 {
+		t.Fatalf("the slice moved: %d runs from memory, %d read back; want its one run from memory", st.RunsFromMemory, st.RunsReadBack)
+	}
+	moveAll(t, db)
+	compareReads(t, "cuts beside a listing", want, readEverything(t, db, es, 3))
+}

@@ -48,6 +48,9 @@ type DB struct {
 	// dropping makes drops of moved slices one at a time (dropMoved), so
 	// that two never both drop, and count, the same slices.
 	dropping sync.Mutex
+	// lastMovedDrop: when maintenance last dropped loose records of moved
+	// slices (UnixNano; zero: not since the opening), for DropMovedEvery
+	lastMovedDrop atomic.Int64
 	// settleSeq numbers the deletes still to settle (settle.go).
 	settleSeq atomic.Uint64
 	// stamping is held shared by a commit outside the group commit from

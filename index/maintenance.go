@@ -19,8 +19,10 @@ func (db *DB) Maintain() {
 	log := db.cfg.Logger
 	// the loose records of moved slices are dropped first, and even when
 	// the disk is nearly full: dropping frees space
-	if err := db.dropMoved(false); err != nil {
-		log.Error("dropping the loose records of moved slices failed; the next maintenance tries again", "err", err)
+	if db.dropMovedDue() {
+		if err := db.dropMoved(false); err != nil {
+			log.Error("dropping the loose records of moved slices failed; the next maintenance tries again", "err", err)
+		}
 	}
 	if !db.space.backgroundOK() {
 		log.Warn("maintenance skipped: disk nearly full", "free_bytes", db.space.free.Load())
@@ -184,7 +186,7 @@ func (db *DB) dropWindows(ws []record.Window, cutoff record.Window) error {
 		db.collecting.RLock() // no collection writes back what this drops
 		defer db.collecting.RUnlock()
 		defer db.wrote()
-		return db.bdb.DropPrefix(prefixes...)
+		return db.dropPrefix(prefixes)
 	})
 	if err != nil {
 		return err
@@ -341,6 +343,15 @@ func (db *DB) collectValueLog(ratio float64) error {
 	return db.bdb.RunValueLogGC(ratio)
 }
 
+// dropMovedDue reports whether maintenance drops the loose records of
+// moved slices now: Config.DropMovedEvery after the last drop of some, or
+// at once while the disk is nearly full.
+func (db *DB) dropMovedDue() bool {
+	last := db.lastMovedDrop.Load()
+	return db.cfg.DropMovedEvery < 0 || last == 0 || !db.space.backgroundOK() ||
+		time.Since(time.Unix(0, last)) >= db.cfg.DropMovedEvery
+}
+
 // dropListed, set by tests only, runs between listing the slices a drop
 // of moved slices drops and dropping them (dropMoved).
 var dropListed func()
@@ -407,6 +418,7 @@ func (db *DB) dropMoved(wait bool) error {
 	}
 	db.stats.slicesDropped.Add(uint64(len(prefixes)))
 	if len(prefixes) > 0 {
+		db.lastMovedDrop.Store(time.Now().UnixNano())
 		db.cfg.Logger.Debug("dropped the loose records of moved slices", "slices", len(prefixes))
 	}
 	return nil

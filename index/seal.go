@@ -110,6 +110,10 @@ func (db *DB) noteBlocks(w record.Window, set uint64) {
 // blocks and switching its slice (moveSlice).
 var moveBeforeSwitch func(w record.Window, s uint8)
 
+// moveListing, set by tests only, runs when a move has held its slice off
+// the cuts and is about to list it (moveSlice).
+var moveListing func(w record.Window, s uint8)
+
 // switchPlanned, set by tests only, runs after a move encoded the blocks its
 // switch re-encodes with their changes, before the switch.
 var switchPlanned func(w record.Window, s uint8)
@@ -882,13 +886,15 @@ func (db *DB) moveSlice(w record.Window, s uint8) (time.Duration, bool, error) {
 	// read a moved space without it. A cutoff that only rose since here and
 	// is at or below w at the switch was so at every copy.
 	backs := db.cutoffBacks.Load()
-	unlock := db.capture.lockCuts() // no copy of this slice in flight
+	db.capture.holdSlice(sliceRef{w, s}) // no copy of this slice in flight, nor any later
+	if moveListing != nil {
+		moveListing(w, s)
+	}
 	txn, release := db.snapshot()
 	defer release()
 	listTs := txn.ReadTs()
 	runs, counts := listRuns(txn, w, s, s+1, func(s uint8) uint8 { return s }, true)
 	got, back, whole := db.capture.finish(sliceRef{w, s}, listTs, runs, counts)
-	unlock()
 	if len(runs) == 0 {
 		return 0, false, nil // (copies the capture cut are cleared by the next move)
 	}
@@ -1114,8 +1120,20 @@ func (db *DB) dropInCommitter(prefixes [][]byte, wait bool, check func() error) 
 		}
 		defer db.collecting.RUnlock()
 		defer db.wrote()
-		return db.bdb.DropPrefix(prefixes...)
+		return db.dropPrefix(prefixes)
 	})
+}
+
+// dropPrefix runs Badger's DropPrefix, counting the drop and how long it
+// held the writes: it refuses every write while it flushes the memtables,
+// waits for the compactions running to end and rewrites the tables that
+// straddle a prefix.
+func (db *DB) dropPrefix(prefixes [][]byte) error {
+	t0 := time.Now()
+	err := db.bdb.DropPrefix(prefixes...)
+	db.stats.drops.Add(1)
+	db.stats.dropNanos.Add(int64(time.Since(t0)))
+	return err
 }
 
 // clearMoveSpace drops whatever the moved space of the listed slices of

@@ -41,6 +41,8 @@ type stats struct {
 	runsReadBack      atomic.Uint64 // runs a move read back from the store
 	settled           atomic.Uint64
 	expiredBlocks     atomic.Uint64 // keys of moved spaces retention deleted one by one (dropWindows)
+	drops             atomic.Uint64 // Badger DropPrefix calls (dropPrefix)
+	dropNanos         atomic.Int64  // nanoseconds they held the writes
 }
 
 // Stats is a snapshot of the store's counters and sizes.
@@ -117,6 +119,11 @@ type Stats struct {
 	// back, because it held twice its budget.
 	CapturedBlocks, RunsFromMemory, RunsReadBack, CaptureShed uint64
 	CapturedBytes                                             int64
+	// Drops counts Badger's DropPrefix calls (retention, the loose records
+	// of moved slices, copies of unfinished moves) and DropSeconds how long
+	// they took: each refuses every write while it runs.
+	Drops       uint64
+	DropSeconds float64
 }
 
 // Stats returns a snapshot of the store's counters.
@@ -153,6 +160,8 @@ func (db *DB) Stats() Stats {
 		CapturedBlocks:       db.stats.capturedBlocks.Load(),
 		RunsFromMemory:       db.stats.runsFromMemory.Load(),
 		RunsReadBack:         db.stats.runsReadBack.Load(),
+		Drops:                db.stats.drops.Load(),
+		DropSeconds:          float64(db.stats.dropNanos.Load()) / 1e9,
 	}
 	s.CapturedBytes, s.CaptureShed = db.capture.pendingBytes()
 	s.MinFreeDiskBytes = db.space.minFree

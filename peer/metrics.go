@@ -110,6 +110,8 @@ var (
 	mMoved       = desc("logmesh_store_slices_moved_total", "Minute slices the sealer switched to their blocks (their loose records then dropped whole).")
 	mExpiredBlk  = desc("logmesh_store_expired_blocks_deleted_total", "Blocks (and late records among them) retention deleted one by one, so that value-log collections can reclaim the files of those in the value log.")
 	mMovedDrop   = desc("logmesh_store_moved_slices_dropped_total", "Moved slices whose loose records were dropped.")
+	mDrops       = desc("logmesh_store_drops_total", "Bulk drops of the store (retention, loose records of moved slices); each holds every write while it runs.")
+	mDropSecs    = desc("logmesh_store_drop_seconds_total", "Time the store's bulk drops held the writes.")
 	mUnsealed    = desc("logmesh_store_blocks_unsealed_total", "Blocks turned back into loose records by a late record or a delete inside them.")
 	mMerged      = desc("logmesh_store_blocks_merged_total", "Blocks of moved slices a switch re-encoded with the late records and deletes of their range.")
 	mCaptured    = desc("logmesh_store_captured_bytes", "Records the sealer keeps in memory to move slices without reading them back (--seal-capture).")
@@ -151,7 +153,7 @@ func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
 		mIngestTrunc, mConnsOpen, mConnsAccepted, mLargeBuffers, mSyslogRefused, mSyslogClosed, mTLSConnsOpen, mTLSConnsAcc,
 		mTLSHandshakeErr, mTLSLineFrames, mRecords, mDiskBytes, mLSMBytes, mVlogBytes, mCommits, mCommitErrors,
 		mCommitSecs, mWritten, mDropped, mWritable, mFreeDisk, mRefused, mUndeliveredBytes, mUndeliveredRecs, mDelivered, mLag, mReplIn, mReplDup, mSkips,
-		mHintsDeleted, mRetired, mVlogGC, mPageOuts, mBlocks, mSealed, mSettled, mMoved, mMovedDrop, mUnsealed, mMerged, mCaptured, mRunsMoved, mSkipped, mLevelTables, mLevelBytes, mLevelScore, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop,
+		mHintsDeleted, mRetired, mVlogGC, mPageOuts, mBlocks, mSealed, mSettled, mMoved, mMovedDrop, mDrops, mDropSecs, mUnsealed, mMerged, mCaptured, mRunsMoved, mSkipped, mLevelTables, mLevelBytes, mLevelScore, mAERounds, mAEErrors, mAESecs, mAELeaves, mAERecords, mAEBytes, mMembers, mFlaps, mGossipDrop,
 		mDebt, mReplRefused, mDelivThrough, mPartitions, mClockSkew, mClockSkewed, mClockOffset, mPartialAnswer, mIDRetags, mAPIConns, mAPIRefused, mAPIReclaimed, mQueriesRefused, mQueriesRunning, mQueryTimeouts} {
 		ch <- d
 	}
@@ -212,6 +214,8 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(mSettled, float64(s.Store.DeletesSettled))
 	counter(mMoved, float64(s.Store.SlicesMoved))
 	counter(mMovedDrop, float64(s.Store.SlicesDropped))
+	counter(mDrops, float64(s.Store.Drops))
+	counter(mDropSecs, s.Store.DropSeconds)
 	counter(mExpiredBlk, float64(s.Store.ExpiredBlocksDeleted))
 	counter(mUnsealed, float64(s.Store.BlocksUnsealed))
 	counter(mMerged, float64(s.Store.BlocksMerged))

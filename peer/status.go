@@ -43,7 +43,8 @@ func (p *Peer) Status() api.Status {
 			BlocksWritten: ds.BlocksWritten, RecordsSealed: ds.RecordsSealed, BlocksUnsealed: ds.BlocksUnsealed,
 			BlocksSkipped: ds.BlocksSkipped, DeletesSettled: ds.DeletesSettled, ExpiredBlocksDeleted: ds.ExpiredBlocksDeleted,
 			SlicesMoved: ds.SlicesMoved, SlicesDropped: ds.SlicesDropped, BlocksMerged: ds.BlocksMerged,
-			CapturedBytes: ds.CapturedBytes, RunsFromMemory: ds.RunsFromMemory, RunsReadBack: ds.RunsReadBack, CaptureShed: ds.CaptureShed},
+			CapturedBytes: ds.CapturedBytes, RunsFromMemory: ds.RunsFromMemory, RunsReadBack: ds.RunsReadBack, CaptureShed: ds.CaptureShed,
+			Drops: ds.Drops, DropSeconds: ds.DropSeconds},
 	}
 	if p.syslog != nil {
 		s.Ingest.Syslog = syslogStatus(p.syslog.Stats())

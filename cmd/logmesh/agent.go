@@ -67,6 +67,7 @@ func agentFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "leave-drain-timeout", Value: 30 * time.Second, EnvVars: env("LEAVE_DRAIN_TIMEOUT"), Usage: "on SIGTERM, how long to deliver what only this peer holds before leaving; if it cannot, it stops without leaving (it delivers them when started again)"},
 		&cli.DurationFlag{Name: "scrub-interval", Value: 24 * time.Hour, EnvVars: env("SCRUB_INTERVAL"), Usage: "how often the whole store is read to check every record and re-derive the digests anti-entropy compares (0: never)"},
 		&cli.DurationFlag{Name: "seal-after", Value: 0, EnvVars: env("SEAL_AFTER"), Usage: "experimental: how long after a minute slice ends its records are sealed into compressed blocks of up to 1024 records per partition and minute (0: never; records that arrive later in a slice already sealed wait for the end of the hour window); until compactions merge the deletions of the loose records with them, a sealed window takes more disk, not less"},
+		&cli.DurationFlag{Name: "drop-moved-every", Value: 5 * time.Minute, EnvVars: env("DROP_MOVED_EVERY"), Usage: "with --seal-after: the least time between two drops of the loose records of slices sealed since (each drop holds every write for seconds; until it, those records stay on disk beside their blocks; 0: at every maintenance, once a minute)"},
 		&cli.StringFlag{Name: "seal-capture", Value: "64MiB", EnvVars: env("SEAL_CAPTURE"), Usage: `with --seal-after: the records the sealer keeps in memory, as they are stored, so that it moves each minute slice into blocks without reading it back; past this, blocks are cut early and smaller ("off": every slice is read back)`},
 		&cli.DurationFlag{Name: "idempotency-ttl", Value: 24 * time.Hour, EnvVars: env("IDEMPOTENCY_TTL"), Usage: "how long a batch's Idempotency-Key is remembered: a retry with the same key stores nothing twice"},
 		&cli.DurationFlag{Name: "clock-offset", Hidden: true, EnvVars: env("CLOCK_OFFSET"), Usage: "shift this peer's clock (fault tests: clock skew)"},
@@ -262,6 +263,9 @@ func peerConfig(c *cli.Context, logger *slog.Logger) (peer.Config, error) {
 	}
 	cfg.ScrubInterval = c.Duration("scrub-interval")
 	cfg.Index.SealAfter = c.Duration("seal-after")
+	if cfg.Index.DropMovedEvery = c.Duration("drop-moved-every"); cfg.Index.DropMovedEvery <= 0 {
+		cfg.Index.DropMovedEvery = -1 // at every maintenance
+	}
 	if cfg.Index.SealCaptureBytes, err = sizeOrOff(c.String("seal-capture"), false, "64MiB"); err != nil {
 		return cfg, flagErr("seal-capture", err)
 	}
