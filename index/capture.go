@@ -77,7 +77,10 @@ type capture struct {
 
 	mu     sync.Mutex
 	slices map[sliceRef]*sliceCapture
-	bytes  int64 // of the pending records
+	// held: slices a move holds off the cuts (holdSlice) until its finish,
+	// whether or not their capture has begun yet
+	held  map[sliceRef]bool
+	bytes int64 // of the pending records
 	// shedSlices counts the slices given up for memory (shed)
 	shedSlices uint64
 }
@@ -88,9 +91,6 @@ type sliceCapture struct {
 	broken bool
 	// closed: the slice's move took it over; later writes are not captured
 	closed bool
-	// moving: a move lists the slice to take it over (holdSlice): no cut
-	// takes its records any more, while the other slices' go on
-	moving bool
 	runs   map[record.Partition]*runCapture
 }
 
@@ -290,7 +290,11 @@ func (c *capture) lockCuts() func() {
 
 // holdSlice keeps every later cut off slice ref, whose move is about to
 // list it and take it over (finish): it waits for a cut in flight, which may
-// hold records of it, and marks the slice so that no later cut takes any.
+// hold records of it, and notes the slice held, so that no later cut takes
+// any until finish, even of a capture that begins meanwhile (a slice empty
+// here whose first records arrive before the listing: a review's
+// TestACutOfASliceCapturedDuringItsListingLandsBeforeItsSwitch). finish
+// must follow, with nothing between that can fail.
 // Cuts of the other slices go on meanwhile: a move lists a minute of records
 // (seconds at 100 000 lines/s), and a cutter held off all that time let the
 // capture of the slice being written pass twice its budget and give it up.
@@ -302,9 +306,10 @@ func (c *capture) holdSlice(ref sliceRef) {
 	defer c.cutMu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if sc := c.slices[ref]; sc != nil {
-		sc.moving = true
+	if c.held == nil {
+		c.held = map[sliceRef]bool{}
 	}
+	c.held[ref] = true
 }
 
 // valid reports whether slice ref has a capture its move can use, copies
@@ -343,7 +348,7 @@ func (c *capture) cuts(now time.Time, per, fewest int, maxBytes int64) []capture
 			break
 		}
 		for ref, sc := range c.slices {
-			if sc.broken || sc.closed || sc.moving {
+			if sc.broken || sc.closed || c.held[ref] {
 				continue
 			}
 			for p, rc := range sc.runs {
@@ -438,6 +443,7 @@ func (c *capture) finish(ref sliceRef, listTs uint64, runs [][2]int, counts []in
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	delete(c.held, ref)
 	sc := c.slices[ref]
 	if sc == nil || sc.broken || sc.closed {
 		if sc != nil && !sc.closed {

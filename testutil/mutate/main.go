@@ -309,9 +309,16 @@ var mutations = []mutation{
 	{
 		name: "cuts-take-records-of-a-slice-being-listed",
 		file: "index/capture.go",
-		from: "if sc.broken || sc.closed || sc.moving {",
+		from: "if sc.broken || sc.closed || c.held[ref] {",
 		to:   "if sc.broken || sc.closed {",
 		pkg:  "./index", run: "TestCutsGoOnWhileAMoveListsItsSlice",
+	},
+	{
+		name: "a-slice-held-only-if-its-capture-has-begun",
+		file: "index/capture.go",
+		from: "\tif c.held == nil {\n\t\tc.held = map[sliceRef]bool{}\n\t}\n\tc.held[ref] = true\n",
+		to:   "\tif c.held == nil {\n\t\tc.held = map[sliceRef]bool{}\n\t}\n\tif c.slices[ref] != nil {\n\t\tc.held[ref] = true\n\t}\n",
+		pkg:  "./index", run: "TestACutOfASliceCapturedDuringItsListingLandsBeforeItsSwitch",
 	},
 	{
 		name: "moved-slices-drop-at-every-maintenance",
